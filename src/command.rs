@@ -1,0 +1,1 @@
+//! The `command` module (being written).

@@ -1,0 +1,1 @@
+//! The `framing` module (being written).

@@ -1,0 +1,1 @@
+//! The `hostport` module (being written).

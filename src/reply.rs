@@ -1,0 +1,1 @@
+//! The `reply` module (being written).

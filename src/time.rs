@@ -1,0 +1,1 @@
+//! The `time` module (being written).

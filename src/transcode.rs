@@ -1,0 +1,1 @@
+//! The `transcode` module (being written).
