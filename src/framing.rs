@@ -786,7 +786,7 @@ mod tests {
         let max = config.max_line_len;
         let mut out = Vec::new();
         let (mut line, mut t, mut cr, mut too_long) = (Vec::new(), T::Data, false, false);
-        let mut push = |line: &mut Vec<u8>, too_long: &mut bool, b: u8| {
+        let push = |line: &mut Vec<u8>, too_long: &mut bool, b: u8| {
             if !*too_long {
                 line.push(b);
                 if line.len() > max {
