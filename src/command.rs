@@ -36,7 +36,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use nom::branch::alt;
-use nom::bytes::complete::{tag, tag_no_case, take_while1};
+use nom::bytes::complete::{tag_no_case, take_while1};
 use nom::character::complete::{char, digit1};
 use nom::combinator::{all_consuming, eof, map_res, opt, value};
 use nom::sequence::preceded;
@@ -1139,7 +1139,6 @@ mod tests {
                 b"LIST -l -a /my dir",
                 Command::List(ListArgs::new(Some(p("/my dir"))).with_options(b"la")),
             ),
-            (b"LIST -", Command::List(ListArgs::new(Some(p("./-"))))),
             (b"NLST *.txt", Command::Nlst(ListArgs::new(Some(p("*.txt"))))),
             (b"STAT", Command::Stat(None)),
             (b"STAT -la /", Command::Stat(Some(ListArgs::new(Some(p("/"))).with_options(b"la")))),
@@ -1262,6 +1261,15 @@ mod tests {
         assert_eq!(Pathname::new("a\r\nDELE b"), Err(ArgumentError::ForbiddenByte));
         assert_eq!(Text::new(""), Err(ArgumentError::Empty));
         assert_eq!(Password::try_from("a\0"), Err(ArgumentError::ForbiddenByte));
+    }
+
+    #[test]
+    fn a_lone_dash_is_a_path() {
+        let Ok(Command::List(args)) = Command::parse(b"LIST -") else {
+            panic!("LIST - did not parse");
+        };
+        assert_eq!(args.path().map(Pathname::as_bytes), Some(&b"-"[..]));
+        assert!(args.options().is_empty());
     }
 
     #[test]
