@@ -22,7 +22,6 @@ fn feat_reply() -> Reply {
         "TVFS",
         "UTF8",
         "LANG EN*",
-        "CLNT",
         "MLSD",
     ];
     let mut lines = vec!["Features:".to_string()];

@@ -12,8 +12,8 @@
 //!
 //! Text is bytes (RFC 959 is 7-bit Telnet NVT, RFC 2640 allows UTF-8; neither is enforced here). A CR or LF
 //! inside a line must never reach the wire as such, or a peer could inject a forged reply. The encoder
-//! therefore writes **LF as NUL**, and **CR as CR NUL** (the Telnet form of a bare CR, which RFC 2640 §3.1
-//! prescribes for pathnames). For a `257` pathname both are reversible because a pathname cannot contain
+//! therefore writes **LF as NUL**, and **CR as CR NUL** (the Telnet form of a bare CR, which RFC 2640
+//! prescribes for a CR inside a pathname). For a `257` pathname both are reversible because a pathname cannot contain
 //! NUL; [`parse_quoted_pathname`] undoes them.
 //!
 //! [`ReplyParser`] is the client side: a streaming, chunking-independent parser with explicit memory bounds
@@ -801,7 +801,7 @@ impl ReplyParser {
         }
         let raw_len = self.partial.len().saturating_add(head.len());
         let last_byte = head.last().or(self.partial.last());
-        let content_len = raw_len - usize::from(last_byte == Some(&b'\r'));
+        let content_len = raw_len.saturating_sub(usize::from(last_byte == Some(&b'\r')));
         let wire_len = raw_len.saturating_add(1);
         if content_len > self.max_line_len() {
             let prefix = LinePrefix::of(&self.partial, head);
