@@ -659,8 +659,8 @@ pub enum ListLineError {
 /// `None`), ACL markers (`-rw-r--r--+`) and setgid/sticky letters. The name is everything after the single
 /// space that follows the date, spaces included; a symlink's name is split at the first ` -> ` (so a link
 /// whose own name contains ` -> ` or ends in ` ->` can't be read back exactly: `ls` output is ambiguous
-/// there; use MLSD when that matters). DOS names
-/// lose leading spaces (the columns are padded). Garbage gives an error, never a panic.
+/// there; use MLSD when that matters). DOS names lose leading spaces (the columns are padded). Garbage
+/// gives an error, never a panic.
 ///
 /// `now` resolves the year of recent Unix dates, which `ls` omits.
 ///
