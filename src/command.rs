@@ -570,7 +570,10 @@ pub fn known_verbs() -> impl Iterator<Item = &'static str> {
 }
 
 /// Splits a line into the verb and the argument (`None` when absent or empty).
-fn verb_and_argument(line: &[u8]) -> IResult<&[u8], (&[u8], Option<&[u8]>)> {
+/// A command line split into its verb and its argument, if it has one.
+type VerbAndArgument<'a> = (&'a [u8], Option<&'a [u8]>);
+
+fn verb_and_argument(line: &[u8]) -> IResult<&[u8], VerbAndArgument<'_>> {
     let (rest, verb) = take_while1(|b: u8| b.is_ascii_alphabetic()).parse(line)?;
     let (rest, arg) = alt((
         value(None, eof),
@@ -645,15 +648,15 @@ fn is_valid_host(name: &[u8]) -> bool {
             .is_some();
     }
     name.len() <= 253
-        && name
-            .split(|&b| b == b'.')
-            .all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
-                    && label.first() != Some(&b'-')
-                    && label.last() != Some(&b'-')
-            })
+        && name.split(|&b| b == b'.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+                && label.first() != Some(&b'-')
+                && label.last() != Some(&b'-')
+        })
 }
 
 /// Splits `LIST`-style arguments into leading `-options` words and the path.
@@ -780,9 +783,8 @@ impl Command {
             out.extend_from_slice(bytes);
         };
         match self {
-            User(t) | Acct(t) | Site(t) | Auth(t) | Adat(t) | Mic(t) | Conf(t) | Enc(t) | Host(t) => {
-                arg(t.as_bytes())
-            }
+            User(t) | Acct(t) | Site(t) | Auth(t) | Adat(t) | Mic(t) | Conf(t) | Enc(t)
+            | Host(t) => arg(t.as_bytes()),
             Pass(Some(p)) => arg(p.as_bytes()),
             Cwd(p) | Smnt(p) | Retr(p) | Stor(p) | Appe(p) | Rnfr(p) | Rnto(p) | Dele(p)
             | Rmd(p) | Mkd(p) | Size(p) | Mdtm(p) => arg(p.as_bytes()),
@@ -824,9 +826,25 @@ impl Command {
                 out.extend_from_slice(path.as_bytes());
             }
             Unknown { arg: Some(t), .. } => arg(t.as_bytes()),
-            Pass(None) | Stou(None) | Mlst(None) | Mlsd(None) | Help(None) | Lang(None)
-            | Stat(None) | Epsv(EpsvArg::Any) | Unknown { arg: None, .. } | Cdup | Rein | Quit
-            | Pasv | Abor | Pwd | Syst | Noop | Ccc | Feat => {}
+            Pass(None)
+            | Stou(None)
+            | Mlst(None)
+            | Mlsd(None)
+            | Help(None)
+            | Lang(None)
+            | Stat(None)
+            | Epsv(EpsvArg::Any)
+            | Unknown { arg: None, .. }
+            | Cdup
+            | Rein
+            | Quit
+            | Pasv
+            | Abor
+            | Pwd
+            | Syst
+            | Noop
+            | Ccc
+            | Feat => {}
         }
     }
 }
@@ -939,9 +957,9 @@ fn parse_known(verb: &'static str, arg: Option<&[u8]>) -> Result<Command, ParseE
         "STOR" => path().map(Stor),
         "STOU" => Ok(Stou(arg.map(|a| Pathname(a.to_vec())))),
         "APPE" => path().map(Appe),
-        "ALLO" => typed(
-            whole(required()?, allo).map(|(size, record_size)| Allo { size, record_size }),
-        ),
+        "ALLO" => {
+            typed(whole(required()?, allo).map(|(size, record_size)| Allo { size, record_size }))
+        }
         "REST" => typed(whole(required()?, decimal::<u64>).map(Rest)),
         "RNFR" => path().map(Rnfr),
         "RNTO" => path().map(Rnto),
@@ -1036,8 +1054,7 @@ fn parse_epsv(arg: Option<&[u8]>) -> Result<EpsvArg, ParseError> {
     if arg.eq_ignore_ascii_case(b"ALL") {
         return Ok(EpsvArg::All);
     }
-    let number =
-        whole(arg, decimal::<u32>).ok_or(ParseError::InvalidArgument { verb: "EPSV" })?;
+    let number = whole(arg, decimal::<u32>).ok_or(ParseError::InvalidArgument { verb: "EPSV" })?;
     u8::try_from(number)
         .ok()
         .and_then(NetworkProtocol::from_number)
@@ -1094,10 +1111,13 @@ mod tests {
                 _ => " x",
             };
             let line = format!("{}{arg}", wire.to_lowercase());
-            let cmd = Command::parse(line.as_bytes())
-                .unwrap_or_else(|e| panic!("{line:?} failed: {e}"));
+            let cmd =
+                Command::parse(line.as_bytes()).unwrap_or_else(|e| panic!("{line:?} failed: {e}"));
             assert_eq!(cmd.verb(), *canonical, "{line:?}");
-            assert_eq!(Command::parse(&cmd.to_bytes()[..cmd.to_bytes().len() - 2]), Ok(cmd));
+            assert_eq!(
+                Command::parse(&cmd.to_bytes()[..cmd.to_bytes().len() - 2]),
+                Ok(cmd)
+            );
         }
     }
 
@@ -1108,9 +1128,15 @@ mod tests {
             (b"USER anonymous", Command::User(t("anonymous"))),
             (b"PASS ", Command::Pass(None)),
             (b"PASS", Command::Pass(None)),
-            (b"PASS  lead space", Command::Pass(Some(Password::new(" lead space").unwrap()))),
+            (
+                b"PASS  lead space",
+                Command::Pass(Some(Password::new(" lead space").unwrap())),
+            ),
             (b"RETR  a", Command::Retr(p(" a"))),
-            (b"retr \xff\xfe.bin", Command::Retr(Pathname::new(&b"\xff\xfe.bin"[..]).unwrap())),
+            (
+                b"retr \xff\xfe.bin",
+                Command::Retr(Pathname::new(&b"\xff\xfe.bin"[..]).unwrap()),
+            ),
             (b"XPWD", Command::Pwd),
             (b"XCUP", Command::Cdup),
             (b"xmkd new", Command::Mkd(p("new"))),
@@ -1121,27 +1147,60 @@ mod tests {
                 b"PORT 192,168,1,15,9,47",
                 Command::Port(HostPort::new(Ipv4Addr::new(192, 168, 1, 15), 2351)),
             ),
-            (b"TYPE A", Command::Type(TransferType::Ascii(FormatControl::NonPrint))),
-            (b"TYPE A N", Command::Type(TransferType::Ascii(FormatControl::NonPrint))),
-            (b"type a t", Command::Type(TransferType::Ascii(FormatControl::Telnet))),
-            (b"TYPE E C", Command::Type(TransferType::Ebcdic(FormatControl::Asa))),
+            (
+                b"TYPE A",
+                Command::Type(TransferType::Ascii(FormatControl::NonPrint)),
+            ),
+            (
+                b"TYPE A N",
+                Command::Type(TransferType::Ascii(FormatControl::NonPrint)),
+            ),
+            (
+                b"type a t",
+                Command::Type(TransferType::Ascii(FormatControl::Telnet)),
+            ),
+            (
+                b"TYPE E C",
+                Command::Type(TransferType::Ebcdic(FormatControl::Asa)),
+            ),
             (b"TYPE L 8", Command::Type(TransferType::Local(8))),
             (b"TYPE L8", Command::Type(TransferType::Local(8))),
             (b"STRU R", Command::Stru(Structure::Record)),
             (b"MODE b", Command::Mode(TransferMode::Block)),
-            (b"ALLO 1024", Command::Allo { size: 1024, record_size: None }),
-            (b"ALLO 1024 R 80", Command::Allo { size: 1024, record_size: Some(80) }),
+            (
+                b"ALLO 1024",
+                Command::Allo {
+                    size: 1024,
+                    record_size: None,
+                },
+            ),
+            (
+                b"ALLO 1024 R 80",
+                Command::Allo {
+                    size: 1024,
+                    record_size: Some(80),
+                },
+            ),
             (b"REST 18446744073709551615", Command::Rest(u64::MAX)),
             (b"STOU", Command::Stou(None)),
             (b"LIST", Command::List(ListArgs::default())),
-            (b"LIST -la", Command::List(ListArgs::default().with_options(b"la"))),
+            (
+                b"LIST -la",
+                Command::List(ListArgs::default().with_options(b"la")),
+            ),
             (
                 b"LIST -l -a /my dir",
                 Command::List(ListArgs::new(Some(p("/my dir"))).with_options(b"la")),
             ),
-            (b"NLST *.txt", Command::Nlst(ListArgs::new(Some(p("*.txt"))))),
+            (
+                b"NLST *.txt",
+                Command::Nlst(ListArgs::new(Some(p("*.txt")))),
+            ),
             (b"STAT", Command::Stat(None)),
-            (b"STAT -la /", Command::Stat(Some(ListArgs::new(Some(p("/"))).with_options(b"la")))),
+            (
+                b"STAT -la /",
+                Command::Stat(Some(ListArgs::new(Some(p("/"))).with_options(b"la"))),
+            ),
             (b"HELP", Command::Help(None)),
             (b"HELP RETR", Command::Help(Some(t("RETR")))),
             (b"SITE CHMOD 755 x", Command::Site(t("CHMOD 755 x"))),
@@ -1150,13 +1209,22 @@ mod tests {
             (b"PROT P", Command::Prot(ProtectionLevel::Private)),
             (b"OPTS UTF8 ON", Command::Opts(OptsArg::Utf8(true))),
             (b"opts utf8 off", Command::Opts(OptsArg::Utf8(false))),
-            (b"OPTS MLST type;size;", Command::Opts(OptsArg::Mlst(b"type;size;".to_vec()))),
+            (
+                b"OPTS MLST type;size;",
+                Command::Opts(OptsArg::Mlst(b"type;size;".to_vec())),
+            ),
             (b"OPTS MLST", Command::Opts(OptsArg::Mlst(Vec::new()))),
             (
                 b"OPTS MODE Z LEVEL 9",
-                Command::Opts(OptsArg::Other { command: t("MODE"), options: Some(t("Z LEVEL 9")) }),
+                Command::Opts(OptsArg::Other {
+                    command: t("MODE"),
+                    options: Some(t("Z LEVEL 9")),
+                }),
             ),
-            (b"EPRT |1|132.235.1.2|6275|", Command::Eprt(v4(132, 235, 1, 2, 6275))),
+            (
+                b"EPRT |1|132.235.1.2|6275|",
+                Command::Eprt(v4(132, 235, 1, 2, 6275)),
+            ),
             (
                 b"EPRT |2|1080::8:800:200C:417A|5282|",
                 Command::Eprt(SocketAddr::V6(SocketAddrV6::new(
@@ -1168,7 +1236,10 @@ mod tests {
             ),
             (b"EPSV", Command::Epsv(EpsvArg::Any)),
             (b"EPSV all", Command::Epsv(EpsvArg::All)),
-            (b"EPSV 2", Command::Epsv(EpsvArg::Protocol(NetworkProtocol::V6))),
+            (
+                b"EPSV 2",
+                Command::Epsv(EpsvArg::Protocol(NetworkProtocol::V6)),
+            ),
             (b"LANG", Command::Lang(None)),
             (b"MLST", Command::Mlst(None)),
             (b"MLSD /pub", Command::Mlsd(Some(p("/pub")))),
@@ -1182,8 +1253,20 @@ mod tests {
                     path: p("a file"),
                 },
             ),
-            (b"XYZZY plugh", Command::Unknown { verb: "XYZZY".into(), arg: Some(t("plugh")) }),
-            (b"clnt", Command::Unknown { verb: "CLNT".into(), arg: None }),
+            (
+                b"XYZZY plugh",
+                Command::Unknown {
+                    verb: "XYZZY".into(),
+                    arg: Some(t("plugh")),
+                },
+            ),
+            (
+                b"clnt",
+                Command::Unknown {
+                    verb: "CLNT".into(),
+                    arg: None,
+                },
+            ),
         ];
         for (line, expected) in cases {
             assert_eq!(
@@ -1222,29 +1305,62 @@ mod tests {
             (b"STRU X", InvalidArgument { verb: "STRU" }, 501),
             (b"MODE", MissingArgument { verb: "MODE" }, 501),
             (b"REST -1", InvalidArgument { verb: "REST" }, 501),
-            (b"REST 99999999999999999999", InvalidArgument { verb: "REST" }, 501),
+            (
+                b"REST 99999999999999999999",
+                InvalidArgument { verb: "REST" },
+                501,
+            ),
             (b"REST 1 2", InvalidArgument { verb: "REST" }, 501),
             (b"ALLO x", InvalidArgument { verb: "ALLO" }, 501),
             (b"PBSZ 4294967296", InvalidArgument { verb: "PBSZ" }, 501),
             (b"PROT Q", InvalidArgument { verb: "PROT" }, 501),
             (b"OPTS UTF8 MAYBE", InvalidArgument { verb: "OPTS" }, 501),
-            (b"EPRT |3|1.2.3.4|5|", UnsupportedNetworkProtocol { verb: "EPRT" }, 522),
+            (
+                b"EPRT |3|1.2.3.4|5|",
+                UnsupportedNetworkProtocol { verb: "EPRT" },
+                522,
+            ),
             (b"EPRT |1|::1|5|", InvalidArgument { verb: "EPRT" }, 501),
             (b"EPRT 1.2.3.4", InvalidArgument { verb: "EPRT" }, 501),
             (b"EPSV 3", UnsupportedNetworkProtocol { verb: "EPSV" }, 522),
             (b"EPSV x", InvalidArgument { verb: "EPSV" }, 501),
-            (b"HOST ftp.example.com:21", InvalidArgument { verb: "HOST" }, 501),
+            (
+                b"HOST ftp.example.com:21",
+                InvalidArgument { verb: "HOST" },
+                501,
+            ),
             (b"HOST [::1]:21", InvalidArgument { verb: "HOST" }, 501),
             (b"HOST -bad-.com", InvalidArgument { verb: "HOST" }, 501),
             (b"HOST a..b", InvalidArgument { verb: "HOST" }, 501),
-            (b"MFMT 20231301000000 f", InvalidArgument { verb: "MFMT" }, 501),
-            (b"MFMT 20230229000000 f", InvalidArgument { verb: "MFMT" }, 501),
-            (b"MFMT 20230101000000", InvalidArgument { verb: "MFMT" }, 501),
-            (b"MFMT 20230101000000 ", InvalidArgument { verb: "MFMT" }, 501),
+            (
+                b"MFMT 20231301000000 f",
+                InvalidArgument { verb: "MFMT" },
+                501,
+            ),
+            (
+                b"MFMT 20230229000000 f",
+                InvalidArgument { verb: "MFMT" },
+                501,
+            ),
+            (
+                b"MFMT 20230101000000",
+                InvalidArgument { verb: "MFMT" },
+                501,
+            ),
+            (
+                b"MFMT 20230101000000 ",
+                InvalidArgument { verb: "MFMT" },
+                501,
+            ),
         ];
         for (line, error, code) in cases {
             let got = Command::parse(line);
-            assert_eq!(got.as_ref(), Err(error), "{}", String::from_utf8_lossy(line));
+            assert_eq!(
+                got.as_ref(),
+                Err(error),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
             assert_eq!(error.reply_code().get(), *code);
         }
     }
@@ -1258,7 +1374,10 @@ mod tests {
 
     #[test]
     fn constructors_reject_line_breaks() {
-        assert_eq!(Pathname::new("a\r\nDELE b"), Err(ArgumentError::ForbiddenByte));
+        assert_eq!(
+            Pathname::new("a\r\nDELE b"),
+            Err(ArgumentError::ForbiddenByte)
+        );
         assert_eq!(Text::new(""), Err(ArgumentError::Empty));
         assert_eq!(Password::try_from("a\0"), Err(ArgumentError::ForbiddenByte));
     }
@@ -1283,7 +1402,11 @@ mod tests {
     /// Lines built from pieces a real client might send, plus noise.
     fn line_strategy() -> impl Strategy<Value = Vec<u8>> {
         let verb = prop::sample::select(
-            VERBS.iter().map(|(w, _)| w.to_string()).chain(["XYZ".to_string()]).collect::<Vec<_>>(),
+            VERBS
+                .iter()
+                .map(|(w, _)| w.to_string())
+                .chain(["XYZ".to_string()])
+                .collect::<Vec<_>>(),
         );
         let arg = prop_oneof![
             Just(String::new()),

@@ -8,5 +8,6 @@ pub mod hostport;
 pub mod listing;
 pub mod path;
 pub mod reply;
+pub mod server;
 pub mod time;
 pub mod transcode;

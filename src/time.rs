@@ -297,7 +297,12 @@ mod tests {
             b"",
             b"..............",
         ] {
-            assert_eq!(Timestamp::parse_ftp(bad), None, "{}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                Timestamp::parse_ftp(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert!(Timestamp::parse_ftp(b"20000229000000").is_some());
     }

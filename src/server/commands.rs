@@ -1,0 +1,1156 @@
+//! What the server session does with each command and with each answer from its driver.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::command::{
+    Command, EpsvArg, FormatControl, ListArgs, OptsArg, Pathname, Structure, TransferMode,
+    TransferType,
+};
+use crate::hostport::{self, HostPort, NetworkProtocol};
+use crate::listing::{self, DirEntry, EntryKind, FactSet, Permissions};
+use crate::path::VirtualPath;
+use crate::reply::{self, Reply, ReplyCode};
+use crate::transcode::{CrLfToLf, LfToCrLf, Transcoder};
+
+use super::io::{Access, Action, Completion, Event, StorageError, StorageRequest, WriteMode};
+use super::transfer::{Direction, ListingFormat, ListingSource, Phase, Step, Transfer};
+use super::{AnonymousPolicy, DataChannel, Login, Pending, Session};
+
+/// What to do with the answer to a storage request made for a command.
+#[derive(Debug)]
+pub(super) enum Then {
+    /// `CWD`: change to this directory if it is one.
+    ChangeDirectory(VirtualPath),
+    /// `SIZE`: report the size of a plain file.
+    ReportSize,
+    /// `MDTM`: report the modification time.
+    ReportModified,
+    /// `RNFR`: remember the path if it exists.
+    RememberRenameSource(VirtualPath),
+    /// `MLST`: the facts of this path on the control connection.
+    ReportFacts(VirtualPath),
+    /// `STAT path`: a listing on the control connection.
+    ReportListing(VirtualPath),
+    /// Send this reply on success.
+    Reply(ReplyCode, Vec<u8>),
+}
+
+/// Verbs that work before login (RFC 959 §5.4 and the security and feature extensions, which clients use
+/// before logging in). Everything else gets 530.
+fn allowed_before_login(verb: &str) -> bool {
+    matches!(
+        verb,
+        "USER"
+            | "PASS"
+            | "ACCT"
+            | "QUIT"
+            | "HELP"
+            | "FEAT"
+            | "SYST"
+            | "NOOP"
+            | "AUTH"
+            | "ADAT"
+            | "PBSZ"
+            | "PROT"
+            | "CCC"
+            | "MIC"
+            | "CONF"
+            | "ENC"
+            | "OPTS"
+            | "HOST"
+            | "LANG"
+            | "REIN"
+            | "ABOR"
+    )
+}
+
+/// Names a client may use for anonymous login (RFC 1635).
+fn is_anonymous_name(user: &[u8]) -> bool {
+    user.eq_ignore_ascii_case(b"anonymous") || user.eq_ignore_ascii_case(b"ftp")
+}
+
+/// The line as it may appear in a log: the argument of `PASS` is masked.
+fn loggable(line: &[u8]) -> String {
+    let is_pass = line.len() >= 4
+        && line
+            .get(..4)
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"PASS"));
+    if is_pass {
+        "PASS ****".to_owned()
+    } else {
+        String::from_utf8_lossy(line).into_owned()
+    }
+}
+
+/// The reply code and text for a failed storage operation.
+fn storage_error_reply(error: &StorageError) -> (ReplyCode, String) {
+    let code = match error {
+        StorageError::NoSpace => ReplyCode::EXCEEDED_STORAGE,
+        StorageError::InvalidName => ReplyCode::FILE_NAME_NOT_ALLOWED,
+        StorageError::DataConnection => ReplyCode::CANT_OPEN_DATA,
+        StorageError::Other(_) => ReplyCode::LOCAL_ERROR,
+        _ => ReplyCode::FILE_UNAVAILABLE_PERMANENT,
+    };
+    let text = match error {
+        // The driver's own words may reveal server paths: keep them for its log.
+        StorageError::Other(_) => "Local error in processing.".to_owned(),
+        other => format!("{other}."),
+    };
+    (code, text)
+}
+
+const FEATURES: &[&str] = &[
+    "EPRT",
+    "EPSV",
+    "HOST",
+    "MDTM",
+    "MFMT",
+    "PASV",
+    "REST STREAM",
+    "SIZE",
+    "TVFS",
+    "UTF8",
+];
+
+impl Session {
+    /// Handles one command line.
+    pub(super) fn handle_line(&mut self, now: Instant, line: &[u8]) {
+        self.events.push_back(Event::Command(loggable(line)));
+        let command = match Command::parse(line) {
+            Ok(command) => command,
+            Err(error) => {
+                let needs_login = error.verb().is_some_and(|v| !allowed_before_login(v));
+                if needs_login && !self.is_logged_in() {
+                    self.reply_not_logged_in();
+                } else {
+                    self.reply(error.reply_code(), format!("{error}."));
+                }
+                return;
+            }
+        };
+        // RFC 959 §4.1.3: RNTO must come right after RNFR; anything else forgets the RNFR.
+        let rename_from = self.rename_from.take();
+        if self.transfer.is_some() {
+            self.command_during_transfer(command);
+        } else if let Command::Unknown { .. } = command {
+            self.reply(ReplyCode::SYNTAX_ERROR, "Unknown command.");
+        } else if !self.is_logged_in() && !allowed_before_login(command.verb()) {
+            self.reply_not_logged_in();
+        } else {
+            self.dispatch(now, command, rename_from);
+        }
+    }
+
+    fn is_logged_in(&self) -> bool {
+        matches!(self.login, Login::LoggedIn { .. })
+    }
+
+    fn access(&self) -> Access {
+        match self.login {
+            Login::LoggedIn { access, .. } => access,
+            _ => Access::ReadOnly,
+        }
+    }
+
+    fn reply_not_logged_in(&mut self) {
+        self.reply(ReplyCode::NOT_LOGGED_IN, "Please login with USER and PASS.");
+    }
+
+    /// The commands that may run while a transfer is in progress.
+    fn command_during_transfer(&mut self, command: Command) {
+        match command {
+            Command::Abor => {
+                self.abort_transfer();
+                self.reply(
+                    ReplyCode::TRANSFER_ABORTED,
+                    "Connection closed; transfer aborted.",
+                );
+                self.reply(ReplyCode::CLOSING_DATA, "Abort successful.");
+            }
+            Command::Stat(None) => {
+                let (verb, path, bytes) = match &self.transfer {
+                    Some(t) => (t.verb, t.path.to_string_lossy(), t.bytes),
+                    None => return,
+                };
+                self.reply(
+                    ReplyCode::FILE_STATUS,
+                    format!("Status: {verb} {path}: {bytes} bytes transferred."),
+                );
+            }
+            // The transfer's own reply goes first; then 221 (see `end_transfer`).
+            Command::Quit => self.quit_after_transfer = true,
+            Command::Noop => self.reply(ReplyCode::COMMAND_OK, "NOOP ok."),
+            // `process_queue` only lets the commands above through during a transfer.
+            _ => self.reply(ReplyCode::BAD_SEQUENCE, "A transfer is in progress."),
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, command: Command, rename_from: Option<VirtualPath>) {
+        use Command::*;
+        match command {
+            User(name) => self.handle_user(name.as_bytes()),
+            Pass(password) => self.pass(now, password),
+            Acct(_) => self.reply(
+                ReplyCode::COMMAND_NOT_IMPLEMENTED_SUPERFLUOUS,
+                "ACCT not needed.",
+            ),
+            Rein => self.reinitialize(),
+            Quit => {
+                let goodbye = self.config.goodbye.clone();
+                self.reply(ReplyCode::CLOSING_CONTROL, goodbye);
+                self.close();
+            }
+            Pwd => {
+                let mut text = reply::quote_pathname(self.cwd.as_bytes());
+                text.extend_from_slice(b" is the current directory.");
+                self.reply(ReplyCode::PATHNAME_CREATED, text);
+            }
+            Cwd(path) => self.with_path(&path, |s, path| {
+                s.storage(
+                    StorageRequest::Stat(path.clone()),
+                    Then::ChangeDirectory(path),
+                )
+            }),
+            Cdup => {
+                self.cwd = self.cwd.parent().unwrap_or_else(VirtualPath::root);
+                self.reply(ReplyCode::FILE_ACTION_OK, "Directory successfully changed.");
+            }
+            Smnt(_) => self.reply(ReplyCode::NOT_IMPLEMENTED, "SMNT not implemented."),
+            Type(t) => self.set_type(t),
+            Stru(Structure::File) => self.reply(ReplyCode::COMMAND_OK, "Structure set to F."),
+            Stru(_) => self.reply(
+                ReplyCode::NOT_IMPLEMENTED_FOR_PARAMETER,
+                "Only file structure is supported.",
+            ),
+            Mode(TransferMode::Stream) => self.reply(ReplyCode::COMMAND_OK, "Mode set to S."),
+            Mode(_) => self.reply(
+                ReplyCode::NOT_IMPLEMENTED_FOR_PARAMETER,
+                "Only stream mode is supported.",
+            ),
+            Port(hp) => self.port(SocketAddr::V4(hp.socket_addr()), "PORT"),
+            Eprt(addr) => self.port(addr, "EPRT"),
+            Pasv => self.passive(false, None),
+            Epsv(EpsvArg::All) => {
+                self.epsv_all = true;
+                self.reply(ReplyCode::COMMAND_OK, "EPSV ALL ok.");
+            }
+            Epsv(EpsvArg::Any) => self.passive(true, None),
+            Epsv(EpsvArg::Protocol(p)) => self.passive(true, Some(p)),
+            Rest(offset) => {
+                self.restart_offset = offset;
+                self.reply(
+                    ReplyCode::FILE_ACTION_PENDING,
+                    format!("Restarting at {offset}. Send STORE or RETRIEVE."),
+                );
+            }
+            Retr(path) => self.retrieve(&path),
+            Stor(path) => self.store(&path, "STOR"),
+            Appe(path) => self.store(&path, "APPE"),
+            Stou(path) => self.store_unique(path.as_ref()),
+            List(args) => self.list(args, "LIST", ListingFormat::Long),
+            Nlst(args) => self.list(args, "NLST", ListingFormat::Names),
+            Mlsd(path) => {
+                let format = ListingFormat::Facts(self.mlst_facts, self.permissions());
+                self.list(ListArgs::new(path), "MLSD", format)
+            }
+            Mlst(path) => {
+                let target = match path {
+                    Some(p) => self.resolve(&p),
+                    None => Some(self.cwd.clone()),
+                };
+                if let Some(path) = target {
+                    self.storage(StorageRequest::Stat(path.clone()), Then::ReportFacts(path));
+                }
+            }
+            Stat(None) => self.status(),
+            Stat(Some(args)) => {
+                let target = match args.path() {
+                    Some(p) => self.resolve(p),
+                    None => Some(self.cwd.clone()),
+                };
+                if let Some(path) = target {
+                    let limit = self.config.max_listing_entries;
+                    let request = StorageRequest::List {
+                        path: path.clone(),
+                        limit,
+                    };
+                    self.storage(request, Then::ReportListing(path));
+                }
+            }
+            Size(path) => {
+                if matches!(self.transfer_type, TransferType::Ascii(_)) {
+                    // Its TYPE A size needs the whole file read; vsftpd and ProFTPD refuse too.
+                    self.reply(
+                        ReplyCode::FILE_UNAVAILABLE_PERMANENT,
+                        "SIZE not allowed in ASCII mode.",
+                    );
+                } else {
+                    self.with_path(&path, |s, path| {
+                        s.storage(StorageRequest::Stat(path), Then::ReportSize)
+                    });
+                }
+            }
+            Mdtm(path) => self.with_path(&path, |s, path| {
+                s.storage(StorageRequest::Stat(path), Then::ReportModified)
+            }),
+            Dele(path) => self.write_op(&path, |path| {
+                let then = Then::Reply(ReplyCode::FILE_ACTION_OK, b"File deleted.".to_vec());
+                (StorageRequest::Delete(path), then)
+            }),
+            Mkd(path) => self.write_op(&path, |path| {
+                let mut text = reply::quote_pathname(path.as_bytes());
+                text.extend_from_slice(b" created.");
+                let then = Then::Reply(ReplyCode::PATHNAME_CREATED, text);
+                (StorageRequest::MakeDirectory(path), then)
+            }),
+            Rmd(path) => self.write_op(&path, |path| {
+                let then = Then::Reply(ReplyCode::FILE_ACTION_OK, b"Directory removed.".to_vec());
+                (StorageRequest::RemoveDirectory(path), then)
+            }),
+            Rnfr(path) => self.write_op(&path, |path| {
+                (
+                    StorageRequest::Stat(path.clone()),
+                    Then::RememberRenameSource(path),
+                )
+            }),
+            Rnto(to) => match rename_from {
+                None => self.reply(ReplyCode::BAD_SEQUENCE, "RNFR required first."),
+                Some(from) => self.write_op(&to, |to| {
+                    let then =
+                        Then::Reply(ReplyCode::FILE_ACTION_OK, b"Rename successful.".to_vec());
+                    (StorageRequest::Rename { from, to }, then)
+                }),
+            },
+            Mfmt { time, path } => self.write_op(&path, |path| {
+                let mut text = format!("Modify={}; ", time.to_ftp_string()).into_bytes();
+                text.extend_from_slice(path.as_bytes());
+                let then = Then::Reply(ReplyCode::FILE_STATUS, text);
+                (StorageRequest::SetModified { path, time }, then)
+            }),
+            Allo { .. } => self.reply(
+                ReplyCode::COMMAND_NOT_IMPLEMENTED_SUPERFLUOUS,
+                "No storage allocation necessary.",
+            ),
+            Abor => self.reply(ReplyCode::CLOSING_DATA, "No transfer to abort."),
+            Syst => {
+                let system = self.config.system_type.clone();
+                self.reply(ReplyCode::SYSTEM_TYPE, system);
+            }
+            Noop => self.reply(ReplyCode::COMMAND_OK, "NOOP ok."),
+            Help(topic) => self.help(topic.as_ref().map(|t| t.as_bytes())),
+            Feat => self.features(),
+            Opts(arg) => self.options(arg),
+            Site(_) => self.reply(ReplyCode::SYNTAX_ERROR, "Unknown SITE command."),
+            Host(_) => {
+                if matches!(self.login, Login::AwaitingUser) {
+                    self.reply(ReplyCode::SERVICE_READY, "Host accepted.");
+                } else {
+                    // RFC 7151 §3: HOST must come before USER.
+                    self.reply(ReplyCode::BAD_SEQUENCE, "HOST must come before USER.");
+                }
+            }
+            Lang(tag) => match tag {
+                Some(t) if !t.as_bytes().to_ascii_uppercase().starts_with(b"EN") => self.reply(
+                    ReplyCode::NOT_IMPLEMENTED_FOR_PARAMETER,
+                    "Only English is available.",
+                ),
+                _ => self.reply(
+                    ReplyCode::COMMAND_OK,
+                    "Using the default language, English.",
+                ),
+            },
+            Auth(_) | Adat(_) | Ccc | Mic(_) | Conf(_) | Enc(_) => self.reply(
+                ReplyCode::NOT_IMPLEMENTED,
+                "Security extensions are not implemented.",
+            ),
+            Pbsz(_) => self.reply(ReplyCode::BAD_SEQUENCE, "PBSZ requires AUTH first."),
+            Prot(_) if !self.pbsz_seen => {
+                self.reply(ReplyCode::BAD_SEQUENCE, "PROT requires PBSZ first.")
+            }
+            Prot(_) => self.reply(ReplyCode::NOT_IMPLEMENTED, "PROT not implemented."),
+            // Unknown commands are answered in `handle_line`; new variants get 502 until implemented.
+            _ => self.reply(ReplyCode::NOT_IMPLEMENTED, "Command not implemented."),
+        }
+    }
+
+    // ---- login ----
+
+    fn handle_user(&mut self, name: &[u8]) {
+        let anonymous = is_anonymous_name(name);
+        if anonymous && self.config.anonymous == AnonymousPolicy::Disabled {
+            self.login = Login::AwaitingUser;
+            self.reply(ReplyCode::NOT_LOGGED_IN, "Anonymous access is not allowed.");
+            return;
+        }
+        // RFC 959 §4.1.1: USER may be sent at any time to change users; it logs the old one out.
+        self.reset_session_state();
+        self.login = Login::AwaitingPassword {
+            user: String::from_utf8_lossy(name).into_owned(),
+            anonymous,
+        };
+        let text = if anonymous {
+            "Anonymous login ok, send your email address as password."
+        } else {
+            "Please specify the password."
+        };
+        self.reply(ReplyCode::NEED_PASSWORD, text);
+    }
+
+    fn pass(&mut self, now: Instant, password: Option<crate::command::Password>) {
+        let (user, anonymous) = match &self.login {
+            Login::AwaitingPassword { user, anonymous } => (user.clone(), *anonymous),
+            Login::LoggedIn { .. } => {
+                self.reply(ReplyCode::BAD_SEQUENCE, "Already logged in.");
+                return;
+            }
+            Login::AwaitingUser => {
+                self.reply(ReplyCode::BAD_SEQUENCE, "Login with USER first.");
+                return;
+            }
+        };
+        if anonymous {
+            let access = match self.config.anonymous {
+                AnonymousPolicy::ReadWrite => Access::ReadWrite,
+                _ => Access::ReadOnly,
+            };
+            self.logged_in(user, access);
+            return;
+        }
+        let id = self.next_id();
+        let Ok(name) = crate::command::Text::new(user.as_bytes()) else {
+            self.login_failed(now, user);
+            return;
+        };
+        self.actions.push_back(Action::Authenticate {
+            id,
+            user: name,
+            password,
+        });
+        self.pending = Some(Pending::Login { id, user });
+    }
+
+    fn logged_in(&mut self, user: String, access: Access) {
+        self.login_failures = 0;
+        self.events.push_back(Event::LoggedIn {
+            user: user.clone(),
+            access,
+        });
+        self.login = Login::LoggedIn { user, access };
+        self.reply(ReplyCode::LOGGED_IN, "Login successful.");
+    }
+
+    fn login_failed(&mut self, now: Instant, user: String) {
+        self.events.push_back(Event::LoginFailed { user });
+        self.login = Login::AwaitingUser;
+        self.login_failures += 1;
+        let close = self.login_failures >= self.config.max_login_failures;
+        // The 530 waits out the delay in `handle_timeout`; input queues meanwhile.
+        self.pending = Some(Pending::LoginDelay {
+            until: now + self.config.failed_login_delay,
+            close,
+        });
+        self.handle_timeout(now);
+    }
+
+    fn reinitialize(&mut self) {
+        self.login = Login::AwaitingUser;
+        self.reset_session_state();
+        let greeting = self.config.greeting.clone();
+        self.reply(ReplyCode::SERVICE_READY, greeting);
+    }
+
+    /// Forgets everything a login set up (`REIN`, or `USER` to change users).
+    fn reset_session_state(&mut self) {
+        self.cwd = VirtualPath::root();
+        self.transfer_type = TransferType::Ascii(FormatControl::NonPrint);
+        self.restart_offset = 0;
+        self.rename_from = None;
+        self.mlst_facts = FactSet::default();
+        self.pbsz_seen = false;
+        if self.data == DataChannel::Passive {
+            self.actions.push_back(Action::CloseData { aborted: true });
+        }
+        self.data = DataChannel::None;
+    }
+
+    // ---- transfer parameters ----
+
+    fn set_type(&mut self, t: TransferType) {
+        let (normalised, text) = match t {
+            TransferType::Ascii(FormatControl::NonPrint) => (t, "Switching to ASCII mode."),
+            TransferType::Image | TransferType::Local(8) => {
+                (TransferType::Image, "Switching to Binary mode.")
+            }
+            _ => {
+                self.reply(
+                    ReplyCode::NOT_IMPLEMENTED_FOR_PARAMETER,
+                    "Only TYPE A, I and L 8 are supported.",
+                );
+                return;
+            }
+        };
+        self.transfer_type = normalised;
+        self.reply(ReplyCode::COMMAND_OK, text);
+    }
+
+    /// `PORT` and `EPRT`: check the address (RFC 2577 bounce protection) and remember it.
+    fn port(&mut self, addr: SocketAddr, verb: &str) {
+        if self.epsv_all {
+            self.reply(
+                ReplyCode::BAD_SEQUENCE,
+                format!("{verb} not allowed after EPSV ALL."),
+            );
+            return;
+        }
+        let peer_ip = self.info.peer.ip().to_canonical();
+        let family_matches =
+            NetworkProtocol::of(&addr) == NetworkProtocol::of(&SocketAddr::new(peer_ip, 0));
+        if !family_matches {
+            let code = if verb == "EPRT" {
+                ReplyCode::EXTENDED_PORT_FAILURE
+            } else {
+                ReplyCode::SYNTAX_ERROR_ARGUMENTS
+            };
+            self.reply(
+                code,
+                "Network protocol not supported, use EPRT with the control connection's.",
+            );
+            return;
+        }
+        if !self.config.allow_foreign_data_address && addr.ip().to_canonical() != peer_ip {
+            self.reply(
+                ReplyCode::SYNTAX_ERROR_ARGUMENTS,
+                format!("Illegal {verb} command: the address is not yours."),
+            );
+            return;
+        }
+        if !self.config.allow_privileged_data_port && addr.port() < 1024 {
+            self.reply(
+                ReplyCode::SYNTAX_ERROR_ARGUMENTS,
+                format!("Illegal {verb} command: privileged port."),
+            );
+            return;
+        }
+        if self.data == DataChannel::Passive {
+            self.actions.push_back(Action::CloseData { aborted: true });
+        }
+        self.data = DataChannel::Active(addr);
+        self.reply(ReplyCode::COMMAND_OK, format!("{verb} command successful."));
+    }
+
+    /// `PASV` and `EPSV`: ask the driver for a listener.
+    fn passive(&mut self, extended: bool, protocol: Option<NetworkProtocol>) {
+        let local_protocol =
+            NetworkProtocol::of(&SocketAddr::new(self.info.local.ip().to_canonical(), 0));
+        if !extended && self.epsv_all {
+            self.reply(ReplyCode::BAD_SEQUENCE, "PASV not allowed after EPSV ALL.");
+            return;
+        }
+        if !extended && local_protocol != NetworkProtocol::V4 {
+            self.reply(
+                ReplyCode::SYNTAX_ERROR_ARGUMENTS,
+                "PASV is IPv4 only; use EPSV.",
+            );
+            return;
+        }
+        if protocol.is_some_and(|p| p != local_protocol) {
+            let text = format!(
+                "Network protocol not supported, use ({}).",
+                local_protocol.number()
+            );
+            self.reply(ReplyCode::EXTENDED_PORT_FAILURE, text);
+            return;
+        }
+        let id = self.next_id();
+        self.actions.push_back(Action::ListenPassive {
+            id,
+            ipv4_only: !extended,
+        });
+        self.pending = Some(Pending::Listen { id, extended });
+    }
+
+    // ---- transfers ----
+
+    fn retrieve(&mut self, path: &Pathname) {
+        let Some(path) = self.resolve(path) else {
+            return;
+        };
+        let offset = std::mem::take(&mut self.restart_offset);
+        let transcoder = match self.transfer_type {
+            TransferType::Ascii(_) => Transcoder::ToNetwork(LfToCrLf::new()),
+            _ => Transcoder::Identity,
+        };
+        let request = StorageRequest::OpenRead {
+            path: path.clone(),
+            offset,
+        };
+        self.start_transfer("RETR", path, Direction::Download, transcoder, request);
+    }
+
+    fn store(&mut self, path: &Pathname, verb: &'static str) {
+        let offset = std::mem::take(&mut self.restart_offset);
+        if !self.require_write() {
+            return;
+        }
+        let Some(path) = self.resolve(path) else {
+            return;
+        };
+        let mode = match (verb, offset) {
+            ("APPE", 0) => WriteMode::Append,
+            ("APPE", _) => {
+                self.reply(
+                    ReplyCode::FILE_UNAVAILABLE_PERMANENT,
+                    "REST not allowed with APPE.",
+                );
+                return;
+            }
+            (_, 0) => WriteMode::Truncate,
+            (_, offset) => WriteMode::Resume(offset),
+        };
+        self.start_upload(verb, path, mode);
+    }
+
+    fn store_unique(&mut self, hint: Option<&Pathname>) {
+        self.restart_offset = 0;
+        if !self.require_write() {
+            return;
+        }
+        let path = match hint {
+            Some(hint) => self.resolve(hint),
+            None => self.cwd.join(b"ftp.upload").ok(),
+        };
+        let Some(path) = path else { return };
+        self.start_upload("STOU", path, WriteMode::Unique);
+    }
+
+    fn start_upload(&mut self, verb: &'static str, path: VirtualPath, mode: WriteMode) {
+        let transcoder = match self.transfer_type {
+            TransferType::Ascii(_) => Transcoder::FromNetwork(CrLfToLf::new()),
+            _ => Transcoder::Identity,
+        };
+        let request = StorageRequest::OpenWrite {
+            path: path.clone(),
+            mode,
+        };
+        self.start_transfer(verb, path, Direction::Upload, transcoder, request);
+    }
+
+    fn list(&mut self, args: ListArgs, verb: &'static str, format: ListingFormat) {
+        self.restart_offset = 0;
+        let path = match args.path() {
+            Some(p) => self.resolve(p),
+            None => Some(self.cwd.clone()),
+        };
+        let Some(path) = path else { return };
+        let request = StorageRequest::List {
+            path: path.clone(),
+            limit: self.config.max_listing_entries,
+        };
+        let direction = Direction::Listing(ListingSource::new(format));
+        self.start_transfer(verb, path, direction, Transcoder::Identity, request);
+    }
+
+    /// Opens the storage side first (so a missing file gets 550 without touching the data connection),
+    /// then the data connection, then moves bytes.
+    fn start_transfer(
+        &mut self,
+        verb: &'static str,
+        path: VirtualPath,
+        direction: Direction,
+        transcoder: Transcoder,
+        request: StorageRequest,
+    ) {
+        if self.data == DataChannel::None {
+            self.reply(
+                ReplyCode::CANT_OPEN_DATA,
+                "Use PORT, PASV, EPRT or EPSV first.",
+            );
+            return;
+        }
+        let id = self.next_id();
+        self.transfer = Some(Transfer::new(id, verb, path, direction, transcoder));
+        self.actions.push_back(Action::Storage { id, request });
+    }
+
+    pub(super) fn transfer_completion(&mut self, now: Instant, completion: Completion) {
+        let Some(phase) = self.transfer.as_ref().map(|t| t.phase) else {
+            return;
+        };
+        match (phase, completion) {
+            (Phase::Opening, Completion::FileOpened { size, path }) => {
+                if let Some(t) = self.transfer.as_mut() {
+                    t.size = size;
+                    t.path = path;
+                    t.file_open = true;
+                }
+                self.connect_data(now);
+            }
+            (
+                Phase::Opening,
+                Completion::Entries {
+                    entries,
+                    now: wall_clock,
+                },
+            ) => {
+                if let Some(source) = self.transfer.as_mut().and_then(Transfer::listing_mut) {
+                    source.fill(entries, wall_clock);
+                }
+                self.connect_data(now);
+            }
+            (Phase::Connecting, Completion::DataConnected { peer }) => {
+                self.data_connected(now, peer)
+            }
+            (Phase::Connecting, Completion::Failed(_)) => self.fail_transfer(
+                ReplyCode::CANT_OPEN_DATA,
+                "Failed to establish data connection.",
+            ),
+            (Phase::Running, Completion::Written) => {
+                let step = self.transfer.as_mut().map(|t| t.on_written());
+                self.after_step(now, step);
+            }
+            (Phase::Running, Completion::EndOfData) => {
+                let step = self
+                    .transfer
+                    .as_mut()
+                    .map(|t| t.on_end_of_source(&mut self.actions));
+                self.after_step(now, step);
+            }
+            (Phase::Closing, Completion::Done) => {
+                self.reply(ReplyCode::CLOSING_DATA, "Transfer complete.");
+                self.end_transfer(true);
+            }
+            (Phase::Running | Phase::Closing, Completion::Failed(StorageError::DataConnection)) => {
+                self.fail_transfer(
+                    ReplyCode::TRANSFER_ABORTED,
+                    "Connection closed; transfer aborted.",
+                )
+            }
+            (_, Completion::Failed(error)) => {
+                let (code, text) = storage_error_reply(&error);
+                self.fail_transfer(code, &text);
+            }
+            (_, _) => self.fail_transfer(ReplyCode::LOCAL_ERROR, "Local error in processing."),
+        }
+    }
+
+    fn connect_data(&mut self, now: Instant) {
+        let Some(transfer) = self.transfer.as_mut() else {
+            return;
+        };
+        transfer.phase = Phase::Connecting;
+        transfer.deadline = Some(now + self.config.data_timeout);
+        let id = transfer.id;
+        let action = match std::mem::replace(&mut self.data, DataChannel::None) {
+            DataChannel::Active(addr) => Action::ConnectData { id, addr },
+            _ => Action::AcceptData { id },
+        };
+        self.actions.push_back(action);
+    }
+
+    fn data_connected(&mut self, now: Instant, peer: SocketAddr) {
+        let expected = self.info.peer.ip().to_canonical();
+        if !self.config.allow_foreign_data_address && peer.ip().to_canonical() != expected {
+            // RFC 2577 §5: someone else connected to our listener first ("PASV port theft").
+            self.fail_transfer(
+                ReplyCode::CANT_OPEN_DATA,
+                "Data connection from a foreign address refused.",
+            );
+            return;
+        }
+        let binary = !matches!(self.transfer_type, TransferType::Ascii(_));
+        let Some(transfer) = self.transfer.as_mut() else {
+            return;
+        };
+        transfer.phase = Phase::Running;
+        transfer.deadline = Some(now + self.config.data_timeout);
+        let text = match (&transfer.direction, transfer.verb) {
+            (Direction::Listing(_), _) => "Here comes the directory listing.".to_owned(),
+            (_, "STOU") => format!(
+                "FILE: {}",
+                String::from_utf8_lossy(transfer.path.file_name().unwrap_or_default())
+            ),
+            _ => {
+                let mode = if binary { "BINARY" } else { "ASCII" };
+                let size = transfer
+                    .size
+                    .map(|s| format!(" ({s} bytes)"))
+                    .unwrap_or_default();
+                format!(
+                    "Opening {mode} mode data connection for {}{size}.",
+                    transfer.path.to_string_lossy()
+                )
+            }
+        };
+        self.reply(ReplyCode::FILE_STATUS_OK, text);
+        let window = self.config.transfer_window;
+        let step = self.transfer.as_mut().map(|t| {
+            t.pump(window, &mut self.actions);
+            t.step()
+        });
+        self.after_step(now, step);
+    }
+
+    fn after_step(&mut self, now: Instant, step: Option<Step>) {
+        match step {
+            Some(Step::Finished) => self.finish_transfer(),
+            Some(Step::Continue) => {
+                let window = self.config.transfer_window;
+                if let Some(t) = self.transfer.as_mut() {
+                    t.deadline = Some(now + self.config.data_timeout);
+                    t.pump(window, &mut self.actions);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Every byte is through: close what is open and send 226 (an upload first waits for the driver to
+    /// confirm the file is stored).
+    fn finish_transfer(&mut self) {
+        let Some(transfer) = self.transfer.as_mut() else {
+            return;
+        };
+        let id = transfer.id;
+        self.actions.push_back(Action::CloseData { aborted: false });
+        if transfer.is_upload() {
+            transfer.phase = Phase::Closing;
+            transfer.deadline = None;
+            self.actions
+                .push_back(Action::CloseFile { id, aborted: false });
+            return;
+        }
+        let listing = transfer.listing_mut().is_some();
+        if transfer.file_open {
+            self.actions
+                .push_back(Action::CloseFile { id, aborted: false });
+        }
+        let text = if listing {
+            "Directory send OK."
+        } else {
+            "Transfer complete."
+        };
+        self.reply(ReplyCode::CLOSING_DATA, text);
+        self.end_transfer(true);
+    }
+
+    /// Cuts the transfer short with `code text`.
+    fn fail_transfer(&mut self, code: ReplyCode, text: &str) {
+        self.abort_transfer();
+        self.reply(code, text);
+        self.after_transfer();
+    }
+
+    pub(super) fn transfer_timed_out(&mut self) {
+        let connecting = self
+            .transfer
+            .as_ref()
+            .is_some_and(|t| t.phase == Phase::Connecting);
+        if connecting {
+            self.fail_transfer(
+                ReplyCode::CANT_OPEN_DATA,
+                "Failed to establish data connection.",
+            );
+        } else {
+            self.fail_transfer(
+                ReplyCode::TRANSFER_ABORTED,
+                "Data connection timed out; transfer aborted.",
+            );
+        }
+    }
+
+    /// Drops the transfer and tells the driver to close what it had open.
+    pub(super) fn abort_transfer(&mut self) {
+        let Some(transfer) = self.transfer.take() else {
+            return;
+        };
+        self.actions.push_back(Action::CloseData { aborted: true });
+        if transfer.file_open {
+            self.actions.push_back(Action::CloseFile {
+                id: transfer.id,
+                aborted: true,
+            });
+        }
+        self.events.push_back(Event::TransferEnded {
+            id: transfer.id,
+            verb: transfer.verb,
+            path: transfer.path,
+            bytes: transfer.bytes,
+            completed: false,
+        });
+    }
+
+    fn end_transfer(&mut self, completed: bool) {
+        if let Some(transfer) = self.transfer.take() {
+            self.events.push_back(Event::TransferEnded {
+                id: transfer.id,
+                verb: transfer.verb,
+                path: transfer.path,
+                bytes: transfer.bytes,
+                completed,
+            });
+        }
+        self.after_transfer();
+    }
+
+    /// A `QUIT` that arrived during the transfer is answered now, after the transfer's own reply.
+    fn after_transfer(&mut self) {
+        if std::mem::take(&mut self.quit_after_transfer) {
+            let goodbye = self.config.goodbye.clone();
+            self.reply(ReplyCode::CLOSING_CONTROL, goodbye);
+            self.close();
+        }
+    }
+
+    // ---- answers to single requests ----
+
+    pub(super) fn pending_completion(
+        &mut self,
+        now: Instant,
+        pending: Pending,
+        completion: Completion,
+    ) {
+        match pending {
+            Pending::Login { user, .. } => match completion {
+                Completion::LoggedIn(access) => self.logged_in(user, access),
+                _ => self.login_failed(now, user),
+            },
+            Pending::Listen { extended, .. } => self.listening(extended, completion),
+            Pending::Storage { then, .. } => self.storage_answer(then, completion),
+            Pending::LoginDelay { .. } => {}
+        }
+    }
+
+    fn listening(&mut self, extended: bool, completion: Completion) {
+        let addr = match completion {
+            Completion::Listening(addr) => addr,
+            _ => {
+                self.reply(ReplyCode::CANT_OPEN_DATA, "Can't open passive connection.");
+                return;
+            }
+        };
+        let text = match (extended, addr) {
+            (true, addr) => hostport::epsv_reply_text(addr.port()),
+            (false, SocketAddr::V4(v4)) => HostPort::from(v4).pasv_reply_text(),
+            (false, SocketAddr::V6(_)) => {
+                self.actions.push_back(Action::CloseData { aborted: true });
+                self.reply(ReplyCode::CANT_OPEN_DATA, "Can't open passive connection.");
+                return;
+            }
+        };
+        self.data = DataChannel::Passive;
+        let code = if extended {
+            ReplyCode::ENTERING_EXTENDED_PASSIVE
+        } else {
+            ReplyCode::ENTERING_PASSIVE
+        };
+        self.reply(code, text);
+    }
+
+    fn storage_answer(&mut self, then: Then, completion: Completion) {
+        if let Completion::Failed(error) = &completion {
+            let (code, text) = storage_error_reply(error);
+            let text = match then {
+                Then::ChangeDirectory(_) => "Failed to change directory.".to_owned(),
+                _ => text,
+            };
+            self.reply(code, text);
+            return;
+        }
+        match (then, completion) {
+            (Then::ChangeDirectory(path), Completion::Metadata(m)) => {
+                if m.kind == EntryKind::Directory {
+                    self.cwd = path;
+                    self.reply(ReplyCode::FILE_ACTION_OK, "Directory successfully changed.");
+                } else {
+                    self.reply(
+                        ReplyCode::FILE_UNAVAILABLE_PERMANENT,
+                        "Failed to change directory.",
+                    );
+                }
+            }
+            (Then::ReportSize, Completion::Metadata(m)) if m.kind == EntryKind::File => {
+                self.reply(ReplyCode::FILE_STATUS, m.size.to_string())
+            }
+            (Then::ReportSize, Completion::Metadata(_)) => {
+                self.reply(ReplyCode::FILE_UNAVAILABLE_PERMANENT, "Not a plain file.")
+            }
+            (Then::ReportModified, Completion::Metadata(m)) => match m.modified {
+                Some(time) => self.reply(ReplyCode::FILE_STATUS, time.to_ftp_string()),
+                None => self.reply(
+                    ReplyCode::FILE_UNAVAILABLE_PERMANENT,
+                    "Modification time unknown.",
+                ),
+            },
+            (Then::RememberRenameSource(path), Completion::Metadata(_)) => {
+                self.rename_from = Some(path);
+                self.reply(ReplyCode::FILE_ACTION_PENDING, "Ready for RNTO.");
+            }
+            (Then::ReportFacts(path), Completion::Metadata(metadata)) => {
+                self.report_facts(path, metadata)
+            }
+            (Then::ReportListing(path), Completion::Entries { mut entries, now }) => {
+                entries.sort_by(|a, b| a.name.cmp(&b.name));
+                let mut body = Vec::new();
+                for entry in &entries {
+                    listing::format_list_line(entry, now, &mut body);
+                }
+                let mut lines = vec![format!("Status of {}:", path.to_string_lossy()).into_bytes()];
+                lines.extend(split_lines(&body).map(<[u8]>::to_vec));
+                lines.push(b"End of status.".to_vec());
+                self.send(&Reply::multiline(ReplyCode::FILE_STATUS, lines));
+            }
+            (Then::Reply(code, text), Completion::Done) => self.reply(code, text),
+            _ => self.reply(ReplyCode::LOCAL_ERROR, "Local error in processing."),
+        }
+    }
+
+    /// `MLST`: RFC 3659 §7.2, one fact line (starting with a space) between `250-` and `250 End`.
+    fn report_facts(&mut self, path: VirtualPath, metadata: crate::listing::Metadata) {
+        let entry = DirEntry {
+            name: path.as_bytes().to_vec(),
+            metadata,
+        };
+        let mut line = vec![b' '];
+        listing::format_mlsx_line(&entry, self.mlst_facts, self.permissions(), None, &mut line);
+        while matches!(line.last(), Some(b'\r' | b'\n')) {
+            line.pop();
+        }
+        let first = format!("Listing {}", path.to_string_lossy()).into_bytes();
+        self.send(&Reply::multiline(
+            ReplyCode::FILE_ACTION_OK,
+            [first, line, b"End".to_vec()],
+        ));
+    }
+
+    // ---- informational commands ----
+
+    fn status(&mut self) {
+        let user = self.user().unwrap_or("(not logged in)").to_owned();
+        let mode = match self.transfer_type {
+            TransferType::Ascii(_) => "ASCII",
+            _ => "BINARY",
+        };
+        let lines = [
+            "FTP server status:".to_owned(),
+            format!("Connected to {}", self.info.peer),
+            format!("Logged in as {user}"),
+            format!("TYPE: {mode}, STRUcture: File, MODE: Stream"),
+            format!(
+                "Session timeout in seconds is {}",
+                self.config.idle_timeout.as_secs()
+            ),
+            "End of status".to_owned(),
+        ];
+        self.send(&Reply::multiline(ReplyCode::SYSTEM_STATUS, lines));
+    }
+
+    fn help(&mut self, topic: Option<&[u8]>) {
+        if let Some(topic) = topic {
+            let known =
+                crate::command::known_verbs().any(|v| topic.eq_ignore_ascii_case(v.as_bytes()));
+            if known {
+                let topic = String::from_utf8_lossy(topic).to_ascii_uppercase();
+                self.reply(ReplyCode::HELP, format!("{topic} is supported."));
+            } else {
+                self.reply(ReplyCode::SYNTAX_ERROR_ARGUMENTS, "Unknown command.");
+            }
+            return;
+        }
+        let verbs: Vec<&str> = crate::command::known_verbs().collect();
+        let mut lines = vec!["The following commands are recognized.".to_owned()];
+        lines.extend(verbs.chunks(8).map(|row| format!(" {}", row.join(" "))));
+        lines.push("Help OK.".to_owned());
+        self.send(&Reply::multiline(ReplyCode::HELP, lines));
+    }
+
+    fn features(&mut self) {
+        let mut lines = vec!["Features:".to_owned()];
+        lines.extend(FEATURES.iter().map(|f| format!(" {f}")));
+        lines.push(self.mlst_facts.feat_line());
+        lines.sort_by(|a, b| (a != "Features:").cmp(&(b != "Features:")).then(a.cmp(b)));
+        lines.push("End".to_owned());
+        self.send(&Reply::multiline(ReplyCode::SYSTEM_STATUS, lines));
+    }
+
+    fn options(&mut self, arg: OptsArg) {
+        match arg {
+            OptsArg::Utf8(true) => self.reply(ReplyCode::COMMAND_OK, "Always in UTF8 mode."),
+            OptsArg::Utf8(false) => self.reply(
+                ReplyCode::COMMAND_OK,
+                "Pathnames pass as bytes; no conversion is made.",
+            ),
+            OptsArg::Mlst(facts) => {
+                self.mlst_facts = FactSet::parse_opts(&facts);
+                let text = self.mlst_facts.opts_reply_text();
+                self.reply(ReplyCode::COMMAND_OK, text);
+            }
+            _ => self.reply(ReplyCode::SYNTAX_ERROR_ARGUMENTS, "Option not understood."),
+        }
+    }
+
+    // ---- helpers ----
+
+    fn permissions(&self) -> Permissions {
+        Permissions {
+            read: true,
+            write: self.access().can_write(),
+        }
+    }
+
+    /// Resolves a client path against the working directory, answering 550 if it cannot be.
+    fn resolve(&mut self, path: &Pathname) -> Option<VirtualPath> {
+        match self.cwd.resolve(path.as_bytes(), self.config.path_limits) {
+            Ok(path) => Some(path),
+            Err(error) => {
+                self.reply(
+                    ReplyCode::FILE_UNAVAILABLE_PERMANENT,
+                    format!("Invalid pathname: {error}."),
+                );
+                None
+            }
+        }
+    }
+
+    fn with_path(&mut self, path: &Pathname, then: impl FnOnce(&mut Self, VirtualPath)) {
+        if let Some(path) = self.resolve(path) {
+            then(self, path);
+        }
+    }
+
+    fn require_write(&mut self) -> bool {
+        let allowed = self.access().can_write();
+        if !allowed {
+            self.reply(ReplyCode::FILE_UNAVAILABLE_PERMANENT, "Permission denied.");
+        }
+        allowed
+    }
+
+    /// A command that changes storage: check access, resolve, then ask the driver.
+    fn write_op(
+        &mut self,
+        path: &Pathname,
+        make: impl FnOnce(VirtualPath) -> (StorageRequest, Then),
+    ) {
+        if !self.require_write() {
+            return;
+        }
+        if let Some(path) = self.resolve(path) {
+            let (request, then) = make(path);
+            self.storage(request, then);
+        }
+    }
+
+    fn storage(&mut self, request: StorageRequest, then: Then) {
+        let id = self.next_id();
+        self.actions.push_back(Action::Storage { id, request });
+        self.pending = Some(Pending::Storage { id, then });
+    }
+}
+
+/// Splits CRLF-terminated lines, without their line ends.
+fn split_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    body.split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.is_empty())
+}

@@ -1,0 +1,90 @@
+//! Server policy: every limit and every choice a session makes on its own, with safe defaults.
+
+use std::time::Duration;
+
+use crate::framing::{FramerConfig, LineEnding};
+use crate::path::PathLimits;
+
+/// Whether and how anonymous users (`USER anonymous` or `USER ftp`) may log in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AnonymousPolicy {
+    /// Anonymous logins get 530.
+    Disabled,
+    /// Anonymous users may read and list (the default: the classic public FTP site).
+    ReadOnly,
+    /// Anonymous users may also write. Rarely wise.
+    ReadWrite,
+}
+
+/// Configuration shared by all sessions of a server (wrap it in an `Arc`).
+///
+/// Build it with `Config::default()` and change the fields you need; the struct is `#[non_exhaustive]` so
+/// that new settings can be added without breaking you.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// The 220 greeting text.
+    pub greeting: String,
+    /// The 221 text sent on `QUIT`.
+    pub goodbye: String,
+    /// The 215 answer to `SYST`. `UNIX Type: L8` makes clients expect `ls -l` listings.
+    pub system_type: String,
+    /// Anonymous logins.
+    pub anonymous: AnonymousPolicy,
+    /// Allow `PORT`/`EPRT` to an address other than the client's (server-to-server FXP). Off by default:
+    /// otherwise the server can be used to attack third parties (the "FTP bounce", RFC 2577 §3).
+    pub allow_foreign_data_address: bool,
+    /// Allow `PORT`/`EPRT` to ports below 1024. Off by default (RFC 2577 §3).
+    pub allow_privileged_data_port: bool,
+    /// Delay before answering a failed login with 530 (slows down password guessing). Default 1 s.
+    pub failed_login_delay: Duration,
+    /// After this many failed logins the session answers 421 and closes. Default 3.
+    pub max_login_failures: u32,
+    /// A session with no complete command for this long gets 421 and is closed; does not run during a
+    /// transfer. Default 300 s (vsftpd's `idle_session_timeout`).
+    pub idle_timeout: Duration,
+    /// How long to wait for a data connection, and for progress on one. Default 60 s.
+    pub data_timeout: Duration,
+    /// Control-line framing: maximum line length (default 4096 bytes) and whether a bare LF ends a line.
+    pub framer: FramerConfig,
+    /// Bounds on the pathnames the session resolves.
+    pub path_limits: PathLimits,
+    /// Bytes of complete command lines held while the session is busy (pipelining). Past this the client is
+    /// flooding us: 421 and close. Default 64 KiB.
+    pub max_pending_commands: usize,
+    /// Directory entries asked of the driver for one listing. Default 100 000.
+    pub max_listing_entries: usize,
+    /// Chunks of a transfer in flight at once (read but not yet written). Two keep the file and the socket
+    /// busy at the same time; more only uses memory. Default 2.
+    pub transfer_window: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            greeting: "ftp-proto ready".to_owned(),
+            goodbye: "Goodbye.".to_owned(),
+            system_type: "UNIX Type: L8".to_owned(),
+            anonymous: AnonymousPolicy::ReadOnly,
+            allow_foreign_data_address: false,
+            allow_privileged_data_port: false,
+            failed_login_delay: Duration::from_secs(1),
+            max_login_failures: 3,
+            idle_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(60),
+            framer: FramerConfig::default(),
+            path_limits: PathLimits::default(),
+            max_pending_commands: 64 * 1024,
+            max_listing_entries: 100_000,
+            transfer_window: 2,
+        }
+    }
+}
+
+impl Config {
+    /// Whether a bare LF ends a command line (the default, as vsftpd and Pure-FTPd accept).
+    pub fn accepts_bare_lf(&self) -> bool {
+        self.framer.line_ending == LineEnding::CrLfOrLf
+    }
+}

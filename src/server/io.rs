@@ -1,0 +1,316 @@
+//! What a server [`Session`](super::Session) asks of its driver, and what the driver answers.
+//!
+//! The session decides; the driver does. Every decision that needs the outside world (checking a password,
+//! binding a socket, touching storage) leaves the session as an [`Action`] carrying a [`RequestId`], and the
+//! result comes back through [`Session::handle_completion`](super::Session::handle_completion) with the same
+//! id, the way rustls hands its caller decisions. A completion whose id the session no longer waits for (the
+//! client sent `ABOR` or `REIN` in the meantime) is ignored, so the driver never has to cancel anything.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::command::{Password, Text};
+use crate::listing::{DirEntry, Metadata};
+use crate::path::VirtualPath;
+use crate::time::Timestamp;
+
+/// Names one request of a session, so its answer can be matched (and a stale one recognised).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub(crate) u64);
+
+impl RequestId {
+    /// The number behind the id, for logs and maps.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// How much a logged-in user may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Access {
+    /// Read and list only: every command that changes storage gets 550.
+    ReadOnly,
+    /// Read, list, upload, delete, rename, make and remove directories.
+    ReadWrite,
+}
+
+impl Access {
+    /// Whether commands that change storage are allowed.
+    pub fn can_write(self) -> bool {
+        matches!(self, Access::ReadWrite)
+    }
+}
+
+/// How an upload opens its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteMode {
+    /// `STOR`: create, or truncate an existing file.
+    Truncate,
+    /// `REST n` then `STOR`: keep the file's first `n` bytes and write from there (resuming an upload).
+    /// The driver should fail with [`StorageError::InvalidOffset`] if the file is shorter than `n`.
+    Resume(u64),
+    /// `APPE`: create, or append to an existing file.
+    Append,
+    /// `STOU`: create a new file whose name the driver chooses, near the path given. The driver reports the
+    /// chosen path in [`Completion::FileOpened`].
+    Unique,
+}
+
+/// A storage operation the session needs. Every path is absolute, normalised and never above `/`: the
+/// driver maps it below its root without further checks for `..`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageRequest {
+    /// Metadata of one path. Answer [`Completion::Metadata`].
+    Stat(VirtualPath),
+    /// The entries of a directory, at most `limit` of them. Answer [`Completion::Entries`].
+    List {
+        /// The directory.
+        path: VirtualPath,
+        /// Entries beyond this many are not wanted (the listing bound).
+        limit: usize,
+    },
+    /// Open a file for reading from byte `offset`. Answer [`Completion::FileOpened`]; then the session asks
+    /// for chunks with [`Action::ReadFile`].
+    OpenRead {
+        /// The file.
+        path: VirtualPath,
+        /// Where reading starts (from `REST`).
+        offset: u64,
+    },
+    /// Open a file for writing. Answer [`Completion::FileOpened`]; then the session sends chunks with
+    /// [`Action::WriteFile`].
+    OpenWrite {
+        /// The file.
+        path: VirtualPath,
+        /// Create, truncate, append, resume or pick a unique name.
+        mode: WriteMode,
+    },
+    /// Delete a file. Answer [`Completion::Done`].
+    Delete(VirtualPath),
+    /// Create a directory. Answer [`Completion::Done`].
+    MakeDirectory(VirtualPath),
+    /// Remove an empty directory. Answer [`Completion::Done`].
+    RemoveDirectory(VirtualPath),
+    /// Rename `from` to `to`. Answer [`Completion::Done`].
+    Rename {
+        /// The existing path.
+        from: VirtualPath,
+        /// The new path.
+        to: VirtualPath,
+    },
+    /// Set a file's modification time. Answer [`Completion::Done`].
+    SetModified {
+        /// The file.
+        path: VirtualPath,
+        /// The new time (UTC).
+        time: Timestamp,
+    },
+}
+
+/// Something the driver must do. Drain them with [`Session::poll_action`](super::Session::poll_action)
+/// after every `handle_*` call, and carry them out in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Write these bytes (one or more encoded replies) to the control connection.
+    SendControl(Bytes),
+    /// Check a user's password. Answer [`Completion::LoggedIn`] or [`Completion::Denied`].
+    Authenticate {
+        /// The request.
+        id: RequestId,
+        /// The name from `USER`.
+        user: Text,
+        /// The password from `PASS` (`None` for an empty one).
+        password: Option<Password>,
+    },
+    /// Bind a passive data listener (closing any previous one) on the control connection's local address
+    /// family. Answer [`Completion::Listening`] with the address clients should connect to (for NAT, the
+    /// public address; the session uses only its port for `EPSV`).
+    ListenPassive {
+        /// The request.
+        id: RequestId,
+        /// Whether the session needs an IPv4 listener (`PASV` can describe no other kind).
+        ipv4_only: bool,
+    },
+    /// Take the data connection the client made to the passive listener (waiting for it if needed).
+    /// Answer [`Completion::DataConnected`] with the peer's address; the session checks it.
+    AcceptData {
+        /// The request (the transfer's id).
+        id: RequestId,
+    },
+    /// Connect the data channel to the client (active mode, `PORT`/`EPRT`). Answer
+    /// [`Completion::DataConnected`] or [`Completion::Failed`].
+    ConnectData {
+        /// The request (the transfer's id).
+        id: RequestId,
+        /// Where to connect.
+        addr: SocketAddr,
+    },
+    /// Write a chunk to the data connection. Answer [`Completion::Written`] once it is written.
+    SendData {
+        /// The transfer.
+        id: RequestId,
+        /// The bytes (the file's own `Bytes` in TYPE I: no copy was made).
+        data: Bytes,
+    },
+    /// Read the next chunk from the data connection. Answer with
+    /// [`Session::handle_data`](super::Session::handle_data), or [`Completion::EndOfData`] when the client
+    /// closed it.
+    ReceiveData {
+        /// The transfer.
+        id: RequestId,
+    },
+    /// Close the data connection and any passive listener. `aborted` says whether to reset rather than
+    /// finish it (after `ABOR`, a failure or a timeout). Needs no answer.
+    CloseData {
+        /// Whether the transfer was cut short.
+        aborted: bool,
+    },
+    /// A storage operation. Answer as [`StorageRequest`]'s variants say, or [`Completion::Failed`].
+    Storage {
+        /// The request.
+        id: RequestId,
+        /// What to do.
+        request: StorageRequest,
+    },
+    /// Read the next chunk of the open file. Answer with
+    /// [`Session::handle_data`](super::Session::handle_data), or [`Completion::EndOfData`] at the end.
+    ReadFile {
+        /// The transfer.
+        id: RequestId,
+    },
+    /// Write a chunk to the open file. Answer [`Completion::Written`].
+    WriteFile {
+        /// The transfer.
+        id: RequestId,
+        /// The bytes to append at the current position.
+        data: Bytes,
+    },
+    /// Close the open file. After an upload (`aborted == false`) answer [`Completion::Done`] once the
+    /// data is safely stored, or [`Completion::Failed`]; after a download or an abort no answer is needed.
+    CloseFile {
+        /// The transfer.
+        id: RequestId,
+        /// Whether the transfer was cut short (the partial upload stays, so `REST`+`STOR` can resume it).
+        aborted: bool,
+    },
+    /// Flush what was sent and close the control connection. The session is over.
+    CloseControl,
+}
+
+/// Why a storage operation failed, as the driver reports it. Each maps to a reply code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// No such file or directory (550).
+    #[error("No such file or directory")]
+    NotFound,
+    /// The storage refused (550).
+    #[error("Permission denied")]
+    PermissionDenied,
+    /// A file was needed and this is a directory, or the reverse (550).
+    #[error("Not a plain file or not a directory")]
+    WrongKind,
+    /// The path exists already (550).
+    #[error("File exists")]
+    AlreadyExists,
+    /// A directory to remove is not empty (550).
+    #[error("Directory not empty")]
+    NotEmpty,
+    /// A `REST` offset beyond the end of the file (554 per RFC 1123? we answer 550).
+    #[error("Invalid restart offset")]
+    InvalidOffset,
+    /// Out of space or quota (552).
+    #[error("Insufficient storage space")]
+    NoSpace,
+    /// A name the storage cannot hold (553).
+    #[error("File name not allowed")]
+    InvalidName,
+    /// A data connection could not be made or broke (425 before a transfer, 426 during one).
+    #[error("Data connection failed")]
+    DataConnection,
+    /// Anything else (451): the text goes to the log, not to the client.
+    #[error("Local error: {0}")]
+    Other(String),
+}
+
+/// The driver's answer to an [`Action`], passed to
+/// [`Session::handle_completion`](super::Session::handle_completion) with the action's id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Completion {
+    /// The credentials are good.
+    LoggedIn(Access),
+    /// The credentials are wrong (the session delays its 530 and counts the failure).
+    Denied,
+    /// The passive listener is bound at this address.
+    Listening(SocketAddr),
+    /// The data connection is open; `peer` is the client end's address.
+    DataConnected {
+        /// The remote address of the data connection.
+        peer: SocketAddr,
+    },
+    /// The metadata of the path asked about.
+    Metadata(Metadata),
+    /// A directory's entries, and the wall-clock time they were read (for the six-month rule of `LIST`).
+    Entries {
+        /// The entries, in any order (the session sorts them by name).
+        entries: Vec<DirEntry>,
+        /// The current time, from the driver's clock.
+        now: Timestamp,
+    },
+    /// A file is open. `size` is its size if known (shown in the 150 reply); `path` is the path actually
+    /// opened (for `STOU`, the unique name chosen).
+    FileOpened {
+        /// The file's size, if known.
+        size: Option<u64>,
+        /// The file's path.
+        path: VirtualPath,
+    },
+    /// A chunk passed to `SendData` or `WriteFile` is written.
+    Written,
+    /// The file or the data connection has no more bytes.
+    EndOfData,
+    /// The operation succeeded and has nothing to report.
+    Done,
+    /// The operation failed.
+    Failed(StorageError),
+}
+
+/// Something that happened, for the driver's logs and metrics. Drain with
+/// [`Session::poll_event`](super::Session::poll_event); nothing needs an answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A command line arrived (a password is shown as `PASS ****`).
+    Command(String),
+    /// A user logged in.
+    LoggedIn {
+        /// The user name.
+        user: String,
+        /// What the user may do.
+        access: Access,
+    },
+    /// A login failed.
+    LoginFailed {
+        /// The user name.
+        user: String,
+    },
+    /// A transfer ended.
+    TransferEnded {
+        /// The transfer.
+        id: RequestId,
+        /// The command (`RETR`, `STOR`, `LIST`, ...).
+        verb: &'static str,
+        /// The path transferred or listed.
+        path: VirtualPath,
+        /// Bytes that crossed the data connection.
+        bytes: u64,
+        /// Whether it completed (226) rather than failed or was aborted.
+        completed: bool,
+    },
+}

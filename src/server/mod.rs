@@ -1,0 +1,430 @@
+//! The server side: one sans-IO [`Session`] per control connection.
+//!
+//! A session owns the protocol and the policy: login rules, the working directory, transfer parameters,
+//! which commands are allowed when, every reply code and text. Its driver owns sockets, files and clocks. They
+//! talk through four kinds of input and two kinds of output:
+//!
+//! | input | method |
+//! |---|---|
+//! | bytes from the control connection | [`Session::handle_control_input`] / [`Session::handle_control_eof`] |
+//! | the answer to an [`Action`] | [`Session::handle_completion`] |
+//! | a chunk read from a file or from the data connection | [`Session::handle_data`] |
+//! | the time reaching [`Session::poll_timeout`] | [`Session::handle_timeout`] |
+//!
+//! After **every** `handle_*` call the driver drains [`Session::poll_action`] until it returns `None`,
+//! carries the actions out in order, then reads [`Session::poll_timeout`] and arranges to call
+//! `handle_timeout` then. [`Session::poll_event`] yields log-worthy events and may be drained at leisure.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//! use ftp_proto::server::{Action, Config, ConnectionInfo, Session};
+//!
+//! let info = ConnectionInfo {
+//!     local: "127.0.0.1:21".parse().unwrap(),
+//!     peer: "127.0.0.1:50000".parse().unwrap(),
+//! };
+//! let now = Instant::now();
+//! let mut session = Session::new(Arc::new(Config::default()), info, now);
+//! session.handle_control_input(now, b"USER anonymous\r\nPASS guest@\r\nPWD\r\n");
+//!
+//! let mut sent = Vec::new();
+//! while let Some(action) = session.poll_action() {
+//!     if let Action::SendControl(bytes) = action {
+//!         sent.extend_from_slice(&bytes);
+//!     }
+//! }
+//! let sent = String::from_utf8(sent).unwrap();
+//! assert!(sent.starts_with("220 "));
+//! assert!(sent.contains("230 "));
+//! assert!(sent.ends_with("257 \"/\" is the current directory.\r\n"));
+//! ```
+
+mod commands;
+mod config;
+mod io;
+mod transfer;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::command::TransferType;
+use crate::framing::{self, Frame, LineFramer};
+use crate::listing::FactSet;
+use crate::path::VirtualPath;
+use crate::reply::{Reply, ReplyCode};
+
+pub use config::{AnonymousPolicy, Config};
+pub use io::{
+    Access, Action, Completion, Event, RequestId, StorageError, StorageRequest, WriteMode,
+};
+
+use transfer::Transfer;
+
+/// The two ends of the control connection, which the session needs for its address checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The server's end (its address family decides what `EPSV` offers).
+    pub local: SocketAddr,
+    /// The client's end (data connections must come from, and go to, this IP unless FXP is allowed).
+    pub peer: SocketAddr,
+}
+
+/// A queued item of control input: a command line or a framing error to answer in its turn.
+#[derive(Debug)]
+enum Input {
+    Line(Vec<u8>),
+    TooLong,
+    BareLf,
+}
+
+impl Input {
+    fn len(&self) -> usize {
+        match self {
+            Input::Line(line) => line.len(),
+            _ => 1,
+        }
+    }
+}
+
+/// Where the login is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Login {
+    /// Waiting for `USER`.
+    AwaitingUser,
+    /// `USER` given, waiting for `PASS`.
+    AwaitingPassword { user: String, anonymous: bool },
+    /// Logged in.
+    LoggedIn { user: String, access: Access },
+}
+
+/// The transfer channel the client set up with `PORT`/`EPRT` or `PASV`/`EPSV`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DataChannel {
+    /// Nothing yet (or used up by the last transfer).
+    None,
+    /// Active mode: connect to this address.
+    Active(SocketAddr),
+    /// Passive mode: the driver's listener is bound.
+    Passive,
+}
+
+/// A request whose answer the session is waiting for before it reads the next command.
+#[derive(Debug)]
+enum Pending {
+    /// `PASS`: the driver checks the password.
+    Login { id: RequestId, user: String },
+    /// `PASV`/`EPSV`: the driver binds a listener.
+    Listen { id: RequestId, extended: bool },
+    /// A storage request made for a command; `then` says what to do with the answer.
+    Storage { id: RequestId, then: commands::Then },
+    /// A failed login's 530 is held back until this instant.
+    LoginDelay { until: Instant, close: bool },
+}
+
+impl Pending {
+    fn id(&self) -> Option<RequestId> {
+        match self {
+            Pending::Login { id, .. }
+            | Pending::Listen { id, .. }
+            | Pending::Storage { id, .. } => Some(*id),
+            Pending::LoginDelay { .. } => None,
+        }
+    }
+}
+
+/// One control connection's protocol state. See the [module documentation](self).
+#[derive(Debug)]
+pub struct Session {
+    config: Arc<Config>,
+    info: ConnectionInfo,
+    framer: LineFramer,
+    /// Complete input waiting for its turn, and its size in bytes (bounded by `max_pending_commands`).
+    queue: VecDeque<Input>,
+    queued_bytes: usize,
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
+    next_id: u64,
+    login: Login,
+    login_failures: u32,
+    cwd: VirtualPath,
+    transfer_type: TransferType,
+    restart_offset: u64,
+    rename_from: Option<VirtualPath>,
+    data: DataChannel,
+    epsv_all: bool,
+    mlst_facts: FactSet,
+    pbsz_seen: bool,
+    pending: Option<Pending>,
+    transfer: Option<Transfer>,
+    quit_after_transfer: bool,
+    idle_deadline: Instant,
+    closed: bool,
+}
+
+impl Session {
+    /// Starts a session for a new control connection; the 220 greeting is the first action.
+    pub fn new(config: Arc<Config>, info: ConnectionInfo, now: Instant) -> Session {
+        let mut session = Session {
+            framer: LineFramer::new(config.framer),
+            info,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            next_id: 0,
+            login: Login::AwaitingUser,
+            login_failures: 0,
+            cwd: VirtualPath::root(),
+            transfer_type: TransferType::Ascii(Default::default()),
+            restart_offset: 0,
+            rename_from: None,
+            data: DataChannel::None,
+            epsv_all: false,
+            mlst_facts: FactSet::default(),
+            pbsz_seen: false,
+            pending: None,
+            transfer: None,
+            quit_after_transfer: false,
+            idle_deadline: now + config.idle_timeout,
+            closed: false,
+            config,
+        };
+        let greeting = session.config.greeting.clone();
+        session.reply(ReplyCode::SERVICE_READY, greeting);
+        session
+    }
+
+    /// Feeds bytes read from the control connection. All of them are consumed: complete lines are handled
+    /// now or queued until the session is free; a partial line waits in the framer.
+    pub fn handle_control_input(&mut self, now: Instant, mut input: &[u8]) {
+        while !input.is_empty() && !self.closed {
+            let (consumed, frame) = self.framer.next_frame(input);
+            let queued = match frame {
+                Some(Frame::Line(line)) => Some(Input::Line(line.to_vec())),
+                Some(Frame::TooLong) => Some(Input::TooLong),
+                Some(Frame::BareLf) => Some(Input::BareLf),
+                Some(Frame::Negotiation { verb, option }) => {
+                    // RFC 1123 §4.1.2.12: refuse every Telnet option; it needs no queueing.
+                    if let Some(refusal) = framing::refusal(verb, option) {
+                        self.actions
+                            .push_back(Action::SendControl(Bytes::copy_from_slice(&refusal)));
+                    }
+                    None
+                }
+                None => None,
+            };
+            input = input.get(consumed..).unwrap_or_default();
+            if consumed == 0 && queued.is_none() {
+                break; // the framer made no progress; never spin
+            }
+            if let Some(item) = queued {
+                self.enqueue(item);
+            }
+        }
+        self.process_queue(now);
+    }
+
+    /// The client closed the control connection: abort any transfer and end the session.
+    pub fn handle_control_eof(&mut self) {
+        if self.closed {
+            return;
+        }
+        if self.transfer.is_some() {
+            self.abort_transfer();
+        }
+        self.close();
+    }
+
+    /// Feeds the driver's answer to the action with this `id`. Answers to requests the session no
+    /// longer waits for (after `ABOR`, `REIN`, a timeout) are ignored.
+    pub fn handle_completion(&mut self, now: Instant, id: RequestId, completion: Completion) {
+        if self.closed {
+            return;
+        }
+        if self.transfer.as_ref().is_some_and(|t| t.id == id) {
+            self.transfer_completion(now, completion);
+        } else if self.pending.as_ref().and_then(Pending::id) == Some(id) {
+            if let Some(pending) = self.pending.take() {
+                self.pending_completion(now, pending, completion);
+            }
+        }
+        self.process_queue(now);
+    }
+
+    /// Feeds a chunk read for [`Action::ReadFile`] or [`Action::ReceiveData`]. The chunk is passed on to
+    /// the other side without copying in TYPE I.
+    pub fn handle_data(&mut self, now: Instant, id: RequestId, chunk: Bytes) {
+        if self.closed {
+            return;
+        }
+        if let Some(transfer) = self.transfer.as_mut().filter(|t| t.id == id) {
+            transfer.deadline = Some(now + self.config.data_timeout);
+            transfer.on_chunk(chunk, &mut self.actions);
+        }
+    }
+
+    /// Tells the session the time reached [`Session::poll_timeout`] (or later).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        if let Some(Pending::LoginDelay { until, close }) = self.pending {
+            if now >= until {
+                self.pending = None;
+                self.reply(ReplyCode::NOT_LOGGED_IN, "Login incorrect.");
+                if close {
+                    self.reply(
+                        ReplyCode::SERVICE_NOT_AVAILABLE,
+                        "Too many failed logins, closing control connection.",
+                    );
+                    self.close();
+                    return;
+                }
+            }
+        }
+        if let Some(deadline) = self.transfer.as_ref().and_then(|t| t.deadline) {
+            if now >= deadline {
+                self.transfer_timed_out();
+            }
+        }
+        if self.transfer.is_none() && self.pending.is_none() && now >= self.idle_deadline {
+            self.reply(
+                ReplyCode::SERVICE_NOT_AVAILABLE,
+                "Timeout: closing control connection.",
+            );
+            self.close();
+            return;
+        }
+        self.process_queue(now);
+    }
+
+    /// The next action for the driver, or `None` when there is nothing more to do right now.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next event for the log, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] should be called next, or `None` if no timer runs.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        if let Some(Pending::LoginDelay { until, .. }) = self.pending {
+            return Some(until);
+        }
+        if let Some(transfer) = &self.transfer {
+            return transfer.deadline;
+        }
+        // While a request is out, the driver owes us an answer; the idle timer waits for it.
+        self.pending.is_none().then_some(self.idle_deadline)
+    }
+
+    /// Whether the session has ended (after [`Action::CloseControl`]).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The working directory.
+    pub fn working_directory(&self) -> &VirtualPath {
+        &self.cwd
+    }
+
+    /// The logged-in user's name, if any.
+    pub fn user(&self) -> Option<&str> {
+        match &self.login {
+            Login::LoggedIn { user, .. } => Some(user),
+            _ => None,
+        }
+    }
+
+    /// Bytes moved by the transfer in progress, if one is.
+    pub fn transfer_progress(&self) -> Option<u64> {
+        self.transfer.as_ref().map(|t| t.bytes)
+    }
+
+    // ---- internals ----
+
+    fn enqueue(&mut self, item: Input) {
+        self.queued_bytes += item.len();
+        self.queue.push_back(item);
+        if self.queued_bytes > self.config.max_pending_commands {
+            self.queue.clear();
+            self.queued_bytes = 0;
+            self.reply(
+                ReplyCode::SERVICE_NOT_AVAILABLE,
+                "Too many pending commands, closing control connection.",
+            );
+            if self.transfer.is_some() {
+                self.abort_transfer();
+            }
+            self.close();
+        }
+    }
+
+    /// Handles queued input while the session is free to. During a transfer only the commands that
+    /// concern it (`ABOR`, `STAT`, `QUIT`, `NOOP`) are taken; everything else waits its turn.
+    fn process_queue(&mut self, now: Instant) {
+        while !self.closed && self.pending.is_none() {
+            let Some(front) = self.queue.front() else {
+                break;
+            };
+            if self.transfer.is_some() && !is_transfer_time_command(front) {
+                break;
+            }
+            let Some(item) = self.queue.pop_front() else {
+                break;
+            };
+            self.queued_bytes = self.queued_bytes.saturating_sub(item.len());
+            self.idle_deadline = now + self.config.idle_timeout;
+            match item {
+                Input::Line(line) => self.handle_line(now, &line),
+                Input::TooLong => self.reply(ReplyCode::SYNTAX_ERROR, "Command line too long."),
+                Input::BareLf => self.reply(ReplyCode::SYNTAX_ERROR, "Lines must end with CRLF."),
+            }
+        }
+    }
+
+    fn next_id(&mut self) -> RequestId {
+        self.next_id += 1;
+        RequestId(self.next_id)
+    }
+
+    fn reply(&mut self, code: ReplyCode, text: impl Into<Vec<u8>>) {
+        self.send(&Reply::new(code, text));
+    }
+
+    fn send(&mut self, reply: &Reply) {
+        let mut out = Vec::with_capacity(64);
+        reply.encode(&mut out);
+        self.actions
+            .push_back(Action::SendControl(Bytes::from(out)));
+    }
+
+    fn close(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            self.actions.push_back(Action::CloseControl);
+        }
+    }
+}
+
+/// Whether a queued line may be handled while a transfer runs (RFC 959 §4.1.3: ABOR and STAT, and QUIT which
+/// waits for the transfer's reply).
+fn is_transfer_time_command(input: &Input) -> bool {
+    let Input::Line(line) = input else {
+        return false;
+    };
+    let verb_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+    let verb = line.get(..verb_end).unwrap_or_default();
+    let is = |name: &[u8]| verb.eq_ignore_ascii_case(name);
+    is(b"ABOR") || is(b"QUIT") || is(b"NOOP") || (is(b"STAT") && verb_end == line.len())
+}

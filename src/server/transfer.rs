@@ -1,0 +1,259 @@
+//! One data transfer: a download, an upload or a listing, from opening to the final reply.
+//!
+//! The transfer pumps chunks between a source and a sink with at most `window` chunks in flight, so memory
+//! per session is bounded by `window × chunk size` whatever the file size, and the driver's file and socket
+//! work can overlap. Every chunk passes through here as `Bytes`: counted (for `STAT` and the log),
+//! converted in TYPE A, handed on untouched in TYPE I.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::listing::{self, DirEntry, FactSet, Permissions};
+use crate::path::VirtualPath;
+use crate::time::Timestamp;
+use crate::transcode::Transcoder;
+
+use super::io::{Action, RequestId};
+
+/// The largest chunk a listing is formatted into before it is sent.
+const LISTING_CHUNK: usize = 64 * 1024;
+
+/// Which way the bytes go and where they come from.
+#[derive(Debug)]
+pub(super) enum Direction {
+    /// `RETR`: file to data connection.
+    Download,
+    /// `STOR`, `APPE`, `STOU`: data connection to file.
+    Upload,
+    /// `LIST`, `NLST`, `MLSD`: formatted entries to data connection.
+    Listing(ListingSource),
+}
+
+/// How a listing prints its entries.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum ListingFormat {
+    /// `LIST`: `ls -l` lines.
+    Long,
+    /// `NLST`: names only.
+    Names,
+    /// `MLSD`: RFC 3659 fact lines.
+    Facts(FactSet, Permissions),
+}
+
+/// A listing being formatted lazily, one chunk at a time.
+#[derive(Debug)]
+pub(super) struct ListingSource {
+    pub(super) format: ListingFormat,
+    entries: Vec<DirEntry>,
+    next: usize,
+    now: Timestamp,
+}
+
+impl ListingSource {
+    pub(super) fn new(format: ListingFormat) -> Self {
+        ListingSource {
+            format,
+            entries: Vec::new(),
+            next: 0,
+            now: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    /// Installs the entries the driver read, sorted by name as `ls` does.
+    pub(super) fn fill(&mut self, mut entries: Vec<DirEntry>, now: Timestamp) {
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        self.entries = entries;
+        self.now = now;
+    }
+
+    /// Formats the next chunk of at most about [`LISTING_CHUNK`] bytes; `None` when all are sent.
+    fn next_chunk(&mut self) -> Option<Bytes> {
+        let mut out = Vec::new();
+        while out.len() < LISTING_CHUNK {
+            let Some(entry) = self.entries.get(self.next) else {
+                break;
+            };
+            match self.format {
+                ListingFormat::Long => listing::format_list_line(entry, self.now, &mut out),
+                ListingFormat::Names => listing::format_nlst_line(&entry.name, &mut out),
+                ListingFormat::Facts(facts, perms) => {
+                    listing::format_mlsx_line(entry, facts, perms, None, &mut out)
+                }
+            }
+            self.next += 1;
+        }
+        (!out.is_empty()).then(|| Bytes::from(out))
+    }
+}
+
+/// Where the transfer is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Waiting for the driver to open the file or read the directory.
+    Opening,
+    /// Waiting for the data connection.
+    Connecting,
+    /// Moving bytes.
+    Running,
+    /// Upload: waiting for the driver to confirm the file is stored.
+    Closing,
+}
+
+/// A transfer in progress.
+#[derive(Debug)]
+pub(super) struct Transfer {
+    pub(super) id: RequestId,
+    pub(super) verb: &'static str,
+    pub(super) path: VirtualPath,
+    pub(super) direction: Direction,
+    pub(super) phase: Phase,
+    /// Bytes that crossed the data connection.
+    pub(super) bytes: u64,
+    /// The size the driver reported when it opened the file.
+    pub(super) size: Option<u64>,
+    /// When the transfer fails unless it makes progress.
+    pub(super) deadline: Option<Instant>,
+    /// Whether a file is open at the driver (so aborting must close it).
+    pub(super) file_open: bool,
+    transcoder: Transcoder,
+    in_flight: usize,
+    source_done: bool,
+}
+
+/// What the session should do after the transfer took a step.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Nothing yet: more chunks are in flight.
+    Continue,
+    /// Every byte is written: finish the transfer.
+    Finished,
+}
+
+impl Transfer {
+    pub(super) fn new(
+        id: RequestId,
+        verb: &'static str,
+        path: VirtualPath,
+        direction: Direction,
+        transcoder: Transcoder,
+    ) -> Self {
+        Transfer {
+            id,
+            verb,
+            path,
+            direction,
+            phase: Phase::Opening,
+            bytes: 0,
+            size: None,
+            deadline: None,
+            file_open: false,
+            transcoder,
+            in_flight: 0,
+            source_done: false,
+        }
+    }
+
+    /// Asks for chunks until the window is full. Listings produce their chunks right here.
+    pub(super) fn pump(&mut self, window: usize, actions: &mut VecDeque<Action>) {
+        let id = self.id;
+        while self.in_flight < window.max(1) && !self.source_done {
+            match &mut self.direction {
+                Direction::Download => actions.push_back(Action::ReadFile { id }),
+                Direction::Upload => actions.push_back(Action::ReceiveData { id }),
+                Direction::Listing(source) => match source.next_chunk() {
+                    Some(data) => {
+                        self.bytes += data.len() as u64;
+                        actions.push_back(Action::SendData { id, data });
+                    }
+                    None => {
+                        self.source_done = true;
+                        break;
+                    }
+                },
+            }
+            self.in_flight += 1;
+        }
+    }
+
+    /// A chunk arrived from the source (the file for a download, the data connection for an upload).
+    /// Converts it and passes it to the sink.
+    pub(super) fn on_chunk(&mut self, chunk: Bytes, actions: &mut VecDeque<Action>) {
+        let id = self.id;
+        match self.direction {
+            Direction::Download => {
+                let data = self.transcoder.process(chunk);
+                self.bytes += data.len() as u64;
+                self.forward(Action::SendData { id, data }, actions);
+            }
+            Direction::Upload => {
+                self.bytes += chunk.len() as u64;
+                let data = self.transcoder.process(chunk);
+                self.forward(Action::WriteFile { id, data }, actions);
+            }
+            // A listing has no external source; a stray chunk is the driver's mistake and is dropped.
+            Direction::Listing(_) => {}
+        }
+    }
+
+    /// Sends `action` on unless its data is empty (a chunk that converted to nothing, e.g. a lone CR held
+    /// back), in which case its window slot is free again.
+    fn forward(&mut self, action: Action, actions: &mut VecDeque<Action>) {
+        let empty = matches!(&action, Action::SendData { data, .. } | Action::WriteFile { data, .. } if data.is_empty());
+        if empty {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        } else {
+            actions.push_back(action);
+        }
+    }
+
+    /// The source has no more bytes: flush the converter.
+    pub(super) fn on_end_of_source(&mut self, actions: &mut VecDeque<Action>) -> Step {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if self.source_done {
+            return self.step();
+        }
+        self.source_done = true;
+        let tail = self.transcoder.finish();
+        if !tail.is_empty() {
+            let id = self.id;
+            self.in_flight += 1;
+            match self.direction {
+                Direction::Download => {
+                    self.bytes += tail.len() as u64;
+                    actions.push_back(Action::SendData { id, data: tail });
+                }
+                _ => actions.push_back(Action::WriteFile { id, data: tail }),
+            }
+        }
+        self.step()
+    }
+
+    /// A chunk was written by the sink.
+    pub(super) fn on_written(&mut self) -> Step {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.step()
+    }
+
+    pub(super) fn step(&self) -> Step {
+        if self.source_done && self.in_flight == 0 {
+            Step::Finished
+        } else {
+            Step::Continue
+        }
+    }
+
+    /// Whether this transfer reads from the data connection.
+    pub(super) fn is_upload(&self) -> bool {
+        matches!(self.direction, Direction::Upload)
+    }
+
+    /// The listing being filled, if this is a listing.
+    pub(super) fn listing_mut(&mut self) -> Option<&mut ListingSource> {
+        match &mut self.direction {
+            Direction::Listing(source) => Some(source),
+            _ => None,
+        }
+    }
+}
