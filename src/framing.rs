@@ -511,11 +511,7 @@ impl LineFramer {
         if self.discarding {
             return;
         }
-        let pending_cr: &[u8] = if had_pending_cr {
-            b"\r"
-        } else {
-            b""
-        };
+        let pending_cr: &[u8] = if had_pending_cr { b"\r" } else { b"" };
         let needed = self
             .line
             .len()
@@ -531,7 +527,8 @@ impl LineFramer {
                 .max(self.line.capacity().saturating_mul(2))
                 .max(MIN_LINE_CAPACITY)
                 .min(self.config.max_line_len);
-            self.line.reserve_exact(target.saturating_sub(self.line.len()));
+            self.line
+                .reserve_exact(target.saturating_sub(self.line.len()));
         }
         self.line.extend_from_slice(pending_cr);
         self.line.extend_from_slice(data);
@@ -576,7 +573,11 @@ mod tests {
     /// Invariants that must hold after every call.
     fn assert_bounded(framer: &LineFramer) {
         let max = framer.config.max_line_len;
-        assert!(framer.line.len() <= max, "line {} > {max}", framer.line.len());
+        assert!(
+            framer.line.len() <= max,
+            "line {} > {max}",
+            framer.line.len()
+        );
         assert!(
             framer.line.capacity() <= max,
             "capacity {} > {max}",
@@ -633,48 +634,219 @@ mod tests {
         use TelnetVerb::{Do, Dont, Will, Wont};
         let short = FramerConfig::new().with_max_line_len(4);
         let cases: &[(&str, FramerConfig, &[u8], Vec<Owned>)] = &[
-            ("crlf", lenient(), b"USER a\r\nPASS b\r\n", vec![line(b"USER a"), line(b"PASS b")]),
-            ("bare lf lenient", lenient(), b"NOOP\nPWD\r\n", vec![line(b"NOOP"), line(b"PWD")]),
-            ("bare lf strict", strict(), b"NOOP\nPWD\r\n", vec![BareLf, line(b"PWD")]),
+            (
+                "crlf",
+                lenient(),
+                b"USER a\r\nPASS b\r\n",
+                vec![line(b"USER a"), line(b"PASS b")],
+            ),
+            (
+                "bare lf lenient",
+                lenient(),
+                b"NOOP\nPWD\r\n",
+                vec![line(b"NOOP"), line(b"PWD")],
+            ),
+            (
+                "bare lf strict",
+                strict(),
+                b"NOOP\nPWD\r\n",
+                vec![BareLf, line(b"PWD")],
+            ),
             ("lone bare lf strict", strict(), b"\n", vec![BareLf]),
-            ("empty lines skipped", lenient(), b"\r\n\r\n\nNOOP\r\n\r\n", vec![line(b"NOOP")]),
-            ("empty crlf strict", strict(), b"\r\nNOOP\r\n", vec![line(b"NOOP")]),
+            (
+                "empty lines skipped",
+                lenient(),
+                b"\r\n\r\n\nNOOP\r\n\r\n",
+                vec![line(b"NOOP")],
+            ),
+            (
+                "empty crlf strict",
+                strict(),
+                b"\r\nNOOP\r\n",
+                vec![line(b"NOOP")],
+            ),
             ("no line end yet", lenient(), b"NOOP", vec![]),
-            ("iac iac", lenient(), b"RETR a\xff\xffb\r\n", vec![line(b"RETR a\xffb")]),
-            ("ip dm abor", lenient(), b"\xff\xf4\xff\xf2ABOR\r\n", vec![line(b"ABOR")]),
-            ("other commands dropped", lenient(),
-                b"\xff\xf1N\xff\xf5O\xff\xf6O\xff\xf7\xff\xf8\xff\xf9\xff\xf3\xff\xf0P\r\n", vec![line(b"NOOP")]),
-            ("iac non-command dropped", lenient(), b"AB\xff\x41CD\r\n", vec![line(b"ABCD")]),
-            ("iac eats an lf", lenient(), b"AB\xff\nCD\r\n", vec![line(b"ABCD")]),
+            (
+                "iac iac",
+                lenient(),
+                b"RETR a\xff\xffb\r\n",
+                vec![line(b"RETR a\xffb")],
+            ),
+            (
+                "ip dm abor",
+                lenient(),
+                b"\xff\xf4\xff\xf2ABOR\r\n",
+                vec![line(b"ABOR")],
+            ),
+            (
+                "other commands dropped",
+                lenient(),
+                b"\xff\xf1N\xff\xf5O\xff\xf6O\xff\xf7\xff\xf8\xff\xf9\xff\xf3\xff\xf0P\r\n",
+                vec![line(b"NOOP")],
+            ),
+            (
+                "iac non-command dropped",
+                lenient(),
+                b"AB\xff\x41CD\r\n",
+                vec![line(b"ABCD")],
+            ),
+            (
+                "iac eats an lf",
+                lenient(),
+                b"AB\xff\nCD\r\n",
+                vec![line(b"ABCD")],
+            ),
             ("do", lenient(), b"\xff\xfd\x01", vec![Negotiation(Do, 1)]),
-            ("will wont dont", lenient(), b"\xff\xfb\x03\xff\xfc\x18\xff\xfe\xff",
-                vec![Negotiation(Will, 3), Negotiation(Wont, 24), Negotiation(Dont, 255)]),
-            ("negotiation mid line", lenient(), b"NO\xff\xfd\x01OP\r\n",
-                vec![Negotiation(Do, 1), line(b"NOOP")]),
-            ("negotiation option is lf", lenient(), b"NO\xff\xfb\nOP\r\n",
-                vec![Negotiation(Will, b'\n'), line(b"NOOP")]),
-            ("subnegotiation skipped", lenient(), b"NO\xff\xfa\x18\x00ab\r\n\xff\xff\xff\xf0OP\r\n", vec![line(b"NOOP")]),
-            ("overlong subnegotiation", short, b"NO\xff\xfa12345OP\r\nPWD\r\n", vec![TooLong, line(b"PWD")]),
-            ("subnegotiation at the bound", short, b"NO\xff\xfa123\xff\xf0OP\r\n", vec![line(b"NOOP")]),
-            ("cr nul", lenient(), b"MKD a\r\0b\r\n", vec![line(b"MKD a\rb")]),
-            ("cr nul before lf", lenient(), b"MKD a\r\0\r\n", vec![line(b"MKD a\r")]),
-            ("lone cr kept", lenient(), b"MKD a\rb\r\n", vec![line(b"MKD a\rb")]),
-            ("cr cr lf", lenient(), b"MKD a\r\r\n", vec![line(b"MKD a\r")]),
+            (
+                "will wont dont",
+                lenient(),
+                b"\xff\xfb\x03\xff\xfc\x18\xff\xfe\xff",
+                vec![
+                    Negotiation(Will, 3),
+                    Negotiation(Wont, 24),
+                    Negotiation(Dont, 255),
+                ],
+            ),
+            (
+                "negotiation mid line",
+                lenient(),
+                b"NO\xff\xfd\x01OP\r\n",
+                vec![Negotiation(Do, 1), line(b"NOOP")],
+            ),
+            (
+                "negotiation option is lf",
+                lenient(),
+                b"NO\xff\xfb\nOP\r\n",
+                vec![Negotiation(Will, b'\n'), line(b"NOOP")],
+            ),
+            (
+                "subnegotiation skipped",
+                lenient(),
+                b"NO\xff\xfa\x18\x00ab\r\n\xff\xff\xff\xf0OP\r\n",
+                vec![line(b"NOOP")],
+            ),
+            (
+                "overlong subnegotiation",
+                short,
+                b"NO\xff\xfa12345OP\r\nPWD\r\n",
+                vec![TooLong, line(b"PWD")],
+            ),
+            (
+                "subnegotiation at the bound",
+                short,
+                b"NO\xff\xfa123\xff\xf0OP\r\n",
+                vec![line(b"NOOP")],
+            ),
+            (
+                "cr nul",
+                lenient(),
+                b"MKD a\r\0b\r\n",
+                vec![line(b"MKD a\rb")],
+            ),
+            (
+                "cr nul before lf",
+                lenient(),
+                b"MKD a\r\0\r\n",
+                vec![line(b"MKD a\r")],
+            ),
+            (
+                "lone cr kept",
+                lenient(),
+                b"MKD a\rb\r\n",
+                vec![line(b"MKD a\rb")],
+            ),
+            (
+                "cr cr lf",
+                lenient(),
+                b"MKD a\r\r\n",
+                vec![line(b"MKD a\r")],
+            ),
             ("only cr", lenient(), b"\r\r\n", vec![line(b"\r")]),
-            ("cr telnet lf", lenient(), b"NOOP\r\xff\xf1\n", vec![line(b"NOOP")]),
-            ("cr telnet lf strict", strict(), b"NOOP\r\xff\xf1\n", vec![line(b"NOOP")]),
-            ("cr iac iac", lenient(), b"A\r\xff\xff\r\n", vec![line(b"A\r\xff")]),
-            ("nul kept", lenient(), b"RETR a\0b\r\n", vec![line(b"RETR a\0b")]),
-            ("invalid utf-8 kept", lenient(), b"RETR \xc3\x28\xfe\r\n", vec![line(b"RETR \xc3\x28\xfe")]),
-            ("at the limit", short, b"ABCD\r\nABCD\n", vec![line(b"ABCD"), line(b"ABCD")]),
-            ("over the limit then good", short, b"ABCDE\r\nPWD\r\n", vec![TooLong, line(b"PWD")]),
-            ("limit crossed by cr", short, b"ABCD\rX\r\nPWD\r\n", vec![TooLong, line(b"PWD")]),
-            ("limit crossed by cr nul", short, b"ABCD\r\0\r\n", vec![TooLong]),
-            ("overlong bare lf strict", FramerConfig { line_ending: LineEnding::CrLfOnly, ..short },
-                b"ABCDE\nPWD\r\n", vec![TooLong, line(b"PWD")]),
-            ("negotiation in overlong line", short, b"ABCDEF\xff\xfd\x05GH\r\n",
-                vec![Negotiation(Do, 5), TooLong]),
-            ("zero limit", FramerConfig::new().with_max_line_len(0), b"A\r\n\r\n", vec![TooLong]),
+            (
+                "cr telnet lf",
+                lenient(),
+                b"NOOP\r\xff\xf1\n",
+                vec![line(b"NOOP")],
+            ),
+            (
+                "cr telnet lf strict",
+                strict(),
+                b"NOOP\r\xff\xf1\n",
+                vec![line(b"NOOP")],
+            ),
+            (
+                "cr iac iac",
+                lenient(),
+                b"A\r\xff\xff\r\n",
+                vec![line(b"A\r\xff")],
+            ),
+            (
+                "nul kept",
+                lenient(),
+                b"RETR a\0b\r\n",
+                vec![line(b"RETR a\0b")],
+            ),
+            (
+                "invalid utf-8 kept",
+                lenient(),
+                b"RETR \xc3\x28\xfe\r\n",
+                vec![line(b"RETR \xc3\x28\xfe")],
+            ),
+            (
+                "at the limit",
+                short,
+                b"ABCD\r\nABCD\n",
+                vec![line(b"ABCD"), line(b"ABCD")],
+            ),
+            (
+                "over the limit then good",
+                short,
+                b"ABCDE\r\nPWD\r\n",
+                vec![TooLong, line(b"PWD")],
+            ),
+            (
+                "limit crossed by cr",
+                short,
+                b"ABCD\rX\r\nPWD\r\n",
+                vec![TooLong, line(b"PWD")],
+            ),
+            (
+                "limit crossed by cr nul",
+                short,
+                b"ABCD\r\0\r\n",
+                vec![TooLong],
+            ),
+            (
+                "overlong bare lf strict",
+                FramerConfig {
+                    line_ending: LineEnding::CrLfOnly,
+                    ..short
+                },
+                b"ABCDE\nPWD\r\n",
+                vec![TooLong, line(b"PWD")],
+            ),
+            (
+                "negotiation in overlong line",
+                short,
+                b"ABCDEF\xff\xfd\x05GH\r\n",
+                vec![Negotiation(Do, 5), TooLong],
+            ),
+            (
+                "zero limit",
+                FramerConfig::new().with_max_line_len(0),
+                b"A\r\n\r\n",
+                vec![TooLong],
+            ),
+            // Found by proptest: a CR right where the line overflowed must not stay pending.
+            (
+                "cr at the overflow",
+                FramerConfig {
+                    line_ending: LineEnding::CrLfOnly,
+                    ..short
+                },
+                b"ABCDE\r\xfa\n\n",
+                vec![TooLong, BareLf],
+            ),
         ];
         for (name, config, input, expected) in cases {
             assert_eq!(&frames(*config, input), expected, "case {name}");
@@ -755,8 +927,14 @@ mod tests {
             assert_eq!(framer.next_frame(&chunk), (chunk.len(), None));
             assert_bounded(&framer);
         }
-        assert_eq!(framer.next_frame(b"yy\r\nPWD\r\n"), (4, Some(Frame::TooLong)));
-        assert_eq!(framer.next_frame(b"PWD\r\n"), (5, Some(Frame::Line(b"PWD"))));
+        assert_eq!(
+            framer.next_frame(b"yy\r\nPWD\r\n"),
+            (4, Some(Frame::TooLong))
+        );
+        assert_eq!(
+            framer.next_frame(b"PWD\r\n"),
+            (5, Some(Frame::Line(b"PWD")))
+        );
     }
 
     #[test]
@@ -766,7 +944,10 @@ mod tests {
         let capacity = framer.line.capacity();
         let pointer = framer.line.as_ptr();
         for _ in 0..100 {
-            assert!(matches!(framer.next_frame(b"NOOP\r\n"), (6, Some(Frame::Line(b"NOOP")))));
+            assert!(matches!(
+                framer.next_frame(b"NOOP\r\n"),
+                (6, Some(Frame::Line(b"NOOP")))
+            ));
         }
         assert_eq!(framer.line.capacity(), capacity);
         assert_eq!(framer.line.as_ptr(), pointer);
@@ -824,7 +1005,13 @@ mod tests {
                     cr = false;
                     line.clear();
                 }
-                T::Sub(n) => t = if b == 255 { T::SubIac(n + 1) } else { T::Sub(n + 1) },
+                T::Sub(n) => {
+                    t = if b == 255 {
+                        T::SubIac(n + 1)
+                    } else {
+                        T::Sub(n + 1)
+                    }
+                }
                 T::SubIac(n) => t = if b == 240 { T::Data } else { T::Sub(n + 1) },
                 T::Data => {
                     if b == 255 {
@@ -887,10 +1074,7 @@ mod tests {
 
     /// Splits `input` at the given (unsorted, possibly repeated or out-of-range) points.
     fn split_at_points<'a>(input: &'a [u8], points: &[usize]) -> Vec<&'a [u8]> {
-        let mut cuts: Vec<usize> = points
-            .iter()
-            .map(|p| p % (input.len() + 1))
-            .collect();
+        let mut cuts: Vec<usize> = points.iter().map(|p| p % (input.len() + 1)).collect();
         cuts.sort_unstable();
         let mut chunks = Vec::new();
         let mut start = 0;

@@ -76,9 +76,7 @@ impl LfToCrLf {
 
     /// The most bytes [`convert`](Self::convert) can append for `input`: its length plus its LFs.
     pub fn max_output_len(input: &[u8]) -> usize {
-        input
-            .len()
-            .saturating_add(memchr_iter(LF, input).count())
+        input.len().saturating_add(memchr_iter(LF, input).count())
     }
 
     /// Converts without reserving: the caller has made room.
@@ -337,7 +335,11 @@ mod tests {
         ];
         for (chunks, expected) in cases {
             assert_eq!(to_network(chunks), *expected, "{chunks:?}");
-            assert_eq!(through(Transcoder::to_network(), chunks), *expected, "{chunks:?}");
+            assert_eq!(
+                through(Transcoder::to_network(), chunks),
+                *expected,
+                "{chunks:?}"
+            );
         }
     }
 
@@ -360,7 +362,11 @@ mod tests {
         ];
         for (chunks, expected) in cases {
             assert_eq!(from_network(chunks), *expected, "{chunks:?}");
-            assert_eq!(through(Transcoder::from_network(), chunks), *expected, "{chunks:?}");
+            assert_eq!(
+                through(Transcoder::from_network(), chunks),
+                *expected,
+                "{chunks:?}"
+            );
         }
     }
 
@@ -421,7 +427,11 @@ mod tests {
     #[test]
     fn process_into_matches_process() {
         let input = b"a\nb\r\nc\r";
-        for make in [Transcoder::to_network, Transcoder::from_network, Transcoder::default] {
+        for make in [
+            Transcoder::to_network,
+            Transcoder::from_network,
+            Transcoder::default,
+        ] {
             let mut out = Vec::new();
             let mut transcoder = make();
             transcoder.process_into(input, &mut out);
