@@ -837,6 +837,16 @@ mod tests {
                 b"A\r\n\r\n",
                 vec![TooLong],
             ),
+            // Found by proptest: a CR right where the line overflowed must not stay pending.
+            (
+                "cr at the overflow",
+                FramerConfig {
+                    line_ending: LineEnding::CrLfOnly,
+                    ..short
+                },
+                b"ABCDE\r\xfa\n\n",
+                vec![TooLong, BareLf],
+            ),
         ];
         for (name, config, input, expected) in cases {
             assert_eq!(&frames(*config, input), expected, "case {name}");
