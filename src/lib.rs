@@ -1,4 +1,101 @@
-//! ftp-proto: the FTP protocol as sans-IO state machines.
+//! # ftp-proto: the FTP protocol as sans-IO state machines
+//!
+//! This crate implements FTP (RFC 959 and its extensions: RFC 1123, 2228, 2389, 2428, 2640, 3659, 7151)
+//! without doing any I/O. Its state machines consume bytes and events and emit *actions* — send these bytes
+//! on the control connection, open a passive data listener, connect the data channel to an address, read
+//! this path, write this chunk, arm a timer — so the same protocol code runs under tokio, async-std, a thread
+//! per connection, an embedded runtime or a deterministic test harness. Nothing in the crate opens a socket,
+//! touches a file, reads a clock or spawns a task.
+//!
+//! ## Layers
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`command`] | typed [`command::Command`]: nom parser and encoder for every RFC verb |
+//! | [`reply`] | reply codes, multi-line replies, a streaming reply parser for clients |
+//! | [`hostport`] | `PORT`/`PASV` and `EPRT`/`EPSV` address forms |
+//! | [`framing`] | the control-connection line framer: CRLF, Telnet IAC, length bound |
+//! | [`transcode`] | TYPE A/I data conversion, streaming across chunk boundaries |
+//! | [`path`] | virtual paths that never climb above `/` |
+//! | [`listing`] | `LIST`/`NLST`/`MLSD` formatting (server) and parsing (client) |
+//! | [`time`] | RFC 3659 timestamps without a clock |
+//! | [`server`] | the server [`server::Session`] state machine |
+//!
+//! The codec modules know nothing of sessions, and sessions know nothing of sockets, files or clocks.
+//!
+//! ## Parsing and encoding
+//!
+//! ```
+//! use ftp_proto::command::{Command, Pathname};
+//! use ftp_proto::reply::{Reply, ReplyCode};
+//!
+//! let cmd = Command::parse(b"RETR pub/notes.txt").unwrap();
+//! assert_eq!(cmd, Command::Retr(Pathname::new("pub/notes.txt").unwrap()));
+//!
+//! let reply = Reply::multiline(ReplyCode::SYSTEM_STATUS, ["Features:", " EPSV", "End"]);
+//! assert_eq!(reply.to_bytes(), b"211-Features:\r\n EPSV\r\n211 End\r\n");
+//! ```
+//!
+//! ## Driving a server session by hand
+//!
+//! A driver feeds the session what happens (control bytes, answers to its requests, data chunks, the time)
+//! and carries out what it asks. After **every** `handle_*` call, drain `poll_action` until it returns
+//! `None`, then read `poll_timeout`. Here the "driver" is a few lines that answer from memory:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//! use bytes::Bytes;
+//! use ftp_proto::server::{Action, Completion, Config, ConnectionInfo, Session, StorageRequest};
+//!
+//! let info = ConnectionInfo {
+//!     local: "127.0.0.1:21".parse().unwrap(),
+//!     peer: "127.0.0.1:40000".parse().unwrap(),
+//! };
+//! let now = Instant::now();
+//! let mut session = Session::new(Arc::new(Config::default()), info, now);
+//! session.handle_control_input(now, b"USER anonymous\r\nPASS me@\r\nTYPE I\r\nPASV\r\nRETR hello.txt\r\n");
+//!
+//! let file = Bytes::from_static(b"Hello, world!\n");
+//! let mut control = Vec::new();
+//! let mut data = Vec::new();
+//! let mut file_sent = false;
+//! while let Some(action) = session.poll_action() {
+//!     match action {
+//!         Action::SendControl(bytes) => control.extend_from_slice(&bytes),
+//!         Action::ListenPassive { id, .. } => {
+//!             let bound = "127.0.0.1:50000".parse().unwrap();
+//!             session.handle_completion(now, id, Completion::Listening(bound));
+//!         }
+//!         Action::Storage { id, request: StorageRequest::OpenRead { path, .. } } => {
+//!             assert_eq!(path.as_bytes(), b"/hello.txt");
+//!             let size = Some(file.len() as u64);
+//!             session.handle_completion(now, id, Completion::FileOpened { size, path });
+//!         }
+//!         Action::AcceptData { id } => {
+//!             let peer = "127.0.0.1:40001".parse().unwrap();
+//!             session.handle_completion(now, id, Completion::DataConnected { peer });
+//!         }
+//!         Action::ReadFile { id } if !file_sent => {
+//!             file_sent = true;
+//!             session.handle_data(now, id, file.clone()); // TYPE I: passed through without a copy
+//!         }
+//!         Action::ReadFile { id } => session.handle_completion(now, id, Completion::EndOfData),
+//!         Action::SendData { id, data: chunk } => {
+//!             data.extend_from_slice(&chunk);
+//!             session.handle_completion(now, id, Completion::Written);
+//!         }
+//!         _ => {} // CloseData, CloseFile: nothing to close here
+//!     }
+//! }
+//! let control = String::from_utf8(control).unwrap();
+//! assert!(control.contains("227 Entering Passive Mode (127,0,0,1,195,80)."));
+//! assert!(control.ends_with("226 Transfer complete.\r\n"));
+//! assert_eq!(data, b"Hello, world!\n");
+//! assert!(session.poll_timeout().is_some()); // the idle timer
+//! ```
+//!
+//! The bundled `examples/server` is a complete tokio driver with storage on the local file system.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
