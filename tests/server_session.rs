@@ -349,6 +349,20 @@ fn ascii_upload_converts_crlf_across_chunks() {
 }
 
 #[test]
+fn ascii_upload_of_lone_carriage_returns_keeps_the_window_full() {
+    let mut s = Sim::new();
+    s.login_writer();
+    // Each "\r" chunk converts to nothing until the next byte arrives; the transfer must keep reading.
+    s.upload = ["\r", "\r", "\r", "\n", "x", "\r"]
+        .map(|c| Bytes::from_static(c.as_bytes()))
+        .into();
+    s.cmd("TYPE A");
+    s.cmd("PASV");
+    assert_eq!(codes(&s.cmd("STOR /upload/cr.txt")), ["150", "226"]);
+    assert_eq!(s.file("/upload/cr.txt"), Some(&b"\r\r\nx\r"[..]));
+}
+
+#[test]
 fn abort_during_a_transfer_sends_426_then_226() {
     let mut s = Sim::new();
     s.login_anonymous();

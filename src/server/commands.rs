@@ -864,6 +864,8 @@ impl Session {
         let Some(transfer) = self.transfer.take() else {
             return;
         };
+        // This also closes a passive listener the transfer had not used yet, so forget it.
+        self.data = DataChannel::None;
         self.actions.push_back(Action::CloseData { aborted: true });
         if transfer.file_open {
             self.actions.push_back(Action::CloseFile {

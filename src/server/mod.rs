@@ -262,9 +262,12 @@ impl Session {
         if self.closed {
             return;
         }
+        let window = self.config.transfer_window;
         if let Some(transfer) = self.transfer.as_mut().filter(|t| t.id == id) {
             transfer.deadline = Some(now + self.config.data_timeout);
             transfer.on_chunk(chunk, &mut self.actions);
+            // A chunk that converted to nothing (a held-back CR) freed its window slot: refill it.
+            transfer.pump(window, &mut self.actions);
         }
     }
 
