@@ -350,7 +350,9 @@ fn ascii_upload_converts_crlf_across_chunks() {
 
 #[test]
 fn ascii_upload_of_lone_carriage_returns_keeps_the_window_full() {
-    let mut s = Sim::new();
+    let mut config = Config::default();
+    config.transfer_window = 1;
+    let mut s = Sim::with_config(config);
     s.login_writer();
     // Each "\r" chunk converts to nothing until the next byte arrives; the transfer must keep reading.
     s.upload = ["\r", "\r", "\r", "\n", "x", "\r"]
