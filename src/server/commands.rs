@@ -180,7 +180,6 @@ impl Session {
             }
             // The transfer's own reply goes first; then 221 (see `end_transfer`).
             Command::Quit => self.quit_after_transfer = true,
-            Command::Noop => self.reply(ReplyCode::COMMAND_OK, "NOOP ok."),
             // `process_queue` only lets the commands above through during a transfer.
             _ => self.reply(ReplyCode::BAD_SEQUENCE, "A transfer is in progress."),
         }

@@ -349,6 +349,12 @@ impl Session {
         }
     }
 
+    /// Control input held by the session: the partial line in the framer plus complete lines waiting for
+    /// their turn. Bounded by `framer.max_line_len + max_pending_commands`.
+    pub fn buffered_input_len(&self) -> usize {
+        self.framer.buffered_len() + self.queued_bytes
+    }
+
     /// Bytes moved by the transfer in progress, if one is.
     pub fn transfer_progress(&self) -> Option<u64> {
         self.transfer.as_ref().map(|t| t.bytes)
@@ -380,8 +386,10 @@ impl Session {
             let Some(front) = self.queue.front() else {
                 break;
             };
-            if self.transfer.is_some() && !is_transfer_time_command(front) {
-                break;
+            if let Some(transfer) = &self.transfer {
+                if !is_transfer_time_command(front, transfer.phase == transfer::Phase::Running) {
+                    break;
+                }
             }
             let Some(item) = self.queue.pop_front() else {
                 break;
@@ -420,14 +428,15 @@ impl Session {
     }
 }
 
-/// Whether a queued line may be handled while a transfer runs (RFC 959 §4.1.3: ABOR and STAT, and QUIT which
-/// waits for the transfer's reply).
-fn is_transfer_time_command(input: &Input) -> bool {
+/// Whether a queued line may be handled while a transfer runs (RFC 959 §4.1.3): `ABOR`, and `QUIT` which
+/// only marks the session to close after the transfer's reply. `STAT` is answered once the transfer's 150
+/// is out (`running`), so replies never overtake it; everything else, `NOOP` included, waits for the 226.
+fn is_transfer_time_command(input: &Input, running: bool) -> bool {
     let Input::Line(line) = input else {
         return false;
     };
     let verb_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
     let verb = line.get(..verb_end).unwrap_or_default();
     let is = |name: &[u8]| verb.eq_ignore_ascii_case(name);
-    is(b"ABOR") || is(b"QUIT") || is(b"NOOP") || (is(b"STAT") && verb_end == line.len())
+    is(b"ABOR") || is(b"QUIT") || (running && is(b"STAT") && verb_end == line.len())
 }
