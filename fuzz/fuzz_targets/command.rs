@@ -16,7 +16,11 @@ fuzz_target!(|line: &[u8]| {
                 !body.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)),
                 "CR, LF or NUL inside the encoding of {command:?}: {wire:?}"
             );
-            assert_eq!(Command::parse(body).as_ref(), Ok(&command), "re-parse of {body:?}");
+            assert_eq!(
+                Command::parse(body).as_ref(),
+                Ok(&command),
+                "re-parse of {body:?}"
+            );
             // The verb is what the encoding starts with.
             assert!(body.starts_with(command.verb().as_bytes()));
             let mut appended = b"prefix".to_vec();

@@ -33,7 +33,10 @@ fn owned(frame: Frame<'_>) -> Owned {
 }
 
 /// Feeds every piece until it is used up, checking the contract after each call.
-fn run<'a>(config: FramerConfig, pieces: impl IntoIterator<Item = &'a [u8]>) -> (Vec<Owned>, LineFramer) {
+fn run<'a>(
+    config: FramerConfig,
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+) -> (Vec<Owned>, LineFramer) {
     let mut framer = LineFramer::new(config);
     let mut frames = Vec::new();
     for piece in pieces {
@@ -42,7 +45,10 @@ fn run<'a>(config: FramerConfig, pieces: impl IntoIterator<Item = &'a [u8]>) -> 
             let (consumed, frame) = framer.next_frame(input);
             assert!(consumed <= input.len());
             let frame = frame.map(owned);
-            assert!(framer.buffered_len() <= config.max_line_len, "buffer over the bound");
+            assert!(
+                framer.buffered_len() <= config.max_line_len,
+                "buffer over the bound"
+            );
             input = &input[consumed..];
             match frame {
                 Some(frame) => {
@@ -82,7 +88,11 @@ fn model(body: &[u8], config: FramerConfig, crlf: bool) -> Vec<Owned> {
 fuzz_target!(|data: &[u8]| {
     let input = StreamInput::new(data);
     let [max_line_len, mode] = input.settings;
-    let line_ending = if mode & 1 == 1 { LineEnding::CrLfOnly } else { LineEnding::CrLfOrLf };
+    let line_ending = if mode & 1 == 1 {
+        LineEnding::CrLfOnly
+    } else {
+        LineEnding::CrLfOrLf
+    };
     let config = FramerConfig::new()
         .with_max_line_len(usize::from(max_line_len % 64))
         .with_line_ending(line_ending);
@@ -96,7 +106,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(whole, bytewise, "byte-at-a-time changed the frames");
 
     if !input.body.iter().any(|&b| b == b'\r' || b == 0xff) {
-        assert_eq!(whole, model(input.body, config, false), "differs from the LF model");
+        assert_eq!(
+            whole,
+            model(input.body, config, false),
+            "differs from the LF model"
+        );
         let mut with_crlf = Vec::with_capacity(input.body.len() * 2);
         for &b in input.body {
             if b == b'\n' {
@@ -104,6 +118,10 @@ fuzz_target!(|data: &[u8]| {
             }
             with_crlf.push(b);
         }
-        assert_eq!(run(config, [&with_crlf[..]]).0, model(input.body, config, true), "differs from the CRLF model");
+        assert_eq!(
+            run(config, [&with_crlf[..]]).0,
+            model(input.body, config, true),
+            "differs from the CRLF model"
+        );
     }
 });

@@ -12,9 +12,16 @@ use libfuzzer_sys::fuzz_target;
 
 fn check_host_port(hp: HostPort) {
     assert_eq!(HostPort::parse(hp.to_string().as_bytes()), Ok(hp));
-    assert_eq!(HostPort::parse_pasv_reply(hp.pasv_reply_text().as_bytes()), Ok(hp));
+    assert_eq!(
+        HostPort::parse_pasv_reply(hp.pasv_reply_text().as_bytes()),
+        Ok(hp)
+    );
     let line = format!("227 {}", hp.pasv_reply_text());
-    assert_eq!(HostPort::parse_pasv_reply(line.as_bytes()), Ok(hp), "{line}");
+    assert_eq!(
+        HostPort::parse_pasv_reply(line.as_bytes()),
+        Ok(hp),
+        "{line}"
+    );
     assert_eq!(HostPort::new(hp.ip(), hp.port()), hp);
 }
 
@@ -22,9 +29,16 @@ fuzz_target!(|data: &[u8]| {
     match HostPort::parse(data) {
         Ok(hp) => {
             check_host_port(hp);
-            assert_eq!(HostPort::parse_pasv_reply(data), Ok(hp), "strict form rejected by the lenient parser");
+            assert_eq!(
+                HostPort::parse_pasv_reply(data),
+                Ok(hp),
+                "strict form rejected by the lenient parser"
+            );
         }
-        Err(e) => assert!(matches!(e, HostPortError::Malformed | HostPortError::OutOfRange), "{e:?}"),
+        Err(e) => assert!(
+            matches!(e, HostPortError::Malformed | HostPortError::OutOfRange),
+            "{e:?}"
+        ),
     }
 
     if let Ok(hp) = HostPort::parse_pasv_reply(data) {
@@ -38,7 +52,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(parse_eprt(text.as_bytes()), Ok(addr), "{text}");
             // The delimiter is the sender's choice: any other printable byte works too.
             let alternative = text.replace('|', "!");
-            assert_eq!(parse_eprt(alternative.as_bytes()), Ok(addr), "{alternative}");
+            assert_eq!(
+                parse_eprt(alternative.as_bytes()),
+                Ok(addr),
+                "{alternative}"
+            );
             match HostPort::try_from(addr) {
                 Ok(hp) => assert_eq!(std::net::SocketAddr::from(hp), addr),
                 Err(e) => assert!(addr.is_ipv6() && e == HostPortError::FamilyMismatch),

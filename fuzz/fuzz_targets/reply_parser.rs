@@ -25,7 +25,11 @@ fn feed<'a>(
         loop {
             let (consumed, outcome) = parser.parse(input);
             assert!(consumed <= input.len(), "consumed past the input");
-            assert!(parser.buffered_len() <= bound, "buffered {} > {bound}", parser.buffered_len());
+            assert!(
+                parser.buffered_len() <= bound,
+                "buffered {} > {bound}",
+                parser.buffered_len()
+            );
             match outcome {
                 Some(result) => {
                     assert!(consumed > 0, "an outcome without consuming input");
@@ -47,10 +51,16 @@ fn check_reply(reply: &Reply, limits: ReplyParserLimits) {
     let mut text_len = 0;
     for line in reply.lines() {
         assert!(!line.contains(&b'\n'), "LF inside a parsed line");
-        assert!(line.len() <= limits.max_line_len.max(4), "line over max_line_len");
+        assert!(
+            line.len() <= limits.max_line_len.max(4),
+            "line over max_line_len"
+        );
         text_len += line.len();
     }
-    assert!(text_len <= limits.max_reply_bytes, "reply text over max_reply_bytes");
+    assert!(
+        text_len <= limits.max_reply_bytes,
+        "reply text over max_reply_bytes"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

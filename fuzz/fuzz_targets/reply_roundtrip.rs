@@ -51,7 +51,10 @@ fuzz_target!(|data: &[u8]| {
     let lines: Vec<&[u8]> = text.split(|&b| b == separator).collect();
     let reply = Reply::multiline(code, lines.iter().copied());
     assert_eq!(reply.line_count(), lines.len());
-    assert!(reply.lines().eq(lines.iter().copied()), "lines() differs from the input lines");
+    assert!(
+        reply.lines().eq(lines.iter().copied()),
+        "lines() differs from the input lines"
+    );
     if let [only] = lines[..] {
         assert_eq!(reply, Reply::new(code, only));
     }
@@ -64,18 +67,32 @@ fuzz_target!(|data: &[u8]| {
 
     let expected = as_received(&lines, code);
     if !text.iter().any(|b| matches!(b, b'\r' | b'\n'))
-        && !lines.iter().skip(1).any(|l| l.first().is_some_and(u8::is_ascii_digit))
+        && !lines
+            .iter()
+            .skip(1)
+            .any(|l| l.first().is_some_and(u8::is_ascii_digit))
     {
-        assert_eq!(expected, reply, "model: plain lines must come back unchanged");
+        assert_eq!(
+            expected, reply,
+            "model: plain lines must come back unchanged"
+        );
     }
 
-    let unlimited = ReplyParserLimits { max_line_len: usize::MAX, max_reply_bytes: usize::MAX };
+    let unlimited = ReplyParserLimits {
+        max_line_len: usize::MAX,
+        max_reply_bytes: usize::MAX,
+    };
     let mut parser = ReplyParser::new(unlimited);
-    assert_eq!(parser.parse(&wire), (wire.len(), Some(Ok(expected.clone()))));
+    assert_eq!(
+        parser.parse(&wire),
+        (wire.len(), Some(Ok(expected.clone())))
+    );
     assert!(!parser.is_mid_reply());
 
     // The same wire bytes one at a time: exactly one reply, at the last byte.
     let mut parser = ReplyParser::new(unlimited);
-    let outcomes: Vec<_> = chunks(&wire, &[]).filter_map(|byte| parser.parse(byte).1).collect();
+    let outcomes: Vec<_> = chunks(&wire, &[])
+        .filter_map(|byte| parser.parse(byte).1)
+        .collect();
     assert_eq!(outcomes, [Ok(expected)]);
 });

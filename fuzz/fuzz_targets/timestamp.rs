@@ -25,8 +25,22 @@ fuzz_target!(|text: &[u8]| {
     assert_eq!(whole.len(), 14);
     assert!(whole.iter().all(u8::is_ascii_digit));
     let c = t.to_civil();
-    let fields = [c.year as u32, c.month.into(), c.day.into(), c.hour.into(), c.minute.into(), c.second.into()];
-    let digits = [&whole[0..4], &whole[4..6], &whole[6..8], &whole[8..10], &whole[10..12], &whole[12..14]];
+    let fields = [
+        c.year as u32,
+        c.month.into(),
+        c.day.into(),
+        c.hour.into(),
+        c.minute.into(),
+        c.second.into(),
+    ];
+    let digits = [
+        &whole[0..4],
+        &whole[4..6],
+        &whole[6..8],
+        &whole[8..10],
+        &whole[10..12],
+        &whole[12..14],
+    ];
     for (field, digits) in fields.into_iter().zip(digits) {
         assert_eq!(field, number(digits), "civil field differs from its digits");
     }
@@ -42,14 +56,28 @@ fuzz_target!(|text: &[u8]| {
     let text_back = t.to_ftp_string();
     let back = Timestamp::parse_ftp(text_back.as_bytes()).expect("to_ftp_string output parses");
     assert_eq!(back.unix_seconds(), t.unix_seconds(), "{text_back}");
-    assert_eq!(back.subsec_nanos(), t.subsec_nanos() / 1_000_000 * 1_000_000, "{text_back}");
+    assert_eq!(
+        back.subsec_nanos(),
+        t.subsec_nanos() / 1_000_000 * 1_000_000,
+        "{text_back}"
+    );
     assert_eq!(back.to_ftp_string(), text_back);
     if fraction.is_none() {
         assert_eq!(text_back.as_bytes(), text, "canonical form changed");
     }
 
-    assert_eq!(Timestamp::from_civil(c).map(|x| x.unix_seconds()), Some(t.unix_seconds()));
-    assert_eq!(Timestamp::from_unix_seconds(t.unix_seconds()).map(|x| x.to_civil()), Some(c));
+    assert_eq!(
+        Timestamp::from_civil(c).map(|x| x.unix_seconds()),
+        Some(t.unix_seconds())
+    );
+    assert_eq!(
+        Timestamp::from_unix_seconds(t.unix_seconds()).map(|x| x.to_civil()),
+        Some(c)
+    );
     let system = t.to_system_time();
-    assert_eq!(Timestamp::from_system_time(system), Some(t), "SystemTime round trip");
+    assert_eq!(
+        Timestamp::from_system_time(system),
+        Some(t),
+        "SystemTime round trip"
+    );
 });

@@ -56,7 +56,11 @@ fn from_network<'a>(pieces: impl IntoIterator<Item = &'a [u8]>, ends_with_cr: bo
         converter.convert(piece, &mut out);
         assert!(out.len() - before <= CrLfToLf::max_output_len(piece));
     }
-    assert_eq!(converter.has_held_cr(), ends_with_cr, "held CR at end of stream");
+    assert_eq!(
+        converter.has_held_cr(),
+        ends_with_cr,
+        "held CR at end of stream"
+    );
     converter.finish(&mut out);
     assert!(!converter.has_held_cr());
     out
@@ -84,16 +88,36 @@ fuzz_target!(|data: &[u8]| {
 
     let network = lf_to_crlf_model(body);
     assert_eq!(to_network([body]), network);
-    assert_eq!(to_network(input.chunks()), network, "LfToCrLf depends on chunking");
-    assert_eq!(to_network(chunks(body, &[])), network, "LfToCrLf byte by byte");
+    assert_eq!(
+        to_network(input.chunks()),
+        network,
+        "LfToCrLf depends on chunking"
+    );
+    assert_eq!(
+        to_network(chunks(body, &[])),
+        network,
+        "LfToCrLf byte by byte"
+    );
 
     let local = crlf_to_lf_model(body);
     assert_eq!(from_network([body], ends_with_cr), local);
-    assert_eq!(from_network(input.chunks(), ends_with_cr), local, "CrLfToLf depends on chunking");
-    assert_eq!(from_network(chunks(body, &[]), ends_with_cr), local, "CrLfToLf byte by byte");
+    assert_eq!(
+        from_network(input.chunks(), ends_with_cr),
+        local,
+        "CrLfToLf depends on chunking"
+    );
+    assert_eq!(
+        from_network(chunks(body, &[]), ends_with_cr),
+        local,
+        "CrLfToLf byte by byte"
+    );
 
     if !body.contains(&b'\r') {
-        assert_eq!(from_network(chunks(&network, input.sizes), false), body, "LF -> CRLF -> LF is not the identity");
+        assert_eq!(
+            from_network(chunks(&network, input.sizes), false),
+            body,
+            "LF -> CRLF -> LF is not the identity"
+        );
         assert!(!network.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'));
     }
 
@@ -105,6 +129,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(identity.is_identity());
     let chunk = Bytes::copy_from_slice(body);
     let same = identity.process(chunk.clone());
-    assert_eq!((same.as_ptr(), same.len()), (chunk.as_ptr(), chunk.len()), "Identity copied");
+    assert_eq!(
+        (same.as_ptr(), same.len()),
+        (chunk.as_ptr(), chunk.len()),
+        "Identity copied"
+    );
     assert!(identity.finish().is_empty());
 });

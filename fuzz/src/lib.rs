@@ -28,9 +28,15 @@ impl<'a> StreamInput<'a> {
             Some((settings, rest)) => (*settings, rest),
             None => ([data.first().copied().unwrap_or(0), 0], &[][..]),
         };
-        let (k, rest) = rest.split_first().map_or((0, rest), |(&k, rest)| (k % 8, rest));
+        let (k, rest) = rest
+            .split_first()
+            .map_or((0, rest), |(&k, rest)| (k % 8, rest));
         let (sizes, body) = rest.split_at(usize::from(k).min(rest.len()));
-        StreamInput { settings, sizes, body }
+        StreamInput {
+            settings,
+            sizes,
+            body,
+        }
     }
 
     /// The body cut into chunks by [`chunks`].
@@ -43,8 +49,16 @@ impl<'a> StreamInput<'a> {
 /// chunk (feeding nothing must be harmless too). With no sizes, or only zeros, the chunks are single bytes:
 /// the hardest case for a streaming parser.
 pub fn chunks<'a>(body: &'a [u8], sizes: &'a [u8]) -> Chunks<'a> {
-    let sizes: &[u8] = if sizes.iter().all(|&s| s == 0) { &[1] } else { sizes };
-    Chunks { rest: body, sizes, next: 0 }
+    let sizes: &[u8] = if sizes.iter().all(|&s| s == 0) {
+        &[1]
+    } else {
+        sizes
+    };
+    Chunks {
+        rest: body,
+        sizes,
+        next: 0,
+    }
 }
 
 /// Iterator returned by [`chunks`].
@@ -62,7 +76,11 @@ impl<'a> Iterator for Chunks<'a> {
         if self.rest.is_empty() {
             return None;
         }
-        let size = self.sizes.get(self.next % self.sizes.len()).copied().unwrap_or(1);
+        let size = self
+            .sizes
+            .get(self.next % self.sizes.len())
+            .copied()
+            .unwrap_or(1);
         self.next = self.next.wrapping_add(1);
         let (chunk, rest) = self.rest.split_at(usize::from(size).min(self.rest.len()));
         self.rest = rest;
