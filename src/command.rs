@@ -821,7 +821,7 @@ impl Command {
             Epsv(EpsvArg::All) => arg(b"ALL"),
             Epsv(EpsvArg::Protocol(p)) => arg(p.number().to_string().as_bytes()),
             Mfmt { time, path } => {
-                arg(time.to_ftp_string().as_bytes());
+                arg(time.to_ftp_string_exact().as_bytes());
                 out.push(b' ');
                 out.extend_from_slice(path.as_bytes());
             }
@@ -1363,6 +1363,14 @@ mod tests {
             );
             assert_eq!(error.reply_code().get(), *code);
         }
+    }
+
+    #[test]
+    fn mfmt_keeps_every_fraction_digit() {
+        // Found by the `command` fuzz target (fuzz/regressions/command/).
+        let cmd = Command::parse(b"MFMT 20240101000000.0001 f").unwrap();
+        assert_eq!(cmd.to_bytes(), b"MFMT 20240101000000.0001 f\r\n");
+        assert_eq!(Command::parse(b"MFMT 20240101000000.0001 f"), Ok(cmd));
     }
 
     #[test]

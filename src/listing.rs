@@ -1516,11 +1516,12 @@ mod tests {
     }
 
     #[test]
-    fn mlsx_modify_keeps_milliseconds() {
+    fn mlsx_modify_is_whole_seconds() {
+        // Many clients read exactly 14 digits, as most servers send.
         let f = file("x", 1, Some(ts("20240102130405.5")));
         assert_eq!(
             mlsx(&f, FactSet::MODIFY, Permissions::READ_ONLY, None),
-            "modify=20240102130405.500; x\r\n"
+            "modify=20240102130405; x\r\n"
         );
     }
 

@@ -167,17 +167,24 @@ impl Timestamp {
         Some(t)
     }
 
-    /// The RFC 3659 `time-val` form `YYYYMMDDHHMMSS`, with `.sss` milliseconds when the sub-second part
-    /// has any.
+    /// The RFC 3659 `time-val` form in whole seconds, `YYYYMMDDHHMMSS`: what servers send in `MDTM`
+    /// replies and `modify` facts, and the form every client parses.
     pub fn to_ftp_string(&self) -> String {
         let c = self.to_civil();
-        let mut s = format!(
+        format!(
             "{:04}{:02}{:02}{:02}{:02}{:02}",
             c.year, c.month, c.day, c.hour, c.minute, c.second
-        );
-        let millis = self.nanos / 1_000_000;
-        if millis != 0 {
-            s.push_str(&format!(".{millis:03}"));
+        )
+    }
+
+    /// The exact `time-val`: [`Timestamp::to_ftp_string`] followed by the sub-second part, if any, with
+    /// as many digits as it needs (up to 9). [`Timestamp::parse_ftp`] gives back the same value.
+    pub fn to_ftp_string_exact(&self) -> String {
+        let mut s = self.to_ftp_string();
+        if self.nanos != 0 {
+            let fraction = format!("{:09}", self.nanos);
+            s.push('.');
+            s.push_str(fraction.trim_end_matches('0'));
         }
         s
     }
@@ -311,9 +318,13 @@ mod tests {
     fn fractions() {
         let t = Timestamp::parse_ftp(b"20240101000000.5").unwrap();
         assert_eq!(t.subsec_nanos(), 500_000_000);
-        assert_eq!(t.to_ftp_string(), "20240101000000.500");
+        assert_eq!(t.to_ftp_string(), "20240101000000");
+        assert_eq!(t.to_ftp_string_exact(), "20240101000000.5");
         let t = Timestamp::parse_ftp(b"20240101000000.123456789").unwrap();
         assert_eq!(t.subsec_nanos(), 123_456_789);
+        assert_eq!(t.to_ftp_string_exact(), "20240101000000.123456789");
+        let t = Timestamp::parse_ftp(b"20240101000000.0001").unwrap();
+        assert_eq!(Timestamp::parse_ftp(t.to_ftp_string_exact().as_bytes()), Some(t));
     }
 
     #[test]
