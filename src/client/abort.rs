@@ -29,7 +29,7 @@ pub(super) enum AbortState {
     /// at the next step.
     Requested(RequestId),
     /// `ABOR` is sent.
-    Running(AbortExchange),
+    Running(Box<AbortExchange>),
 }
 
 impl AbortState {
@@ -114,14 +114,14 @@ impl Session {
         if sentinel {
             self.send(now, &Command::Noop);
         }
-        current.abort = AbortState::Running(AbortExchange {
+        current.abort = AbortState::Running(Box::new(AbortExchange {
             id,
             op_error,
             sentinel,
             finals: 0,
             previous: None,
             result: None,
-        });
+        }));
     }
 
     /// A reply while `ABOR` runs.

@@ -187,10 +187,10 @@ impl FxpTransfer {
     /// pass every event of both sessions.
     pub fn handle_event(&mut self, side: Side, event: &Event) {
         match event {
-            Event::Preliminary { id: Some(id), .. } => {
-                if self.purpose_of(side, *id) == Some(Purpose::Stor) && !self.retr_requested {
-                    self.request_retr();
-                }
+            Event::Preliminary { id: Some(id), .. }
+                if self.purpose_of(side, *id) == Some(Purpose::Stor) && !self.retr_requested =>
+            {
+                self.request_retr();
             }
             Event::Completed { id, result } => {
                 let Some(position) = self.ids.iter().position(|&(s, i, _)| s == side && i == *id)

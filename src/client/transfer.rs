@@ -458,16 +458,17 @@ impl Session {
                 Flow::Continue
             }
             Completion::EndOfData if !upload && matches!(t.data, Data::Open | Data::Pending) => {
-                if !t.transcoder.is_identity() {
-                    let tail = t.transcoder.finish();
-                    if !tail.is_empty() {
-                        self.actions
-                            .push_back(Action::DeliverData { id, data: tail });
-                    }
+                let tail = t.transcoder.finish();
+                if !tail.is_empty() && !t.kind.is_listing() {
+                    self.actions
+                        .push_back(Action::DeliverData { id, data: tail });
                 }
+                self.actions
+                    .push_back(Action::CloseData { id, aborted: false });
                 self.data_ended(now, id, t)
             }
-            Completion::EndOfData if upload && t.data == Data::Open && !t.source_done => {
+            // With several reads in flight, each one after the end is answered with EndOfData too.
+            Completion::EndOfData if upload && t.data == Data::Open => {
                 t.in_flight = t.in_flight.saturating_sub(1);
                 t.source_done = true;
                 self.upload_step(now, id, t)
@@ -498,7 +499,9 @@ impl Session {
         t.deadline = Some(now + self.config.data_timeout);
         if t.kind.is_upload() {
             if t.source_done {
-                return Flow::Continue;
+                // A chunk after the source said it ended: the user's mistake; the slot is free again.
+                t.in_flight = t.in_flight.saturating_sub(1);
+                return self.upload_step(now, id, t);
             }
             let data = t.transcoder.process(chunk);
             if data.is_empty() {
