@@ -1482,6 +1482,165 @@ proptest! {
     }
 }
 
+/// One step of a random conversation: a server reply, a user request, a driver answer, time passing.
+#[derive(Clone, Debug)]
+enum Step {
+    Reply(&'static str),
+    Request(usize),
+    Complete(usize),
+    Data(&'static [u8]),
+    Advance(u64),
+}
+
+const REPLIES: &[&str] = &[
+    "110 MARK 1 = 2\r\n",
+    "120 soon\r\n",
+    "150 Opening\r\n",
+    "125 Already open\r\n",
+    "200 ok\r\n",
+    "220 hi\r\n",
+    "226 done\r\n",
+    "225 no transfer\r\n",
+    "227 Entering Passive Mode (10,0,0,1,4,1)\r\n",
+    "229 Entering Extended Passive Mode (|||4000|)\r\n",
+    "230 in\r\n",
+    "211-Features:\r\n EPSV\r\n211 End\r\n",
+    "213 20240101000000\r\n",
+    "213 12\r\n",
+    "250-Listing\r\n type=file; /x\r\n250 End\r\n",
+    "257 \"/x\"\r\n",
+    "331 pw\r\n",
+    "332 acct\r\n",
+    "350 pending\r\n",
+    "425 no data\r\n",
+    "426 aborted\r\n",
+    "500 what\r\n",
+    "502 not implemented\r\n",
+    "550 no\r\n",
+    "227 garbage\r\n",
+    "421 bye\r\n",
+    "nonsense\r\n",
+];
+
+fn random_request(i: usize) -> Request {
+    match i % 12 {
+        0 => login("u", "p"),
+        1 => Request::Features,
+        2 => Request::Pwd,
+        3 => Request::Retrieve {
+            path: path("f"),
+            offset: (i % 3) as u64,
+        },
+        4 => Request::Store {
+            path: path("f"),
+            offset: (i % 2) as u64,
+            append: i % 5 == 0,
+        },
+        5 => Request::List {
+            path: None,
+            now: Timestamp::UNIX_EPOCH,
+        },
+        6 => Request::Mlsd { path: None },
+        7 => Request::Abort,
+        8 => Request::Rename {
+            from: path("a"),
+            to: path("b"),
+        },
+        9 => Request::Raw(Command::Stor(path("x"))),
+        10 => Request::SetType(TransferType::Image),
+        _ => Request::Size(path("f")),
+    }
+}
+
+fn random_completion(i: usize) -> Completion {
+    match i % 6 {
+        0 => Completion::DataConnected {
+            peer: addr("198.51.100.1:4000"),
+        },
+        1 => Completion::DataConnected {
+            peer: addr("203.0.113.1:20"),
+        },
+        2 => Completion::Listening(addr("0.0.0.0:40000")),
+        3 => Completion::EndOfData,
+        4 => Completion::Written,
+        _ => Completion::Failed(ErrorKind::ConnectionReset),
+    }
+}
+
+const CHUNKS: &[&[u8]] = &[b"x\r\n", b"", b"\r", b"data"];
+
+fn step_strategy() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => prop::sample::select(REPLIES).prop_map(Step::Reply),
+        2 => (0usize..100).prop_map(Step::Request),
+        2 => (0usize..100).prop_map(Step::Complete),
+        1 => prop::sample::select(CHUNKS).prop_map(Step::Data),
+        1 => (0u64..90).prop_map(Step::Advance),
+    ]
+}
+
+proptest! {
+    /// Whatever the server says and the driver answers, in any order: no panic, every request gets
+    /// exactly one completion, and the session ends closed.
+    #[test]
+    fn random_conversations_keep_the_one_completion_rule(
+        steps in proptest::collection::vec(step_strategy(), 0..60),
+        active in any::<bool>(),
+    ) {
+        let mut config = Config::default();
+        if active {
+            config.mode = DataMode::Active;
+        }
+        let start = Instant::now();
+        let mut now = start;
+        let mut session = Session::new(Arc::new(config), info(), now);
+        let mut requested = 0;
+        for step in steps {
+            match step {
+                Step::Reply(wire) => session.handle_control_input(now, wire.as_bytes()),
+                Step::Request(i) => {
+                    if session.request(now, random_request(i)).is_ok() {
+                        requested += 1;
+                    }
+                }
+                Step::Complete(i) => {
+                    if let Some(id) = session.current_request() {
+                        session.handle_completion(now, id, random_completion(i));
+                    }
+                }
+                Step::Data(chunk) => {
+                    if let Some(id) = session.current_request() {
+                        session.handle_data(now, id, Bytes::from_static(chunk));
+                    }
+                }
+                Step::Advance(secs) => {
+                    now += Duration::from_secs(secs);
+                    session.handle_timeout(now);
+                }
+            }
+            if let Some(deadline) = session.poll_timeout() {
+                prop_assert!(deadline >= start);
+            }
+            while session.poll_action().is_some() {}
+        }
+        session.handle_control_eof();
+        prop_assert!(session.is_closed());
+        let events: Vec<_> = std::iter::from_fn(|| session.poll_event()).collect();
+        let mut completed: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Completed { id, .. } => Some(id.get()),
+                _ => None,
+            })
+            .collect();
+        let count = completed.len();
+        completed.sort_unstable();
+        completed.dedup();
+        prop_assert_eq!(completed.len(), count, "a request completed twice: {:?}", events);
+        prop_assert_eq!(count, requested, "{:?}", events);
+    }
+}
+
 // ---- the client against this crate's server, through an in-memory driver ----
 
 mod wired {

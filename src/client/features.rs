@@ -72,7 +72,7 @@ impl FeatureSet {
             .lines()
             .take(count.saturating_sub(1))
             .skip(1)
-            .map(trim_ascii);
+            .map(<[u8]>::trim_ascii);
         let mut set = FeatureSet::default();
         for line in inner.filter(|line| !line.is_empty()) {
             set.add_line(line);
@@ -135,7 +135,7 @@ impl FeatureSet {
 fn parse_mlst_facts(params: &[u8]) -> Vec<MlstFact> {
     params
         .split(|&b| b == b';')
-        .map(trim_ascii)
+        .map(<[u8]>::trim_ascii)
         .filter(|fact| !fact.is_empty())
         .map(|fact| {
             let (name, enabled) = match fact.strip_suffix(b"*") {
@@ -155,14 +155,10 @@ fn split_feature(line: &[u8]) -> (&[u8], &[u8]) {
     match memchr::memchr(b' ', line) {
         Some(space) => {
             let (name, rest) = line.split_at(space);
-            (name, trim_ascii(rest))
+            (name, rest.trim_ascii())
         }
         None => (line, b""),
     }
-}
-
-fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    bytes.trim_ascii()
 }
 
 #[cfg(test)]

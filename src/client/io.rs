@@ -209,7 +209,9 @@ pub enum ClientError {
     /// The request was cut short by [`Request::Abort`].
     #[error("aborted")]
     Aborted,
-    /// The data connection could not be opened, or broke; the driver reported this error kind.
+    /// The data connection could not be opened or broke, or the upload source failed; the driver
+    /// reported this error kind. ([`std::io::ErrorKind::PermissionDenied`] when, in active mode, the
+    /// connection came from a host other than the server.)
     #[error("data connection failed: {0}")]
     DataConnection(ErrorKind),
     /// A listing body exceeded [`Config::max_listing_bytes`](super::Config::max_listing_bytes).
@@ -308,8 +310,9 @@ pub enum Action {
         data: Bytes,
     },
     /// Close the data connection (or listener, or connection attempt) of request `id`. `aborted` says
-    /// whether to reset rather than finish it: an upload closes with `aborted == false`, which is how the
-    /// server learns the file ended. Needs no answer.
+    /// whether to reset rather than finish it: `false` after a download's end of data and after an
+    /// upload's last chunk was written (closing is how the server learns the file ended), `true` after a
+    /// failure, a refusal or an abort. Needs no answer.
     CloseData {
         /// The request.
         id: RequestId,
@@ -355,7 +358,8 @@ pub enum Event {
         result: Result<Outcome, ClientError>,
     },
     /// A preliminary (1xx) reply: the `150` that starts a transfer, or the `120` before a delayed
-    /// greeting (then `id` is `None`).
+    /// greeting (then `id` is `None`). A later preliminary reply of the same request replaces one still
+    /// waiting in the queue.
     Preliminary {
         /// The request it answers, if any.
         id: Option<RequestId>,
@@ -370,7 +374,8 @@ pub enum Event {
         /// Bytes so far.
         bytes: u64,
     },
-    /// A reply that answered nothing the session sent; it was ignored.
+    /// A reply that answered nothing the session sent; it was ignored. Only the latest of several in a
+    /// row waits in the queue.
     UnsolicitedReply(Reply),
     /// The session ended: `None` after `QUIT`, otherwise the reason (a 421 reply, a timeout, a protocol
     /// error, or [`ClientError::Closed`] when the server closed the connection).

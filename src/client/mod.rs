@@ -164,7 +164,7 @@ impl Session {
             epsv_refused: false,
             eprt_refused: false,
             outstanding: 1,
-            reply_deadline: Some(now + config.reply_timeout),
+            reply_deadline: now.checked_add(config.reply_timeout),
             quitting: false,
             closed: false,
             config,
@@ -195,7 +195,9 @@ impl Session {
             return Err(UsageError::QueueFull { limit });
         }
         let id = self.next_id();
-        self.quitting = matches!(request, Request::Quit);
+        if matches!(request, Request::Quit) {
+            self.quitting = true;
+        }
         self.queue.push_back((id, request));
         self.start_next(now);
         Ok(id)
@@ -333,6 +335,16 @@ impl Session {
         RequestId(self.next_id)
     }
 
+    /// When a reply awaited from `now` is overdue. A timeout too large to represent means none.
+    fn reply_due(&self, now: Instant) -> Option<Instant> {
+        now.checked_add(self.config.reply_timeout)
+    }
+
+    /// When the data connection, waited for or making progress from `now`, is overdue.
+    fn data_due(&self, now: Instant) -> Option<Instant> {
+        now.checked_add(self.config.data_timeout)
+    }
+
     /// Takes the current request if it is `id` and the session is open.
     fn take_current(&mut self, id: RequestId) -> Option<Current> {
         if self.closed {
@@ -348,22 +360,32 @@ impl Session {
         self.actions
             .push_back(Action::SendControl(Bytes::from(out)));
         self.outstanding += 1;
-        self.reply_deadline = Some(now + self.config.reply_timeout);
+        self.reply_deadline = self.reply_due(now);
     }
 
     fn complete(&mut self, id: RequestId, result: Result<Outcome, ClientError>) {
         self.events.push_back(Event::Completed { id, result });
     }
 
-    /// Reports progress, merging with a progress event of the same request still waiting in the queue.
+    /// Reports progress.
     fn progress(&mut self, id: RequestId, bytes: u64) {
-        if let Some(Event::Progress { id: last, bytes: b }) = self.events.back_mut() {
-            if *last == id {
-                *b = bytes;
-                return;
-            }
+        self.push_event(Event::Progress { id, bytes });
+    }
+
+    /// Queues an event. Events a server could repeat without limit replace the same kind of event still
+    /// waiting at the back of the queue (progress and preliminary replies of one request, unsolicited
+    /// replies), so the queue grows with the number of requests, never with what the server sends.
+    fn push_event(&mut self, event: Event) {
+        let merge = match (self.events.back(), &event) {
+            (Some(Event::Progress { id: a, .. }), Event::Progress { id: b, .. }) => a == b,
+            (Some(Event::Preliminary { id: a, .. }), Event::Preliminary { id: b, .. }) => a == b,
+            (Some(Event::UnsolicitedReply(_)), Event::UnsolicitedReply(_)) => true,
+            _ => false,
+        };
+        if merge {
+            self.events.pop_back();
         }
-        self.events.push_back(Event::Progress { id, bytes });
+        self.events.push_back(event);
     }
 
     /// Routes one parsed reply.
@@ -374,19 +396,23 @@ impl Session {
             return;
         }
         if self.outstanding == 0 {
-            self.events.push_back(Event::UnsolicitedReply(reply));
+            self.push_event(Event::UnsolicitedReply(reply));
             return;
         }
         if !reply.code().is_positive_preliminary() {
             self.outstanding -= 1;
         }
-        self.reply_deadline = (self.outstanding > 0).then(|| now + self.config.reply_timeout);
+        self.reply_deadline = if self.outstanding > 0 {
+            self.reply_due(now)
+        } else {
+            None
+        };
         if !self.greeted {
             self.on_greeting(now, reply);
             return;
         }
         let Some(mut current) = self.current.take() else {
-            self.events.push_back(Event::UnsolicitedReply(reply));
+            self.push_event(Event::UnsolicitedReply(reply));
             return;
         };
         let flow = if current.abort.is_running() {
@@ -401,8 +427,7 @@ impl Session {
     fn on_greeting(&mut self, now: Instant, reply: Reply) {
         let code = reply.code();
         if code.is_positive_preliminary() {
-            self.events
-                .push_back(Event::Preliminary { id: None, reply });
+            self.push_event(Event::Preliminary { id: None, reply });
         } else if code.is_positive_completion() {
             self.greeted = true;
             self.events.push_back(Event::Connected(reply));
@@ -558,4 +583,110 @@ pub fn requests_for_url(url: &FtpUrl, now: Timestamp) -> Vec<Request> {
         }
     }
     requests
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        let info = ConnectionInfo {
+            local: "192.0.2.7:50000".parse().unwrap(),
+            peer: "198.51.100.1:21".parse().unwrap(),
+        };
+        Session::new(Arc::new(Config::default()), info, Instant::now())
+    }
+
+    #[test]
+    fn repeated_events_do_not_grow_the_queue() {
+        let mut s = session();
+        let now = Instant::now();
+        s.handle_control_input(now, b"220 hi\r\n");
+        for _ in 0..1000 {
+            s.handle_control_input(now, b"200 unsolicited\r\n");
+        }
+        let (a, b) = (RequestId(1), RequestId(2));
+        s.progress(a, 1);
+        s.progress(a, 2);
+        s.progress(b, 3);
+        s.progress(b, 4);
+        let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+        assert_eq!(events.len(), 4, "{events:?}");
+        assert!(matches!(events[0], Event::Connected(_)));
+        assert!(matches!(events[1], Event::UnsolicitedReply(_)));
+        assert_eq!(events[2], Event::Progress { id: a, bytes: 2 });
+        assert_eq!(events[3], Event::Progress { id: b, bytes: 4 });
+    }
+
+    #[test]
+    fn request_ids_count_up() {
+        let mut s = session();
+        let now = Instant::now();
+        let first = s.request(now, Request::Noop).unwrap();
+        let second = s.request(now, Request::Pwd).unwrap();
+        assert_eq!((first.get(), second.get()), (1, 2));
+        assert_eq!(s.queued_requests(), 2, "nothing starts before the greeting");
+        assert_eq!(s.current_request(), None);
+        s.handle_control_input(now, b"220 hi\r\n");
+        assert_eq!(s.current_request(), Some(first));
+    }
+
+    #[test]
+    fn huge_timeouts_mean_no_timer_not_a_panic() {
+        let mut config = Config::default();
+        config.reply_timeout = std::time::Duration::MAX;
+        config.data_timeout = std::time::Duration::MAX;
+        let info = ConnectionInfo {
+            local: "192.0.2.7:50000".parse().unwrap(),
+            peer: "198.51.100.1:21".parse().unwrap(),
+        };
+        let now = Instant::now();
+        let mut s = Session::new(Arc::new(config), info, now);
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_control_input(now, b"220 hi\r\n229 (|||1|)\r\n");
+        let id = s.request(now, Request::Nlst { path: None }).unwrap();
+        s.handle_control_input(now, b"229 (|||4000|)\r\n");
+        s.handle_completion(now, id, Completion::DataConnected { peer: info.peer });
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_timeout(now);
+        assert!(!s.is_closed());
+    }
+
+    fn url_plan(url: &str) -> Vec<Request> {
+        requests_for_url(&FtpUrl::parse(url).unwrap(), Timestamp::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn urls_become_requests() {
+        let plan = url_plan("ftp://ftp.example.com/");
+        let Request::Login { user, password, .. } = &plan[0] else {
+            panic!("{plan:?}");
+        };
+        assert_eq!(user.as_bytes(), b"anonymous");
+        assert_eq!(
+            password.as_ref().map(Password::as_bytes),
+            Some(&b"anonymous@"[..])
+        );
+        assert!(matches!(plan[1], Request::List { path: None, .. }));
+        assert_eq!(plan.len(), 2);
+
+        let plan = url_plan("ftp://bob@h/a%2Fb/notes.txt;type=a");
+        let Request::Login { user, password, .. } = &plan[0] else {
+            panic!("{plan:?}");
+        };
+        assert_eq!((user.as_bytes(), password), (&b"bob"[..], &None));
+        assert!(matches!(&plan[1], Request::Cwd(p) if p.as_bytes() == b"a/b"));
+        assert_eq!(
+            plan[2],
+            Request::SetType(TransferType::Ascii(FormatControl::NonPrint))
+        );
+        assert!(
+            matches!(&plan[3], Request::Retrieve { path, .. } if path.as_bytes() == b"notes.txt")
+        );
+
+        let plan = url_plan("ftp://h/pub;type=d");
+        assert!(matches!(&plan[1], Request::Nlst { path: Some(p) } if p.as_bytes() == b"pub"));
+        let plan = url_plan("ftp://h/pub/;type=d");
+        assert!(matches!(&plan[2], Request::Nlst { path: None }));
+    }
 }

@@ -170,7 +170,7 @@ impl Session {
                 *preliminary = true;
             }
             let id = Some(id);
-            self.events.push_back(Event::Preliminary { id, reply });
+            self.push_event(Event::Preliminary { id, reply });
             return Flow::Continue;
         }
         match &mut current.op {
@@ -301,4 +301,30 @@ fn parse_decimal(text: &[u8]) -> Option<u64> {
     text.iter().try_fold(0u64, |n, &d| {
         n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_sizes() {
+        assert_eq!(parse_decimal(b"0"), Some(0));
+        assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_decimal(b"18446744073709551616"), None);
+        assert_eq!(parse_decimal(b""), None);
+        assert_eq!(parse_decimal(b"12 bytes"), None);
+        assert_eq!(parse_decimal(b"+12"), None);
+    }
+
+    #[test]
+    fn refusals_split_by_kind() {
+        let reply = |code| Reply::new(ReplyCode::new(code).unwrap(), "x");
+        assert!(matches!(refusal(reply(550)), ClientError::Reply(_)));
+        assert!(matches!(refusal(reply(421)), ClientError::Reply(_)));
+        assert!(matches!(
+            refusal(reply(350)),
+            ClientError::Protocol(ProtocolError::UnexpectedReply(_))
+        ));
+    }
 }

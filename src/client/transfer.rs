@@ -215,7 +215,7 @@ impl Session {
                 self.actions.push_back(Action::ListenActive { id, family });
                 transfer.stage = Stage::Listen;
                 transfer.data = Data::Pending;
-                transfer.deadline = Some(now + self.config.data_timeout);
+                transfer.deadline = self.data_due(now);
             }
         }
         Op::Transfer(Box::new(transfer))
@@ -234,7 +234,7 @@ impl Session {
         let code = reply.code();
         if t.stage != Stage::Command && code.is_positive_preliminary() {
             let id = Some(id);
-            self.events.push_back(Event::Preliminary { id, reply });
+            self.push_event(Event::Preliminary { id, reply });
             return Flow::Continue;
         }
         // A transfer that cannot succeed stops at the first step boundary; a REST must be undone first.
@@ -333,7 +333,7 @@ impl Session {
     ) -> Flow {
         self.actions.push_back(Action::ConnectData { id, addr });
         t.data = Data::Pending;
-        t.deadline = Some(now + self.config.data_timeout);
+        t.deadline = self.data_due(now);
         self.after_channel(now, t)
     }
 
@@ -385,7 +385,7 @@ impl Session {
                 if reply.code() != ReplyCode::RESTART_MARKER {
                     t.preliminary = true;
                 }
-                self.events.push_back(Event::Preliminary {
+                self.push_event(Event::Preliminary {
                     id: Some(id),
                     reply,
                 });
@@ -431,7 +431,7 @@ impl Session {
         t: &mut Transfer,
         completion: Completion,
     ) -> Flow {
-        t.deadline = Some(now + self.config.data_timeout);
+        t.deadline = self.data_due(now);
         let upload = t.kind.is_upload();
         match completion {
             Completion::Listening(addr) if t.stage == Stage::Listen => {
@@ -496,7 +496,7 @@ impl Session {
         if !matches!(t.data, Data::Open | Data::Pending) {
             return Flow::Continue;
         }
-        t.deadline = Some(now + self.config.data_timeout);
+        t.deadline = self.data_due(now);
         if t.kind.is_upload() {
             if t.source_done {
                 // A chunk after the source said it ended: the user's mistake; the slot is free again.
@@ -568,7 +568,7 @@ impl Session {
         t.data = Data::Ended;
         t.deadline = None;
         if self.outstanding > 0 {
-            self.reply_deadline = Some(now + self.config.reply_timeout);
+            self.reply_deadline = self.reply_due(now);
         }
         self.try_finish(id, t)
     }
