@@ -633,9 +633,11 @@ mod tests {
 
     #[test]
     fn huge_timeouts_mean_no_timer_not_a_panic() {
-        let mut config = Config::default();
-        config.reply_timeout = std::time::Duration::MAX;
-        config.data_timeout = std::time::Duration::MAX;
+        let config = Config {
+            reply_timeout: std::time::Duration::MAX,
+            data_timeout: std::time::Duration::MAX,
+            ..Config::default()
+        };
         let info = ConnectionInfo {
             local: "192.0.2.7:50000".parse().unwrap(),
             peer: "198.51.100.1:21".parse().unwrap(),
