@@ -99,6 +99,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod command;
 pub mod framing;
 pub mod hostport;
@@ -108,3 +109,4 @@ pub mod reply;
 pub mod server;
 pub mod time;
 pub mod transcode;
+pub mod url;

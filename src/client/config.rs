@@ -1,0 +1,81 @@
+//! Client policy: how data connections are made, how long to wait, and every bound, with safe defaults.
+
+use std::time::Duration;
+
+use crate::reply::ReplyParserLimits;
+
+/// Who opens the data connection (RFC 959 §3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DataMode {
+    /// The client connects to the server (`EPSV`, falling back to `PASV`). Works through client-side
+    /// NAT and firewalls, hence the default.
+    #[default]
+    Passive,
+    /// The server connects to the client (`EPRT`, falling back to `PORT` for IPv4).
+    Active,
+}
+
+/// Configuration shared by client sessions (wrap it in an `Arc`).
+///
+/// Build it with `Config::default()` and change the fields you need; the struct is `#[non_exhaustive]` so
+/// that new settings can be added without breaking you.
+///
+/// ```
+/// use std::time::Duration;
+/// use ftp_proto::client::{Config, DataMode};
+///
+/// let mut config = Config::default();
+/// config.mode = DataMode::Active;
+/// config.reply_timeout = Duration::from_secs(20);
+/// assert_eq!(config.max_listing_bytes, 16 * 1024 * 1024);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Passive (default) or active data connections.
+    pub mode: DataMode,
+    /// Try `EPSV`/`EPRT` (RFC 2428) before `PASV`/`PORT`. Default `true`: the extended forms work over
+    /// IPv6 and through NAT. When the server refuses them with a 5xx reply the session falls back for the
+    /// rest of its life.
+    pub extended_first: bool,
+    /// Connect to the address a `227` reply names. Default `false`: like Python's `ftplib`, the session
+    /// connects to the control connection's peer IP with the reply's port, because servers behind NAT
+    /// often announce a private address, and a hostile server could otherwise aim the client at a third
+    /// host (RFC 2577 §3).
+    pub trust_pasv_address: bool,
+    /// How long to wait for each reply. Default 60 s. Suspended while a transfer's data flows (then
+    /// `data_timeout` applies), restarted when the data ends.
+    pub reply_timeout: Duration,
+    /// How long to wait for the data connection to open and for each step of progress on it. Default
+    /// 60 s.
+    pub data_timeout: Duration,
+    /// Bounds of the reply parser. Default 8 KiB lines and 1 MiB replies (see [`ReplyParserLimits`]).
+    pub reply_limits: ReplyParserLimits,
+    /// The largest `LIST`/`NLST`/`MLSD` body collected, in bytes. Default 16 MiB: some 100 000 entries of
+    /// `ls -l`, while one session cannot be made to hold unbounded memory.
+    pub max_listing_bytes: usize,
+    /// Requests that may wait behind the running one. Default 64: plenty for pipelined scripts, and a
+    /// runaway caller gets [`UsageError::QueueFull`](super::UsageError::QueueFull) instead of growing
+    /// memory.
+    pub max_pending_requests: usize,
+    /// Upload chunks in flight at once (asked of the source but not yet written). Default 2: one read and
+    /// one write can overlap; more only uses memory.
+    pub upload_window: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: DataMode::Passive,
+            extended_first: true,
+            trust_pasv_address: false,
+            reply_timeout: Duration::from_secs(60),
+            data_timeout: Duration::from_secs(60),
+            reply_limits: ReplyParserLimits::default(),
+            max_listing_bytes: 16 * 1024 * 1024,
+            max_pending_requests: 64,
+            upload_window: 2,
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! What a user asks of a client [`Session`](super::Session), what the session asks of its driver, and what
+//! comes back.
+//!
+//! The user queues [`Request`]s; each gets a [`RequestId`] and, later, exactly one [`Event::Completed`]
+//! with an [`Outcome`] or a [`ClientError`]. While a request runs, the session tells its driver what to do
+//! with [`Action`]s (write to the control connection, open or read a data connection, ...) that carry the
+//! same id, and the driver answers with [`Completion`]s or data chunks for that id. An answer for an id the
+//! session no longer works on (after an abort, a failure or a timeout) is ignored, so the driver never has
+//! to cancel anything.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::command::{Command, Password, Pathname, Text, TransferType};
+use crate::hostport::NetworkProtocol;
+use crate::listing::{ListEntry, ListLineError, MlsxEntry};
+use crate::reply::{Reply, ReplyError};
+use crate::time::Timestamp;
+
+use super::features::FeatureSet;
+
+/// Names one request of a session: its completion, and the actions and answers that belong to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub(crate) u64);
+
+impl RequestId {
+    /// The number behind the id, for logs and maps. Ids of one session count up from 1.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// Something the user wants done on the server. Requests run one at a time, in the order they were
+/// queued with [`Session::request`](super::Session::request) (only [`Request::Abort`] may overtake, see
+/// there). Paths are sent as given: relative ones are resolved by the server against its working
+/// directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Request {
+    /// `USER`, then `PASS` if the server answers 331, then `ACCT` if it answers 332 (RFC 959 §4.1.1).
+    /// Completes with [`Outcome::Done`] carrying the 230 (or 202) reply.
+    Login {
+        /// The user name (`anonymous` for anonymous FTP, RFC 1635).
+        user: Text,
+        /// The password; `None` sends an empty `PASS`.
+        password: Option<Password>,
+        /// The account, sent only if the server asks for one with 332.
+        account: Option<Text>,
+    },
+    /// `FEAT` (RFC 2389 §3): completes with [`Outcome::Features`].
+    Features,
+    /// `OPTS UTF8 ON` (the de-facto switch Windows servers need before UTF-8 pathnames).
+    Utf8On,
+    /// `SYST`: completes with [`Outcome::System`].
+    System,
+    /// `PWD`: completes with [`Outcome::Path`].
+    Pwd,
+    /// `CWD path`.
+    Cwd(Pathname),
+    /// `CDUP`.
+    Cdup,
+    /// `MKD path`: completes with [`Outcome::Created`].
+    Mkdir(Pathname),
+    /// `RMD path`.
+    Rmdir(Pathname),
+    /// `DELE path`.
+    Delete(Pathname),
+    /// `RNFR from`, and `RNTO to` once the server answers 350 (RFC 959 §4.1.3).
+    Rename {
+        /// The existing path.
+        from: Pathname,
+        /// The new path.
+        to: Pathname,
+    },
+    /// `SIZE path` (RFC 3659 §4): completes with [`Outcome::Size`]. Most servers refuse it in TYPE A.
+    Size(Pathname),
+    /// `MDTM path` (RFC 3659 §3): completes with [`Outcome::Modified`].
+    Mdtm(Pathname),
+    /// `MFMT time path` (draft-somers-ftp-mfxx): set a file's modification time.
+    SetModified {
+        /// The file.
+        path: Pathname,
+        /// The new modification time (UTC).
+        time: Timestamp,
+    },
+    /// `MLST [path]` (RFC 3659 §7): completes with [`Outcome::Entry`].
+    Mlst(Option<Pathname>),
+    /// `LIST [path]` over a data connection: completes with [`Outcome::Listing`].
+    List {
+        /// The directory or file to list; `None` lists the working directory.
+        path: Option<Pathname>,
+        /// The current time, to infer the year of recent `ls -l` dates (which omit it).
+        now: Timestamp,
+    },
+    /// `NLST [path]` over a data connection: completes with [`Outcome::Names`].
+    Nlst {
+        /// The directory to list; `None` lists the working directory.
+        path: Option<Pathname>,
+    },
+    /// `MLSD [path]` over a data connection (RFC 3659 §7): completes with [`Outcome::Facts`].
+    Mlsd {
+        /// The directory to list; `None` lists the working directory.
+        path: Option<Pathname>,
+    },
+    /// `RETR path`, preceded by `REST offset` when `offset > 0` (RFC 3659 §5). The file's bytes arrive as
+    /// [`Action::DeliverData`] (converted CRLF to LF in TYPE A); completes with [`Outcome::Retrieved`].
+    Retrieve {
+        /// The file.
+        path: Pathname,
+        /// Where to start (resuming a download), in bytes of the server's file.
+        offset: u64,
+    },
+    /// `STOR path` (with `REST offset` before it when `offset > 0`), or `APPE path` when `append` is set
+    /// (then `offset` is ignored). The session asks for the bytes with [`Action::ReadSource`] (converted LF
+    /// to CRLF in TYPE A); completes with [`Outcome::Stored`].
+    Store {
+        /// The file.
+        path: Pathname,
+        /// Where to start writing (resuming an upload); the source must start at that byte.
+        offset: u64,
+        /// Append to the file (`APPE`) rather than replace it.
+        append: bool,
+    },
+    /// `TYPE`: on success, later transfers convert line ends for `TYPE A` and pass bytes unchanged for
+    /// every other type. A session starts in `TYPE A`, as RFC 959 §3.1.1.1 says servers do; send
+    /// `SetType(TransferType::Image)` before transferring anything but text.
+    SetType(TransferType),
+    /// `ABOR` (RFC 959 §4.1.3). If a transfer (or a [`Request::Raw`] command that got a preliminary reply)
+    /// is running, the abort overtakes the queue: the data connection is closed, `ABOR` is sent at once,
+    /// the transfer completes with [`ClientError::Aborted`] and then the abort with the server's answer to
+    /// `ABOR`. Otherwise `ABOR` is sent in its turn like any other command.
+    Abort,
+    /// `NOOP`.
+    Noop,
+    /// `QUIT`: once answered (or the server closes), the session closes. No request may follow.
+    Quit,
+    /// `SITE text`.
+    Site(Text),
+    /// `HOST name` (RFC 7151): must come before `Login`.
+    Host(Text),
+    /// Any command, sent as is; completes with [`Outcome::Done`] carrying the final reply if it is 2xx or
+    /// 3xx, or [`ClientError::Reply`] if it is 4xx or 5xx. Preliminary (1xx) replies are reported as
+    /// [`Event::Preliminary`]. The session does not manage data connections for raw commands (so a raw
+    /// `RETR` only makes sense for [FXP](super::fxp)), nor does it track state they change, except that a
+    /// successful raw `TYPE` sets the conversion as [`Request::SetType`] does.
+    Raw(Command),
+}
+
+/// The result of a request that succeeded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The request succeeded; this is the server's final reply.
+    Done(Reply),
+    /// The features from `FEAT`.
+    Features(FeatureSet),
+    /// The system type from `SYST` (the reply's first line, e.g. `UNIX Type: L8`).
+    System(String),
+    /// The directory from `PWD` (the quoted pathname of the 257 reply, raw bytes).
+    Path(Vec<u8>),
+    /// `MKD` succeeded; the created directory if the reply quoted it (servers normally do).
+    Created(Option<Vec<u8>>),
+    /// The size from `SIZE`, in bytes (in the current TYPE).
+    Size(u64),
+    /// The modification time from `MDTM` (UTC).
+    Modified(Timestamp),
+    /// The facts of one path from `MLST`.
+    Entry(MlsxEntry),
+    /// A `LIST` body, one result per non-empty line (lines such as `total 12` are
+    /// [`ListLineError::NotAnEntry`]).
+    Listing(Vec<Result<ListEntry, ListLineError>>),
+    /// An `NLST` body: one name per non-empty line, without its line end.
+    Names(Vec<Vec<u8>>),
+    /// An `MLSD` body, one result per non-empty line.
+    Facts(Vec<Result<MlsxEntry, ListLineError>>),
+    /// A download finished: the bytes that crossed the data connection.
+    Retrieved {
+        /// Bytes received on the data connection (before TYPE A conversion).
+        bytes: u64,
+    },
+    /// An upload finished: the bytes that crossed the data connection.
+    Stored {
+        /// Bytes sent on the data connection (after TYPE A conversion).
+        bytes: u64,
+    },
+    /// `QUIT` was sent and the server closed the control connection without answering it.
+    Disconnected,
+}
+
+/// Why a request failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server refused: its negative (4xx or 5xx) reply. Also a 332 to a login without an account.
+    #[error("the server refused: {0}")]
+    Reply(Reply),
+    /// The server broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// No reply, or no progress on the data connection, within the configured time. The session is closed.
+    #[error("timed out")]
+    Timeout,
+    /// The control connection closed (or the session closed for another reason) before the request
+    /// completed.
+    #[error("the control connection is closed")]
+    Closed,
+    /// The request was cut short by [`Request::Abort`].
+    #[error("aborted")]
+    Aborted,
+    /// The data connection could not be opened or broke, or the upload source failed; the driver
+    /// reported this error kind. ([`std::io::ErrorKind::PermissionDenied`] when, in active mode, the
+    /// connection came from a host other than the server.)
+    #[error("data connection failed: {0}")]
+    DataConnection(ErrorKind),
+    /// A listing body exceeded [`Config::max_listing_bytes`](super::Config::max_listing_bytes).
+    #[error("listing larger than {limit} bytes")]
+    ListingTooLarge {
+        /// The configured bound.
+        limit: usize,
+    },
+}
+
+/// How the server broke the protocol.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// Bytes on the control connection that are not a reply, or a reply beyond the parser's limits. The
+    /// session cannot know which command it answered, so it closes.
+    #[error("malformed reply: {0}")]
+    MalformedReply(ReplyError),
+    /// A reply code that makes no sense for the command (e.g. 350 to `PWD`).
+    #[error("unexpected reply: {0}")]
+    UnexpectedReply(Reply),
+    /// The right code, but text that does not say what it must (a 227 without an address, a 213 without a
+    /// number, a 257 without a quoted path).
+    #[error("reply text not understood: {0}")]
+    BadReplyText(Reply),
+}
+
+/// The caller's misuse of [`Session::request`](super::Session::request): the request was not queued.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// The session is closed, or a [`Request::Quit`] is already queued.
+    #[error("the session is closed or quitting")]
+    Closed,
+    /// [`Config::max_pending_requests`](super::Config::max_pending_requests) requests are already waiting.
+    #[error("too many pending requests (limit {limit})")]
+    QueueFull {
+        /// The configured bound.
+        limit: usize,
+    },
+}
+
+/// Something the driver must do. Drain them with [`Session::poll_action`](super::Session::poll_action)
+/// after every `handle_*` call (and after [`Session::request`](super::Session::request)), and carry them
+/// out in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Write these bytes (one encoded command) to the control connection.
+    SendControl(Bytes),
+    /// Passive mode: open a TCP connection to `addr` for the data of request `id`. Answer
+    /// [`Completion::DataConnected`] or [`Completion::Failed`].
+    ConnectData {
+        /// The request.
+        id: RequestId,
+        /// Where to connect.
+        addr: SocketAddr,
+    },
+    /// Active mode: bind a listener of this family (any port, on the host's address), answer
+    /// [`Completion::Listening`] with its address, then accept the one connection the server makes and
+    /// answer [`Completion::DataConnected`] (or [`Completion::Failed`]). An unspecified IP in the
+    /// `Listening` address (`0.0.0.0`, `::`) is replaced by the control connection's local IP.
+    ListenActive {
+        /// The request.
+        id: RequestId,
+        /// The control connection's address family.
+        family: NetworkProtocol,
+    },
+    /// Upload: write this chunk to the data connection, then answer [`Completion::Written`].
+    SendData {
+        /// The request.
+        id: RequestId,
+        /// The bytes (the user's own chunk in TYPE I: no copy was made).
+        data: Bytes,
+    },
+    /// Download: read the next chunk from the data connection and pass it to
+    /// [`Session::handle_data`](super::Session::handle_data), or answer [`Completion::EndOfData`] when the
+    /// server closed it. Only one read is asked for at a time.
+    ReceiveData {
+        /// The request.
+        id: RequestId,
+    },
+    /// Upload: read the next chunk of what to upload from the user's source and pass it to
+    /// [`Session::handle_data`](super::Session::handle_data), or answer [`Completion::EndOfData`] at its
+    /// end.
+    ReadSource {
+        /// The request.
+        id: RequestId,
+    },
+    /// Download: hand these bytes of the file to the user (a chunk received, converted in TYPE A).
+    /// Needs no answer.
+    DeliverData {
+        /// The request.
+        id: RequestId,
+        /// The bytes, in order.
+        data: Bytes,
+    },
+    /// Close the data connection (or listener, or connection attempt) of request `id`. `aborted` says
+    /// whether to reset rather than finish it: `false` after a download's end of data and after an
+    /// upload's last chunk was written (closing is how the server learns the file ended), `true` after a
+    /// failure, a refusal or an abort. Needs no answer.
+    CloseData {
+        /// The request.
+        id: RequestId,
+        /// Whether the transfer was cut short.
+        aborted: bool,
+    },
+    /// Close the control connection. The session is over.
+    CloseControl,
+}
+
+/// The driver's answer to an [`Action`], passed to
+/// [`Session::handle_completion`](super::Session::handle_completion) with the action's id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Completion {
+    /// The active-mode listener is bound at this address.
+    Listening(SocketAddr),
+    /// The data connection is open; `peer` is the server end's address. In active mode the session
+    /// refuses a connection from an IP other than the control connection's peer (RFC 2577 §5).
+    DataConnected {
+        /// The remote address of the data connection.
+        peer: SocketAddr,
+    },
+    /// The data connection (download) or the upload source has no more bytes.
+    EndOfData,
+    /// A chunk passed with [`Action::SendData`] is written.
+    Written,
+    /// Opening, reading or writing the data connection (or reading the upload source) failed.
+    Failed(ErrorKind),
+}
+
+/// Something that happened. Drain with [`Session::poll_event`](super::Session::poll_event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The server's greeting (220) arrived; queued requests start now.
+    Connected(Reply),
+    /// A request finished: exactly one per request.
+    Completed {
+        /// The request.
+        id: RequestId,
+        /// Its outcome, or why it failed.
+        result: Result<Outcome, ClientError>,
+    },
+    /// A preliminary (1xx) reply: the `150` that starts a transfer, or the `120` before a delayed
+    /// greeting (then `id` is `None`). A later preliminary reply of the same request replaces one still
+    /// waiting in the queue.
+    Preliminary {
+        /// The request it answers, if any.
+        id: Option<RequestId>,
+        /// The reply.
+        reply: Reply,
+    },
+    /// Bytes that crossed the data connection so far for request `id`. Consecutive progress events of
+    /// one request are merged while they wait in the queue, so the queue does not grow with the file.
+    Progress {
+        /// The request.
+        id: RequestId,
+        /// Bytes so far.
+        bytes: u64,
+    },
+    /// A reply that answered nothing the session sent; it was ignored. Only the latest of several in a
+    /// row waits in the queue.
+    UnsolicitedReply(Reply),
+    /// The session ended: `None` after `QUIT`, otherwise the reason (a 421 reply, a timeout, a protocol
+    /// error, or [`ClientError::Closed`] when the server closed the connection).
+    Closed {
+        /// Why, unless the user quit.
+        error: Option<ClientError>,
+    },
+}

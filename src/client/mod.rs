@@ -1,0 +1,694 @@
+//! The client side: one sans-IO [`Session`] per control connection.
+//!
+//! The session owns the protocol: which command to send when, what each reply means, how data
+//! connections are set up (RFC 959 §3.2 and RFC 2428: `EPSV`, falling back to `PASV`; or `EPRT`/`PORT`),
+//! how a transfer ends (RFC 959 §3.3: both the final reply and the end of the data connection), how to
+//! abort one (RFC 959 §4.1.3), and every timeout and bound. Its driver owns the sockets, the user's files
+//! and the clock. The user's wishes go in as [`Request`]s and come back as one [`Event::Completed`] each.
+//!
+//! | input | method |
+//! |---|---|
+//! | a request of the user | [`Session::request`] (returns its [`RequestId`]) |
+//! | bytes from the control connection | [`Session::handle_control_input`] / [`Session::handle_control_eof`] |
+//! | the answer to an [`Action`] | [`Session::handle_completion`] |
+//! | a chunk read from the data connection (download) or from the upload source | [`Session::handle_data`] |
+//! | the time reaching [`Session::poll_timeout`] | [`Session::handle_timeout`] |
+//!
+//! After **every** call that feeds input (including [`Session::request`]) the driver drains
+//! [`Session::poll_action`] until it returns `None`, carries the actions out in order, then reads
+//! [`Session::poll_timeout`] and arranges to call `handle_timeout` then. [`Session::poll_event`] yields
+//! the results; drain it too (it only grows with unread completions).
+//!
+//! Requests run one at a time, in order: the session sends a command only when the previous one is
+//! answered, so a reply is never matched to the wrong command. A session waits for the server's 220
+//! greeting before its first command. Replies are parsed by a bounded [`ReplyParser`], so how the bytes
+//! were split into chunks never matters.
+//!
+//! A scripted login and `PWD`, with the server's side played by hand:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//! use ftp_proto::client::{Action, Config, ConnectionInfo, Event, Outcome, Request, Session};
+//! use ftp_proto::command::{Password, Text};
+//!
+//! let info = ConnectionInfo {
+//!     local: "192.0.2.7:50000".parse().unwrap(),
+//!     peer: "198.51.100.1:21".parse().unwrap(),
+//! };
+//! let now = Instant::now();
+//! let mut session = Session::new(Arc::new(Config::default()), info, now);
+//! let login = session.request(now, Request::Login {
+//!     user: Text::new("alice").unwrap(),
+//!     password: Some(Password::new("secret").unwrap()),
+//!     account: None,
+//! }).unwrap();
+//! let pwd = session.request(now, Request::Pwd).unwrap();
+//!
+//! // Collects what the session wants written to the control connection.
+//! fn sent(session: &mut Session) -> String {
+//!     let mut out = String::new();
+//!     while let Some(action) = session.poll_action() {
+//!         if let Action::SendControl(bytes) = action {
+//!             out.push_str(std::str::from_utf8(&bytes).unwrap());
+//!         }
+//!     }
+//!     out
+//! }
+//!
+//! assert_eq!(sent(&mut session), ""); // nothing before the greeting
+//! session.handle_control_input(now, b"220 Welcome\r\n");
+//! assert_eq!(sent(&mut session), "USER alice\r\n");
+//! session.handle_control_input(now, b"331 Password?\r\n");
+//! assert_eq!(sent(&mut session), "PASS secret\r\n");
+//! session.handle_control_input(now, b"230 Logged in.\r\n");
+//! assert_eq!(sent(&mut session), "PWD\r\n");
+//! session.handle_control_input(now, b"257 \"/home/alice\" is the current directory\r\n");
+//!
+//! let mut completed = Vec::new();
+//! while let Some(event) = session.poll_event() {
+//!     if let Event::Completed { id, result } = event {
+//!         completed.push((id, result));
+//!     }
+//! }
+//! assert_eq!(completed[0].0, login);
+//! assert!(matches!(completed[0].1, Ok(Outcome::Done(_))));
+//! assert_eq!(completed[1], (pwd, Ok(Outcome::Path(b"/home/alice".to_vec()))));
+//! ```
+//!
+//! See [`fxp`] for copying a file between two servers with two sessions.
+
+mod abort;
+mod config;
+mod features;
+pub mod fxp;
+mod io;
+mod ops;
+mod transfer;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::command::{Command, FormatControl, Password, Pathname, Text, TransferType};
+use crate::reply::{Reply, ReplyCode, ReplyParser};
+use crate::time::Timestamp;
+use crate::url::{FtpUrl, TypeCode};
+
+pub use config::{Config, DataMode};
+pub use features::{FeatureSet, MlstFact};
+pub use io::{
+    Action, ClientError, Completion, Event, Outcome, ProtocolError, Request, RequestId, UsageError,
+};
+
+use abort::AbortState;
+use ops::{Current, Flow, Op};
+
+/// The two ends of the control connection. The session connects passive data connections to the
+/// peer's IP, and announces the local IP in `EPRT`/`PORT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The client's end.
+    pub local: SocketAddr,
+    /// The server's end.
+    pub peer: SocketAddr,
+}
+
+/// One control connection's client state. See the [module documentation](self).
+#[derive(Debug)]
+pub struct Session {
+    config: Arc<Config>,
+    info: ConnectionInfo,
+    parser: ReplyParser,
+    /// The 220 greeting arrived: commands may be sent.
+    greeted: bool,
+    /// Requests waiting for their turn (bounded by `max_pending_requests`).
+    queue: VecDeque<(RequestId, Request)>,
+    /// The request in progress.
+    current: Option<Current>,
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
+    next_id: u64,
+    /// The server's TYPE as far as the session knows (RFC 959 §3.1.1.1: ASCII until changed).
+    transfer_type: TransferType,
+    /// The server refused `EPSV` with a 5xx: use `PASV` from now on.
+    epsv_refused: bool,
+    /// The server refused `EPRT` with a 5xx: use `PORT` for IPv4 from now on.
+    eprt_refused: bool,
+    /// Final replies the server still owes for commands sent (the greeting counts as one).
+    outstanding: usize,
+    /// When the awaited reply is overdue.
+    reply_deadline: Option<Instant>,
+    /// `QUIT` is queued or sent: no more requests.
+    quitting: bool,
+    closed: bool,
+}
+
+impl Session {
+    /// Starts a session on a freshly opened control connection. The session waits for the server's
+    /// greeting (within [`Config::reply_timeout`]) before it sends anything.
+    pub fn new(config: Arc<Config>, info: ConnectionInfo, now: Instant) -> Session {
+        Session {
+            parser: ReplyParser::new(config.reply_limits),
+            info,
+            greeted: false,
+            queue: VecDeque::new(),
+            current: None,
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            next_id: 0,
+            transfer_type: TransferType::Ascii(FormatControl::NonPrint),
+            epsv_refused: false,
+            eprt_refused: false,
+            outstanding: 1,
+            reply_deadline: now.checked_add(config.reply_timeout),
+            quitting: false,
+            closed: false,
+            config,
+        }
+    }
+
+    /// Queues a request; it starts when the ones before it have completed (at once if the session is
+    /// idle and greeted). Its result comes later as [`Event::Completed`] with the returned id.
+    ///
+    /// Fails if the session is closed or quitting, or if [`Config::max_pending_requests`] requests are
+    /// already waiting. [`Request::Abort`] may overtake the queue, see there.
+    pub fn request(&mut self, now: Instant, request: Request) -> Result<RequestId, UsageError> {
+        if self.closed || self.quitting {
+            return Err(UsageError::Closed);
+        }
+        let request = match request {
+            Request::Raw(Command::Quit) => Request::Quit,
+            Request::Raw(Command::Abor) => Request::Abort,
+            other => other,
+        };
+        if matches!(request, Request::Abort) {
+            if let Some(id) = self.abort_current(now) {
+                return Ok(id);
+            }
+        }
+        let limit = self.config.max_pending_requests;
+        if self.queue.len() >= limit {
+            return Err(UsageError::QueueFull { limit });
+        }
+        let id = self.next_id();
+        if matches!(request, Request::Quit) {
+            self.quitting = true;
+        }
+        self.queue.push_back((id, request));
+        self.start_next(now);
+        Ok(id)
+    }
+
+    /// Feeds bytes read from the control connection. All of them are consumed: complete replies are
+    /// handled now, a partial one waits in the parser.
+    pub fn handle_control_input(&mut self, now: Instant, mut input: &[u8]) {
+        while !input.is_empty() && !self.closed {
+            let (consumed, outcome) = self.parser.parse(input);
+            input = input.get(consumed..).unwrap_or_default();
+            match outcome {
+                Some(Ok(reply)) => self.on_reply(now, reply),
+                Some(Err(error)) => {
+                    let error = ClientError::Protocol(ProtocolError::MalformedReply(error));
+                    self.shutdown(Some(error));
+                }
+                None if consumed == 0 => break, // no progress; never spin
+                None => {}
+            }
+        }
+    }
+
+    /// The server closed the control connection. A `QUIT` in progress completes with
+    /// [`Outcome::Disconnected`]; anything else fails with [`ClientError::Closed`].
+    pub fn handle_control_eof(&mut self) {
+        if self.closed {
+            return;
+        }
+        if let Some(current) = self.current.take_if(|c| matches!(c.op, Op::Quit)) {
+            self.complete(current.id, Ok(Outcome::Disconnected));
+            self.shutdown(None);
+        } else {
+            self.shutdown(Some(ClientError::Closed));
+        }
+    }
+
+    /// Feeds the driver's answer to the action of request `id`. Answers the session no longer waits
+    /// for are ignored.
+    pub fn handle_completion(&mut self, now: Instant, id: RequestId, completion: Completion) {
+        let Some(mut current) = self.take_current(id) else {
+            return;
+        };
+        let flow = match &mut current.op {
+            Op::Transfer(transfer) if !current.abort.is_running() => {
+                self.transfer_completion(now, id, transfer, completion)
+            }
+            _ => Flow::Continue,
+        };
+        self.settle(now, current, flow);
+    }
+
+    /// Feeds a chunk for request `id`: read from the data connection after [`Action::ReceiveData`]
+    /// (download), or from the user's source after [`Action::ReadSource`] (upload). In TYPE I the chunk
+    /// is passed on without copying.
+    pub fn handle_data(&mut self, now: Instant, id: RequestId, chunk: Bytes) {
+        let Some(mut current) = self.take_current(id) else {
+            return;
+        };
+        let flow = match &mut current.op {
+            Op::Transfer(transfer) if !current.abort.is_running() => {
+                self.transfer_data(now, id, transfer, chunk)
+            }
+            _ => Flow::Continue,
+        };
+        self.settle(now, current, flow);
+    }
+
+    /// Tells the session the time reached [`Session::poll_timeout`] (or later). If a reply or the data
+    /// connection is overdue, the request in progress fails with [`ClientError::Timeout`] and the session
+    /// closes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.poll_timeout().is_some_and(|deadline| now >= deadline) {
+            self.shutdown(Some(ClientError::Timeout));
+        }
+    }
+
+    /// The next action for the driver, or `None` when there is nothing more to do right now.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next event (results, progress, the greeting), if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] should be called next, or `None` if no timer runs.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        let reply = self
+            .reply_deadline
+            .filter(|_| !self.reply_timer_suspended());
+        let data = self.current.as_ref().and_then(|current| match &current.op {
+            Op::Transfer(transfer) if !current.abort.is_running() => transfer.data_deadline(),
+            _ => None,
+        });
+        match (reply, data) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the server's greeting has arrived.
+    pub fn is_connected(&self) -> bool {
+        self.greeted && !self.closed
+    }
+
+    /// Whether the session has ended (after [`Action::CloseControl`]).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The server's TYPE as far as the session knows: it decides the line-end conversion of transfers.
+    pub fn transfer_type(&self) -> TransferType {
+        self.transfer_type
+    }
+
+    /// Requests queued behind the one in progress.
+    pub fn queued_requests(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The request in progress, if any.
+    pub fn current_request(&self) -> Option<RequestId> {
+        self.current.as_ref().map(|c| c.id)
+    }
+
+    // ---- internals shared by the request kinds ----
+
+    fn next_id(&mut self) -> RequestId {
+        self.next_id += 1;
+        RequestId(self.next_id)
+    }
+
+    /// When a reply awaited from `now` is overdue. A timeout too large to represent means none.
+    fn reply_due(&self, now: Instant) -> Option<Instant> {
+        now.checked_add(self.config.reply_timeout)
+    }
+
+    /// When the data connection, waited for or making progress from `now`, is overdue.
+    fn data_due(&self, now: Instant) -> Option<Instant> {
+        now.checked_add(self.config.data_timeout)
+    }
+
+    /// Takes the current request if it is `id` and the session is open.
+    fn take_current(&mut self, id: RequestId) -> Option<Current> {
+        if self.closed {
+            return None;
+        }
+        self.current.take_if(|current| current.id == id)
+    }
+
+    /// Sends one command: the server owes one more final reply, due within the reply timeout.
+    fn send(&mut self, now: Instant, command: &Command) {
+        let mut out = Vec::with_capacity(32);
+        command.encode(&mut out);
+        self.actions
+            .push_back(Action::SendControl(Bytes::from(out)));
+        self.outstanding += 1;
+        self.reply_deadline = self.reply_due(now);
+    }
+
+    fn complete(&mut self, id: RequestId, result: Result<Outcome, ClientError>) {
+        self.events.push_back(Event::Completed { id, result });
+    }
+
+    /// Reports progress.
+    fn progress(&mut self, id: RequestId, bytes: u64) {
+        self.push_event(Event::Progress { id, bytes });
+    }
+
+    /// Queues an event. Events a server could repeat without limit replace the same kind of event still
+    /// waiting at the back of the queue (progress and preliminary replies of one request, unsolicited
+    /// replies), so the queue grows with the number of requests, never with what the server sends.
+    fn push_event(&mut self, event: Event) {
+        let merge = match (self.events.back(), &event) {
+            (Some(Event::Progress { id: a, .. }), Event::Progress { id: b, .. }) => a == b,
+            (Some(Event::Preliminary { id: a, .. }), Event::Preliminary { id: b, .. }) => a == b,
+            (Some(Event::UnsolicitedReply(_)), Event::UnsolicitedReply(_)) => true,
+            _ => false,
+        };
+        if merge {
+            self.events.pop_back();
+        }
+        self.events.push_back(event);
+    }
+
+    /// Routes one parsed reply.
+    fn on_reply(&mut self, now: Instant, reply: Reply) {
+        if reply.code() == ReplyCode::SERVICE_NOT_AVAILABLE {
+            // 421 may come at any time (RFC 959 §4.2): the server is closing the connection.
+            self.shutdown(Some(ClientError::Reply(reply)));
+            return;
+        }
+        if self.outstanding == 0 {
+            self.push_event(Event::UnsolicitedReply(reply));
+            return;
+        }
+        if !reply.code().is_positive_preliminary() {
+            self.outstanding -= 1;
+        }
+        self.reply_deadline = if self.outstanding > 0 {
+            self.reply_due(now)
+        } else {
+            None
+        };
+        if !self.greeted {
+            self.on_greeting(now, reply);
+            return;
+        }
+        let Some(mut current) = self.current.take() else {
+            self.push_event(Event::UnsolicitedReply(reply));
+            return;
+        };
+        let flow = if current.abort.is_running() {
+            self.abort_reply(&mut current, reply)
+        } else {
+            self.op_reply(now, &mut current, reply)
+        };
+        self.settle(now, current, flow);
+    }
+
+    /// The greeting: 120 means "wait", 2xx means ready (RFC 959 §5.4), anything else ends the session.
+    fn on_greeting(&mut self, now: Instant, reply: Reply) {
+        let code = reply.code();
+        if code.is_positive_preliminary() {
+            self.push_event(Event::Preliminary { id: None, reply });
+        } else if code.is_positive_completion() {
+            self.greeted = true;
+            self.events.push_back(Event::Connected(reply));
+            self.start_next(now);
+        } else {
+            self.shutdown(Some(ClientError::Reply(reply)));
+        }
+    }
+
+    /// Puts the current request back, or finishes it.
+    fn settle(&mut self, now: Instant, mut current: Current, flow: Flow) {
+        match flow {
+            Flow::Continue => {
+                if let AbortState::Requested(abort_id) = current.abort {
+                    if current.op.is_abortable() {
+                        self.start_abort(now, &mut current, Some(abort_id), ClientError::Aborted);
+                    }
+                }
+                self.current = Some(current);
+            }
+            Flow::Abort(error) => {
+                self.start_abort(now, &mut current, None, error);
+                self.current = Some(current);
+            }
+            Flow::Done(result) => self.finish(now, current, result),
+        }
+    }
+
+    /// Completes the current request, then whatever waits on it, then starts the next one.
+    fn finish(&mut self, now: Instant, mut current: Current, result: Result<Outcome, ClientError>) {
+        if let Op::Transfer(transfer) = &mut current.op {
+            self.close_data(current.id, transfer, true);
+        }
+        self.complete(current.id, result);
+        match current.abort {
+            // The transfer ended before the abort could start: send ABOR in its own turn, next.
+            AbortState::Requested(abort_id) => self.queue.push_front((abort_id, Request::Abort)),
+            AbortState::Running(exchange) => {
+                if let (Some(abort_id), Some(result)) = (exchange.id, exchange.result) {
+                    self.complete(abort_id, result);
+                }
+            }
+            AbortState::None => {}
+        }
+        if matches!(current.op, Op::Quit) {
+            self.shutdown(None);
+            return;
+        }
+        self.start_next(now);
+    }
+
+    /// Starts queued requests while none is in progress.
+    fn start_next(&mut self, now: Instant) {
+        while self.greeted && !self.closed && self.current.is_none() {
+            let Some((id, request)) = self.queue.pop_front() else {
+                break;
+            };
+            self.begin(now, id, request);
+        }
+    }
+
+    /// Ends the session: fails what is pending, closes the connections. `error` is why (`None`: `QUIT`).
+    fn shutdown(&mut self, error: Option<ClientError>) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        if let Some(mut current) = self.current.take() {
+            if let Op::Transfer(transfer) = &mut current.op {
+                self.close_data(current.id, transfer, true);
+            }
+            self.complete(
+                current.id,
+                Err(error.clone().unwrap_or(ClientError::Closed)),
+            );
+            if let Some(abort_id) = current.abort.request_id() {
+                self.complete(abort_id, Err(ClientError::Closed));
+            }
+        }
+        while let Some((id, _)) = self.queue.pop_front() {
+            self.complete(id, Err(ClientError::Closed));
+        }
+        self.outstanding = 0;
+        self.reply_deadline = None;
+        self.actions.push_back(Action::CloseControl);
+        self.events.push_back(Event::Closed { error });
+    }
+
+    /// While a transfer's data flows, its final reply may take as long as the data does: the reply
+    /// timer waits and the data timer runs instead.
+    fn reply_timer_suspended(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|current| match &current.op {
+                Op::Transfer(transfer) => !current.abort.is_running() && transfer.data_flowing(),
+                _ => false,
+            })
+    }
+}
+
+/// The requests that fetch what an `ftp://` URL names, following RFC 1738 §3.2.2: log in (anonymously
+/// when the URL has no user, with the password `anonymous@`), one `CWD` per directory segment, then
+/// `RETR` of the last segment (in TYPE I unless the URL says `;type=a`), or a listing if the URL ends in
+/// `/` or says `;type=d` (`NLST`, as RFC 1738 asks; `LIST` with `now` otherwise).
+///
+/// ```
+/// use ftp_proto::client::{requests_for_url, Request};
+/// use ftp_proto::time::Timestamp;
+/// use ftp_proto::url::FtpUrl;
+///
+/// let url = FtpUrl::parse("ftp://ftp.example.com/pub/linux/README").unwrap();
+/// let requests = requests_for_url(&url, Timestamp::UNIX_EPOCH);
+/// assert!(matches!(requests[0], Request::Login { .. }));
+/// assert!(matches!(&requests[1], Request::Cwd(p) if p.as_bytes() == b"pub"));
+/// assert!(matches!(&requests[2], Request::Cwd(p) if p.as_bytes() == b"linux"));
+/// assert!(matches!(requests[3], Request::SetType(_)));
+/// assert!(matches!(&requests[4], Request::Retrieve { path, offset: 0 } if path.as_bytes() == b"README"));
+/// ```
+pub fn requests_for_url(url: &FtpUrl, now: Timestamp) -> Vec<Request> {
+    let anonymous = |s: &str| Text::new(s).ok();
+    let user = url
+        .user()
+        .and_then(|u| Text::new(u).ok())
+        .or_else(|| anonymous("anonymous"));
+    let password = match (url.user(), url.password()) {
+        (_, Some(p)) => Password::new(p).ok(),
+        (None, None) => Password::new("anonymous@").ok(),
+        (Some(_), None) => None,
+    };
+    let mut requests = Vec::new();
+    if let Some(user) = user {
+        requests.push(Request::Login {
+            user,
+            password,
+            account: None,
+        });
+    }
+    requests.extend(url.cwd_steps().into_iter().map(Request::Cwd));
+    let file: Option<Pathname> = url.file_name();
+    match (file, url.typecode()) {
+        (Some(path), Some(TypeCode::Directory)) => {
+            requests.push(Request::Nlst { path: Some(path) })
+        }
+        (None, Some(TypeCode::Directory)) => requests.push(Request::Nlst { path: None }),
+        (None, _) => requests.push(Request::List { path: None, now }),
+        (Some(path), typecode) => {
+            let transfer_type = match typecode {
+                Some(TypeCode::Ascii) => TransferType::Ascii(FormatControl::NonPrint),
+                _ => TransferType::Image,
+            };
+            requests.push(Request::SetType(transfer_type));
+            requests.push(Request::Retrieve { path, offset: 0 });
+        }
+    }
+    requests
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        let info = ConnectionInfo {
+            local: "192.0.2.7:50000".parse().unwrap(),
+            peer: "198.51.100.1:21".parse().unwrap(),
+        };
+        Session::new(Arc::new(Config::default()), info, Instant::now())
+    }
+
+    #[test]
+    fn repeated_events_do_not_grow_the_queue() {
+        let mut s = session();
+        let now = Instant::now();
+        s.handle_control_input(now, b"220 hi\r\n");
+        for _ in 0..1000 {
+            s.handle_control_input(now, b"200 unsolicited\r\n");
+        }
+        let (a, b) = (RequestId(1), RequestId(2));
+        s.progress(a, 1);
+        s.progress(a, 2);
+        s.progress(b, 3);
+        s.progress(b, 4);
+        let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+        assert_eq!(events.len(), 4, "{events:?}");
+        assert!(matches!(events[0], Event::Connected(_)));
+        assert!(matches!(events[1], Event::UnsolicitedReply(_)));
+        assert_eq!(events[2], Event::Progress { id: a, bytes: 2 });
+        assert_eq!(events[3], Event::Progress { id: b, bytes: 4 });
+    }
+
+    #[test]
+    fn request_ids_count_up() {
+        let mut s = session();
+        let now = Instant::now();
+        let first = s.request(now, Request::Noop).unwrap();
+        let second = s.request(now, Request::Pwd).unwrap();
+        assert_eq!((first.get(), second.get()), (1, 2));
+        assert_eq!(s.queued_requests(), 2, "nothing starts before the greeting");
+        assert_eq!(s.current_request(), None);
+        s.handle_control_input(now, b"220 hi\r\n");
+        assert_eq!(s.current_request(), Some(first));
+    }
+
+    #[test]
+    fn huge_timeouts_mean_no_timer_not_a_panic() {
+        let config = Config {
+            reply_timeout: std::time::Duration::MAX,
+            data_timeout: std::time::Duration::MAX,
+            ..Config::default()
+        };
+        let info = ConnectionInfo {
+            local: "192.0.2.7:50000".parse().unwrap(),
+            peer: "198.51.100.1:21".parse().unwrap(),
+        };
+        let now = Instant::now();
+        let mut s = Session::new(Arc::new(config), info, now);
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_control_input(now, b"220 hi\r\n229 (|||1|)\r\n");
+        let id = s.request(now, Request::Nlst { path: None }).unwrap();
+        s.handle_control_input(now, b"229 (|||4000|)\r\n");
+        s.handle_completion(now, id, Completion::DataConnected { peer: info.peer });
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_timeout(now);
+        assert!(!s.is_closed());
+    }
+
+    fn url_plan(url: &str) -> Vec<Request> {
+        requests_for_url(&FtpUrl::parse(url).unwrap(), Timestamp::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn urls_become_requests() {
+        let plan = url_plan("ftp://ftp.example.com/");
+        let Request::Login { user, password, .. } = &plan[0] else {
+            panic!("{plan:?}");
+        };
+        assert_eq!(user.as_bytes(), b"anonymous");
+        assert_eq!(
+            password.as_ref().map(Password::as_bytes),
+            Some(&b"anonymous@"[..])
+        );
+        assert!(matches!(plan[1], Request::List { path: None, .. }));
+        assert_eq!(plan.len(), 2);
+
+        let plan = url_plan("ftp://bob@h/a%2Fb/notes.txt;type=a");
+        let Request::Login { user, password, .. } = &plan[0] else {
+            panic!("{plan:?}");
+        };
+        assert_eq!((user.as_bytes(), password), (&b"bob"[..], &None));
+        assert!(matches!(&plan[1], Request::Cwd(p) if p.as_bytes() == b"a/b"));
+        assert_eq!(
+            plan[2],
+            Request::SetType(TransferType::Ascii(FormatControl::NonPrint))
+        );
+        assert!(
+            matches!(&plan[3], Request::Retrieve { path, .. } if path.as_bytes() == b"notes.txt")
+        );
+
+        let plan = url_plan("ftp://h/pub;type=d");
+        assert!(matches!(&plan[1], Request::Nlst { path: Some(p) } if p.as_bytes() == b"pub"));
+        let plan = url_plan("ftp://h/pub/;type=d");
+        assert!(matches!(&plan[2], Request::Nlst { path: None }));
+    }
+}

@@ -1,0 +1,330 @@
+//! The request in progress, and the command exchanges of every request that needs no data connection.
+
+use std::time::Instant;
+
+use crate::command::{Command, OptsArg, Password, Pathname, Text, TransferType};
+use crate::listing::parse_mlsx_line;
+use crate::reply::{Reply, ReplyCode, ReplyKind, parse_quoted_pathname};
+use crate::time::Timestamp;
+
+use super::Session;
+use super::abort::AbortState;
+use super::features::FeatureSet;
+use super::io::{ClientError, Event, Outcome, ProtocolError, Request, RequestId};
+use super::transfer::{Transfer, TransferKind};
+
+/// The request in progress.
+#[derive(Debug)]
+pub(super) struct Current {
+    pub(super) id: RequestId,
+    pub(super) op: Op,
+    pub(super) abort: AbortState,
+}
+
+/// What the request in progress is doing.
+#[derive(Debug)]
+pub(super) enum Op {
+    /// `USER`, `PASS`, `ACCT`.
+    Login(Login),
+    /// `RNFR` (while `to` is still to be sent) then `RNTO`.
+    Rename { to: Option<Pathname> },
+    /// One command whose final reply gives the outcome.
+    Single(Expect),
+    /// A raw command: its final reply is the outcome.
+    Raw {
+        preliminary: bool,
+        /// A raw `TYPE` changes the conversion on success.
+        sets_type: Option<TransferType>,
+    },
+    /// `QUIT`.
+    Quit,
+    /// A transfer with a data connection.
+    Transfer(Box<Transfer>),
+}
+
+impl Op {
+    /// Whether the server has something running that `ABOR` can stop: a transfer command was sent, or a
+    /// raw command got its preliminary reply.
+    pub(super) fn is_abortable(&self) -> bool {
+        match self {
+            Op::Transfer(transfer) => transfer.command_sent(),
+            Op::Raw { preliminary, .. } => *preliminary,
+            _ => false,
+        }
+    }
+}
+
+/// What the session does with the current request after an input.
+#[derive(Debug)]
+pub(super) enum Flow {
+    /// It goes on.
+    Continue,
+    /// Its data connection failed mid-transfer: abort with `ABOR`, then fail with this error.
+    Abort(ClientError),
+    /// It is over.
+    Done(Result<Outcome, ClientError>),
+}
+
+/// How a single command's positive final reply becomes an outcome.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Expect {
+    Done,
+    Features,
+    System,
+    Path,
+    Created,
+    Size,
+    Modified,
+    Entry,
+    Type(TransferType),
+}
+
+/// Where a login is.
+#[derive(Debug)]
+pub(super) struct Login {
+    /// Taken when `PASS` is sent.
+    password: Option<Option<Password>>,
+    /// Taken when `ACCT` is sent.
+    account: Option<Text>,
+}
+
+/// The error for a reply that does not fit: the server's refusal if negative, a protocol error otherwise.
+pub(super) fn refusal(reply: Reply) -> ClientError {
+    if reply.code().is_negative() {
+        ClientError::Reply(reply)
+    } else {
+        ClientError::Protocol(ProtocolError::UnexpectedReply(reply))
+    }
+}
+
+impl Session {
+    /// Starts request `id`: sends its first command (or, for an active-mode transfer, asks for a listener).
+    pub(super) fn begin(&mut self, now: Instant, id: RequestId, request: Request) {
+        let op = match request {
+            Request::Login {
+                user,
+                password,
+                account,
+            } => {
+                self.send(now, &Command::User(user));
+                Op::Login(Login {
+                    password: Some(password),
+                    account,
+                })
+            }
+            Request::Rename { from, to } => {
+                self.send(now, &Command::Rnfr(from));
+                Op::Rename { to: Some(to) }
+            }
+            Request::Quit => {
+                self.send(now, &Command::Quit);
+                Op::Quit
+            }
+            Request::Raw(command) => {
+                let sets_type = match &command {
+                    Command::Type(t) => Some(*t),
+                    _ => None,
+                };
+                self.send(now, &command);
+                Op::Raw {
+                    preliminary: false,
+                    sets_type,
+                }
+            }
+            Request::List { path, now: today } => {
+                self.begin_transfer(now, id, TransferKind::List(today), path, 0)
+            }
+            Request::Nlst { path } => self.begin_transfer(now, id, TransferKind::Nlst, path, 0),
+            Request::Mlsd { path } => self.begin_transfer(now, id, TransferKind::Mlsd, path, 0),
+            Request::Retrieve { path, offset } => {
+                self.begin_transfer(now, id, TransferKind::Retrieve, Some(path), offset)
+            }
+            Request::Store {
+                path,
+                offset,
+                append,
+            } => self.begin_transfer(now, id, TransferKind::Store { append }, Some(path), offset),
+            single => {
+                let (command, expect) = single_command(single);
+                self.send(now, &command);
+                Op::Single(expect)
+            }
+        };
+        self.current = Some(Current {
+            id,
+            op,
+            abort: AbortState::None,
+        });
+    }
+
+    /// A reply to the current request's last command (no abort running).
+    pub(super) fn op_reply(&mut self, now: Instant, current: &mut Current, reply: Reply) -> Flow {
+        let id = current.id;
+        let abort_requested = current.abort.is_requested();
+        if let Op::Transfer(transfer) = &mut current.op {
+            return self.transfer_reply(now, id, transfer, reply, abort_requested);
+        }
+        if reply.code().is_positive_preliminary() {
+            // RFC 959 §4.2: a preliminary reply; the final one follows.
+            if let Op::Raw { preliminary, .. } = &mut current.op {
+                *preliminary = true;
+            }
+            let id = Some(id);
+            self.push_event(Event::Preliminary { id, reply });
+            return Flow::Continue;
+        }
+        match &mut current.op {
+            Op::Login(login) => self.login_reply(now, login, reply),
+            Op::Rename { to } => match to.take() {
+                Some(to) if reply.code() == ReplyCode::FILE_ACTION_PENDING => {
+                    self.send(now, &Command::Rnto(to));
+                    Flow::Continue
+                }
+                Some(_) => Flow::Done(Err(refusal(reply))),
+                None => Flow::Done(self.expected(Expect::Done, reply)),
+            },
+            Op::Single(expect) => {
+                let expect = *expect;
+                Flow::Done(self.expected(expect, reply))
+            }
+            Op::Raw { sets_type, .. } => {
+                if reply.code().is_negative() {
+                    return Flow::Done(Err(ClientError::Reply(reply)));
+                }
+                if let Some(t) = sets_type.filter(|_| reply.code().is_positive_completion()) {
+                    self.transfer_type = t;
+                }
+                Flow::Done(Ok(Outcome::Done(reply)))
+            }
+            Op::Quit => Flow::Done(self.expected(Expect::Done, reply)),
+            Op::Transfer(_) => Flow::Continue, // handled above
+        }
+    }
+
+    /// RFC 959 §6 login sequence: `USER` → 230 | 331 → `PASS` → 230 | 332 → `ACCT` → 230.
+    fn login_reply(&mut self, now: Instant, login: &mut Login, reply: Reply) -> Flow {
+        match reply.code() {
+            code if code.is_positive_completion() => Flow::Done(Ok(Outcome::Done(reply))),
+            ReplyCode::NEED_PASSWORD => match login.password.take() {
+                Some(password) => {
+                    self.send(now, &Command::Pass(password));
+                    Flow::Continue
+                }
+                None => Flow::Done(Err(refusal(reply))), // a second 331: the server is confused
+            },
+            ReplyCode::NEED_ACCOUNT => match login.account.take() {
+                Some(account) => {
+                    self.send(now, &Command::Acct(account));
+                    Flow::Continue
+                }
+                None => Flow::Done(Err(ClientError::Reply(reply))),
+            },
+            _ => Flow::Done(Err(refusal(reply))),
+        }
+    }
+
+    /// Turns a single command's final reply into its outcome.
+    fn expected(&mut self, expect: Expect, reply: Reply) -> Result<Outcome, ClientError> {
+        if reply.code().kind() != ReplyKind::PositiveCompletion {
+            return Err(refusal(reply));
+        }
+        let bad_text = |reply| ClientError::Protocol(ProtocolError::BadReplyText(reply));
+        let text = reply.first_line().trim_ascii();
+        match expect {
+            Expect::Done => Ok(Outcome::Done(reply)),
+            Expect::Features => Ok(Outcome::Features(FeatureSet::from_reply(&reply))),
+            Expect::System => Ok(Outcome::System(String::from_utf8_lossy(text).into_owned())),
+            Expect::Path => match parse_quoted_pathname(reply.first_line()) {
+                Some(path) => Ok(Outcome::Path(path)),
+                None => Err(bad_text(reply)),
+            },
+            Expect::Created => Ok(Outcome::Created(parse_quoted_pathname(reply.first_line()))),
+            Expect::Size => match parse_decimal(text) {
+                Some(size) => Ok(Outcome::Size(size)),
+                None => Err(bad_text(reply)),
+            },
+            Expect::Modified => match Timestamp::parse_ftp(text) {
+                Some(time) => Ok(Outcome::Modified(time)),
+                None => Err(bad_text(reply)),
+            },
+            Expect::Entry => {
+                // RFC 3659 §7.2: the entry is the inner line of a multi-line 250 reply.
+                let inner = reply.line_count().saturating_sub(1);
+                let entry = reply
+                    .lines()
+                    .take(inner)
+                    .skip(1)
+                    .find_map(|line| parse_mlsx_line(line).ok());
+                match entry {
+                    Some(entry) => Ok(Outcome::Entry(entry)),
+                    None => Err(bad_text(reply)),
+                }
+            }
+            Expect::Type(t) => {
+                self.transfer_type = t;
+                Ok(Outcome::Done(reply))
+            }
+        }
+    }
+}
+
+/// The command of a request that is one exchange, and how to read its reply.
+fn single_command(request: Request) -> (Command, Expect) {
+    match request {
+        Request::Features => (Command::Feat, Expect::Features),
+        Request::Utf8On => (Command::Opts(OptsArg::Utf8(true)), Expect::Done),
+        Request::System => (Command::Syst, Expect::System),
+        Request::Pwd => (Command::Pwd, Expect::Path),
+        Request::Cwd(path) => (Command::Cwd(path), Expect::Done),
+        Request::Cdup => (Command::Cdup, Expect::Done),
+        Request::Mkdir(path) => (Command::Mkd(path), Expect::Created),
+        Request::Rmdir(path) => (Command::Rmd(path), Expect::Done),
+        Request::Delete(path) => (Command::Dele(path), Expect::Done),
+        Request::Size(path) => (Command::Size(path), Expect::Size),
+        Request::Mdtm(path) => (Command::Mdtm(path), Expect::Modified),
+        Request::SetModified { path, time } => (Command::Mfmt { time, path }, Expect::Done),
+        Request::Mlst(path) => (Command::Mlst(path), Expect::Entry),
+        Request::SetType(t) => (Command::Type(t), Expect::Type(t)),
+        Request::Abort => (Command::Abor, Expect::Done),
+        Request::Site(text) => (Command::Site(text), Expect::Done),
+        Request::Host(name) => (Command::Host(name), Expect::Done),
+        // Every other request is dispatched in `begin`; NOOP is the harmless answer should one slip by.
+        _ => (Command::Noop, Expect::Done),
+    }
+}
+
+/// A decimal number with nothing else (`213 1234`), without overflow.
+fn parse_decimal(text: &[u8]) -> Option<u64> {
+    if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    text.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_sizes() {
+        assert_eq!(parse_decimal(b"0"), Some(0));
+        assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_decimal(b"18446744073709551616"), None);
+        assert_eq!(parse_decimal(b""), None);
+        assert_eq!(parse_decimal(b"12 bytes"), None);
+        assert_eq!(parse_decimal(b"+12"), None);
+    }
+
+    #[test]
+    fn refusals_split_by_kind() {
+        let reply = |code| Reply::new(ReplyCode::new(code).unwrap(), "x");
+        assert!(matches!(refusal(reply(550)), ClientError::Reply(_)));
+        assert!(matches!(refusal(reply(421)), ClientError::Reply(_)));
+        assert!(matches!(
+            refusal(reply(350)),
+            ClientError::Protocol(ProtocolError::UnexpectedReply(_))
+        ));
+    }
+}

@@ -1,0 +1,607 @@
+//! One transfer over a data connection: a download, an upload or a listing, from setting up the data
+//! channel to the final reply.
+//!
+//! The steps (RFC 959 §3.2, RFC 2428, RFC 3659 §5):
+//!
+//! 1. **Data channel.** Passive: `EPSV` (or `PASV` once the server refused `EPSV` with a 5xx); on the
+//!    229/227 reply the driver is told to connect ([`Action::ConnectData`]) and the session goes on at
+//!    once, without waiting for the connection. Active: the driver binds a listener
+//!    ([`Action::ListenActive`]), then `EPRT` (or `PORT` for IPv4 once `EPRT` was refused) announces it.
+//! 2. `REST offset` if resuming (it must come right before the transfer command, RFC 3659 §5.5).
+//! 3. The transfer command. `125` or `150` is the preliminary reply, `226` or `250` the final one.
+//!
+//! The transfer completes only when both the final reply arrived and the data connection ended (its EOF
+//! for a download; for an upload, the user's source ended, every chunk was written and the session
+//! closed the connection, which is how the server learns the file ended). Events may come in any
+//! order: data before the `150`, the `226` before the EOF.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::command::{Command, ListArgs, Pathname, TransferType};
+use crate::hostport::{self, HostPort, NetworkProtocol};
+use crate::listing::{parse_listing, parse_mlsx_listing};
+use crate::reply::{Reply, ReplyCode, ReplyKind};
+use crate::time::Timestamp;
+use crate::transcode::Transcoder;
+
+use super::Session;
+use super::config::DataMode;
+use super::io::{Action, ClientError, Completion, Event, Outcome, ProtocolError, RequestId};
+use super::ops::{Flow, Op, refusal};
+
+/// What is transferred.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum TransferKind {
+    Retrieve,
+    Store { append: bool },
+    List(Timestamp),
+    Nlst,
+    Mlsd,
+}
+
+impl TransferKind {
+    fn is_upload(self) -> bool {
+        matches!(self, TransferKind::Store { .. })
+    }
+
+    fn is_listing(self) -> bool {
+        matches!(
+            self,
+            TransferKind::List(_) | TransferKind::Nlst | TransferKind::Mlsd
+        )
+    }
+}
+
+/// Which command's reply the transfer waits for (or, for `Listen`, which completion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Epsv,
+    Pasv,
+    /// Active mode: waiting for the driver's listener.
+    Listen,
+    Eprt(SocketAddr),
+    Port,
+    Rest,
+    /// `REST 0`, undoing a `REST` whose transfer will not be sent (so it cannot apply to a later one).
+    ClearRest,
+    /// The transfer command is sent.
+    Command,
+}
+
+/// The data connection, as far as the session knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Data {
+    /// Not asked for yet.
+    Idle,
+    /// Connecting, or listening for the server's connection.
+    Pending,
+    Open,
+    /// Ended well: EOF of a download, or closed after an upload's last byte.
+    Ended,
+    /// Closed by the session after a failure or an abort.
+    Closed,
+}
+
+/// A transfer in progress.
+#[derive(Debug)]
+pub(super) struct Transfer {
+    kind: TransferKind,
+    path: Option<Pathname>,
+    offset: u64,
+    stage: Stage,
+    data: Data,
+    /// The 125/150 arrived.
+    preliminary: bool,
+    /// The positive final reply, once it arrived.
+    final_reply: Option<Reply>,
+    /// The data connection failed with this.
+    data_error: Option<ErrorKind>,
+    /// A listing outgrew `max_listing_bytes`.
+    overflow: bool,
+    transcoder: Transcoder,
+    /// A listing's body.
+    body: Vec<u8>,
+    /// Bytes on the data connection so far.
+    bytes: u64,
+    /// Upload chunks asked of the source and not yet written.
+    in_flight: usize,
+    source_done: bool,
+    /// When the data connection is overdue (while it is pending or open).
+    deadline: Option<Instant>,
+}
+
+impl Transfer {
+    pub(super) fn command_sent(&self) -> bool {
+        self.stage == Stage::Command
+    }
+
+    /// Data is (supposed to be) moving: the server said so and the connection has not ended.
+    pub(super) fn data_flowing(&self) -> bool {
+        self.preliminary && matches!(self.data, Data::Pending | Data::Open)
+    }
+
+    pub(super) fn data_deadline(&self) -> Option<Instant> {
+        self.deadline
+            .filter(|_| matches!(self.data, Data::Pending | Data::Open))
+    }
+
+    /// The transfer command itself.
+    fn command(&self) -> Command {
+        let path = self.path.clone();
+        match (self.kind, path) {
+            (TransferKind::Retrieve, Some(path)) => Command::Retr(path),
+            (TransferKind::Store { append: true }, Some(path)) => Command::Appe(path),
+            (TransferKind::Store { append: false }, Some(path)) => Command::Stor(path),
+            (TransferKind::List(_), path) => Command::List(ListArgs::new(path)),
+            (TransferKind::Mlsd, path) => Command::Mlsd(path),
+            // Retrieve and Store always have a path; NLST is the harmless reading of a missing one.
+            (_, path) => Command::Nlst(ListArgs::new(path)),
+        }
+    }
+
+    fn rest_offset(&self) -> Option<u64> {
+        let appending = matches!(self.kind, TransferKind::Store { append: true });
+        (self.offset > 0 && !appending).then_some(self.offset)
+    }
+
+    /// The result of a transfer that ended well.
+    fn outcome(&mut self) -> Outcome {
+        let body = std::mem::take(&mut self.body);
+        match self.kind {
+            TransferKind::Retrieve => Outcome::Retrieved { bytes: self.bytes },
+            TransferKind::Store { .. } => Outcome::Stored { bytes: self.bytes },
+            TransferKind::List(now) => Outcome::Listing(parse_listing(&body, now)),
+            TransferKind::Mlsd => Outcome::Facts(parse_mlsx_listing(&body)),
+            TransferKind::Nlst => Outcome::Names(
+                body.split(|&b| b == b'\n')
+                    .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+                    .filter(|line| !line.is_empty())
+                    .map(<[u8]>::to_vec)
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl Session {
+    /// Starts a transfer: the first step of setting up its data channel.
+    pub(super) fn begin_transfer(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        kind: TransferKind,
+        path: Option<Pathname>,
+        offset: u64,
+    ) -> Op {
+        let ascii = matches!(self.transfer_type, TransferType::Ascii(_));
+        let transcoder = match kind {
+            TransferKind::Retrieve if ascii => Transcoder::from_network(),
+            TransferKind::Store { .. } if ascii => Transcoder::to_network(),
+            // Listing parsers take CRLF or LF as they come.
+            _ => Transcoder::Identity,
+        };
+        let mut transfer = Transfer {
+            kind,
+            path,
+            offset,
+            stage: Stage::Epsv,
+            data: Data::Idle,
+            preliminary: false,
+            final_reply: None,
+            data_error: None,
+            overflow: false,
+            transcoder,
+            body: Vec::new(),
+            bytes: 0,
+            in_flight: 0,
+            source_done: false,
+            deadline: None,
+        };
+        match self.config.mode {
+            DataMode::Passive if self.config.extended_first && !self.epsv_refused => {
+                self.send(now, &Command::Epsv(crate::command::EpsvArg::Any));
+            }
+            DataMode::Passive => {
+                self.send(now, &Command::Pasv);
+                transfer.stage = Stage::Pasv;
+            }
+            DataMode::Active => {
+                let family =
+                    NetworkProtocol::of(&SocketAddr::new(self.info.local.ip().to_canonical(), 0));
+                self.actions.push_back(Action::ListenActive { id, family });
+                transfer.stage = Stage::Listen;
+                transfer.data = Data::Pending;
+                transfer.deadline = self.data_due(now);
+            }
+        }
+        Op::Transfer(Box::new(transfer))
+    }
+
+    /// A reply for a transfer with no abort running. `abort_requested`: the user asked to abort, and the
+    /// transfer stops at the next step.
+    pub(super) fn transfer_reply(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        t: &mut Transfer,
+        reply: Reply,
+        abort_requested: bool,
+    ) -> Flow {
+        let code = reply.code();
+        if t.stage != Stage::Command && code.is_positive_preliminary() {
+            let id = Some(id);
+            self.push_event(Event::Preliminary { id, reply });
+            return Flow::Continue;
+        }
+        // A transfer that cannot succeed stops at the first step boundary; a REST must be undone first.
+        let doom = t
+            .data_error
+            .map(ClientError::DataConnection)
+            .or(abort_requested.then_some(ClientError::Aborted));
+        if let Some(error) = doom.clone() {
+            if !matches!(t.stage, Stage::Rest | Stage::ClearRest | Stage::Command) {
+                return Flow::Done(Err(error));
+            }
+        }
+        match t.stage {
+            Stage::Epsv => self.epsv_reply(now, id, t, reply),
+            Stage::Pasv => self.pasv_reply(now, id, t, reply),
+            Stage::Listen => Flow::Continue, // nothing was sent: `on_reply` never routes one here
+            Stage::Eprt(addr) => {
+                if code.is_positive_completion() {
+                    self.after_channel(now, t)
+                } else if code.is_permanent_negative() && addr.is_ipv4() {
+                    self.eprt_refused = true;
+                    self.send_port(now, t, addr)
+                } else {
+                    Flow::Done(Err(refusal(reply)))
+                }
+            }
+            Stage::Port if code.is_positive_completion() => self.after_channel(now, t),
+            Stage::Rest if code == ReplyCode::FILE_ACTION_PENDING => {
+                if doom.is_some() {
+                    self.send(now, &Command::Rest(0));
+                    t.stage = Stage::ClearRest;
+                } else {
+                    self.send(now, &t.command());
+                    t.stage = Stage::Command;
+                }
+                Flow::Continue
+            }
+            Stage::ClearRest => Flow::Done(Err(doom.unwrap_or(ClientError::Aborted))),
+            Stage::Command => self.command_reply(id, t, reply),
+            Stage::Port | Stage::Rest => Flow::Done(Err(refusal(reply))),
+        }
+    }
+
+    /// `229 Entering Extended Passive Mode (|||port|)`: connect to the control peer's IP at that port.
+    fn epsv_reply(&mut self, now: Instant, id: RequestId, t: &mut Transfer, reply: Reply) -> Flow {
+        let code = reply.code();
+        if code == ReplyCode::ENTERING_EXTENDED_PASSIVE {
+            let port = reply
+                .lines()
+                .find_map(|line| hostport::parse_epsv_reply(line).ok());
+            return match port {
+                Some(port) => {
+                    let addr = SocketAddr::new(self.info.peer.ip(), port);
+                    self.open_passive(now, id, t, addr)
+                }
+                None => Flow::Done(Err(ProtocolError::BadReplyText(reply).into())),
+            };
+        }
+        if code.is_permanent_negative() {
+            // RFC 2428 §3 is an extension: an old server says 500/502. Remember, and use PASV.
+            self.epsv_refused = true;
+            self.send(now, &Command::Pasv);
+            t.stage = Stage::Pasv;
+            return Flow::Continue;
+        }
+        Flow::Done(Err(refusal(reply)))
+    }
+
+    /// `227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)`: by default only the port is used (see
+    /// [`Config::trust_pasv_address`](super::Config::trust_pasv_address)).
+    fn pasv_reply(&mut self, now: Instant, id: RequestId, t: &mut Transfer, reply: Reply) -> Flow {
+        if reply.code() != ReplyCode::ENTERING_PASSIVE {
+            return Flow::Done(Err(refusal(reply)));
+        }
+        let announced = reply
+            .lines()
+            .find_map(|line| HostPort::parse_pasv_reply(line).ok());
+        let Some(announced) = announced else {
+            return Flow::Done(Err(ProtocolError::BadReplyText(reply).into()));
+        };
+        let addr = if self.config.trust_pasv_address {
+            SocketAddr::from(announced)
+        } else {
+            SocketAddr::new(self.info.peer.ip(), announced.port())
+        };
+        self.open_passive(now, id, t, addr)
+    }
+
+    /// Passive mode: connect now, and send the next command at the same time.
+    fn open_passive(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        t: &mut Transfer,
+        addr: SocketAddr,
+    ) -> Flow {
+        self.actions.push_back(Action::ConnectData { id, addr });
+        t.data = Data::Pending;
+        t.deadline = self.data_due(now);
+        self.after_channel(now, t)
+    }
+
+    /// Active mode: announce the listener with `EPRT`, or `PORT` once `EPRT` was refused (IPv4 only).
+    fn announce_listener(&mut self, now: Instant, t: &mut Transfer, addr: SocketAddr) -> Flow {
+        // PORT can only describe IPv4; for IPv6 EPRT is the only way, refused or not.
+        let use_port = addr.is_ipv4() && (self.eprt_refused || !self.config.extended_first);
+        if !use_port {
+            self.send(now, &Command::Eprt(addr));
+            t.stage = Stage::Eprt(addr);
+            Flow::Continue
+        } else {
+            self.send_port(now, t, addr)
+        }
+    }
+
+    fn send_port(&mut self, now: Instant, t: &mut Transfer, addr: SocketAddr) -> Flow {
+        match HostPort::try_from(addr) {
+            Ok(host_port) => {
+                self.send(now, &Command::Port(host_port));
+                t.stage = Stage::Port;
+                Flow::Continue
+            }
+            // Unreachable: only IPv4 addresses get here.
+            Err(_) => Flow::Done(Err(ClientError::DataConnection(ErrorKind::Unsupported))),
+        }
+    }
+
+    /// The data channel is set up: `REST` if resuming, else the transfer command.
+    fn after_channel(&mut self, now: Instant, t: &mut Transfer) -> Flow {
+        match t.rest_offset() {
+            Some(offset) => {
+                self.send(now, &Command::Rest(offset));
+                t.stage = Stage::Rest;
+            }
+            None => {
+                self.send(now, &t.command());
+                t.stage = Stage::Command;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// A reply to the transfer command.
+    fn command_reply(&mut self, id: RequestId, t: &mut Transfer, reply: Reply) -> Flow {
+        match reply.code().kind() {
+            ReplyKind::PositivePreliminary => {
+                // 110 is a restart marker (block mode only); 125/150 start the transfer.
+                if reply.code() != ReplyCode::RESTART_MARKER {
+                    t.preliminary = true;
+                }
+                self.push_event(Event::Preliminary {
+                    id: Some(id),
+                    reply,
+                });
+                if t.data == Data::Open {
+                    self.pump_upload(id, t);
+                }
+                Flow::Continue
+            }
+            _ if t.overflow => Flow::Done(Err(self.too_large())),
+            ReplyKind::PositiveCompletion => {
+                t.final_reply = Some(reply);
+                self.try_finish(id, t)
+            }
+            _ => Flow::Done(Err(refusal(reply))),
+        }
+    }
+
+    /// Completes the transfer if both its final reply and the end of its data are in.
+    fn try_finish(&mut self, id: RequestId, t: &mut Transfer) -> Flow {
+        if t.final_reply.is_none() {
+            return Flow::Continue;
+        }
+        if let Some(kind) = t.data_error {
+            return Flow::Done(Err(ClientError::DataConnection(kind)));
+        }
+        match t.data {
+            Data::Ended => Flow::Done(Ok(t.outcome())),
+            // A final reply without a preliminary one: the server sent nothing (some answer an empty
+            // listing this way). Close what was prepared.
+            Data::Idle | Data::Pending if !t.preliminary => {
+                self.close_data(id, t, true);
+                Flow::Done(Ok(t.outcome()))
+            }
+            _ => Flow::Continue,
+        }
+    }
+
+    /// The driver's answer to a data action.
+    pub(super) fn transfer_completion(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        t: &mut Transfer,
+        completion: Completion,
+    ) -> Flow {
+        t.deadline = self.data_due(now);
+        let upload = t.kind.is_upload();
+        match completion {
+            Completion::Listening(addr) if t.stage == Stage::Listen => {
+                let ip = if addr.ip().is_unspecified() {
+                    self.info.local.ip()
+                } else {
+                    addr.ip()
+                };
+                let addr = SocketAddr::new(ip.to_canonical(), addr.port());
+                self.announce_listener(now, t, addr)
+            }
+            Completion::DataConnected { peer } if t.data == Data::Pending => {
+                let active = self.config.mode == DataMode::Active;
+                if active && peer.ip().to_canonical() != self.info.peer.ip().to_canonical() {
+                    // RFC 2577 §5: someone else reached our listener first.
+                    return self.data_failed(id, t, ErrorKind::PermissionDenied);
+                }
+                t.data = Data::Open;
+                if upload {
+                    self.pump_upload(id, t);
+                } else {
+                    self.actions.push_back(Action::ReceiveData { id });
+                }
+                Flow::Continue
+            }
+            Completion::EndOfData if !upload && matches!(t.data, Data::Open | Data::Pending) => {
+                let tail = t.transcoder.finish();
+                if !tail.is_empty() && !t.kind.is_listing() {
+                    self.actions
+                        .push_back(Action::DeliverData { id, data: tail });
+                }
+                self.actions
+                    .push_back(Action::CloseData { id, aborted: false });
+                self.data_ended(now, id, t)
+            }
+            // With several reads in flight, each one after the end is answered with EndOfData too.
+            Completion::EndOfData if upload && t.data == Data::Open => {
+                t.in_flight = t.in_flight.saturating_sub(1);
+                t.source_done = true;
+                self.upload_step(now, id, t)
+            }
+            Completion::Written if upload && t.data == Data::Open => {
+                t.in_flight = t.in_flight.saturating_sub(1);
+                self.upload_step(now, id, t)
+            }
+            Completion::Failed(kind) if matches!(t.data, Data::Pending | Data::Open) => {
+                self.data_failed(id, t, kind)
+            }
+            // Stale or out-of-place answers (after the data connection closed, or a driver mistake).
+            _ => Flow::Continue,
+        }
+    }
+
+    /// A chunk from the data connection (download) or the user's source (upload).
+    pub(super) fn transfer_data(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        t: &mut Transfer,
+        chunk: Bytes,
+    ) -> Flow {
+        if !matches!(t.data, Data::Open | Data::Pending) {
+            return Flow::Continue;
+        }
+        t.deadline = self.data_due(now);
+        if t.kind.is_upload() {
+            if t.source_done {
+                // A chunk after the source said it ended: the user's mistake; the slot is free again.
+                t.in_flight = t.in_flight.saturating_sub(1);
+                return self.upload_step(now, id, t);
+            }
+            let data = t.transcoder.process(chunk);
+            if data.is_empty() {
+                t.in_flight = t.in_flight.saturating_sub(1);
+                self.pump_upload(id, t);
+            } else {
+                t.bytes = t.bytes.saturating_add(data.len() as u64);
+                self.actions.push_back(Action::SendData { id, data });
+                self.progress(id, t.bytes);
+            }
+            return Flow::Continue;
+        }
+        t.bytes = t.bytes.saturating_add(chunk.len() as u64);
+        self.progress(id, t.bytes);
+        if t.kind.is_listing() {
+            let limit = self.config.max_listing_bytes;
+            if t.body.len().saturating_add(chunk.len()) > limit {
+                t.overflow = true;
+                t.body = Vec::new();
+                self.close_data(id, t, true);
+                return match t.final_reply {
+                    Some(_) => Flow::Done(Err(self.too_large())),
+                    None => Flow::Continue, // the server will notice and send its final reply
+                };
+            }
+            t.body.extend_from_slice(&chunk);
+        } else {
+            let data = t.transcoder.process(chunk);
+            if !data.is_empty() {
+                self.actions.push_back(Action::DeliverData { id, data });
+            }
+        }
+        self.actions.push_back(Action::ReceiveData { id });
+        Flow::Continue
+    }
+
+    /// Asks the source for chunks until the window is full. Uploads start once both the connection is
+    /// open and the server sent its preliminary reply.
+    fn pump_upload(&mut self, id: RequestId, t: &mut Transfer) {
+        if !t.kind.is_upload() || !t.preliminary || t.data != Data::Open {
+            return;
+        }
+        let window = self.config.upload_window.max(1);
+        while t.in_flight < window && !t.source_done {
+            self.actions.push_back(Action::ReadSource { id });
+            t.in_flight += 1;
+        }
+    }
+
+    /// After a chunk was written or the source ended: ask for more, or close once everything is written.
+    fn upload_step(&mut self, now: Instant, id: RequestId, t: &mut Transfer) -> Flow {
+        if t.source_done && t.in_flight == 0 {
+            // Closing the data connection is the end-of-file mark in stream mode (RFC 959 §3.4.1).
+            self.actions
+                .push_back(Action::CloseData { id, aborted: false });
+            return self.data_ended(now, id, t);
+        }
+        self.pump_upload(id, t);
+        Flow::Continue
+    }
+
+    /// The data connection ended well; the final reply is due within the reply timeout from now.
+    fn data_ended(&mut self, now: Instant, id: RequestId, t: &mut Transfer) -> Flow {
+        t.data = Data::Ended;
+        t.deadline = None;
+        if self.outstanding > 0 {
+            self.reply_deadline = self.reply_due(now);
+        }
+        self.try_finish(id, t)
+    }
+
+    /// The data connection failed: close it; then fail now, at the next step, or after aborting the
+    /// transfer command if the server is running it.
+    fn data_failed(&mut self, id: RequestId, t: &mut Transfer, kind: ErrorKind) -> Flow {
+        t.data_error = Some(kind);
+        self.close_data(id, t, true);
+        let error = ClientError::DataConnection(kind);
+        if t.final_reply.is_some() {
+            Flow::Done(Err(error))
+        } else if t.stage == Stage::Command {
+            Flow::Abort(error)
+        } else if self.outstanding == 0 {
+            Flow::Done(Err(error))
+        } else {
+            Flow::Continue
+        }
+    }
+
+    /// Closes the data connection (or listener, or attempt) if it is pending or open.
+    pub(super) fn close_data(&mut self, id: RequestId, t: &mut Transfer, aborted: bool) {
+        if matches!(t.data, Data::Pending | Data::Open) {
+            self.actions.push_back(Action::CloseData { id, aborted });
+            t.data = if aborted { Data::Closed } else { Data::Ended };
+        }
+        t.deadline = None;
+    }
+
+    fn too_large(&self) -> ClientError {
+        ClientError::ListingTooLarge {
+            limit: self.config.max_listing_bytes,
+        }
+    }
+}

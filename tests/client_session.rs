@@ -1,0 +1,2243 @@
+//! The client session against scripted servers: replies are fed as bytes, and the commands, data
+//! actions and events that come out are checked. The last tests wire the client to this crate's
+//! server session through an in-memory driver.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ftp_proto::client::{
+    Action, ClientError, Completion, Config, ConnectionInfo, DataMode, Event, Outcome,
+    ProtocolError, Request, RequestId, Session, UsageError,
+};
+use ftp_proto::command::{Command, FormatControl, Password, Pathname, Text, TransferType};
+use ftp_proto::listing::{EntryKind, MlsxKind};
+use ftp_proto::time::Timestamp;
+use proptest::prelude::*;
+
+const SERVER: &str = "198.51.100.1:21";
+const CLIENT: &str = "192.0.2.7:50000";
+
+fn info() -> ConnectionInfo {
+    ConnectionInfo {
+        local: CLIENT.parse().unwrap(),
+        peer: SERVER.parse().unwrap(),
+    }
+}
+
+fn path(s: &str) -> Pathname {
+    Pathname::new(s).unwrap()
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn login(user: &str, password: &str) -> Request {
+    Request::Login {
+        user: Text::new(user).unwrap(),
+        password: Some(Password::new(password).unwrap()),
+        account: None,
+    }
+}
+
+/// A client session with a scripted server: `reply` feeds server bytes, `sent` returns the commands
+/// written since the last call, `data` the other actions, `completed` the results.
+struct Script {
+    session: Session,
+    now: Instant,
+    /// Commands not yet inspected.
+    commands: String,
+    /// Non-control actions not yet inspected.
+    data_actions: Vec<Action>,
+    /// Events not yet inspected.
+    events: Vec<Event>,
+}
+
+impl Script {
+    fn new() -> Script {
+        Script::with_config(Config::default())
+    }
+
+    fn with_config(config: Config) -> Script {
+        let now = Instant::now();
+        Script {
+            session: Session::new(Arc::new(config), info(), now),
+            now,
+            commands: String::new(),
+            data_actions: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// A session that got its greeting.
+    fn greeted() -> Script {
+        let mut script = Script::new();
+        script.reply("220 ready\r\n");
+        script.events();
+        script
+    }
+
+    fn request(&mut self, request: Request) -> RequestId {
+        self.session.request(self.now, request).unwrap()
+    }
+
+    fn reply(&mut self, wire: &str) {
+        self.session.handle_control_input(self.now, wire.as_bytes());
+    }
+
+    fn complete(&mut self, id: RequestId, completion: Completion) {
+        self.session.handle_completion(self.now, id, completion);
+    }
+
+    fn data(&mut self, id: RequestId, chunk: &'static [u8]) {
+        self.session
+            .handle_data(self.now, id, Bytes::from_static(chunk));
+    }
+
+    /// Moves the session's output into the inspection buffers.
+    fn drain(&mut self) {
+        while let Some(action) = self.session.poll_action() {
+            match action {
+                Action::SendControl(bytes) => {
+                    self.commands.push_str(std::str::from_utf8(&bytes).unwrap())
+                }
+                other => self.data_actions.push(other),
+            }
+        }
+        while let Some(event) = self.session.poll_event() {
+            self.events.push(event);
+        }
+    }
+
+    /// Commands sent since the last call.
+    fn sent(&mut self) -> String {
+        self.drain();
+        std::mem::take(&mut self.commands)
+    }
+
+    /// Data actions since the last call.
+    fn data_actions(&mut self) -> Vec<Action> {
+        self.drain();
+        std::mem::take(&mut self.data_actions)
+    }
+
+    /// Events since the last call.
+    fn events(&mut self) -> Vec<Event> {
+        self.drain();
+        std::mem::take(&mut self.events)
+    }
+
+    /// Completions since the last call (other events are dropped).
+    fn completed(&mut self) -> Vec<(RequestId, Result<Outcome, ClientError>)> {
+        self.events()
+            .into_iter()
+            .filter_map(|event| match event {
+                Event::Completed { id, result } => Some((id, result)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The one completion since the last call, which must be `id`'s.
+    fn result(&mut self, id: RequestId) -> Result<Outcome, ClientError> {
+        let mut completed = self.completed();
+        assert_eq!(completed.len(), 1, "{completed:?}");
+        let (got, result) = completed.remove(0);
+        assert_eq!(got, id);
+        result
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.session.handle_timeout(self.now);
+    }
+}
+
+fn reply_code(result: &Result<Outcome, ClientError>) -> Option<u16> {
+    match result {
+        Ok(Outcome::Done(reply)) | Err(ClientError::Reply(reply)) => Some(reply.code().get()),
+        _ => None,
+    }
+}
+
+// ---- greeting and login ----
+
+#[test]
+fn nothing_is_sent_before_the_greeting_and_120_delays_it() {
+    let mut s = Script::new();
+    let id = s.request(Request::Noop);
+    assert_eq!(s.sent(), "");
+    s.reply("120 Service ready in 1 minute\r\n");
+    assert_eq!(s.sent(), "");
+    s.reply("220 Now ready\r\n");
+    assert_eq!(s.sent(), "NOOP\r\n");
+    let events = s.events();
+    assert!(
+        matches!(&events[0], Event::Preliminary { id: None, reply } if reply.code().get() == 120)
+    );
+    assert!(matches!(&events[1], Event::Connected(reply) if reply.first_line() == b"Now ready"));
+    assert!(s.session.is_connected());
+    s.reply("200 NOOP ok\r\n");
+    assert_eq!(reply_code(&s.result(id)), Some(200));
+}
+
+#[test]
+fn a_refusing_greeting_closes_the_session() {
+    let mut s = Script::new();
+    let id = s.request(Request::Noop);
+    s.reply("530 Not allowed from your address\r\n");
+    assert_eq!(s.sent(), "");
+    assert_eq!(s.data_actions(), [Action::CloseControl]);
+    let events = s.events();
+    assert_eq!(
+        events[0],
+        Event::Completed {
+            id,
+            result: Err(ClientError::Closed)
+        }
+    );
+    assert!(
+        matches!(&events[1], Event::Closed { error: Some(ClientError::Reply(r)) } if r.code().get() == 530)
+    );
+    assert_eq!(
+        s.session.request(s.now, Request::Noop),
+        Err(UsageError::Closed)
+    );
+}
+
+#[test]
+fn login_with_password() {
+    let mut s = Script::greeted();
+    let id = s.request(login("alice", "secret"));
+    assert_eq!(s.sent(), "USER alice\r\n");
+    s.reply("331 Please specify the password.\r\n");
+    assert_eq!(s.sent(), "PASS secret\r\n");
+    s.reply("230 Login successful.\r\n");
+    assert_eq!(reply_code(&s.result(id)), Some(230));
+}
+
+#[test]
+fn login_without_password_step() {
+    let mut s = Script::greeted();
+    let id = s.request(login("anonymous", "guest@"));
+    s.reply("230 Welcome, anonymous\r\n");
+    assert_eq!(s.sent(), "USER anonymous\r\n");
+    assert_eq!(reply_code(&s.result(id)), Some(230));
+}
+
+#[test]
+fn login_refused() {
+    let mut s = Script::greeted();
+    let id = s.request(login("alice", "wrong"));
+    s.reply("331 Password?\r\n530 Login incorrect.\r\n");
+    assert_eq!(s.sent(), "USER alice\r\nPASS wrong\r\n");
+    let result = s.result(id);
+    assert!(matches!(result, Err(ClientError::Reply(_))));
+    assert_eq!(reply_code(&result), Some(530));
+    // The session goes on: the user may try again.
+    let again = s.request(login("alice", "right"));
+    s.reply("331 Password?\r\n230 ok\r\n");
+    assert_eq!(reply_code(&s.result(again)), Some(230));
+}
+
+#[test]
+fn login_with_account_and_empty_password() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::Login {
+        user: Text::new("bob").unwrap(),
+        password: None,
+        account: Some(Text::new("acct7").unwrap()),
+    });
+    s.reply("331 Password?\r\n332 Account?\r\n230 ok\r\n");
+    assert_eq!(s.sent(), "USER bob\r\nPASS\r\nACCT acct7\r\n");
+    assert_eq!(reply_code(&s.result(id)), Some(230));
+
+    // Without an account, a 332 ends the login with that reply.
+    let id = s.request(login("carol", "pw"));
+    s.reply("331 Password?\r\n332 Need account\r\n");
+    assert_eq!(reply_code(&s.result(id)), Some(332));
+}
+
+// ---- single commands ----
+
+const VSFTPD_FEAT: &str = "211-Features:\r\n EPRT\r\n EPSV\r\n MDTM\r\n PASV\r\n REST STREAM\r\n \
+                           SIZE\r\n TVFS\r\n UTF8\r\n211 End\r\n";
+
+#[test]
+fn feat_of_vsftpd() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::Features);
+    assert_eq!(s.sent(), "FEAT\r\n");
+    s.reply(VSFTPD_FEAT);
+    let Ok(Outcome::Features(features)) = s.result(id) else {
+        panic!("no features");
+    };
+    assert!(features.epsv && features.eprt && features.rest_stream && features.size);
+    assert!(features.mdtm && features.tvfs && features.utf8 && !features.mfmt);
+    assert!(features.mlst.is_none() && features.supports("PASV"));
+}
+
+#[test]
+fn multi_line_reply_fed_byte_by_byte() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::Features);
+    for byte in VSFTPD_FEAT.as_bytes() {
+        assert!(s.completed().is_empty());
+        s.session
+            .handle_control_input(s.now, std::slice::from_ref(byte));
+    }
+    let Ok(Outcome::Features(features)) = s.result(id) else {
+        panic!("no features");
+    };
+    assert_eq!(features.lines.len(), 8);
+}
+
+#[test]
+fn typed_outcomes_of_single_commands() {
+    let mut s = Script::greeted();
+    let pwd = s.request(Request::Pwd);
+    let mkd = s.request(Request::Mkdir(path("new dir")));
+    let size = s.request(Request::Size(path("a.bin")));
+    let mdtm = s.request(Request::Mdtm(path("a.bin")));
+    let mlst = s.request(Request::Mlst(Some(path("a.bin"))));
+    let syst = s.request(Request::System);
+    let mfmt = s.request(Request::SetModified {
+        path: path("a.bin"),
+        time: Timestamp::parse_ftp(b"20240101000000").unwrap(),
+    });
+    s.reply("257 \"/home/say \"\"hi\"\"\" is the current directory\r\n");
+    s.reply("257 \"/home/new dir\" created\r\n");
+    s.reply("213 1048576\r\n");
+    s.reply("213 20240229235959.5\r\n");
+    s.reply("250-Listing a.bin\r\n type=file;size=3;modify=20240101000000; /a.bin\r\n250 End\r\n");
+    s.reply("215 UNIX Type: L8\r\n");
+    s.reply("213 Modify=20240101000000; a.bin\r\n");
+    assert_eq!(
+        s.sent(),
+        "PWD\r\nMKD new dir\r\nSIZE a.bin\r\nMDTM a.bin\r\nMLST a.bin\r\nSYST\r\n\
+         MFMT 20240101000000 a.bin\r\n"
+    );
+    let results = s.completed();
+    let ids: Vec<_> = results.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [pwd, mkd, size, mdtm, mlst, syst, mfmt]);
+    assert_eq!(
+        results[0].1,
+        Ok(Outcome::Path(b"/home/say \"hi\"".to_vec()))
+    );
+    assert_eq!(
+        results[1].1,
+        Ok(Outcome::Created(Some(b"/home/new dir".to_vec())))
+    );
+    assert_eq!(results[2].1, Ok(Outcome::Size(1_048_576)));
+    let Ok(Outcome::Modified(time)) = &results[3].1 else {
+        panic!("{:?}", results[3]);
+    };
+    assert_eq!(time.unix_seconds(), 1_709_251_199);
+    let Ok(Outcome::Entry(entry)) = &results[4].1 else {
+        panic!("{:?}", results[4]);
+    };
+    assert_eq!(
+        (entry.name.as_slice(), entry.size),
+        (&b"/a.bin"[..], Some(3))
+    );
+    assert_eq!(results[5].1, Ok(Outcome::System("UNIX Type: L8".into())));
+    assert_eq!(reply_code(&results[6].1), Some(213));
+}
+
+#[test]
+fn rename_sends_rnto_only_after_350() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::Rename {
+        from: path("old"),
+        to: path("new"),
+    });
+    assert_eq!(s.sent(), "RNFR old\r\n");
+    s.reply("350 Ready for RNTO.\r\n");
+    assert_eq!(s.sent(), "RNTO new\r\n");
+    s.reply("250 Rename successful.\r\n");
+    assert_eq!(reply_code(&s.result(id)), Some(250));
+
+    let id = s.request(Request::Rename {
+        from: path("missing"),
+        to: path("new"),
+    });
+    s.reply("550 No such file.\r\n");
+    assert_eq!(s.sent(), "RNFR missing\r\n");
+    assert_eq!(reply_code(&s.result(id)), Some(550));
+}
+
+#[test]
+fn raw_commands_and_site() {
+    let mut s = Script::greeted();
+    let help = s.request(Request::Raw(Command::Help(None)));
+    let site = s.request(Request::Site(Text::new("CHMOD 644 f").unwrap()));
+    let bad = s.request(Request::Raw(Command::Stru(
+        ftp_proto::command::Structure::Record,
+    )));
+    s.reply("214-The following commands are recognized.\r\n USER PASS\r\n214 Help OK.\r\n");
+    s.reply("200 SITE CHMOD command ok.\r\n");
+    s.reply("504 Only file structure is supported.\r\n");
+    assert_eq!(s.sent(), "HELP\r\nSITE CHMOD 644 f\r\nSTRU R\r\n");
+    let results = s.completed();
+    assert_eq!(results[0].0, help);
+    let Ok(Outcome::Done(reply)) = &results[0].1 else {
+        panic!()
+    };
+    assert_eq!(reply.line_count(), 3);
+    assert_eq!((results[1].0, reply_code(&results[1].1)), (site, Some(200)));
+    assert_eq!(results[2].0, bad);
+    assert!(matches!(results[2].1, Err(ClientError::Reply(_))));
+}
+
+// ---- passive data connections ----
+
+/// Runs EPSV for request `id`: checks the command, answers 229 and returns the address to connect to.
+fn epsv(s: &mut Script, id: RequestId, port: u16) -> String {
+    assert_eq!(s.sent(), "EPSV\r\n");
+    s.reply(&format!(
+        "229 Entering Extended Passive Mode (|||{port}|)\r\n"
+    ));
+    let actions = s.data_actions();
+    let [Action::ConnectData { id: got, addr }] = actions.as_slice() else {
+        panic!("{actions:?}");
+    };
+    assert_eq!(*got, id);
+    addr.to_string()
+}
+
+#[test]
+fn retrieve_with_rest() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::Retrieve {
+        path: path("big.iso"),
+        offset: 1000,
+    });
+    assert_eq!(epsv(&mut s, id, 6446), "198.51.100.1:6446");
+    // REST goes out with the ConnectData, before the connection is even open.
+    assert_eq!(s.sent(), "REST 1000\r\n");
+    s.reply("350 Restarting at 1000.\r\n");
+    assert_eq!(s.sent(), "RETR big.iso\r\n");
+    s.complete(
+        id,
+        Completion::DataConnected {
+            peer: addr("198.51.100.1:6446"),
+        },
+    );
+    assert_eq!(s.data_actions(), [Action::ReceiveData { id }]);
+    s.reply("150 Opening BINARY mode data connection for big.iso (2000 bytes).\r\n");
+    s.data(id, b"\x00\x01\r\n");
+    s.data(id, b"tail");
+    s.complete(id, Completion::EndOfData);
+    assert_eq!(
+        s.data_actions(),
+        [
+            Action::DeliverData {
+                id,
+                data: Bytes::from_static(b"\x00\x01\n")
+            },
+            Action::ReceiveData { id },
+            Action::DeliverData {
+                id,
+                data: Bytes::from_static(b"tail")
+            },
+            Action::ReceiveData { id },
+            Action::CloseData { id, aborted: false },
+        ],
+        "TYPE A by default: CRLF became LF"
+    );
+    let events = s.events();
+    assert!(matches!(&events[0], Event::Preliminary { id: Some(i), .. } if *i == id));
+    assert_eq!(
+        events[1],
+        Event::Progress { id, bytes: 8 },
+        "progress events merged"
+    );
+    assert_eq!(events.len(), 2, "not complete before the 226");
+    s.reply("226 Transfer complete.\r\n");
+    assert_eq!(s.result(id), Ok(Outcome::Retrieved { bytes: 8 }));
+}
+
+#[test]
+fn final_reply_before_eof_waits_for_the_data() {
+    let mut s = Script::greeted();
+    s.request(Request::SetType(TransferType::Image));
+    s.reply("200 Switching to Binary mode.\r\n");
+    s.completed();
+    assert_eq!(s.sent(), "TYPE I\r\n");
+    let id = s.request(Request::Retrieve {
+        path: path("f"),
+        offset: 0,
+    });
+    epsv(&mut s, id, 5000);
+    assert_eq!(s.sent(), "RETR f\r\n");
+    // Data and replies in the "wrong" order: data first, 226 before EOF.
+    s.complete(
+        id,
+        Completion::DataConnected {
+            peer: addr("198.51.100.1:5000"),
+        },
+    );
+    let chunk = Bytes::from_static(b"a\r\nb");
+    s.session.handle_data(s.now, id, chunk.clone());
+    s.reply("150 Here it comes.\r\n226 Transfer complete.\r\n");
+    assert!(s.completed().is_empty());
+    s.complete(id, Completion::EndOfData);
+    assert_eq!(s.result(id), Ok(Outcome::Retrieved { bytes: 4 }));
+    let delivered = s.data_actions().into_iter().find_map(|a| match a {
+        Action::DeliverData { data, .. } => Some(data),
+        _ => None,
+    });
+    let delivered = delivered.unwrap();
+    assert_eq!(delivered, chunk, "TYPE I: unchanged");
+    assert_eq!(delivered.as_ptr(), chunk.as_ptr(), "TYPE I: not copied");
+}
+
+#[test]
+fn epsv_refused_falls_back_to_pasv_for_good() {
+    let mut s = Script::greeted();
+    let first = s.request(Request::Nlst { path: None });
+    assert_eq!(s.sent(), "EPSV\r\n");
+    s.reply("500 Unknown command.\r\n");
+    assert_eq!(s.sent(), "PASV\r\n");
+    s.reply("227 Entering Passive Mode (10,0,0,5,19,137).\r\n");
+    let actions = s.data_actions();
+    // The private address in the 227 is ignored: the control connection's peer is used.
+    assert_eq!(
+        actions,
+        [Action::ConnectData {
+            id: first,
+            addr: addr("198.51.100.1:5001")
+        }]
+    );
+    assert_eq!(s.sent(), "NLST\r\n");
+    s.complete(
+        first,
+        Completion::DataConnected {
+            peer: addr("198.51.100.1:5001"),
+        },
+    );
+    s.reply("150 Here comes the listing.\r\n");
+    s.data(first, b"a.txt\r\nb.txt\r\n");
+    s.complete(first, Completion::EndOfData);
+    s.reply("226 Directory send OK.\r\n");
+    assert_eq!(
+        s.result(first),
+        Ok(Outcome::Names(vec![b"a.txt".to_vec(), b"b.txt".to_vec()]))
+    );
+    s.data_actions();
+    // The next transfer goes straight to PASV.
+    let second = s.request(Request::Nlst {
+        path: Some(path("sub")),
+    });
+    assert_eq!(s.sent(), "PASV\r\n");
+    s.reply("227 Entering Passive Mode (10,0,0,5,19,138).\r\n");
+    assert_eq!(s.sent(), "NLST sub\r\n");
+    assert!(
+        matches!(s.data_actions().as_slice(), [Action::ConnectData { id, .. }] if *id == second)
+    );
+}
+
+#[test]
+fn pasv_address_is_used_when_trusted() {
+    let mut config = Config::default();
+    config.trust_pasv_address = true;
+    config.extended_first = false;
+    let mut s = Script::with_config(config);
+    s.reply("220 ready\r\n");
+    let id = s.request(Request::List {
+        path: None,
+        now: Timestamp::UNIX_EPOCH,
+    });
+    assert_eq!(s.sent(), "PASV\r\n");
+    s.reply("227 Entering Passive Mode (203,0,113,4,4,1)\r\n");
+    assert_eq!(
+        s.data_actions(),
+        [Action::ConnectData {
+            id,
+            addr: addr("203.0.113.4:1025")
+        }]
+    );
+}
+
+#[test]
+fn store_with_chunks_and_window() {
+    let mut s = Script::greeted();
+    s.request(Request::SetType(TransferType::Image));
+    s.reply("200 ok\r\n");
+    s.completed();
+    assert_eq!(s.sent(), "TYPE I\r\n");
+    let id = s.request(Request::Store {
+        path: path("up.bin"),
+        offset: 0,
+        append: false,
+    });
+    epsv(&mut s, id, 7000);
+    assert_eq!(s.sent(), "STOR up.bin\r\n");
+    s.complete(
+        id,
+        Completion::DataConnected {
+            peer: addr("198.51.100.1:7000"),
+        },
+    );
+    assert_eq!(s.data_actions(), [], "no reading before the server's 150");
+    s.reply("150 Ok to send data.\r\n");
+    assert_eq!(
+        s.data_actions(),
+        [Action::ReadSource { id }, Action::ReadSource { id }],
+        "two chunks in flight"
+    );
+    s.data(id, b"first\n");
+    s.data(id, b"second");
+    assert_eq!(
+        s.data_actions(),
+        [
+            Action::SendData {
+                id,
+                data: Bytes::from_static(b"first\n")
+            },
+            Action::SendData {
+                id,
+                data: Bytes::from_static(b"second")
+            },
+        ]
+    );
+    s.complete(id, Completion::Written);
+    assert_eq!(s.data_actions(), [Action::ReadSource { id }]);
+    s.complete(id, Completion::EndOfData);
+    assert_eq!(s.data_actions(), [], "the second chunk is not written yet");
+    s.complete(id, Completion::Written);
+    assert_eq!(s.data_actions(), [Action::CloseData { id, aborted: false }]);
+    assert!(s.completed().is_empty(), "waits for the 226");
+    s.reply("226 Transfer complete.\r\n");
+    assert_eq!(s.result(id), Ok(Outcome::Stored { bytes: 12 }));
+}
+
+#[test]
+fn store_resume_and_append() {
+    let mut s = Script::greeted();
+    let resume = s.request(Request::Store {
+        path: path("f"),
+        offset: 10,
+        append: false,
+    });
+    epsv(&mut s, resume, 7001);
+    assert_eq!(s.sent(), "REST 10\r\n");
+    s.reply("350 Restarting at 10.\r\n");
+    assert_eq!(s.sent(), "STOR f\r\n");
+    s.reply("553 Could not create file.\r\n");
+    assert_eq!(
+        s.data_actions(),
+        [Action::CloseData {
+            id: resume,
+            aborted: true
+        }]
+    );
+    assert_eq!(reply_code(&s.result(resume)), Some(553));
+
+    let append = s.request(Request::Store {
+        path: path("log"),
+        offset: 10,
+        append: true,
+    });
+    s.sent();
+    s.reply("229 Entering Extended Passive Mode (|||7002|)\r\n");
+    assert_eq!(s.sent(), "APPE log\r\n", "no REST with APPE");
+    assert!(
+        matches!(s.data_actions().as_slice(), [Action::ConnectData { id, .. }] if *id == append)
+    );
+}
+
+#[test]
+fn type_a_converts_both_ways() {
+    let mut s = Script::greeted();
+    let set = s.request(Request::SetType(TransferType::Ascii(
+        FormatControl::NonPrint,
+    )));
+    assert_eq!(s.sent(), "TYPE A\r\n");
+    s.reply("200 Switching to ASCII mode.\r\n");
+    assert_eq!(reply_code(&s.result(set)), Some(200));
+    assert_eq!(
+        s.session.transfer_type(),
+        TransferType::Ascii(FormatControl::NonPrint)
+    );
+
+    // Download: CRLF -> LF, also across chunk boundaries; a trailing CR is kept at the end.
+    let get = s.request(Request::Retrieve {
+        path: path("t.txt"),
+        offset: 0,
+    });
+    epsv(&mut s, get, 6000);
+    s.sent();
+    s.complete(
+        get,
+        Completion::DataConnected {
+            peer: addr("198.51.100.1:6000"),
+        },
+    );
+    s.reply("150 Opening ASCII mode data connection.\r\n");
+    s.data(get, b"one\r");
+    s.data(get, b"\ntwo\r");
+    s.complete(get, Completion::EndOfData);
+    let delivered: Vec<u8> = s
+        .data_actions()
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::DeliverData { data, .. } => Some(data.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(delivered, b"one\ntwo\r");
+    s.reply("226 ok\r\n");
+    assert_eq!(s.result(get), Ok(Outcome::Retrieved { bytes: 9 }));
+
+    // Upload: LF -> CRLF.
+    let put = s.request(Request::Store {
+        path: path("u.txt"),
+        offset: 0,
+        append: false,
+    });
+    epsv(&mut s, put, 6001);
+    s.sent();
+    s.complete(
+        put,
+        Completion::DataConnected {
+            peer: addr("198.51.100.1:6001"),
+        },
+    );
+    s.reply("150 Ok to send data.\r\n");
+    s.data(put, b"a\nb\n");
+    let sent: Vec<_> = s
+        .data_actions()
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::SendData { data, .. } => Some(data),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, [Bytes::from_static(b"a\r\nb\r\n")]);
+}
+
+#[test]
+fn list_and_mlsd_are_parsed() {
+    let mut s = Script::greeted();
+    let now = Timestamp::parse_ftp(b"20240315120000").unwrap();
+    let list = s.request(Request::List {
+        path: Some(path("/pub")),
+        now,
+    });
+    epsv(&mut s, list, 6100);
+    assert_eq!(s.sent(), "LIST /pub\r\n");
+    s.complete(
+        list,
+        Completion::DataConnected {
+            peer: addr("198.51.100.1:6100"),
+        },
+    );
+    s.reply("150 Here comes the directory listing.\r\n");
+    s.data(
+        list,
+        b"total 8\r\ndrwxr-xr-x    2 0  0  4096 Jan 02 13:04 incoming\r\n-rw-r--r--    1 0",
+    );
+    s.data(list, b"  0  1234 Jun 01  2023 read me.txt\r\n");
+    s.complete(list, Completion::EndOfData);
+    s.reply("226 Directory send OK.\r\n");
+    let Ok(Outcome::Listing(entries)) = s.result(list) else {
+        panic!("no listing");
+    };
+    assert_eq!(entries.len(), 3);
+    assert!(entries[0].is_err(), "total line");
+    let dir = entries[1].as_ref().unwrap();
+    assert_eq!(
+        (dir.name.as_slice(), dir.kind),
+        (&b"incoming"[..], EntryKind::Directory)
+    );
+    assert_eq!(
+        dir.modified.unwrap().timestamp().to_ftp_string(),
+        "20240102130400"
+    );
+    let file = entries[2].as_ref().unwrap();
+    assert_eq!(
+        (file.name.as_slice(), file.size),
+        (&b"read me.txt"[..], Some(1234))
+    );
+
+    s.data_actions();
+    let mlsd = s.request(Request::Mlsd { path: None });
+    epsv(&mut s, mlsd, 6101);
+    assert_eq!(s.sent(), "MLSD\r\n");
+    s.reply("150 Opening data connection.\r\n226 Done.\r\n");
+    s.complete(
+        mlsd,
+        Completion::DataConnected {
+            peer: addr("198.51.100.1:6101"),
+        },
+    );
+    s.data(
+        mlsd,
+        b"type=cdir;modify=20240101000000; .\r\ntype=file;size=12;modify=20240102030405; a;b c\r\n",
+    );
+    s.complete(mlsd, Completion::EndOfData);
+    let Ok(Outcome::Facts(facts)) = s.result(mlsd) else {
+        panic!("no facts");
+    };
+    let facts: Vec<_> = facts.into_iter().map(Result::unwrap).collect();
+    assert_eq!(facts[0].kind, Some(MlsxKind::Cdir));
+    assert_eq!(
+        (facts[1].name.as_slice(), facts[1].size),
+        (&b"a;b c"[..], Some(12))
+    );
+}
+
+#[test]
+fn listing_beyond_the_bound_fails() {
+    let mut config = Config::default();
+    config.max_listing_bytes = 10;
+    let mut s = Script::with_config(config);
+    s.reply("220 hi\r\n");
+    let id = s.request(Request::Nlst { path: None });
+    s.sent();
+    s.reply("229 (|||6200|)\r\n");
+    s.complete(
+        id,
+        Completion::DataConnected {
+            peer: addr("198.51.100.1:6200"),
+        },
+    );
+    s.reply("150 ok\r\n");
+    s.data(id, b"0123456789");
+    s.data(id, b"x");
+    let actions = s.data_actions();
+    assert_eq!(
+        actions.last(),
+        Some(&Action::CloseData { id, aborted: true })
+    );
+    assert!(
+        s.completed().is_empty(),
+        "the server still owes its final reply"
+    );
+    s.reply("426 Failure writing network stream.\r\n");
+    assert_eq!(
+        s.result(id),
+        Err(ClientError::ListingTooLarge { limit: 10 })
+    );
+    // In sync: the next request gets its own reply.
+    let noop = s.request(Request::Noop);
+    s.reply("200 ok\r\n");
+    assert_eq!(reply_code(&s.result(noop)), Some(200));
+}
+
+#[test]
+fn empty_listing_answered_without_a_transfer() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::Nlst {
+        path: Some(path("*.none")),
+    });
+    epsv(&mut s, id, 6300);
+    s.reply("226 No files found.\r\n");
+    assert_eq!(s.result(id), Ok(Outcome::Names(Vec::new())));
+    assert_eq!(s.data_actions(), [Action::CloseData { id, aborted: true }]);
+}
+
+#[test]
+fn retr_refused_with_550() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::Retrieve {
+        path: path("missing"),
+        offset: 0,
+    });
+    epsv(&mut s, id, 6400);
+    assert_eq!(s.sent(), "RETR missing\r\n");
+    s.reply("550 Failed to open file.\r\n");
+    assert_eq!(s.data_actions(), [Action::CloseData { id, aborted: true }]);
+    let result = s.result(id);
+    assert_eq!(reply_code(&result), Some(550));
+    // A late completion for the dead transfer is ignored.
+    s.complete(
+        id,
+        Completion::DataConnected {
+            peer: addr("198.51.100.1:6400"),
+        },
+    );
+    assert_eq!(s.data_actions(), []);
+}
+
+#[test]
+fn epsv_refused_with_4xx_is_not_a_fallback() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::Nlst { path: None });
+    s.sent();
+    s.reply("425 Cannot open passive connection.\r\n");
+    assert_eq!(s.sent(), "");
+    assert_eq!(reply_code(&s.result(id)), Some(425));
+}
+
+// ---- active mode ----
+
+#[test]
+fn active_mode_eprt_then_port_fallback() {
+    let mut config = Config::default();
+    config.mode = DataMode::Active;
+    let mut s = Script::with_config(config);
+    s.reply("220 hi\r\n");
+    let id = s.request(Request::Retrieve {
+        path: path("f"),
+        offset: 0,
+    });
+    assert_eq!(s.sent(), "");
+    assert!(
+        matches!(s.data_actions().as_slice(), [Action::ListenActive { id: i, .. }] if *i == id)
+    );
+    // An unspecified address is replaced by the control connection's local IP.
+    s.complete(id, Completion::Listening(addr("0.0.0.0:40000")));
+    assert_eq!(s.sent(), "EPRT |1|192.0.2.7|40000|\r\n");
+    s.reply("500 EPRT not understood\r\n");
+    assert_eq!(s.sent(), "PORT 192,0,2,7,156,64\r\n");
+    s.reply("200 PORT command successful.\r\n");
+    assert_eq!(s.sent(), "RETR f\r\n");
+    s.reply("150 Opening data connection.\r\n");
+    s.complete(
+        id,
+        Completion::DataConnected {
+            peer: addr("198.51.100.1:20"),
+        },
+    );
+    assert_eq!(s.data_actions(), [Action::ReceiveData { id }]);
+    s.complete(id, Completion::EndOfData);
+    s.reply("226 ok\r\n");
+    assert_eq!(s.result(id), Ok(Outcome::Retrieved { bytes: 0 }));
+
+    // Remembered: PORT straight away. And a connection from a foreign host is refused.
+    let id = s.request(Request::Retrieve {
+        path: path("g"),
+        offset: 0,
+    });
+    s.complete(id, Completion::Listening(addr("192.0.2.7:40001")));
+    assert_eq!(s.sent(), "PORT 192,0,2,7,156,65\r\n");
+    s.reply("200 ok\r\n150 ok\r\n");
+    s.complete(
+        id,
+        Completion::DataConnected {
+            peer: addr("203.0.113.66:20"),
+        },
+    );
+    // The transfer command is running: ABOR and its NOOP sentinel resynchronise the control connection.
+    assert_eq!(s.sent(), "RETR g\r\nABOR\r\nNOOP\r\n");
+    s.reply("426 Connection closed; transfer aborted.\r\n226 Abort successful\r\n200 NOOP ok\r\n");
+    assert_eq!(
+        s.result(id),
+        Err(ClientError::DataConnection(ErrorKind::PermissionDenied))
+    );
+}
+
+#[test]
+fn abort_while_the_listener_is_being_bound() {
+    let mut config = Config::default();
+    config.mode = DataMode::Active;
+    let mut s = Script::with_config(config);
+    s.reply("220 hi\r\n");
+    let id = s.request(Request::Nlst { path: None });
+    s.data_actions();
+    let abort = s.request(Request::Abort);
+    assert_eq!(s.data_actions(), [Action::CloseData { id, aborted: true }]);
+    assert_eq!(s.sent(), "ABOR\r\n");
+    s.reply("225 No transfer to ABOR.\r\n");
+    let results = s.completed();
+    assert_eq!(results[0], (id, Err(ClientError::Aborted)));
+    assert_eq!(
+        (results[1].0, reply_code(&results[1].1)),
+        (abort, Some(225))
+    );
+}
+
+// ---- ABOR ----
+
+/// A download in progress: EPSV done, RETR sent, 150 received, data flowing.
+fn download_in_progress(s: &mut Script) -> RequestId {
+    let id = s.request(Request::Retrieve {
+        path: path("big"),
+        offset: 0,
+    });
+    epsv(s, id, 6500);
+    assert_eq!(s.sent(), "RETR big\r\n");
+    s.complete(
+        id,
+        Completion::DataConnected {
+            peer: addr("198.51.100.1:6500"),
+        },
+    );
+    s.reply("150 Opening data connection.\r\n");
+    s.data(id, b"some bytes");
+    s.data_actions();
+    s.events();
+    id
+}
+
+#[test]
+fn abort_during_download_426_then_226() {
+    let mut s = Script::greeted();
+    let id = download_in_progress(&mut s);
+    let queued = s.request(Request::Noop);
+    let abort = s.request(Request::Abort);
+    assert_eq!(s.data_actions(), [Action::CloseData { id, aborted: true }]);
+    assert_eq!(
+        s.sent(),
+        "ABOR\r\nNOOP\r\n",
+        "the abort overtakes the queued NOOP"
+    );
+    s.reply("426 Connection closed; transfer aborted.\r\n226 Abort successful.\r\n");
+    assert!(s.completed().is_empty(), "waits for the sentinel");
+    s.reply("200 NOOP ok.\r\n");
+    let results = s.completed();
+    assert_eq!(results[0], (id, Err(ClientError::Aborted)));
+    assert_eq!(
+        (results[1].0, reply_code(&results[1].1)),
+        (abort, Some(226))
+    );
+    // Then the queued request runs, in sync.
+    assert_eq!(s.sent(), "NOOP\r\n");
+    s.reply("200 NOOP ok.\r\n");
+    assert_eq!(reply_code(&s.result(queued)), Some(200));
+    // Data for the aborted transfer is ignored.
+    s.data(id, b"late");
+    assert_eq!(s.data_actions(), []);
+}
+
+#[test]
+fn abort_answered_with_226_alone() {
+    let mut s = Script::greeted();
+    let id = download_in_progress(&mut s);
+    let abort = s.request(Request::Abort);
+    s.sent();
+    s.reply("226 ABOR command successful.\r\n200 NOOP ok.\r\n");
+    let results = s.completed();
+    assert_eq!(results[0], (id, Err(ClientError::Aborted)));
+    assert_eq!(
+        (results[1].0, reply_code(&results[1].1)),
+        (abort, Some(226))
+    );
+    let next = s.request(Request::Pwd);
+    s.reply("257 \"/\"\r\n");
+    assert_eq!(s.result(next), Ok(Outcome::Path(b"/".to_vec())));
+}
+
+#[test]
+fn abort_crossing_the_transfers_own_226() {
+    // The server finished (226) just as ABOR arrived, then answered ABOR with 225.
+    let mut s = Script::greeted();
+    let id = download_in_progress(&mut s);
+    let abort = s.request(Request::Abort);
+    s.sent();
+    s.reply("226 Transfer complete.\r\n225 No transfer to ABOR.\r\n200 NOOP ok.\r\n");
+    let results = s.completed();
+    assert_eq!(results[0], (id, Err(ClientError::Aborted)));
+    assert_eq!(
+        (results[1].0, reply_code(&results[1].1)),
+        (abort, Some(225))
+    );
+    assert_eq!(s.session.current_request(), None);
+}
+
+#[test]
+fn abort_after_the_final_reply_needs_no_sentinel() {
+    let mut s = Script::greeted();
+    let id = download_in_progress(&mut s);
+    s.reply("226 Transfer complete.\r\n");
+    let abort = s.request(Request::Abort);
+    assert_eq!(s.sent(), "ABOR\r\n");
+    s.reply("225 ABOR ok; data channel closed.\r\n");
+    let results = s.completed();
+    assert_eq!(results[0], (id, Err(ClientError::Aborted)));
+    assert_eq!(
+        (results[1].0, reply_code(&results[1].1)),
+        (abort, Some(225))
+    );
+}
+
+#[test]
+fn abort_with_nothing_running_is_a_plain_command() {
+    let mut s = Script::greeted();
+    let abort = s.request(Request::Abort);
+    assert_eq!(s.sent(), "ABOR\r\n");
+    s.reply("225 No transfer to abort.\r\n");
+    assert_eq!(reply_code(&s.result(abort)), Some(225));
+}
+
+#[test]
+fn abort_requested_during_setup_cancels_at_the_next_step() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::Retrieve {
+        path: path("f"),
+        offset: 5,
+    });
+    assert_eq!(s.sent(), "EPSV\r\n");
+    let abort = s.request(Request::Abort);
+    assert_eq!(s.sent(), "", "nothing to abort at the server yet");
+    s.reply("229 (|||6600|)\r\n");
+    // Cancelled before REST/RETR; then ABOR in its own turn.
+    assert_eq!(s.sent(), "ABOR\r\n");
+    s.reply("225 No transfer.\r\n");
+    let results = s.completed();
+    assert_eq!(results[0], (id, Err(ClientError::Aborted)));
+    assert_eq!(
+        (results[1].0, reply_code(&results[1].1)),
+        (abort, Some(225))
+    );
+}
+
+#[test]
+fn broken_data_connection_aborts_the_transfer() {
+    let mut s = Script::greeted();
+    let id = download_in_progress(&mut s);
+    s.complete(id, Completion::Failed(ErrorKind::ConnectionReset));
+    assert_eq!(s.data_actions(), [Action::CloseData { id, aborted: true }]);
+    assert_eq!(s.sent(), "ABOR\r\nNOOP\r\n");
+    s.reply("426 Transfer aborted.\r\n226 Abort ok.\r\n200 NOOP ok.\r\n");
+    assert_eq!(
+        s.result(id),
+        Err(ClientError::DataConnection(ErrorKind::ConnectionReset))
+    );
+}
+
+#[test]
+fn failed_connect_while_rest_is_pending_undoes_the_rest() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::Retrieve {
+        path: path("f"),
+        offset: 99,
+    });
+    epsv(&mut s, id, 6700);
+    assert_eq!(s.sent(), "REST 99\r\n");
+    s.complete(id, Completion::Failed(ErrorKind::ConnectionRefused));
+    s.reply("350 Restarting at 99.\r\n");
+    // RETR is never sent; REST 0 makes sure the offset cannot apply to a later transfer.
+    assert_eq!(s.sent(), "REST 0\r\n");
+    s.reply("350 Restarting at 0.\r\n");
+    assert_eq!(
+        s.result(id),
+        Err(ClientError::DataConnection(ErrorKind::ConnectionRefused))
+    );
+}
+
+// ---- timeouts ----
+
+#[test]
+fn reply_timeout_closes_the_session() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::Pwd);
+    let queued = s.request(Request::Noop);
+    s.sent();
+    let deadline = s.session.poll_timeout().unwrap();
+    assert_eq!(deadline, s.now + Duration::from_secs(60));
+    s.advance(Duration::from_secs(59));
+    assert!(s.completed().is_empty());
+    s.advance(Duration::from_secs(1));
+    assert_eq!(s.data_actions(), [Action::CloseControl]);
+    let events = s.events();
+    assert_eq!(
+        events[0],
+        Event::Completed {
+            id,
+            result: Err(ClientError::Timeout)
+        }
+    );
+    assert_eq!(
+        events[1],
+        Event::Completed {
+            id: queued,
+            result: Err(ClientError::Closed)
+        }
+    );
+    assert_eq!(
+        events[2],
+        Event::Closed {
+            error: Some(ClientError::Timeout)
+        }
+    );
+    assert!(s.session.is_closed() && s.session.poll_timeout().is_none());
+}
+
+#[test]
+fn greeting_timeout() {
+    let mut s = Script::new();
+    s.advance(Duration::from_secs(60));
+    assert_eq!(s.data_actions(), [Action::CloseControl]);
+    assert_eq!(
+        s.events(),
+        [Event::Closed {
+            error: Some(ClientError::Timeout)
+        }]
+    );
+}
+
+#[test]
+fn the_data_timer_replaces_the_reply_timer_while_data_flows() {
+    let mut s = Script::greeted();
+    let id = download_in_progress(&mut s);
+    // The 226 may take as long as the file: only progress on the data connection is timed.
+    for _ in 0..5 {
+        s.advance(Duration::from_secs(50));
+        s.data(id, b"more");
+    }
+    assert!(!s.session.is_closed());
+    assert_eq!(
+        s.session.poll_timeout(),
+        Some(s.now + Duration::from_secs(60))
+    );
+    s.advance(Duration::from_secs(60));
+    assert!(s.session.is_closed());
+    let actions = s.data_actions();
+    assert!(actions.contains(&Action::CloseData { id, aborted: true }));
+    assert_eq!(actions.last(), Some(&Action::CloseControl));
+    assert!(s.completed().contains(&(id, Err(ClientError::Timeout))));
+}
+
+#[test]
+fn after_eof_the_final_reply_is_timed_again() {
+    let mut s = Script::greeted();
+    let id = download_in_progress(&mut s);
+    s.advance(Duration::from_secs(30));
+    s.complete(id, Completion::EndOfData);
+    assert_eq!(
+        s.session.poll_timeout(),
+        Some(s.now + Duration::from_secs(60))
+    );
+}
+
+// ---- garbage and closing ----
+
+#[test]
+fn garbage_closes_the_session() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::Pwd);
+    s.reply("HTTP/1.1 400 Bad Request\r\n");
+    let events = s.events();
+    assert!(matches!(
+        &events[0],
+        Event::Completed { id: i, result: Err(ClientError::Protocol(ProtocolError::MalformedReply(_))) } if *i == id
+    ));
+    assert!(matches!(
+        &events[1],
+        Event::Closed {
+            error: Some(ClientError::Protocol(_))
+        }
+    ));
+    assert!(s.session.is_closed());
+    assert_eq!(
+        s.session.request(s.now, Request::Noop),
+        Err(UsageError::Closed)
+    );
+}
+
+#[test]
+fn a_reply_too_long_is_garbage_too() {
+    let mut config = Config::default();
+    config.reply_limits.max_reply_bytes = 100;
+    let mut s = Script::with_config(config);
+    s.reply("220 hi\r\n");
+    let id = s.request(Request::Features);
+    s.reply("211-Features:\r\n");
+    for _ in 0..20 {
+        s.reply(" SOMETHING\r\n");
+    }
+    assert!(matches!(
+        s.completed().as_slice(),
+        [(i, Err(ClientError::Protocol(ProtocolError::MalformedReply(_))))] if *i == id
+    ));
+}
+
+#[test]
+fn unexpected_and_unsolicited_replies() {
+    let mut s = Script::greeted();
+    s.reply("200 Nobody asked\r\n");
+    assert!(matches!(
+        s.events().as_slice(),
+        [Event::UnsolicitedReply(_)]
+    ));
+    let id = s.request(Request::Pwd);
+    s.reply("350 What?\r\n");
+    assert!(matches!(
+        s.result(id),
+        Err(ClientError::Protocol(ProtocolError::UnexpectedReply(_)))
+    ));
+    let id = s.request(Request::Pwd);
+    s.reply("257 no quotes here\r\n");
+    assert!(matches!(
+        s.result(id),
+        Err(ClientError::Protocol(ProtocolError::BadReplyText(_)))
+    ));
+    let id = s.request(Request::Size(path("f")));
+    s.reply("213 99999999999999999999999\r\n");
+    assert!(matches!(
+        s.result(id),
+        Err(ClientError::Protocol(ProtocolError::BadReplyText(_)))
+    ));
+    let id = s.request(Request::Nlst { path: None });
+    s.reply("229 Entering Extended Passive Mode (nothing)\r\n");
+    assert!(matches!(
+        s.result(id),
+        Err(ClientError::Protocol(ProtocolError::BadReplyText(_)))
+    ));
+    assert!(!s.session.is_closed());
+}
+
+#[test]
+fn service_closing_421_at_any_time() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::Cwd(path("x")));
+    s.reply("421 Timeout.\r\n");
+    let events = s.events();
+    assert_eq!(
+        reply_code(&match &events[0] {
+            Event::Completed { result, .. } => result.clone(),
+            other => panic!("{other:?}"),
+        }),
+        Some(421)
+    );
+    assert!(matches!(events[0], Event::Completed { id: i, .. } if i == id));
+    assert!(matches!(
+        &events[1],
+        Event::Closed {
+            error: Some(ClientError::Reply(_))
+        }
+    ));
+}
+
+#[test]
+fn quit_and_eof() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::Quit);
+    assert_eq!(
+        s.session.request(s.now, Request::Noop),
+        Err(UsageError::Closed)
+    );
+    assert_eq!(s.sent(), "QUIT\r\n");
+    s.reply("221 Goodbye.\r\n");
+    assert_eq!(s.data_actions(), [Action::CloseControl]);
+    let events = s.events();
+    assert_eq!(
+        reply_code(&match &events[0] {
+            Event::Completed { id: i, result } if *i == id => result.clone(),
+            other => panic!("{other:?}"),
+        }),
+        Some(221)
+    );
+    assert_eq!(events[1], Event::Closed { error: None });
+
+    let mut s = Script::greeted();
+    let id = s.request(Request::Raw(Command::Quit));
+    s.session.handle_control_eof();
+    assert_eq!(s.result(id), Ok(Outcome::Disconnected));
+
+    let mut s = Script::greeted();
+    let id = s.request(Request::Pwd);
+    s.session.handle_control_eof();
+    assert_eq!(s.result(id), Err(ClientError::Closed));
+}
+
+#[test]
+fn the_queue_is_bounded() {
+    let mut config = Config::default();
+    config.max_pending_requests = 2;
+    let mut s = Script::with_config(config);
+    s.request(Request::Noop);
+    s.request(Request::Noop);
+    assert_eq!(
+        s.session.request(s.now, Request::Noop),
+        Err(UsageError::QueueFull { limit: 2 })
+    );
+    s.reply("220 hi\r\n");
+    assert_eq!(s.session.queued_requests(), 1, "one started, one waits");
+    assert!(s.session.request(s.now, Request::Noop).is_ok());
+}
+
+// ---- chunking never matters ----
+
+/// The server's side of a whole session, in two parts: before and after the data of the NLST (the
+/// session sends the next command only once the NLST completed, which needs its data's EOF).
+const SERVER_BEFORE_DATA: &str = "120 wait\r\n220-Welcome\r\n to the test\r\n220 ready\r\n\
+    331 Password?\r\n230 ok\r\n\
+    211-Features:\r\n EPSV\r\n MLST type*;size*;\r\n UTF8\r\n211 End\r\n\
+    257 \"/home\"\r\n\
+    350 ready\r\n250 renamed\r\n\
+    213 20240101000000\r\n\
+    250-Listing\r\n type=file;size=3; /x\r\n250 End\r\n\
+    229 Entering Extended Passive Mode (|||4000|)\r\n150 Here it comes\r\n";
+const SERVER_AFTER_DATA: &str = "226 Done\r\n550 nope\r\n221 bye\r\n";
+
+/// Feeds `stream` in chunks of the given sizes (cycled).
+fn feed_split(session: &mut Session, now: Instant, mut stream: &[u8], chunk_sizes: &[usize]) {
+    let mut sizes = chunk_sizes.iter().cycle();
+    while !stream.is_empty() {
+        let size = (*sizes.next().unwrap()).clamp(1, stream.len());
+        let (chunk, rest) = stream.split_at(size);
+        session.handle_control_input(now, chunk);
+        stream = rest;
+    }
+}
+
+/// Runs the scripted session, feeding the server's bytes in the given chunk sizes; returns every
+/// action and event.
+fn run_split(chunk_sizes: &[usize]) -> (Vec<Action>, Vec<Event>) {
+    let now = Instant::now();
+    let mut session = Session::new(Arc::new(Config::default()), info(), now);
+    let requests = [
+        login("u", "p"),
+        Request::Features,
+        Request::Pwd,
+        Request::Rename {
+            from: path("a"),
+            to: path("b"),
+        },
+        Request::Mdtm(path("x")),
+        Request::Mlst(Some(path("x"))),
+        Request::Nlst { path: None },
+        Request::Cwd(path("nowhere")),
+        Request::Quit,
+    ];
+    let ids: Vec<_> = requests
+        .into_iter()
+        .map(|r| session.request(now, r).unwrap())
+        .collect();
+    feed_split(
+        &mut session,
+        now,
+        SERVER_BEFORE_DATA.as_bytes(),
+        chunk_sizes,
+    );
+    let nlst = ids[6];
+    session.handle_completion(
+        now,
+        nlst,
+        Completion::DataConnected {
+            peer: addr("198.51.100.1:4000"),
+        },
+    );
+    session.handle_data(now, nlst, Bytes::from_static(b"x\r\n"));
+    session.handle_completion(now, nlst, Completion::EndOfData);
+    feed_split(&mut session, now, SERVER_AFTER_DATA.as_bytes(), chunk_sizes);
+    let actions = std::iter::from_fn(|| session.poll_action()).collect();
+    let events = std::iter::from_fn(|| session.poll_event()).collect();
+    (actions, events)
+}
+
+#[test]
+fn the_scripted_session_completes_everything() {
+    let (actions, events) = run_split(&[usize::MAX]);
+    let completed: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Completed { result, .. } => Some(result.is_ok()),
+            _ => None,
+        })
+        .collect();
+    // Everything succeeds except the CWD (550).
+    assert_eq!(
+        completed,
+        [true, true, true, true, true, true, true, false, true]
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::UnsolicitedReply(_)))
+    );
+    assert_eq!(actions.last(), Some(&Action::CloseControl));
+    assert!(matches!(events.last(), Some(Event::Closed { error: None })));
+}
+
+proptest! {
+    #[test]
+    fn chunking_never_changes_actions_or_events(
+        sizes in proptest::collection::vec(1usize..40, 1..20),
+    ) {
+        let whole = run_split(&[usize::MAX]);
+        prop_assert_eq!(run_split(&sizes), whole);
+    }
+
+    #[test]
+    fn arbitrary_server_bytes_never_panic(
+        bytes in proptest::collection::vec(any::<u8>(), 0..400),
+        split in 1usize..50,
+    ) {
+        let now = Instant::now();
+        let mut session = Session::new(Arc::new(Config::default()), info(), now);
+        let _ = session.request(now, login("u", "p"));
+        let _ = session.request(now, Request::Retrieve { path: path("f"), offset: 3 });
+        let _ = session.request(now, Request::Features);
+        // Let every reply be plausible: prefix a greeting, then the random bytes.
+        session.handle_control_input(now, b"220 hi\r\n");
+        for chunk in bytes.chunks(split) {
+            session.handle_control_input(now, chunk);
+            while session.poll_action().is_some() {}
+        }
+        session.handle_control_eof();
+        prop_assert!(session.is_closed());
+        let completed = std::iter::from_fn(|| session.poll_event())
+            .filter(|e| matches!(e, Event::Completed { .. }))
+            .count();
+        prop_assert_eq!(completed, 3, "exactly one completion per request");
+    }
+}
+
+/// One step of a random conversation: a server reply, a user request, a driver answer, time passing.
+#[derive(Clone, Debug)]
+enum Step {
+    Reply(&'static str),
+    Request(usize),
+    Complete(usize),
+    Data(&'static [u8]),
+    Advance(u64),
+}
+
+const REPLIES: &[&str] = &[
+    "110 MARK 1 = 2\r\n",
+    "120 soon\r\n",
+    "150 Opening\r\n",
+    "125 Already open\r\n",
+    "200 ok\r\n",
+    "220 hi\r\n",
+    "226 done\r\n",
+    "225 no transfer\r\n",
+    "227 Entering Passive Mode (10,0,0,1,4,1)\r\n",
+    "229 Entering Extended Passive Mode (|||4000|)\r\n",
+    "230 in\r\n",
+    "211-Features:\r\n EPSV\r\n211 End\r\n",
+    "213 20240101000000\r\n",
+    "213 12\r\n",
+    "250-Listing\r\n type=file; /x\r\n250 End\r\n",
+    "257 \"/x\"\r\n",
+    "331 pw\r\n",
+    "332 acct\r\n",
+    "350 pending\r\n",
+    "425 no data\r\n",
+    "426 aborted\r\n",
+    "500 what\r\n",
+    "502 not implemented\r\n",
+    "550 no\r\n",
+    "227 garbage\r\n",
+    "421 bye\r\n",
+    "nonsense\r\n",
+];
+
+fn random_request(i: usize) -> Request {
+    match i % 12 {
+        0 => login("u", "p"),
+        1 => Request::Features,
+        2 => Request::Pwd,
+        3 => Request::Retrieve {
+            path: path("f"),
+            offset: (i % 3) as u64,
+        },
+        4 => Request::Store {
+            path: path("f"),
+            offset: (i % 2) as u64,
+            append: i % 5 == 0,
+        },
+        5 => Request::List {
+            path: None,
+            now: Timestamp::UNIX_EPOCH,
+        },
+        6 => Request::Mlsd { path: None },
+        7 => Request::Abort,
+        8 => Request::Rename {
+            from: path("a"),
+            to: path("b"),
+        },
+        9 => Request::Raw(Command::Stor(path("x"))),
+        10 => Request::SetType(TransferType::Image),
+        _ => Request::Size(path("f")),
+    }
+}
+
+fn random_completion(i: usize) -> Completion {
+    match i % 6 {
+        0 => Completion::DataConnected {
+            peer: addr("198.51.100.1:4000"),
+        },
+        1 => Completion::DataConnected {
+            peer: addr("203.0.113.1:20"),
+        },
+        2 => Completion::Listening(addr("0.0.0.0:40000")),
+        3 => Completion::EndOfData,
+        4 => Completion::Written,
+        _ => Completion::Failed(ErrorKind::ConnectionReset),
+    }
+}
+
+const CHUNKS: &[&[u8]] = &[b"x\r\n", b"", b"\r", b"data"];
+
+fn step_strategy() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => prop::sample::select(REPLIES).prop_map(Step::Reply),
+        2 => (0usize..100).prop_map(Step::Request),
+        2 => (0usize..100).prop_map(Step::Complete),
+        1 => prop::sample::select(CHUNKS).prop_map(Step::Data),
+        1 => (0u64..90).prop_map(Step::Advance),
+    ]
+}
+
+proptest! {
+    /// Whatever the server says and the driver answers, in any order: no panic, every request gets
+    /// exactly one completion, and the session ends closed.
+    #[test]
+    fn random_conversations_keep_the_one_completion_rule(
+        steps in proptest::collection::vec(step_strategy(), 0..60),
+        active in any::<bool>(),
+    ) {
+        let mut config = Config::default();
+        if active {
+            config.mode = DataMode::Active;
+        }
+        let start = Instant::now();
+        let mut now = start;
+        let mut session = Session::new(Arc::new(config), info(), now);
+        let mut requested = 0;
+        for step in steps {
+            match step {
+                Step::Reply(wire) => session.handle_control_input(now, wire.as_bytes()),
+                Step::Request(i) => {
+                    if session.request(now, random_request(i)).is_ok() {
+                        requested += 1;
+                    }
+                }
+                Step::Complete(i) => {
+                    if let Some(id) = session.current_request() {
+                        session.handle_completion(now, id, random_completion(i));
+                    }
+                }
+                Step::Data(chunk) => {
+                    if let Some(id) = session.current_request() {
+                        session.handle_data(now, id, Bytes::from_static(chunk));
+                    }
+                }
+                Step::Advance(secs) => {
+                    now += Duration::from_secs(secs);
+                    session.handle_timeout(now);
+                }
+            }
+            if let Some(deadline) = session.poll_timeout() {
+                prop_assert!(deadline >= start);
+            }
+            while session.poll_action().is_some() {}
+        }
+        session.handle_control_eof();
+        prop_assert!(session.is_closed());
+        let events: Vec<_> = std::iter::from_fn(|| session.poll_event()).collect();
+        let mut completed: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Completed { id, .. } => Some(id.get()),
+                _ => None,
+            })
+            .collect();
+        let count = completed.len();
+        completed.sort_unstable();
+        completed.dedup();
+        prop_assert_eq!(completed.len(), count, "a request completed twice: {:?}", events);
+        prop_assert_eq!(count, requested, "{:?}", events);
+    }
+}
+
+// ---- the client against this crate's server, through an in-memory driver ----
+
+mod wired {
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+    use ftp_proto::listing::{DirEntry, Metadata};
+    use ftp_proto::path::VirtualPath;
+    use ftp_proto::server::{self, Access, StorageError, StorageRequest, WriteMode};
+
+    const SERVER_DATA: &str = "198.51.100.1:6000";
+    const CLIENT_DATA: &str = "192.0.2.7:40000";
+
+    fn modified() -> Timestamp {
+        Timestamp::parse_ftp(b"20240102030405").unwrap()
+    }
+
+    /// Both sessions, a file system, and one data connection, all in memory.
+    struct World {
+        now: Instant,
+        client: Session,
+        server: server::Session,
+        files: BTreeMap<Vec<u8>, Vec<u8>>,
+        dirs: BTreeSet<Vec<u8>>,
+        // The data connection: who asked for it, and whether it is up.
+        client_data: Option<RequestId>,
+        server_data: Option<server::RequestId>,
+        client_ready: bool,
+        server_ready: bool,
+        s2c: VecDeque<Bytes>,
+        s2c_closed: bool,
+        c2s: VecDeque<Bytes>,
+        c2s_closed: bool,
+        client_reading: bool,
+        /// Reads the server asked for (its transfer window keeps several in flight).
+        server_reads: usize,
+        // The server's open file, and reads waiting for the client to drain the connection.
+        reading: Option<(Vec<u8>, usize)>,
+        reads_pending: usize,
+        writing: Option<(Vec<u8>, Vec<u8>)>,
+        // The client user's side.
+        upload: VecDeque<Bytes>,
+        downloaded: Vec<u8>,
+        abort_after: Option<usize>,
+        events: Vec<Event>,
+    }
+
+    impl World {
+        fn new(config: Config) -> World {
+            let now = Instant::now();
+            let server_info = server::ConnectionInfo {
+                local: SERVER.parse().unwrap(),
+                peer: CLIENT.parse().unwrap(),
+            };
+            let server =
+                server::Session::new(Arc::new(server::Config::default()), server_info, now);
+            World {
+                now,
+                client: Session::new(Arc::new(config), info(), now),
+                server,
+                files: BTreeMap::new(),
+                dirs: BTreeSet::from([b"/".to_vec()]),
+                client_data: None,
+                server_data: None,
+                client_ready: false,
+                server_ready: false,
+                s2c: VecDeque::new(),
+                s2c_closed: false,
+                c2s: VecDeque::new(),
+                c2s_closed: false,
+                client_reading: false,
+                server_reads: 0,
+                reading: None,
+                reads_pending: 0,
+                writing: None,
+                upload: VecDeque::new(),
+                downloaded: Vec::new(),
+                abort_after: None,
+                events: Vec::new(),
+            }
+        }
+
+        /// Runs a request to completion and returns its result.
+        fn run(&mut self, request: Request) -> Result<Outcome, ClientError> {
+            let id = self.client.request(self.now, request).unwrap();
+            self.settle();
+            let position = self
+                .events
+                .iter()
+                .position(|e| matches!(e, Event::Completed { id: i, .. } if *i == id))
+                .unwrap_or_else(|| {
+                    panic!("the request did not complete; events {:?}", self.events)
+                });
+            match self.events.remove(position) {
+                Event::Completed { result, .. } => result,
+                _ => unreachable!(),
+            }
+        }
+
+        /// Moves bytes and answers actions until nothing happens any more.
+        fn settle(&mut self) {
+            while self.step() {}
+        }
+
+        fn step(&mut self) -> bool {
+            let mut moved = false;
+            while let Some(action) = self.client.poll_action() {
+                moved = true;
+                self.client_action(action);
+            }
+            while let Some(action) = self.server.poll_action() {
+                moved = true;
+                self.server_action(action);
+            }
+            while let Some(event) = self.client.poll_event() {
+                self.events.push(event);
+            }
+            moved | self.pump_data()
+        }
+
+        fn connect_if_both_ready(&mut self) {
+            if !(self.client_ready && self.server_ready) {
+                return;
+            }
+            self.s2c.clear();
+            self.c2s.clear();
+            self.s2c_closed = false;
+            self.c2s_closed = false;
+            if let (Some(c), Some(s)) = (self.client_data, self.server_data) {
+                let now = self.now;
+                self.client.handle_completion(
+                    now,
+                    c,
+                    Completion::DataConnected {
+                        peer: addr(SERVER_DATA),
+                    },
+                );
+                self.server.handle_completion(
+                    now,
+                    s,
+                    server::Completion::DataConnected {
+                        peer: addr(CLIENT_DATA),
+                    },
+                );
+            }
+        }
+
+        fn pump_data(&mut self) -> bool {
+            let (Some(c), Some(s)) = (self.client_data, self.server_data) else {
+                return false;
+            };
+            let now = self.now;
+            let mut moved = false;
+            if self.client_reading {
+                if let Some(chunk) = self.s2c.pop_front() {
+                    self.client_reading = false;
+                    self.client.handle_data(now, c, chunk);
+                    moved = true;
+                } else if self.s2c_closed {
+                    self.client_reading = false;
+                    self.client.handle_completion(now, c, Completion::EndOfData);
+                    moved = true;
+                }
+            }
+            if self.server_reads > 0 {
+                if let Some(chunk) = self.c2s.pop_front() {
+                    self.server_reads -= 1;
+                    self.server.handle_data(now, s, chunk);
+                    moved = true;
+                } else if self.c2s_closed {
+                    self.server_reads -= 1;
+                    self.server
+                        .handle_completion(now, s, server::Completion::EndOfData);
+                    moved = true;
+                }
+            }
+            // Back pressure: the server reads its file only when the client has taken what was sent.
+            if self.s2c.is_empty() && self.reads_pending > 0 {
+                self.reads_pending -= 1;
+                self.serve_read(s);
+                moved = true;
+            }
+            moved
+        }
+
+        fn client_action(&mut self, action: Action) {
+            let now = self.now;
+            match action {
+                Action::SendControl(bytes) => self.server.handle_control_input(now, &bytes),
+                Action::ConnectData { id, addr: to } => {
+                    assert_eq!(
+                        to,
+                        addr(SERVER_DATA),
+                        "the 229/227 port at the control peer's IP"
+                    );
+                    self.client_data = Some(id);
+                    self.client_ready = true;
+                    self.connect_if_both_ready();
+                }
+                Action::ListenActive { id, .. } => {
+                    self.client_data = Some(id);
+                    self.client.handle_completion(
+                        now,
+                        id,
+                        Completion::Listening(addr("0.0.0.0:40000")),
+                    );
+                    self.client_ready = true;
+                    self.connect_if_both_ready();
+                }
+                Action::SendData { id, data } => {
+                    self.c2s.push_back(data);
+                    self.client.handle_completion(now, id, Completion::Written);
+                }
+                Action::ReceiveData { .. } => self.client_reading = true,
+                Action::ReadSource { id } => match self.upload.pop_front() {
+                    Some(chunk) => self.client.handle_data(now, id, chunk),
+                    None => self
+                        .client
+                        .handle_completion(now, id, Completion::EndOfData),
+                },
+                Action::DeliverData { data, .. } => {
+                    self.downloaded.extend_from_slice(&data);
+                    if self.abort_after.is_some_and(|n| self.downloaded.len() >= n) {
+                        self.abort_after = None;
+                        self.client.request(now, Request::Abort).unwrap();
+                    }
+                }
+                Action::CloseData { .. } => {
+                    self.c2s_closed = true;
+                    self.client_ready = false;
+                    self.client_reading = false;
+                }
+                Action::CloseControl => {}
+                other => panic!("unexpected client action {other:?}"),
+            }
+        }
+
+        fn server_action(&mut self, action: server::Action) {
+            let now = self.now;
+            match action {
+                server::Action::SendControl(bytes) => self.client.handle_control_input(now, &bytes),
+                server::Action::Authenticate { id, .. } => self.server.handle_completion(
+                    now,
+                    id,
+                    server::Completion::LoggedIn(Access::ReadWrite),
+                ),
+                server::Action::ListenPassive { id, .. } => self.server.handle_completion(
+                    now,
+                    id,
+                    server::Completion::Listening(addr(SERVER_DATA)),
+                ),
+                server::Action::AcceptData { id } | server::Action::ConnectData { id, .. } => {
+                    self.server_data = Some(id);
+                    self.server_ready = true;
+                    self.connect_if_both_ready();
+                }
+                server::Action::SendData { id, data } => {
+                    self.s2c.push_back(data);
+                    self.server
+                        .handle_completion(now, id, server::Completion::Written);
+                }
+                server::Action::ReceiveData { .. } => self.server_reads += 1,
+                server::Action::CloseData { .. } => {
+                    self.s2c_closed = true;
+                    self.server_ready = false;
+                    self.server_reads = 0;
+                }
+                server::Action::Storage { id, request } => {
+                    let completion = self.storage(request);
+                    self.server.handle_completion(now, id, completion);
+                }
+                server::Action::ReadFile { .. } => self.reads_pending += 1,
+                server::Action::WriteFile { id, data } => {
+                    if let Some((_, content)) = &mut self.writing {
+                        content.extend_from_slice(&data);
+                    }
+                    self.server
+                        .handle_completion(now, id, server::Completion::Written);
+                }
+                server::Action::CloseFile { id, aborted } => {
+                    self.reading = None;
+                    self.reads_pending = 0;
+                    if let Some((path, content)) = self.writing.take() {
+                        self.files.insert(path, content);
+                        if !aborted {
+                            self.server
+                                .handle_completion(now, id, server::Completion::Done);
+                        }
+                    }
+                }
+                server::Action::CloseControl => {}
+                other => panic!("unexpected server action {other:?}"),
+            }
+        }
+
+        /// Five bytes at a time, to make many chunks.
+        fn serve_read(&mut self, id: server::RequestId) {
+            let now = self.now;
+            let Some((content, position)) = &mut self.reading else {
+                return;
+            };
+            let end = (*position + 5).min(content.len());
+            let chunk = content[*position..end].to_vec();
+            *position = end;
+            if chunk.is_empty() {
+                self.server
+                    .handle_completion(now, id, server::Completion::EndOfData);
+            } else {
+                self.server.handle_data(now, id, Bytes::from(chunk));
+            }
+        }
+
+        fn metadata(&self, path: &[u8]) -> Option<Metadata> {
+            if self.dirs.contains(path) {
+                return Some(Metadata::directory());
+            }
+            let content = self.files.get(path)?;
+            let mut metadata = Metadata::file(content.len() as u64);
+            metadata.modified = Some(modified());
+            Some(metadata)
+        }
+
+        fn storage(&mut self, request: StorageRequest) -> server::Completion {
+            use server::Completion::*;
+            let bytes = |p: &VirtualPath| p.as_bytes().to_vec();
+            match request {
+                StorageRequest::Stat(path) => match self.metadata(path.as_bytes()) {
+                    Some(metadata) => Metadata(metadata),
+                    None => Failed(StorageError::NotFound),
+                },
+                StorageRequest::List { path, .. } => {
+                    let children = self.dirs.iter().chain(self.files.keys()).filter_map(|p| {
+                        let child = VirtualPath::root().resolve(p, Default::default()).ok()?;
+                        (child.parent().as_ref() == Some(&path) && !child.is_root())
+                            .then(|| child.file_name().map(<[u8]>::to_vec))
+                            .flatten()
+                            .map(|name| (name, p.clone()))
+                    });
+                    let entries = children
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .filter_map(|(name, p)| Some(DirEntry::new(name, self.metadata(&p)?)))
+                        .collect();
+                    Entries {
+                        entries,
+                        now: modified(),
+                    }
+                }
+                StorageRequest::OpenRead { path, offset } => {
+                    match self.files.get(path.as_bytes()) {
+                        Some(content) => {
+                            let size = content.len() as u64;
+                            let start = usize::try_from(offset).unwrap().min(content.len());
+                            self.reading = Some((content.clone(), start));
+                            FileOpened {
+                                size: Some(size),
+                                path,
+                            }
+                        }
+                        None => Failed(StorageError::NotFound),
+                    }
+                }
+                StorageRequest::OpenWrite { path, mode } => {
+                    let existing = self.files.get(path.as_bytes()).cloned().unwrap_or_default();
+                    let content = match mode {
+                        WriteMode::Resume(n) => existing[..usize::try_from(n).unwrap()].to_vec(),
+                        WriteMode::Append => existing,
+                        _ => Vec::new(),
+                    };
+                    self.writing = Some((bytes(&path), content));
+                    FileOpened { size: None, path }
+                }
+                StorageRequest::Delete(path) => match self.files.remove(path.as_bytes()) {
+                    Some(_) => Done,
+                    None => Failed(StorageError::NotFound),
+                },
+                StorageRequest::MakeDirectory(path) => {
+                    self.dirs.insert(bytes(&path));
+                    Done
+                }
+                StorageRequest::RemoveDirectory(path) => {
+                    self.dirs.remove(path.as_bytes());
+                    Done
+                }
+                StorageRequest::Rename { from, to } => match self.files.remove(from.as_bytes()) {
+                    Some(content) => {
+                        self.files.insert(bytes(&to), content);
+                        Done
+                    }
+                    None => Failed(StorageError::NotFound),
+                },
+                StorageRequest::SetModified { .. } => Done,
+                other => panic!("unexpected storage request {other:?}"),
+            }
+        }
+    }
+
+    fn login_world(config: Config) -> World {
+        let mut world = World::new(config);
+        let result = world.run(login("alice", "secret"));
+        assert_eq!(reply_code(&result), Some(230));
+        assert!(matches!(world.events[0], Event::Connected(_)));
+        world.events.clear();
+        world
+    }
+
+    #[test]
+    fn a_whole_session_against_the_server() {
+        let mut w = login_world(Config::default());
+        let Ok(Outcome::Features(features)) = w.run(Request::Features) else {
+            panic!("no FEAT");
+        };
+        assert!(features.epsv && features.eprt && features.rest_stream && features.mfmt);
+        assert!(
+            features
+                .mlst
+                .as_ref()
+                .is_some_and(|facts| !facts.is_empty())
+        );
+        assert_eq!(
+            w.run(Request::Mkdir(path("docs"))),
+            Ok(Outcome::Created(Some(b"/docs".to_vec())))
+        );
+        assert!(w.run(Request::Cwd(path("docs"))).is_ok());
+        assert_eq!(w.run(Request::Pwd), Ok(Outcome::Path(b"/docs".to_vec())));
+        assert!(w.run(Request::SetType(TransferType::Image)).is_ok());
+
+        // Upload in chunks, then resume it from byte 6.
+        w.upload = VecDeque::from([
+            Bytes::from_static(b"hello "),
+            Bytes::from_static(b"world\n"),
+        ]);
+        let stored = w.run(Request::Store {
+            path: path("hello.txt"),
+            offset: 0,
+            append: false,
+        });
+        assert_eq!(stored, Ok(Outcome::Stored { bytes: 12 }));
+        assert_eq!(w.files[&b"/docs/hello.txt".to_vec()], b"hello world\n");
+        w.upload = VecDeque::from([Bytes::from_static(b"there\n")]);
+        let resumed = w.run(Request::Store {
+            path: path("hello.txt"),
+            offset: 6,
+            append: false,
+        });
+        assert_eq!(resumed, Ok(Outcome::Stored { bytes: 6 }));
+        assert_eq!(w.files[&b"/docs/hello.txt".to_vec()], b"hello there\n");
+        assert_eq!(
+            w.run(Request::Size(path("hello.txt"))),
+            Ok(Outcome::Size(12))
+        );
+
+        // Download all of it, then from byte 6.
+        assert_eq!(
+            w.run(Request::Retrieve {
+                path: path("hello.txt"),
+                offset: 0
+            }),
+            Ok(Outcome::Retrieved { bytes: 12 })
+        );
+        assert_eq!(std::mem::take(&mut w.downloaded), b"hello there\n");
+        w.run(Request::Retrieve {
+            path: path("hello.txt"),
+            offset: 6,
+        })
+        .unwrap();
+        assert_eq!(std::mem::take(&mut w.downloaded), b"there\n");
+
+        // TYPE A: the server sends CRLF, the client turns it back into LF; and the other way round.
+        assert!(
+            w.run(Request::SetType(TransferType::Ascii(
+                FormatControl::NonPrint
+            )))
+            .is_ok()
+        );
+        let ascii = w.run(Request::Retrieve {
+            path: path("hello.txt"),
+            offset: 0,
+        });
+        assert_eq!(
+            ascii,
+            Ok(Outcome::Retrieved { bytes: 13 }),
+            "one CR added on the wire"
+        );
+        assert_eq!(std::mem::take(&mut w.downloaded), b"hello there\n");
+        w.upload = VecDeque::from([Bytes::from_static(b"a\nb"), Bytes::from_static(b"\n")]);
+        let stored = w.run(Request::Store {
+            path: path("lines.txt"),
+            offset: 0,
+            append: false,
+        });
+        assert_eq!(stored, Ok(Outcome::Stored { bytes: 6 }));
+        assert_eq!(w.files[&b"/docs/lines.txt".to_vec()], b"a\nb\n");
+        assert!(w.run(Request::SetType(TransferType::Image)).is_ok());
+
+        // Listings, parsed.
+        let Ok(Outcome::Listing(entries)) = w.run(Request::List {
+            path: None,
+            now: modified(),
+        }) else {
+            panic!("no LIST");
+        };
+        let names: Vec<_> = entries
+            .iter()
+            .map(|e| e.as_ref().unwrap().name.clone())
+            .collect();
+        assert_eq!(names, [b"hello.txt".to_vec(), b"lines.txt".to_vec()]);
+        assert_eq!(entries[0].as_ref().unwrap().size, Some(12));
+        let Ok(Outcome::Facts(facts)) = w.run(Request::Mlsd {
+            path: Some(path("/")),
+        }) else {
+            panic!("no MLSD");
+        };
+        let docs = facts[0].as_ref().unwrap();
+        assert_eq!(
+            (docs.name.as_slice(), docs.kind.clone()),
+            (&b"docs"[..], Some(MlsxKind::Dir))
+        );
+        assert_eq!(
+            w.run(Request::Nlst { path: None }),
+            Ok(Outcome::Names(vec![
+                b"hello.txt".to_vec(),
+                b"lines.txt".to_vec()
+            ]))
+        );
+        let Ok(Outcome::Entry(entry)) = w.run(Request::Mlst(Some(path("hello.txt")))) else {
+            panic!("no MLST");
+        };
+        assert_eq!((entry.size, entry.modified), (Some(12), Some(modified())));
+
+        // File operations.
+        assert!(
+            w.run(Request::Rename {
+                from: path("hello.txt"),
+                to: path("hi.txt")
+            })
+            .is_ok()
+        );
+        assert_eq!(
+            w.run(Request::Mdtm(path("hi.txt"))),
+            Ok(Outcome::Modified(modified()))
+        );
+        assert!(w.run(Request::Delete(path("lines.txt"))).is_ok());
+        let missing = w.run(Request::Retrieve {
+            path: path("lines.txt"),
+            offset: 0,
+        });
+        assert_eq!(reply_code(&missing), Some(550));
+        assert!(
+            w.run(Request::Noop).is_ok(),
+            "still in sync after a refused transfer"
+        );
+
+        assert_eq!(reply_code(&w.run(Request::Quit)), Some(221));
+        assert!(w.client.is_closed() && w.server.is_closed());
+        assert_eq!(w.events.last(), Some(&Event::Closed { error: None }));
+    }
+
+    #[test]
+    fn active_mode_against_the_server() {
+        let mut config = Config::default();
+        config.mode = DataMode::Active;
+        let mut w = login_world(config);
+        w.files.insert(b"/f.bin".to_vec(), (0u8..=255).collect());
+        w.run(Request::SetType(TransferType::Image)).unwrap();
+        let result = w.run(Request::Retrieve {
+            path: path("f.bin"),
+            offset: 0,
+        });
+        assert_eq!(result, Ok(Outcome::Retrieved { bytes: 256 }));
+        assert_eq!(w.downloaded, (0u8..=255).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn abort_against_the_server() {
+        let mut w = login_world(Config::default());
+        w.files.insert(b"/big".to_vec(), vec![b'x'; 1000]);
+        w.run(Request::SetType(TransferType::Image)).unwrap();
+        w.abort_after = Some(20);
+        let result = w.run(Request::Retrieve {
+            path: path("big"),
+            offset: 0,
+        });
+        assert_eq!(result, Err(ClientError::Aborted));
+        assert!(w.downloaded.len() < 1000);
+        // The abort's own completion: the server's 226 after its 426.
+        let abort = w
+            .events
+            .iter()
+            .find_map(|e| match e {
+                Event::Completed { result, .. } => Some(result.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(reply_code(&abort), Some(226));
+        // Client and server agree on what comes next.
+        assert_eq!(w.run(Request::Pwd), Ok(Outcome::Path(b"/".to_vec())));
+        assert!(w.run(Request::Noop).is_ok());
+    }
+}
