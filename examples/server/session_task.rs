@@ -94,7 +94,8 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
         }
         let deadline = driver.session.poll_timeout().map(Instant::from_std);
         if let Some(deadline) = deadline {
-            if timer.deadline() != deadline {
+            // An elapsed timer would fire again at once: re-arm it even for the same instant.
+            if timer.deadline() != deadline || timer.is_elapsed() {
                 timer.as_mut().reset(deadline);
             }
         }
