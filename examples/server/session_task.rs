@@ -24,7 +24,7 @@ use ftp_proto::server::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::time::Instant;
 
@@ -113,7 +113,25 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
     }
     driver.close_data(true).await;
     let _ = writer.shutdown().await;
+    linger(&mut reader, &mut buffer).await;
     driver.log(format_args!("closed"));
+}
+
+/// How long a closing session waits for the client to close its side.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Reads (and ignores) what the client still sends until it closes, for at most [`LINGER`]. Closing a
+/// socket with unread input makes the kernel send an RST, which can destroy the last reply (`221`, `421`)
+/// before the client has read it.
+async fn linger(reader: &mut OwnedReadHalf, buffer: &mut [u8]) {
+    let drain = async {
+        while let Ok(n) = reader.read(buffer).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// The session's clock, on tokio's time (so it follows `tokio::time::pause` in tests).
