@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use crate::auth::Users;
 use crate::buffers::BufferPool;
 use crate::data::{DataChannel, PassivePorts};
-use crate::files::{FileHandle, FileOp, WorkerLinks};
+use crate::files::{FileHandle, FileOp};
 use crate::storage::Storage;
 
 /// Bytes read from the control connection at a time (commands are short; a longer line just takes two
@@ -45,6 +45,13 @@ pub enum Incoming {
     Completion(RequestId, Completion),
     /// A chunk read from the file or from the data connection.
     Data(RequestId, Bytes),
+}
+
+/// What a helper task needs of its session: where to send answers, and the session's chunk buffers.
+#[derive(Clone, Debug)]
+pub struct WorkerLinks {
+    pub incoming: UnboundedSender<Incoming>,
+    pub buffers: BufferPool,
 }
 
 /// Everything the sessions of one server share.
