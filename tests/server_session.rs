@@ -451,6 +451,25 @@ fn idle_timeout_closes_with_421_and_a_trickled_line_does_not_reset_it() {
 }
 
 #[test]
+fn a_transfer_longer_than_the_idle_timeout_does_not_end_the_session() {
+    let mut s = Sim::new();
+    s.login_anonymous();
+    s.cmd("PASV");
+    s.stall = true;
+    assert!(s.cmd("RETR /pub/data.bin").starts_with("150 "));
+    // Two chunks every 30 s: the data timeout never fires, and the whole transfer takes 960 s.
+    let mut out = String::new();
+    for _ in 0..40 {
+        s.advance(std::time::Duration::from_secs(30));
+        s.release_stalled();
+        out.push_str(&s.take_control());
+    }
+    assert_eq!(out, "226 Transfer complete.\r\n");
+    assert!(!s.closed);
+    assert_eq!(s.cmd("NOOP"), "200 NOOP ok.\r\n");
+}
+
+#[test]
 fn framing_errors_are_answered_in_order_and_the_session_goes_on() {
     let mut s = Sim::new();
     s.login_anonymous();

@@ -171,6 +171,14 @@ impl Sim {
         self.run();
     }
 
+    /// Answers the actions stalled so far, keeping the stall flags (new reads stall again).
+    pub fn release_stalled(&mut self) {
+        for action in std::mem::take(&mut self.stalled) {
+            self.answer(action);
+        }
+        self.run();
+    }
+
     pub fn file(&self, path: &str) -> Option<&[u8]> {
         match self.fs.get(path.as_bytes()) {
             Some(Node::File(content)) => Some(content),
