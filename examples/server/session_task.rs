@@ -72,6 +72,10 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
     };
     // Replies are small and often come in pairs (150 ... 226): don't let Nagle hold the second back.
     let _ = stream.set_nodelay(true);
+    // Clients send the Telnet "synch" before ABOR as TCP urgent data (Python's ftplib sends `ABOR\r\n`
+    // with MSG_OOB). Without SO_OOBINLINE the kernel pulls the urgent byte out of the stream, so the
+    // session would see `ABOR\r` and then nothing: keep it in line, where the framer expects it.
+    let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
     let (mut reader, mut writer) = stream.into_split();
     let (incoming, mut messages) = unbounded_channel();
     let info = ConnectionInfo { local, peer };
@@ -112,6 +116,7 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
                 Ok(n) => {
                     let bytes = buffer.get(..n).unwrap_or_default();
                     driver.session.handle_control_input(now(), bytes);
+                    read_past_urgent_mark(&reader, &mut buffer, &mut driver.session);
                 }
             },
             Some(message) = messages.recv() => driver.deliver(message),
@@ -139,6 +144,27 @@ async fn linger(reader: &mut OwnedReadHalf, buffer: &mut [u8]) {
         }
     };
     let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+/// Reads what is left after a short read, straight from the socket.
+///
+/// A read stops at the TCP urgent mark, and tokio takes a short read to mean the socket is drained, so
+/// it waits for the next readiness edge. When a client sends `ABOR\r\n` with MSG_OOB (Python's ftplib
+/// does), the urgent `\n` is already queued behind the mark and no edge ever comes: the session would wait
+/// for the end of `ABOR` until the client gave up. A non-blocking read here picks it up.
+fn read_past_urgent_mark(reader: &OwnedReadHalf, buffer: &mut [u8], session: &mut Session) {
+    use std::io::Read;
+    let socket = socket2::SockRef::from(reader.as_ref());
+    for _ in 0..4 {
+        match (&*socket).read(buffer) {
+            Ok(n) if n > 0 => {
+                let bytes = buffer.get(..n).unwrap_or_default();
+                session.handle_control_input(now(), bytes);
+            }
+            // End of stream, an error or nothing more: the next ordinary read reports it.
+            _ => return,
+        }
+    }
 }
 
 /// The session's clock, on tokio's time (so it follows `tokio::time::pause` in tests).
