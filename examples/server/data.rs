@@ -20,7 +20,7 @@ use std::ops::{ControlFlow, RangeInclusive};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ftp_proto::server::{Completion, RequestId, StorageError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -28,7 +28,8 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::CHUNK_SIZE;
+use crate::buffers::BufferPool;
+use crate::files::WorkerLinks;
 use crate::session_task::Incoming;
 
 /// How long closing may take before we stop waiting: a clean shutdown or a reset is one system call, so
@@ -102,14 +103,14 @@ impl DataChannel {
     pub async fn listen(
         ip: IpAddr,
         ports: &PassivePorts,
-        incoming: UnboundedSender<Incoming>,
+        links: WorkerLinks,
     ) -> io::Result<(DataChannel, SocketAddr)> {
         let mut last_error = io::Error::new(io::ErrorKind::AddrInUse, "no passive port free");
         for port in ports.candidates() {
             match TcpListener::bind(SocketAddr::new(ip, port)).await {
                 Ok(listener) => {
                     let bound = listener.local_addr()?;
-                    let channel = Self::spawn(Endpoint::Listening(listener), incoming);
+                    let channel = Self::spawn(Endpoint::Listening(listener), links);
                     return Ok((channel, bound));
                 }
                 Err(e) => last_error = e,
@@ -123,17 +124,22 @@ impl DataChannel {
         id: RequestId,
         local: IpAddr,
         addr: SocketAddr,
-        incoming: UnboundedSender<Incoming>,
+        links: WorkerLinks,
     ) -> DataChannel {
-        let channel = Self::spawn(Endpoint::Closed, incoming);
+        let channel = Self::spawn(Endpoint::Closed, links);
         channel.queue(DataOp::Connect { id, local, addr });
         channel
     }
 
-    fn spawn(endpoint: Endpoint, incoming: UnboundedSender<Incoming>) -> DataChannel {
+    fn spawn(endpoint: Endpoint, links: WorkerLinks) -> DataChannel {
         let (ops, ops_rx) = unbounded_channel();
         let (abort, abort_rx) = oneshot::channel();
-        let worker = DataWorker { endpoint, incoming };
+        let WorkerLinks { incoming, buffers } = links;
+        let worker = DataWorker {
+            endpoint,
+            incoming,
+            buffers,
+        };
         let task = tokio::spawn(worker.run(ops_rx, abort_rx));
         DataChannel { ops, abort, task }
     }
@@ -192,6 +198,7 @@ enum Endpoint {
 struct DataWorker {
     endpoint: Endpoint,
     incoming: UnboundedSender<Incoming>,
+    buffers: BufferPool,
 }
 
 impl DataWorker {
@@ -224,7 +231,7 @@ impl DataWorker {
             DataOp::Connect { id, local, addr } => {
                 Incoming::Completion(id, self.connect(local, addr).await)
             }
-            DataOp::Send(id, data) => Incoming::Completion(id, self.send(&data).await),
+            DataOp::Send(id, data) => Incoming::Completion(id, self.send(data).await),
             DataOp::Receive(id) => self.receive(id).await,
             DataOp::Finish(done) => {
                 if let Endpoint::Connected(stream) = &mut self.endpoint {
@@ -272,11 +279,14 @@ impl DataWorker {
         self.endpoint = Endpoint::Connected(stream);
     }
 
-    async fn send(&mut self, data: &[u8]) -> Completion {
+    async fn send(&mut self, data: Bytes) -> Completion {
         let Endpoint::Connected(stream) = &mut self.endpoint else {
             return Completion::Failed(StorageError::DataConnection);
         };
-        match stream.write_all(data).await {
+        let written = stream.write_all(&data).await;
+        // Back to the pool before `Written` makes the session ask for the next chunk.
+        self.buffers.recycle(data);
+        match written {
             Ok(()) => Completion::Written,
             Err(_) => Completion::Failed(StorageError::DataConnection),
         }
@@ -287,7 +297,7 @@ impl DataWorker {
             return Incoming::Completion(id, Completion::Failed(StorageError::DataConnection));
         };
         // `read_buf` fills the spare capacity without zeroing it first; the buffer becomes the chunk.
-        let mut buffer = BytesMut::with_capacity(CHUNK_SIZE);
+        let mut buffer = self.buffers.take_empty();
         match stream.read_buf(&mut buffer).await {
             Ok(0) => Incoming::Completion(id, Completion::EndOfData),
             Ok(_) => Incoming::Data(id, buffer.freeze()),

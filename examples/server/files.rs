@@ -10,12 +10,12 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ftp_proto::path::VirtualPath;
 use ftp_proto::server::{Completion, RequestId, StorageError, WriteMode};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use crate::CHUNK_SIZE;
+use crate::buffers::BufferPool;
 use crate::session_task::Incoming;
 use crate::storage::{Storage, storage_error};
 
@@ -28,6 +28,13 @@ pub enum FileOp {
     Write(Bytes),
     /// Close; an upload that was not aborted is synced first and answered with `Done`.
     Close { aborted: bool },
+}
+
+/// What a worker needs of its session: where to send answers, and the session's chunk buffers.
+#[derive(Clone, Debug)]
+pub struct WorkerLinks {
+    pub incoming: UnboundedSender<Incoming>,
+    pub buffers: BufferPool,
 }
 
 /// The session task's end of a file worker.
@@ -44,9 +51,9 @@ impl FileHandle {
         id: RequestId,
         path: VirtualPath,
         offset: u64,
-        incoming: UnboundedSender<Incoming>,
+        worker: WorkerLinks,
     ) -> FileHandle {
-        Self::spawn(id, incoming, false, move || {
+        Self::spawn(id, worker, false, move || {
             let (file, size) = storage.open_read(&path, offset)?;
             Ok((file, Some(size), path))
         })
@@ -58,9 +65,9 @@ impl FileHandle {
         id: RequestId,
         path: VirtualPath,
         mode: WriteMode,
-        incoming: UnboundedSender<Incoming>,
+        worker: WorkerLinks,
     ) -> FileHandle {
-        Self::spawn(id, incoming, true, move || {
+        Self::spawn(id, worker, true, move || {
             let (file, path) = storage.open_write(&path, mode)?;
             Ok((file, None, path))
         })
@@ -68,27 +75,27 @@ impl FileHandle {
 
     fn spawn(
         id: RequestId,
-        incoming: UnboundedSender<Incoming>,
+        links: WorkerLinks,
         upload: bool,
         open: impl FnOnce() -> Result<(File, Option<u64>, VirtualPath), StorageError> + Send + 'static,
     ) -> FileHandle {
         let (ops, ops_rx) = unbounded_channel();
         tokio::task::spawn_blocking(move || {
+            let WorkerLinks { incoming, buffers } = links;
             let answer = |completion| incoming.send(Incoming::Completion(id, completion)).is_ok();
             match open() {
                 Ok((file, size, path)) => {
                     // The session may be gone already; then there is nobody to serve.
                     if answer(Completion::FileOpened { size, path }) {
                         let incoming = incoming.clone();
-                        serve(
-                            FileWorker {
-                                id,
-                                file,
-                                upload,
-                                incoming,
-                            },
-                            ops_rx,
-                        );
+                        let worker = FileWorker {
+                            id,
+                            file,
+                            upload,
+                            incoming,
+                            buffers,
+                        };
+                        serve(worker, ops_rx);
                     }
                 }
                 Err(error) => {
@@ -117,6 +124,7 @@ struct FileWorker {
     file: File,
     upload: bool,
     incoming: UnboundedSender<Incoming>,
+    buffers: BufferPool,
 }
 
 /// Serves operations until `Close`, or until the session drops its handle.
@@ -124,7 +132,7 @@ fn serve(mut worker: FileWorker, mut ops: UnboundedReceiver<FileOp>) {
     while let Some(op) = ops.blocking_recv() {
         let message = match op {
             FileOp::Read => worker.read_chunk(),
-            FileOp::Write(data) => worker.write_chunk(&data),
+            FileOp::Write(data) => worker.write_chunk(data),
             FileOp::Close { aborted } => {
                 if worker.upload && !aborted {
                     let completion = worker.sync();
@@ -142,9 +150,9 @@ fn serve(mut worker: FileWorker, mut ops: UnboundedReceiver<FileOp>) {
 }
 
 impl FileWorker {
-    /// Reads up to [`CHUNK_SIZE`] bytes into a fresh buffer that becomes the chunk itself.
+    /// Reads up to a chunk into a (recycled) buffer that becomes the chunk itself.
     fn read_chunk(&mut self) -> Incoming {
-        let mut buffer = BytesMut::zeroed(CHUNK_SIZE);
+        let mut buffer = self.buffers.take_filled();
         match read_retrying(&mut self.file, &mut buffer) {
             Ok(0) => Incoming::Completion(self.id, Completion::EndOfData),
             Ok(n) => {
@@ -155,11 +163,12 @@ impl FileWorker {
         }
     }
 
-    fn write_chunk(&mut self, data: &[u8]) -> Incoming {
-        let completion = match self.file.write_all(data) {
+    fn write_chunk(&mut self, data: Bytes) -> Incoming {
+        let completion = match self.file.write_all(&data) {
             Ok(()) => Completion::Written,
             Err(e) => Completion::Failed(storage_error(e)),
         };
+        self.buffers.recycle(data);
         Incoming::Completion(self.id, completion)
     }
 

@@ -13,6 +13,7 @@
 //! passwords.
 
 mod auth;
+mod buffers;
 mod cli;
 mod data;
 mod files;

@@ -29,8 +29,9 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::time::Instant;
 
 use crate::auth::Users;
+use crate::buffers::BufferPool;
 use crate::data::{DataChannel, PassivePorts};
-use crate::files::{FileHandle, FileOp};
+use crate::files::{FileHandle, FileOp, WorkerLinks};
 use crate::storage::Storage;
 
 /// Bytes read from the control connection at a time (commands are short; a longer line just takes two
@@ -75,6 +76,7 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
         number,
         session,
         incoming,
+        buffers: BufferPool::default(),
         data: None,
         file: None,
         out: Vec::new(),
@@ -127,6 +129,8 @@ struct Driver {
     local_ip: IpAddr,
     /// The sending end of this task's channel, cloned into every helper.
     incoming: UnboundedSender<Incoming>,
+    /// Chunk buffers shared by this session's file and data tasks.
+    buffers: BufferPool,
     data: Option<DataChannel>,
     file: Option<FileHandle>,
     /// Control replies not yet written.
@@ -174,7 +178,7 @@ impl Driver {
             },
             Action::ConnectData { id, addr } => {
                 self.close_data(true).await;
-                let channel = DataChannel::connect(id, self.local_ip, addr, self.incoming.clone());
+                let channel = DataChannel::connect(id, self.local_ip, addr, self.links());
                 self.data = Some(channel);
             }
             Action::SendData { id, data } => match &self.data {
@@ -209,6 +213,13 @@ impl Driver {
         }
     }
 
+    fn links(&self) -> WorkerLinks {
+        WorkerLinks {
+            incoming: self.incoming.clone(),
+            buffers: self.buffers.clone(),
+        }
+    }
+
     /// Answers an action right away. Through the channel like every other answer, so that it reaches the
     /// session after the current drain, never in the middle of one.
     fn answer(&self, id: RequestId, completion: Completion) {
@@ -222,7 +233,7 @@ impl Driver {
             return;
         }
         let ports = &self.server.passive_ports;
-        match DataChannel::listen(self.local_ip, ports, self.incoming.clone()).await {
+        match DataChannel::listen(self.local_ip, ports, self.links()).await {
             Ok((channel, bound)) => {
                 self.data = Some(channel);
                 let reported = match self.server.masquerade {
@@ -249,16 +260,18 @@ impl Driver {
     /// Opens run in a file worker, which then serves the transfer; everything else is one blocking job.
     fn storage(&mut self, id: RequestId, request: StorageRequest) {
         let storage = self.server.storage.clone();
-        let incoming = self.incoming.clone();
         match request {
             // A file still open from an earlier transfer is closed by dropping its handle.
             StorageRequest::OpenRead { path, offset } => {
-                self.file = Some(FileHandle::open_read(storage, id, path, offset, incoming));
+                let links = self.links();
+                self.file = Some(FileHandle::open_read(storage, id, path, offset, links));
             }
             StorageRequest::OpenWrite { path, mode } => {
-                self.file = Some(FileHandle::open_write(storage, id, path, mode, incoming));
+                let links = self.links();
+                self.file = Some(FileHandle::open_write(storage, id, path, mode, links));
             }
             request => {
+                let incoming = self.incoming.clone();
                 tokio::task::spawn_blocking(move || {
                     let completion = storage.execute(request);
                     let _ = incoming.send(Incoming::Completion(id, completion));
