@@ -96,7 +96,11 @@ fn download_binary_files_byte_for_byte() {
 
     let target = out.join("big.bin");
     curl(&["-o", target.to_str().unwrap(), &url(&server, "pub/big.bin")]).assert_success();
-    assert_bytes_eq(&std::fs::read(&target).unwrap(), &big, "big.bin (anonymous)");
+    assert_bytes_eq(
+        &std::fs::read(&target).unwrap(),
+        &big,
+        "big.bin (anonymous)",
+    );
 
     // The same as the read-write user, and a small file to stdout.
     let got = curl(&["-u", &credentials(), &url(&server, "pub/small.bin")]);
@@ -192,7 +196,10 @@ fn directory_listing_and_list_only() {
             assert_eq!(fields[4], size.to_string(), "size of {line:?}");
         }
         // The name is everything after the time field, spaces included.
-        assert!(line.ends_with(&format!(" {name}")), "{line:?} should end with {name:?}");
+        assert!(
+            line.ends_with(&format!(" {name}")),
+            "{line:?} should end with {name:?}"
+        );
     }
 
     // NLST: exactly the names.
@@ -244,8 +251,14 @@ fn resume_download_with_continue_at() {
     // A local prefix that differs from the server's proves the server skipped exactly `partial` bytes.
     let marker = vec![b'#'; partial];
     write_file(local.path(), "resume.bin", &marker);
-    curl(&["-C", "-", "-o", target.to_str().unwrap(), &url(&server, "resume.bin")])
-        .assert_success();
+    curl(&[
+        "-C",
+        "-",
+        "-o",
+        target.to_str().unwrap(),
+        &url(&server, "resume.bin"),
+    ])
+    .assert_success();
     let mut expected = marker;
     expected.extend_from_slice(&data[partial..]);
     assert_bytes_eq(&std::fs::read(&target).unwrap(), &expected, "prefix + tail");
@@ -275,8 +288,14 @@ fn resume_upload_with_continue_at() {
     got.assert_success();
     // curl asks the size, then appends the rest.
     let commands = sent_commands(&got);
-    assert!(commands.contains(&"SIZE part.bin".to_owned()), "{commands:?}");
-    assert!(commands.contains(&"APPE part.bin".to_owned()), "{commands:?}");
+    assert!(
+        commands.contains(&"SIZE part.bin".to_owned()),
+        "{commands:?}"
+    );
+    assert!(
+        commands.contains(&"APPE part.bin".to_owned()),
+        "{commands:?}"
+    );
     let stored = std::fs::read(server.root().join("part.bin")).unwrap();
     assert_bytes_eq(&stored, &data, "resumed upload");
 }
@@ -384,7 +403,10 @@ fn type_a_download_turns_lf_into_crlf_on_the_wire() {
 
     for (label, args) in [
         ("type=a", vec![url(&server, "notes.txt;type=a")]),
-        ("--use-ascii", vec!["--use-ascii".to_owned(), url(&server, "notes.txt")]),
+        (
+            "--use-ascii",
+            vec!["--use-ascii".to_owned(), url(&server, "notes.txt")],
+        ),
     ] {
         let trace = local.join("trace.txt");
         let target = local.join("notes.txt");
@@ -399,10 +421,17 @@ fn type_a_download_turns_lf_into_crlf_on_the_wire() {
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
         curl(&refs).assert_success();
         let trace_text = std::fs::read_to_string(&trace).unwrap();
-        assert!(trace_text.contains("TYPE A"), "{label}: curl did not ask for TYPE A");
+        assert!(
+            trace_text.contains("TYPE A"),
+            "{label}: curl did not ask for TYPE A"
+        );
         // On the wire: every LF preceded by CR.
         let wire = traced_data(&trace, "Recv");
-        assert_bytes_eq(&wire, &lf_to_crlf(&text), &format!("{label}: bytes on the wire"));
+        assert_bytes_eq(
+            &wire,
+            &lf_to_crlf(&text),
+            &format!("{label}: bytes on the wire"),
+        );
         // curl converts back on Unix, so the saved file is the original.
         assert_bytes_eq(&std::fs::read(&target).unwrap(), &text, label);
     }
@@ -461,7 +490,10 @@ fn ftp_create_dirs_makes_every_level() {
     for dir in ["b", "c d", "e"] {
         assert!(commands.contains(&format!("MKD {dir}")), "{commands:?}");
     }
-    assert!(!commands.contains(&"MKD a".to_owned()), "a exists: {commands:?}");
+    assert!(
+        !commands.contains(&"MKD a".to_owned()),
+        "a exists: {commands:?}"
+    );
     let stored = std::fs::read(server.root().join("a/b/c d/e/deep.bin")).unwrap();
     assert_bytes_eq(&stored, &data, "a/b/c d/e/deep.bin");
 

@@ -67,7 +67,11 @@ fn build_tree(root: &Path) {
     write_file(root, ".hidden", b"dot file\n");
     write_file(root, "zero.bin", b"");
     write_file(root, "crlf.txt", b"dos\r\nline\r\nand a bare\rcr\n");
-    write_file(root, "bin/one.bin", &pseudo_random_bytes(1024 * 1024 + 7, 21));
+    write_file(
+        root,
+        "bin/one.bin",
+        &pseudo_random_bytes(1024 * 1024 + 7, 21),
+    );
     write_file(root, "bin/two.bin", &pseudo_random_bytes(65_536, 22));
     write_file(root, "a/b/c/d/deep.txt", &text_lines(10, "deep"));
     write_file(root, "a/b/c/d/deep.bin", &pseudo_random_bytes(33_333, 23));
@@ -78,7 +82,11 @@ fn build_tree(root: &Path) {
         b"spaces in both names\n",
     );
     write_file(root, "with space/  leading.txt", b"two leading spaces\n");
-    write_file(root, "unicode/\u{e9}t\u{e9} \u{2603}.txt", "snow\u{2603}\n".as_bytes());
+    write_file(
+        root,
+        "unicode/\u{e9}t\u{e9} \u{2603}.txt",
+        "snow\u{2603}\n".as_bytes(),
+    );
     std::fs::create_dir_all(root.join("empty")).unwrap();
     std::fs::create_dir_all(root.join("a/empty too")).unwrap();
 }
@@ -158,8 +166,14 @@ fn mirror_reverse_uploads_a_nested_tree() {
     lftp(&server, Login::Writer, &log, &script).assert_success();
     assert_same_tree(&source, &server.root().join("uploaded"));
     let commands = sent_commands(&log);
-    assert!(commands.iter().any(|c| c.starts_with("STOR ")), "{commands:?}");
-    assert!(commands.iter().any(|c| c.starts_with("MKD ")), "{commands:?}");
+    assert!(
+        commands.iter().any(|c| c.starts_with("STOR ")),
+        "{commands:?}"
+    );
+    assert!(
+        commands.iter().any(|c| c.starts_with("MKD ")),
+        "{commands:?}"
+    );
 
     // Once more after changes: a grown file, a new one, a deleted one (`--delete`).
     write_file(&source, "bin/two.bin", &pseudo_random_bytes(100_000, 25));

@@ -67,10 +67,8 @@ impl TempDir {
     /// Creates `<tmp>/ftp-interop-<label>-<pid>-<n>`.
     pub fn new(label: &str) -> TempDir {
         let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "ftp-interop-{label}-{}-{n}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("ftp-interop-{label}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create temp dir");
         TempDir { path }
@@ -224,7 +222,10 @@ pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
 pub fn text_lines(lines: usize, tag: &str) -> Vec<u8> {
     let mut out = String::new();
     for i in 0..lines {
-        let _ = writeln!(out, "{tag} line {i}: the quick brown fox jumps over the lazy dog");
+        let _ = writeln!(
+            out,
+            "{tag} line {i}: the quick brown fox jumps over the lazy dog"
+        );
     }
     out.into_bytes()
 }
@@ -329,7 +330,10 @@ pub fn assert_bytes_eq(actual: &[u8], expected: &[u8], what: &str) {
     let around = |bytes: &[u8]| {
         let start = first.saturating_sub(8);
         let end = (first + 8).min(bytes.len());
-        format!("{:?}", String::from_utf8_lossy(bytes.get(start..end).unwrap_or_default()))
+        format!(
+            "{:?}",
+            String::from_utf8_lossy(bytes.get(start..end).unwrap_or_default())
+        )
     };
     panic!(
         "{what}: {} bytes, expected {}; first difference at offset {first}: got {} expected {}",
@@ -392,8 +396,12 @@ impl Control {
 
     /// Wraps a connected stream.
     pub fn from_stream(stream: TcpStream) -> Control {
-        stream.set_read_timeout(Some(SOCKET_TIMEOUT)).expect("timeout");
-        stream.set_write_timeout(Some(SOCKET_TIMEOUT)).expect("timeout");
+        stream
+            .set_read_timeout(Some(SOCKET_TIMEOUT))
+            .expect("timeout");
+        stream
+            .set_write_timeout(Some(SOCKET_TIMEOUT))
+            .expect("timeout");
         let _ = stream.set_nodelay(true);
         let writer = stream.try_clone().expect("clone stream");
         Control {
@@ -404,7 +412,9 @@ impl Control {
 
     /// Changes the read timeout (e.g. to wait out a server timer).
     pub fn set_read_timeout(&self, timeout: Duration) {
-        self.writer.set_read_timeout(Some(timeout)).expect("timeout");
+        self.writer
+            .set_read_timeout(Some(timeout))
+            .expect("timeout");
     }
 
     /// Sends raw bytes.
@@ -433,7 +443,8 @@ impl Control {
 
     /// Reads one complete (possibly multi-line) reply. Panics at EOF or timeout.
     pub fn reply(&mut self) -> Reply {
-        self.try_reply().expect("connection closed instead of a reply")
+        self.try_reply()
+            .expect("connection closed instead of a reply")
     }
 
     /// Reads one complete reply; `None` if the connection closed first.
@@ -525,8 +536,12 @@ impl Control {
 /// Connects a data connection with timeouts set.
 pub fn data_connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect_timeout(&addr, SOCKET_TIMEOUT).expect("connect data");
-    stream.set_read_timeout(Some(SOCKET_TIMEOUT)).expect("timeout");
-    stream.set_write_timeout(Some(SOCKET_TIMEOUT)).expect("timeout");
+    stream
+        .set_read_timeout(Some(SOCKET_TIMEOUT))
+        .expect("timeout");
+    stream
+        .set_write_timeout(Some(SOCKET_TIMEOUT))
+        .expect("timeout");
     stream
 }
 
