@@ -14,10 +14,10 @@ use std::path::Path;
 use std::process::Command;
 
 use interop::{
-    ClientOutput, PASSWORD, TempDir, USER, USER_ARG, assert_bytes_eq, lf_to_crlf,
-    pseudo_random_bytes, require_tool, run_client, text_lines, write_file,
+    ClientOutput, PASSWORD, USER, USER_ARG, assert_bytes_eq, lf_to_crlf, pseudo_random_bytes,
+    require_tool, run_client, text_lines, write_file,
 };
-use support::ServerProcess;
+use support::{ServerProcess, TempDir};
 
 /// curl's exit code for "the remote file was not found" (CURLE_REMOTE_FILE_NOT_FOUND).
 const CURLE_REMOTE_FILE_NOT_FOUND: i32 = 78;
@@ -29,7 +29,7 @@ fn start() -> ServerProcess {
 }
 
 fn url(server: &ServerProcess, path: &str) -> String {
-    format!("ftp://{}/{path}", server.addr())
+    format!("ftp://{}/{path}", server.addr)
 }
 
 /// Runs curl with its own time limits and ours; `-sS`: no progress meter, but errors on stderr.
@@ -89,12 +89,12 @@ fn download_binary_files_byte_for_byte() {
     let server = start();
     let big = pseudo_random_bytes(3 * 1024 * 1024 + 17, 1);
     let small = pseudo_random_bytes(1000, 2);
-    write_file(server.root(), "pub/big.bin", &big);
-    write_file(server.root(), "pub/small.bin", &small);
-    write_file(server.root(), "empty.bin", b"");
+    write_file(&server.root, "pub/big.bin", &big);
+    write_file(&server.root, "pub/small.bin", &small);
+    write_file(&server.root, "empty.bin", b"");
     let out = TempDir::new("curl-get");
 
-    let target = out.join("big.bin");
+    let target = out.path().join("big.bin");
     curl(&["-o", target.to_str().unwrap(), &url(&server, "pub/big.bin")]).assert_success();
     assert_bytes_eq(
         &std::fs::read(&target).unwrap(),
@@ -107,7 +107,7 @@ fn download_binary_files_byte_for_byte() {
     got.assert_success();
     assert_bytes_eq(&got.stdout, &small, "small.bin (stdout)");
 
-    let target = out.join("empty.bin");
+    let target = out.path().join("empty.bin");
     curl(&["-o", target.to_str().unwrap(), &url(&server, "empty.bin")]).assert_success();
     assert_eq!(std::fs::read(&target).unwrap(), b"");
 }
@@ -118,7 +118,7 @@ fn upload_with_dash_t_as_the_read_write_user() {
         return;
     }
     let server = start();
-    std::fs::create_dir(server.root().join("incoming")).unwrap();
+    std::fs::create_dir(server.root.join("incoming")).unwrap();
     let local = TempDir::new("curl-put");
     let data = pseudo_random_bytes(2 * 1024 * 1024 + 3, 3);
     let source = write_file(local.path(), "upload.bin", &data);
@@ -132,7 +132,7 @@ fn upload_with_dash_t_as_the_read_write_user() {
         &url(&server, "incoming/"),
     ])
     .assert_success();
-    let stored = std::fs::read(server.root().join("incoming/upload.bin")).unwrap();
+    let stored = std::fs::read(server.root.join("incoming/upload.bin")).unwrap();
     assert_bytes_eq(&stored, &data, "uploaded incoming/upload.bin");
 
     // Overwriting with other content truncates: the old tail must not survive.
@@ -146,7 +146,7 @@ fn upload_with_dash_t_as_the_read_write_user() {
         &url(&server, "incoming/upload.bin"),
     ])
     .assert_success();
-    let stored = std::fs::read(server.root().join("incoming/upload.bin")).unwrap();
+    let stored = std::fs::read(server.root.join("incoming/upload.bin")).unwrap();
     assert_bytes_eq(&stored, &shorter, "overwritten incoming/upload.bin");
 
     // Anonymous users are read-only here: STOR gets 550, curl says the upload failed.
@@ -161,7 +161,7 @@ fn upload_with_dash_t_as_the_read_write_user() {
         "{}",
         refused.describe()
     );
-    assert!(!server.root().join("incoming/anon.bin").exists());
+    assert!(!server.root.join("incoming/anon.bin").exists());
 }
 
 #[test]
@@ -170,10 +170,10 @@ fn directory_listing_and_list_only() {
         return;
     }
     let server = start();
-    write_file(server.root(), "dir/alpha.txt", b"12345");
-    write_file(server.root(), "dir/beta.bin", &pseudo_random_bytes(4321, 5));
-    write_file(server.root(), "dir/with space.txt", b"x");
-    std::fs::create_dir(server.root().join("dir/sub")).unwrap();
+    write_file(&server.root, "dir/alpha.txt", b"12345");
+    write_file(&server.root, "dir/beta.bin", &pseudo_random_bytes(4321, 5));
+    write_file(&server.root, "dir/with space.txt", b"x");
+    std::fs::create_dir(server.root.join("dir/sub")).unwrap();
 
     // LIST: `ls -l` lines, one per entry, sorted by name.
     let listing = curl(&[&url(&server, "dir/")]);
@@ -223,7 +223,7 @@ fn resume_download_with_continue_at() {
     }
     let server = start();
     let data = pseudo_random_bytes(1024 * 1024 + 123, 6);
-    write_file(server.root(), "resume.bin", &data);
+    write_file(&server.root, "resume.bin", &data);
     let local = TempDir::new("curl-resume");
     let partial = 300_001;
     let target = write_file(local.path(), "resume.bin", &data[..partial]);
@@ -271,7 +271,7 @@ fn resume_upload_with_continue_at() {
     }
     let server = start();
     let data = pseudo_random_bytes(700_000, 7);
-    write_file(server.root(), "part.bin", &data[..250_000]);
+    write_file(&server.root, "part.bin", &data[..250_000]);
     let local = TempDir::new("curl-resume-up");
     let source = write_file(local.path(), "part.bin", &data);
 
@@ -296,7 +296,7 @@ fn resume_upload_with_continue_at() {
         commands.contains(&"APPE part.bin".to_owned()),
         "{commands:?}"
     );
-    let stored = std::fs::read(server.root().join("part.bin")).unwrap();
+    let stored = std::fs::read(server.root.join("part.bin")).unwrap();
     assert_bytes_eq(&stored, &data, "resumed upload");
 }
 
@@ -307,9 +307,9 @@ fn active_mode_with_ftp_port() {
     }
     let server = start();
     let data = pseudo_random_bytes(1024 * 1024, 8);
-    write_file(server.root(), "active.bin", &data);
+    write_file(&server.root, "active.bin", &data);
     let local = TempDir::new("curl-active");
-    let target = local.join("active.bin");
+    let target = local.path().join("active.bin");
 
     let got = curl(&[
         "-v",
@@ -357,7 +357,7 @@ fn active_mode_with_ftp_port() {
         &url(&server, "copy.bin"),
     ]);
     upload.assert_success();
-    let stored = std::fs::read(server.root().join("copy.bin")).unwrap();
+    let stored = std::fs::read(server.root.join("copy.bin")).unwrap();
     assert_bytes_eq(&stored, &data, "active upload");
 }
 
@@ -368,7 +368,7 @@ fn epsv_by_default_and_pasv_when_disabled() {
     }
     let server = start();
     let data = pseudo_random_bytes(200_000, 9);
-    write_file(server.root(), "p.bin", &data);
+    write_file(&server.root, "p.bin", &data);
 
     let epsv = curl(&["-v", &url(&server, "p.bin")]);
     epsv.assert_success();
@@ -398,7 +398,7 @@ fn type_a_download_turns_lf_into_crlf_on_the_wire() {
     let server = start();
     let mut text = text_lines(2000, "ascii");
     text.extend_from_slice(b"\nlast line without a newline");
-    write_file(server.root(), "notes.txt", &text);
+    write_file(&server.root, "notes.txt", &text);
     let local = TempDir::new("curl-ascii");
 
     for (label, args) in [
@@ -408,8 +408,8 @@ fn type_a_download_turns_lf_into_crlf_on_the_wire() {
             vec!["--use-ascii".to_owned(), url(&server, "notes.txt")],
         ),
     ] {
-        let trace = local.join("trace.txt");
-        let target = local.join("notes.txt");
+        let trace = local.path().join("trace.txt");
+        let target = local.path().join("notes.txt");
         let mut all = vec![
             "-v".to_owned(),
             "--trace".to_owned(),
@@ -446,7 +446,7 @@ fn type_a_upload_stores_lf() {
     let text = text_lines(500, "upload");
     let local = TempDir::new("curl-ascii-up");
     let source = write_file(local.path(), "up.txt", &text);
-    let trace = local.join("trace.txt");
+    let trace = local.path().join("trace.txt");
 
     curl(&[
         "--trace",
@@ -461,7 +461,7 @@ fn type_a_upload_stores_lf() {
     .assert_success();
     // curl sends CRLF; the server stores the local (LF) form.
     assert_bytes_eq(&traced_data(&trace, "Send"), &lf_to_crlf(&text), "sent");
-    let stored = std::fs::read(server.root().join("up.txt")).unwrap();
+    let stored = std::fs::read(server.root.join("up.txt")).unwrap();
     assert_bytes_eq(&stored, &text, "stored text");
 }
 
@@ -471,7 +471,7 @@ fn ftp_create_dirs_makes_every_level() {
         return;
     }
     let server = start();
-    std::fs::create_dir(server.root().join("a")).unwrap();
+    std::fs::create_dir(server.root.join("a")).unwrap();
     let local = TempDir::new("curl-mkdirs");
     let data = pseudo_random_bytes(10_000, 10);
     let source = write_file(local.path(), "deep.bin", &data);
@@ -494,7 +494,7 @@ fn ftp_create_dirs_makes_every_level() {
         !commands.contains(&"MKD a".to_owned()),
         "a exists: {commands:?}"
     );
-    let stored = std::fs::read(server.root().join("a/b/c d/e/deep.bin")).unwrap();
+    let stored = std::fs::read(server.root.join("a/b/c d/e/deep.bin")).unwrap();
     assert_bytes_eq(&stored, &data, "a/b/c d/e/deep.bin");
 
     // Without the option the missing directory is an error and nothing is created.
@@ -506,7 +506,7 @@ fn ftp_create_dirs_makes_every_level() {
         &url(&server, "x/y/"),
     ]);
     assert!(!refused.status.success(), "{}", refused.describe());
-    assert!(!server.root().join("x").exists());
+    assert!(!server.root.join("x").exists());
 }
 
 #[test]
@@ -515,9 +515,9 @@ fn missing_file_gives_exit_code_78() {
         return;
     }
     let server = start();
-    write_file(server.root(), "dir/here.txt", b"here");
+    write_file(&server.root, "dir/here.txt", b"here");
     let local = TempDir::new("curl-missing");
-    let target = local.join("nothing");
+    let target = local.path().join("nothing");
 
     // With CWD into the directory, without CWD (the whole path in RETR), and a directory as a file.
     for (method, path) in [

@@ -30,13 +30,13 @@ fn run_suite(server_args: &[&str], classes: &[&str]) {
     args.extend_from_slice(server_args);
     let server = ServerProcess::start(&args);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/ftplib_suite.py");
-    let addr = server.addr();
+    let addr = server.addr;
     let mut command = Command::new("python3");
     command
         .arg(&script)
         .arg(addr.ip().to_string())
         .arg(addr.port().to_string())
-        .arg(server.root())
+        .arg(&server.root)
         .args(classes)
         .env("FTP_USER", USER)
         .env("FTP_PASSWORD", PASSWORD)

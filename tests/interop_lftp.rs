@@ -14,10 +14,10 @@ use std::path::Path;
 use std::process::Command;
 
 use interop::{
-    ClientOutput, PASSWORD, TempDir, USER, USER_ARG, assert_same_tree, pseudo_random_bytes,
-    require_tool, run_client, text_lines, write_file,
+    ClientOutput, PASSWORD, USER, USER_ARG, assert_same_tree, pseudo_random_bytes, require_tool,
+    run_client, text_lines, write_file,
 };
-use support::ServerProcess;
+use support::{ServerProcess, TempDir};
 
 /// The settings every run starts with: no TLS attempt, fail fast, exit non-zero on the first error.
 const SETTINGS: &str = "set ftp:ssl-allow no; set net:max-retries 1; set net:timeout 10; \
@@ -36,7 +36,7 @@ enum Login {
 
 /// Runs `script` in lftp against the server; lftp's protocol log goes to `log`.
 fn lftp(server: &ServerProcess, login: Login, log: &Path, script: &str) -> ClientOutput {
-    let port = server.addr().port();
+    let port = server.addr.port();
     let user = match login {
         Login::Anonymous => String::new(),
         Login::Writer => format!("-u {USER},{PASSWORD} "),
@@ -94,11 +94,11 @@ fn build_tree(root: &Path) {
 /// Mirrors the server's `tree` into a fresh local directory with extra settings, then compares.
 fn mirror_down(server: &ServerProcess, settings: &str, expect_commands: &[&str]) {
     let local = TempDir::new("lftp-mirror");
-    let log = local.join("lftp.log");
-    let target = local.join("copy");
+    let log = local.path().join("lftp.log");
+    let target = local.path().join("copy");
     let script = format!("{settings}; mirror tree \"{}\"", target.display());
     lftp(server, Login::Anonymous, &log, &script).assert_success();
-    assert_same_tree(&server.root().join("tree"), &target);
+    assert_same_tree(&server.root.join("tree"), &target);
     let commands = sent_commands(&log);
     for prefix in expect_commands {
         assert!(
@@ -114,7 +114,7 @@ fn mirror_downloads_a_nested_tree_over_mlsd() {
         return;
     }
     let server = start();
-    build_tree(&server.root().join("tree"));
+    build_tree(&server.root.join("tree"));
     mirror_down(&server, "set ftp:use-mlsd yes", &["MLSD", "PASV", "RETR "]);
 }
 
@@ -124,7 +124,7 @@ fn mirror_downloads_a_nested_tree_over_list_with_epsv() {
         return;
     }
     let server = start();
-    build_tree(&server.root().join("tree"));
+    build_tree(&server.root.join("tree"));
     // LIST lines must be parsed by lftp: names with leading and inner spaces included.
     mirror_down(
         &server,
@@ -139,16 +139,16 @@ fn mirror_downloads_in_active_mode_and_in_parallel() {
         return;
     }
     let server = start();
-    build_tree(&server.root().join("tree"));
+    build_tree(&server.root.join("tree"));
     // lftp speaks PORT for IPv4 (EPRT only over IPv6).
     mirror_down(&server, "set ftp:passive-mode off", &["PORT 127,0,0,1,"]);
     // Several connections at once.
     let local = TempDir::new("lftp-parallel");
-    let log = local.join("lftp.log");
-    let target = local.join("copy");
+    let log = local.path().join("lftp.log");
+    let target = local.path().join("copy");
     let script = format!("mirror --parallel=4 tree \"{}\"", target.display());
     lftp(&server, Login::Anonymous, &log, &script).assert_success();
-    assert_same_tree(&server.root().join("tree"), &target);
+    assert_same_tree(&server.root.join("tree"), &target);
 }
 
 #[test]
@@ -158,13 +158,13 @@ fn mirror_reverse_uploads_a_nested_tree() {
     }
     let server = start();
     let local = TempDir::new("lftp-upload");
-    let source = local.join("source");
+    let source = local.path().join("source");
     build_tree(&source);
-    let log = local.join("lftp.log");
+    let log = local.path().join("lftp.log");
 
     let script = format!("mirror -R \"{}\" uploaded", source.display());
     lftp(&server, Login::Writer, &log, &script).assert_success();
-    assert_same_tree(&source, &server.root().join("uploaded"));
+    assert_same_tree(&source, &server.root.join("uploaded"));
     let commands = sent_commands(&log);
     assert!(
         commands.iter().any(|c| c.starts_with("STOR ")),
@@ -184,13 +184,13 @@ fn mirror_reverse_uploads_a_nested_tree() {
         source.display()
     );
     lftp(&server, Login::Writer, &log, &script).assert_success();
-    assert_same_tree(&source, &server.root().join("uploaded"));
+    assert_same_tree(&source, &server.root.join("uploaded"));
 
     // Anonymous users are read-only: the upload fails and creates nothing.
     let script = format!("mirror -R \"{}\" anonymous", source.display());
     let refused = lftp(&server, Login::Anonymous, &log, &script);
     assert!(!refused.status.success(), "{}", refused.describe());
-    assert!(!server.root().join("anonymous").exists());
+    assert!(!server.root.join("anonymous").exists());
 }
 
 #[test]
@@ -199,12 +199,12 @@ fn ls_and_cls() {
         return;
     }
     let server = start();
-    let root = server.root();
+    let root = &server.root;
     write_file(root, "dir/b.bin", &pseudo_random_bytes(12_345, 26));
     write_file(root, "dir/a file.txt", b"hello\n");
     std::fs::create_dir(root.join("dir/sub")).unwrap();
     let local = TempDir::new("lftp-ls");
-    let log = local.join("lftp.log");
+    let log = local.path().join("lftp.log");
 
     // cls: names (directories with a slash), sorted; then exact sizes in bytes.
     let out = lftp(&server, Login::Anonymous, &log, "cls -1 dir/");

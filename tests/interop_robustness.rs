@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use interop::{
     Control, PASSWORD, USER, USER_ARG, assert_bytes_eq, eventually, open_fds, pseudo_random_bytes,
-    read_all, write_file,
+    write_file,
 };
-use support::ServerProcess;
+use support::{ServerProcess, read_all};
 
 /// Larger than what the loopback socket buffers can hold, so a transfer of it is still running when
 /// the client walks away.
@@ -35,7 +35,7 @@ fn start(extra: &[&str]) -> ServerProcess {
 }
 
 fn server_pid(server: &mut ServerProcess) -> u32 {
-    server.child().id()
+    server.child.id()
 }
 
 /// A logged-in read-write session in TYPE I.
@@ -50,10 +50,10 @@ fn writer(addr: SocketAddr) -> Control {
 /// is still running.
 fn assert_still_serves(server: &mut ServerProcess, name: &str, expected: &[u8]) {
     assert!(
-        matches!(server.child().try_wait(), Ok(None)),
+        matches!(server.child.try_wait(), Ok(None)),
         "the server process exited"
     );
-    let mut control = writer(server.addr());
+    let mut control = writer(server.addr);
     let data = control.open_passive();
     control.send(&format!("RETR {name}"));
     assert_eq!(control.reply().code, 150);
@@ -78,11 +78,11 @@ fn bytes_transferred(control: &mut Control) -> u64 {
 fn client_vanishing_in_the_middle_of_retr() {
     let mut server = start(&[]);
     let big = pseudo_random_bytes(BIG, 31);
-    write_file(server.root(), "big.bin", &big);
+    write_file(&server.root, "big.bin", &big);
 
     // Both connections dropped mid-transfer.
     for _ in 0..3 {
-        let mut control = writer(server.addr());
+        let mut control = writer(server.addr);
         let mut data = control.open_passive();
         control.send("RETR big.bin");
         assert_eq!(control.reply().code, 150);
@@ -97,7 +97,7 @@ fn client_vanishing_in_the_middle_of_retr() {
     assert_still_serves(&mut server, "big.bin", &big);
 
     // Only the data connection dropped: the session answers 426 and goes on.
-    let mut control = writer(server.addr());
+    let mut control = writer(server.addr);
     let mut data = control.open_passive();
     control.send("RETR big.bin");
     assert_eq!(control.reply().code, 150);
@@ -109,7 +109,7 @@ fn client_vanishing_in_the_middle_of_retr() {
         "426 Connection closed; transfer aborted."
     );
     control.expect("NOOP", 200);
-    write_file(server.root(), "small.bin", b"still here");
+    write_file(&server.root, "small.bin", b"still here");
     let data = control.open_passive();
     control.send("RETR small.bin");
     assert_eq!(control.reply().code, 150);
@@ -122,9 +122,9 @@ fn interrupted_stor_leaves_the_partial_file_and_rest_stor_completes_it() {
     let mut server = start(&[]);
     let full = pseudo_random_bytes(3 * 1024 * 1024 + 11, 32);
     let sent = 1_000_003;
-    let path = server.root().join("upload.bin");
+    let path = server.root.join("upload.bin");
 
-    let mut control = writer(server.addr());
+    let mut control = writer(server.addr);
     let mut data = control.open_passive();
     control.send("STOR upload.bin");
     assert_eq!(control.reply().code, 150);
@@ -147,7 +147,7 @@ fn interrupted_stor_leaves_the_partial_file_and_rest_stor_completes_it() {
     drop(data);
 
     // The partial file stays, intact.
-    let mut control = writer(server.addr());
+    let mut control = writer(server.addr);
     let size = control.expect("SIZE upload.bin", 213);
     assert_eq!(size.text(), sent.to_string());
     assert_bytes_eq(
@@ -191,8 +191,8 @@ fn control_line_trickled_byte_by_byte_gets_421() {
     let line = b"MKD trickled-directory-name-that-never-ends-xxxxxxxxxxxxxxxx".to_vec();
     assert_eq!(line.len(), 60);
 
-    let mut logged_in = writer(server.addr());
-    let mut anonymous = Control::connect(server.addr());
+    let mut logged_in = writer(server.addr);
+    let mut anonymous = Control::connect(server.addr);
     let writers = [
         trickle(logged_in.stream().try_clone().unwrap(), line.clone()),
         trickle(anonymous.stream().try_clone().unwrap(), line.clone()),
@@ -209,8 +209,8 @@ fn control_line_trickled_byte_by_byte_gets_421() {
             "the server should have closed mid-line"
         );
     }
-    assert!(!server.root().join("trickled-directory-name").exists());
-    let mut fresh = writer(server.addr());
+    assert!(!server.root.join("trickled-directory-name").exists());
+    let mut fresh = writer(server.addr);
     fresh.expect("NOOP", 200);
 }
 
@@ -289,10 +289,10 @@ fn two_hundred_concurrent_sessions_then_descriptors_back_to_baseline() {
         .map(|i| pseudo_random_bytes(20_000 + i * 1000, 40 + i as u64))
         .collect();
     for (i, bytes) in files.iter().enumerate() {
-        write_file(server.root(), &format!("small-{i}.bin"), bytes);
+        write_file(&server.root, &format!("small-{i}.bin"), bytes);
     }
     let files = Arc::new(files);
-    let addr = server.addr();
+    let addr = server.addr;
 
     // Warm up (the runtime's lazily created pieces), then take the baseline.
     crowd_session(addr, 0, &files).unwrap();
@@ -350,9 +350,9 @@ fn abrupt_disconnects_leak_no_descriptors() {
     let mut server = start(&[]);
     let pid = server_pid(&mut server);
     let big = pseudo_random_bytes(BIG, 33);
-    write_file(server.root(), "big.bin", &big);
-    write_file(server.root(), "small.bin", b"small");
-    let addr = server.addr();
+    write_file(&server.root, "big.bin", &big);
+    write_file(&server.root, "small.bin", b"small");
+    let addr = server.addr;
 
     assert_still_serves(&mut server, "small.bin", b"small");
     let Some(baseline) = open_fds(pid) else {

@@ -1,6 +1,10 @@
 //! Helpers shared by the interop tests, which drive the example server (`tests/support`) with real FTP
 //! clients (curl, lftp, Python's ftplib) and with raw sockets.
 //!
+//! The server itself is started by `tests/support` ([`crate::support::ServerProcess`]). The raw
+//! [`Control`] here differs from the one there where the robustness tests need it: it reads EOF as
+//! `None` rather than failing, sends raw bytes, and lets a test reach the socket (to clone or shut it).
+//!
 //! Everything here is bounded in time: client processes run under a deadline and are killed when they
 //! overrun it, sockets have read and write timeouts. Everything is cleaned up by `Drop` guards, even
 //! when an assertion fails half-way: temporary directories are removed and child processes killed.
@@ -12,9 +16,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+// Every test file that includes this module includes `tests/support` too.
+use crate::support::data_connect;
 
 /// The read-write user every interop server is started with (`--user alice:secret`).
 pub const USER: &str = "alice";
@@ -50,45 +56,6 @@ pub fn require_tool(tool: &str) -> bool {
     }
     println!("SKIPPED: {tool} not installed");
     false
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Temporary directories
-
-static UNIQUE: AtomicU64 = AtomicU64::new(0);
-
-/// A fresh directory under the system temp dir, removed (with its contents) on drop.
-#[derive(Debug)]
-pub struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    /// Creates `<tmp>/ftp-interop-<label>-<pid>-<n>`.
-    pub fn new(label: &str) -> TempDir {
-        let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("ftp-interop-{label}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir { path }
-    }
-
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// A path inside it.
-    pub fn join(&self, rel: &str) -> PathBuf {
-        self.path.join(rel)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -531,25 +498,6 @@ impl Control {
     pub fn stream(&self) -> &TcpStream {
         &self.writer
     }
-}
-
-/// Connects a data connection with timeouts set.
-pub fn data_connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect_timeout(&addr, SOCKET_TIMEOUT).expect("connect data");
-    stream
-        .set_read_timeout(Some(SOCKET_TIMEOUT))
-        .expect("timeout");
-    stream
-        .set_write_timeout(Some(SOCKET_TIMEOUT))
-        .expect("timeout");
-    stream
-}
-
-/// Reads a data connection to its end.
-pub fn read_all(mut stream: TcpStream) -> Vec<u8> {
-    let mut out = Vec::new();
-    stream.read_to_end(&mut out).expect("read data connection");
-    out
 }
 
 // ---------------------------------------------------------------------------------------------------
