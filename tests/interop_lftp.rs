@@ -14,8 +14,8 @@ use std::path::Path;
 use std::process::Command;
 
 use interop::{
-    ClientOutput, PASSWORD, USER, USER_ARG, assert_same_tree, pseudo_random_bytes, require_tool,
-    run_client, text_lines, write_file,
+    ClientOutput, PASSWORD, USER, USER_ARG, assert_bytes_eq, assert_same_tree, pseudo_random_bytes,
+    require_tool, run_client, text_lines, write_file,
 };
 use support::{ServerProcess, TempDir};
 
@@ -256,4 +256,42 @@ fn ls_and_cls() {
     // A missing directory fails the command (and with cmd:fail-exit, lftp).
     let out = lftp(&server, Login::Anonymous, &log, "cls -1 missing/");
     assert!(!out.status.success(), "{}", out.describe());
+}
+
+#[test]
+fn pget_segments_and_resumed_get_and_put() {
+    if !require_tool("lftp") {
+        return;
+    }
+    let server = start();
+    let data = pseudo_random_bytes(5 * 1024 * 1024 + 99, 27);
+    write_file(&server.root, "big.bin", &data);
+    let local = TempDir::new("lftp-resume");
+    let log = local.path().join("lftp.log");
+
+    // pget: up to four connections, each RETR after a REST at its own offset, closed at the next
+    // segment. (On loopback the first connection may well finish before the others start: no
+    // assertion on how many segments there were.)
+    let target = local.path().join("pget.bin");
+    let script = format!("pget -n 4 big.bin -o \"{}\"", target.display());
+    lftp(&server, Login::Anonymous, &log, &script).assert_success();
+    assert_bytes_eq(&std::fs::read(&target).unwrap(), &data, "pget -n 4");
+
+    // get -c: SIZE, then REST at the local length.
+    let partial = 1_000_000;
+    let target = write_file(local.path(), "get-c.bin", &data[..partial]);
+    let script = format!("get -c big.bin -o \"{}\"", target.display());
+    lftp(&server, Login::Anonymous, &log, &script).assert_success();
+    assert!(sent_commands(&log).contains(&format!("REST {partial}")));
+    assert_bytes_eq(&std::fs::read(&target).unwrap(), &data, "get -c");
+
+    // put -c: SIZE of the remote partial file, then REST + STOR.
+    let remote_partial = 1_500_001;
+    write_file(&server.root, "put-c.bin", &data[..remote_partial]);
+    let source = local.path().join("pget.bin");
+    let script = format!("put -c \"{}\" -o put-c.bin", source.display());
+    lftp(&server, Login::Writer, &log, &script).assert_success();
+    assert!(sent_commands(&log).contains(&format!("REST {remote_partial}")));
+    let stored = std::fs::read(server.root.join("put-c.bin")).unwrap();
+    assert_bytes_eq(&stored, &data, "put -c");
 }
