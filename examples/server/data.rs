@@ -29,8 +29,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::buffers::BufferPool;
-use crate::files::WorkerLinks;
-use crate::session_task::Incoming;
+use crate::session_task::{Incoming, WorkerLinks};
 
 /// How long closing may take before we stop waiting: a clean shutdown or a reset is one system call, so
 /// this is only reached if the task is somehow stuck.
@@ -159,8 +158,8 @@ impl DataChannel {
         self.queue(DataOp::Receive(id));
     }
 
-    /// A task that ended (after an error it reported) ignores further operations, and the session has
-    /// already been told the connection failed.
+    /// A task that has ended (it finished, or the session is gone) has nobody to answer: the operation
+    /// is moot and dropped.
     fn queue(&self, op: DataOp) {
         let _ = self.ops.send(op);
     }

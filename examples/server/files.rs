@@ -16,7 +16,7 @@ use ftp_proto::server::{Completion, RequestId, StorageError, WriteMode};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::buffers::BufferPool;
-use crate::session_task::Incoming;
+use crate::session_task::{Incoming, WorkerLinks};
 use crate::storage::{Storage, storage_error};
 
 /// What the session asks of its open file.
@@ -28,13 +28,6 @@ pub enum FileOp {
     Write(Bytes),
     /// Close; an upload that was not aborted is synced first and answered with `Done`.
     Close { aborted: bool },
-}
-
-/// What a worker needs of its session: where to send answers, and the session's chunk buffers.
-#[derive(Clone, Debug)]
-pub struct WorkerLinks {
-    pub incoming: UnboundedSender<Incoming>,
-    pub buffers: BufferPool,
 }
 
 /// The session task's end of a file worker.
@@ -51,9 +44,9 @@ impl FileHandle {
         id: RequestId,
         path: VirtualPath,
         offset: u64,
-        worker: WorkerLinks,
+        links: WorkerLinks,
     ) -> FileHandle {
-        Self::spawn(id, worker, false, move || {
+        Self::spawn(id, links, false, move || {
             let (file, size) = storage.open_read(&path, offset)?;
             Ok((file, Some(size), path))
         })
@@ -65,9 +58,9 @@ impl FileHandle {
         id: RequestId,
         path: VirtualPath,
         mode: WriteMode,
-        worker: WorkerLinks,
+        links: WorkerLinks,
     ) -> FileHandle {
-        Self::spawn(id, worker, true, move || {
+        Self::spawn(id, links, true, move || {
             let (file, path) = storage.open_write(&path, mode)?;
             Ok((file, None, path))
         })

@@ -24,14 +24,14 @@ use ftp_proto::server::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::time::Instant;
 
 use crate::auth::Users;
 use crate::buffers::BufferPool;
 use crate::data::{DataChannel, PassivePorts};
-use crate::files::{FileHandle, FileOp, WorkerLinks};
+use crate::files::{FileHandle, FileOp};
 use crate::storage::Storage;
 
 /// Bytes read from the control connection at a time (commands are short; a longer line just takes two
@@ -45,6 +45,13 @@ pub enum Incoming {
     Completion(RequestId, Completion),
     /// A chunk read from the file or from the data connection.
     Data(RequestId, Bytes),
+}
+
+/// What a helper task needs of its session: where to send answers, and the session's chunk buffers.
+#[derive(Clone, Debug)]
+pub struct WorkerLinks {
+    pub incoming: UnboundedSender<Incoming>,
+    pub buffers: BufferPool,
 }
 
 /// Everything the sessions of one server share.
@@ -94,7 +101,8 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
         }
         let deadline = driver.session.poll_timeout().map(Instant::from_std);
         if let Some(deadline) = deadline {
-            if timer.deadline() != deadline {
+            // An elapsed timer would fire again at once: re-arm it even for the same instant.
+            if timer.deadline() != deadline || timer.is_elapsed() {
                 timer.as_mut().reset(deadline);
             }
         }
@@ -112,7 +120,25 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
     }
     driver.close_data(true).await;
     let _ = writer.shutdown().await;
+    linger(&mut reader, &mut buffer).await;
     driver.log(format_args!("closed"));
+}
+
+/// How long a closing session waits for the client to close its side.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Reads (and ignores) what the client still sends until it closes, for at most [`LINGER`]. Closing a
+/// socket with unread input makes the kernel send an RST, which can destroy the last reply (`221`, `421`)
+/// before the client has read it.
+async fn linger(reader: &mut OwnedReadHalf, buffer: &mut [u8]) {
+    let drain = async {
+        while let Ok(n) = reader.read(buffer).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// The session's clock, on tokio's time (so it follows `tokio::time::pause` in tests).

@@ -346,7 +346,7 @@ pub fn storage_error(error: io::Error) -> StorageError {
         DirectoryNotEmpty => StorageError::NotEmpty,
         StorageFull | QuotaExceeded | FileTooLarge => StorageError::NoSpace,
         IsADirectory | NotADirectory => StorageError::WrongKind,
-        InvalidFilename | InvalidInput => StorageError::InvalidName,
+        InvalidInput => StorageError::InvalidName,
         _ => StorageError::Other(error.to_string()),
     }
 }
