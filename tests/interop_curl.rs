@@ -546,3 +546,32 @@ fn missing_file_gives_exit_code_78() {
     got.assert_success();
     assert_eq!(got.stdout, b"here");
 }
+
+#[test]
+fn large_directory_listing_is_complete() {
+    if !require_tool("curl") {
+        return;
+    }
+    let server = start();
+    let dir = server.root.join("many");
+    std::fs::create_dir(&dir).unwrap();
+    let mut names: Vec<String> = (0..3000).map(|i| format!("entry-{i:05}.dat")).collect();
+    for name in &names {
+        std::fs::write(dir.join(name), name.as_bytes()).unwrap();
+    }
+    names.sort();
+
+    let nlst = curl(&["--list-only", &url(&server, "many/")]);
+    nlst.assert_success();
+    let expected: String = names.iter().map(|n| format!("{n}\n")).collect();
+    assert_eq!(nlst.stdout_text(), expected);
+
+    let list = curl(&[&url(&server, "many/")]);
+    list.assert_success();
+    let text = list.stdout_text();
+    let listed: Vec<&str> = text
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap_or_default())
+        .collect();
+    assert_eq!(listed, names);
+}

@@ -61,7 +61,7 @@ fn sent_commands(log: &Path) -> Vec<String> {
 
 /// A nested tree with several levels, an empty directory, binary and text files (text with CRLF and
 /// bare CR inside, which a binary transfer must keep), an empty file, names with spaces, a dot file
-/// and a UTF-8 name.
+/// a UTF-8 name and names with glob, escape and shell characters.
 fn build_tree(root: &Path) {
     write_file(root, "readme.txt", &text_lines(50, "readme"));
     write_file(root, ".hidden", b"dot file\n");
@@ -87,6 +87,18 @@ fn build_tree(root: &Path) {
         "unicode/\u{e9}t\u{e9} \u{2603}.txt",
         "snow\u{2603}\n".as_bytes(),
     );
+    for odd in [
+        "percent%20name.txt",
+        "brackets[1].txt",
+        "hash#.txt",
+        "star*.txt",
+        "back\\slash.txt",
+        "quote'single.txt",
+        "semi;colon.txt",
+        "-dash.txt",
+    ] {
+        write_file(root, &format!("odd/{odd}"), odd.as_bytes());
+    }
     std::fs::create_dir_all(root.join("empty")).unwrap();
     std::fs::create_dir_all(root.join("a/empty too")).unwrap();
 }
