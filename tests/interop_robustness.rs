@@ -10,6 +10,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -22,7 +23,7 @@ use support::{ServerProcess, read_all};
 
 /// Larger than what the loopback socket buffers can hold, so a transfer of it is still running when
 /// the client walks away.
-const BIG: usize = 12 * 1024 * 1024;
+const BIG: usize = 8 * 1024 * 1024;
 
 /// How many descriptors above the baseline still count as "back to normal" (a log file rotated, a
 /// lazily opened resource of the runtime); a leak of one per session would be far above it.
@@ -169,19 +170,40 @@ fn interrupted_stor_leaves_the_partial_file_and_rest_stor_completes_it() {
     assert_still_serves(&mut server, "upload.bin", &full);
 }
 
-/// Writes `bytes` one at a time, 100 ms apart, until done or the connection fails.
-fn trickle(mut stream: std::net::TcpStream, bytes: Vec<u8>) -> std::thread::JoinHandle<usize> {
-    std::thread::spawn(move || {
-        let mut written = 0;
-        for byte in bytes {
-            if stream.write_all(&[byte]).is_err() {
-                break;
+/// A thread writing bytes one at a time, 100 ms apart, until done, stopped, or the connection fails.
+struct Trickle {
+    written: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Trickle {
+    fn start(mut stream: std::net::TcpStream, bytes: Vec<u8>) -> Trickle {
+        let written = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, stopped) = (written.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for byte in bytes {
+                if stopped.load(Ordering::SeqCst) || stream.write_all(&[byte]).is_err() {
+                    break;
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(100));
             }
-            written += 1;
-            std::thread::sleep(Duration::from_millis(100));
+        });
+        Trickle {
+            written,
+            stop,
+            thread,
         }
-        written
-    })
+    }
+
+    /// Stops the thread; returns how many bytes it had written.
+    fn stop(self) -> usize {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().expect("trickle thread");
+        self.written.load(Ordering::SeqCst)
+    }
 }
 
 #[test]
@@ -193,21 +215,22 @@ fn control_line_trickled_byte_by_byte_gets_421() {
 
     let mut logged_in = writer(server.addr);
     let mut anonymous = Control::connect(server.addr);
-    let writers = [
-        trickle(logged_in.stream().try_clone().unwrap(), line.clone()),
-        trickle(anonymous.stream().try_clone().unwrap(), line.clone()),
+    let trickles = [
+        Trickle::start(logged_in.stream().try_clone().unwrap(), line.clone()),
+        Trickle::start(anonymous.stream().try_clone().unwrap(), line.clone()),
     ];
-    for control in [&mut logged_in, &mut anonymous] {
+    for (control, trickle) in [&mut logged_in, &mut anonymous].into_iter().zip(&trickles) {
         let reply = control.reply();
         assert_eq!(reply.full(), "421 Timeout: closing control connection.");
+        let written = trickle.written.load(Ordering::SeqCst);
+        assert!(
+            written > 0 && written < line.len(),
+            "421 after {written} bytes: the line must still be incomplete"
+        );
         assert!(control.try_reply().is_none(), "the connection should close");
     }
-    for writer in writers {
-        let written = writer.join().expect("trickle thread");
-        assert!(
-            written < line.len(),
-            "the server should have closed mid-line"
-        );
+    for trickle in trickles {
+        trickle.stop();
     }
     assert!(!server.root.join("trickled-directory-name").exists());
     let mut fresh = writer(server.addr);
