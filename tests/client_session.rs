@@ -1986,6 +1986,7 @@ mod wired {
                         .collect();
                     Entries {
                         entries,
+                        directory: true,
                         now: modified(),
                     }
                 }

@@ -86,8 +86,6 @@ fn ftplib_idle_timeout() {
 /// `--idle-timeout 2`: a transfer longer than the idle timeout must not end the session right after
 /// its 226.
 #[test]
-#[ignore = "bug: the idle timer counts from the command that started a transfer, so a transfer longer \
-            than --idle-timeout is followed by 421 right after its 226"]
 fn ftplib_idle_timer_restarts_after_a_long_transfer() {
     run_suite(&["--idle-timeout", "2"], &["TestIdleAfterTransfer"]);
 }
@@ -113,16 +111,12 @@ fn ftplib_anonymous_read_write() {
 
 /// ftplib's `FTP.abort()` sends `ABOR\r\n` as TCP urgent data.
 #[test]
-#[ignore = "bug: the control socket does not read urgent data inline (no SO_OOBINLINE), so the LF of \
-            ftplib's MSG_OOB `ABOR\\r\\n` is lost and ABOR is never answered"]
 fn ftplib_abort_with_urgent_data() {
     run_suite(&[], &["TestOobAbort"]);
 }
 
 /// NLST of a subdirectory must name files so that RETR finds them from the working directory.
 #[test]
-#[ignore = "bug: `NLST sub` answers bare names (`x.bin`), which RETR cannot find from the working \
-            directory; mget-style clients need `sub/x.bin`"]
 fn ftplib_nlst_of_a_directory_gives_retrievable_names() {
     run_suite(&[], &["TestNlstOfADirectory"]);
 }

@@ -274,7 +274,18 @@ fn listings() {
     );
     s.cmd("PASV");
     s.cmd("NLST /pub");
+    assert_eq!(s.take_data(), b"/pub/data.bin\r\n/pub/readme.txt\r\n");
+    s.cmd("CWD /pub");
+    s.cmd("PASV");
+    s.cmd("NLST");
     assert_eq!(s.take_data(), b"data.bin\r\nreadme.txt\r\n");
+    s.cmd("PASV");
+    s.cmd("NLST readme.txt");
+    assert_eq!(s.take_data(), b"readme.txt\r\n");
+    s.cmd("CWD /");
+    s.cmd("PASV");
+    s.cmd("NLST pub/");
+    assert_eq!(s.take_data(), b"pub/data.bin\r\npub/readme.txt\r\n");
     s.cmd("PASV");
     s.cmd("MLSD /");
     let body = String::from_utf8(s.take_data()).unwrap();

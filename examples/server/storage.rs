@@ -216,7 +216,12 @@ impl Storage {
             vec![DirEntry::new(name, self.metadata(&metadata, None))]
         };
         let now = Timestamp::from_system_time(SystemTime::now()).unwrap_or(Timestamp::UNIX_EPOCH);
-        Ok(Completion::Entries { entries, now })
+        let directory = metadata.is_dir();
+        Ok(Completion::Entries {
+            entries,
+            directory,
+            now,
+        })
     }
 
     fn read_directory(&self, dir: &Path, limit: usize) -> Result<Vec<DirEntry>, StorageError> {

@@ -382,6 +382,7 @@ impl Sim {
     }
 
     fn list(&self, path: &VirtualPath, limit: usize) -> Result<Completion, StorageError> {
+        let directory = matches!(self.node(path)?, Node::Dir);
         let entries = match self.node(path)? {
             Node::Dir => self
                 .children(path)
@@ -395,7 +396,11 @@ impl Sim {
             )],
         };
         let now = Timestamp::parse_ftp(b"20240301000000").unwrap();
-        Ok(Completion::Entries { entries, now })
+        Ok(Completion::Entries {
+            entries,
+            directory,
+            now,
+        })
     }
 
     fn open_write(
