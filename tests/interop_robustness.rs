@@ -241,7 +241,14 @@ fn control_line_trickled_byte_by_byte_gets_421() {
 /// that the main thread reports which session failed and how.
 fn crowd_session(addr: SocketAddr, index: usize, files: &[Vec<u8>]) -> Result<(), String> {
     let run = || -> Result<(), String> {
-        let mut control = Control::connect(addr);
+        // 500 sessions on two cores: give each reply more time than a lone client needs, so the test
+        // measures correctness under load, not the scheduler.
+        let mut control = Control::connect_without_greeting(addr);
+        control.set_read_timeout(Duration::from_secs(60));
+        let greeting = control.reply();
+        if greeting.code != 220 {
+            return Err(format!("greeting: {}", greeting.full()));
+        }
         if index % 2 == 0 {
             control.login(USER, PASSWORD);
         } else {
