@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use ftp_proto::framing::LineEnding;
 use ftp_proto::server::{AnonymousPolicy, Config};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::auth::Users;
 use crate::cli::{Options, Parsed};
@@ -43,6 +43,8 @@ pub const CHUNK_SIZE: usize = 256 * 1024;
 
 /// How long to pause accepting after an error such as running out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Connections the kernel may queue before we accept them (see [`listen`]).
+const ACCEPT_BACKLOG: u32 = 1024;
 
 fn main() -> ExitCode {
     let options = match cli::parse(std::env::args().skip(1)) {
@@ -74,7 +76,7 @@ async fn serve(options: Options) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let listener = match TcpListener::bind(options.listen).await {
+    let listener = match listen(options.listen) {
         Ok(listener) => listener,
         Err(error) => {
             eprintln!("server: cannot listen on {}: {error}", options.listen);
@@ -106,6 +108,23 @@ async fn serve(options: Options) -> ExitCode {
             }
         }
     }
+}
+
+/// Binds the control listener with a deep accept queue.
+///
+/// `TcpListener::bind` asks for a backlog of 128. When more clients than that connect at once, Linux
+/// answers the surplus with SYN cookies and then drops their final ACK while the queue is still full: the
+/// client believes it is connected and waits for a greeting that never comes. 1024 pending connections
+/// (the kernel caps it at `net.core.somaxconn`) absorb a burst of hundreds of clients.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 fn server_state(options: &Options, storage: Storage) -> Server {
