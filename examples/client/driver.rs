@@ -27,7 +27,7 @@
 
 #![allow(dead_code)] // the CLI and the tests each use a part of the API
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -224,10 +224,15 @@ impl Client {
             Err(_) => return Err(DriverError::Connect(io::ErrorKind::TimedOut.into())),
         };
         let mut client = Client::start(stream, Arc::new(options.session))?;
-        match tokio::time::timeout(limit, client.greeting_reply()).await {
-            Ok(result) => result.map(|()| client),
+        let greeted = match tokio::time::timeout(limit, client.greeting_reply()).await {
+            Ok(result) => result,
             Err(_) => Err(DriverError::Session(ClientError::Timeout)),
+        };
+        if greeted.is_err() {
+            // Nobody to say goodbye to: don't leave the task waiting for a greeting.
+            client.task.abort();
         }
+        greeted.map(|()| client)
     }
 
     /// Connects to the URL's host and port and logs in as the URL says (anonymously when it names no
@@ -332,7 +337,10 @@ impl Client {
     }
 
     /// Waits for request `id` to complete, calling `progress` with the bytes transferred so far. Other
-    /// notices are kept for [`Client::next_notice`] (progress of other requests is dropped).
+    /// requests' completions and the session's end are kept for [`Client::next_notice`]; other events
+    /// (preliminary replies, progress of other requests) are dropped, so that a long run of `wait`s
+    /// keeps no backlog. Completions may come out of submission order: a download's waits for its
+    /// local file to be flushed.
     pub async fn wait(
         &mut self,
         id: RequestId,
@@ -353,7 +361,10 @@ impl Client {
                         progress(bytes);
                     }
                 }
-                Some(notice) => self.held.push_back(notice),
+                Some(notice @ (Notice::Completed { .. } | Notice::Event(Event::Closed { .. }))) => {
+                    self.held.push_back(notice)
+                }
+                Some(Notice::Event(_)) => {}
                 None => return Err(DriverError::Gone),
             }
         }
@@ -423,7 +434,9 @@ impl Client {
         let result = match self.run(Request::Quit).await {
             Ok(_) => Ok(()),
             // The server closed first: the session is over all the same.
-            Err(DriverError::Session(ClientError::Closed)) | Err(DriverError::Gone) => Ok(()),
+            Err(DriverError::Session(ClientError::Closed))
+            | Err(DriverError::Usage(UsageError::Closed))
+            | Err(DriverError::Gone) => Ok(()),
             Err(error) => Err(error),
         };
         let task = &mut self.task;
@@ -552,6 +565,9 @@ struct Driver {
     held: HashMap<RequestId, Result<Outcome, ClientError>>,
     /// Local failures that override a request's result.
     local_errors: HashMap<RequestId, io::Error>,
+    /// Requests the driver made itself (an abort after a local failure, the final `QUIT`): their
+    /// completions are nobody's business.
+    internal: HashSet<RequestId>,
     /// Control bytes not yet written.
     out: Vec<u8>,
 }
@@ -577,6 +593,7 @@ async fn run_driver(
         sources: HashMap::new(),
         held: HashMap::new(),
         local_errors: HashMap::new(),
+        internal: HashSet::new(),
         out: Vec::new(),
     };
     let mut buffer = vec![0u8; CONTROL_READ_SIZE];
@@ -613,7 +630,7 @@ async fn run_driver(
                 None => {
                     // The handle is gone: say goodbye (refused if the session already closes).
                     handle_open = false;
-                    let _ = driver.session.request(now(), Request::Quit);
+                    driver.request_internal(Request::Quit);
                 }
             },
             () = &mut timer, if deadline.is_some() => driver.session.handle_timeout(now()),
@@ -639,6 +656,13 @@ impl Driver {
             }
         }
         let _ = reply.send(result);
+    }
+
+    /// A request of the driver's own (refused if the session is closing: then it is moot anyway).
+    fn request_internal(&mut self, request: Request) {
+        if let Ok(id) = self.session.request(now(), request) {
+            self.internal.insert(id);
+        }
     }
 
     fn attach_sink(&mut self, id: RequestId, writer: Box<dyn AsyncWrite + Send + Unpin>) {
@@ -808,7 +832,7 @@ impl Driver {
                 self.receive(id);
             }
             if self.session.current_request() == Some(id) {
-                let _ = self.session.request(now(), Request::Abort);
+                self.request_internal(Request::Abort);
             }
         }
     }
@@ -819,6 +843,9 @@ impl Driver {
             let _ = self.notices.send(Notice::Event(event));
             return;
         };
+        if self.internal.remove(&id) {
+            return;
+        }
         // The source task ends when its channel closes.
         self.sources.remove(&id);
         if let Some(channel) = self.data.remove(&id) {

@@ -21,7 +21,8 @@ from pyftpdlib.servers import FTPServer
 def main():
     root, anon_root, user, password = sys.argv[1:5]
     no_mlst = "--no-mlst" in sys.argv[5:]
-    logging.basicConfig(level=logging.WARNING)
+    # DEBUG: every command (`<- PASV`) goes to stderr, where the test can check what was sent.
+    logging.basicConfig(level=logging.DEBUG)
 
     authorizer = DummyAuthorizer()
     authorizer.add_user(user, password, root, perm="elradfmwMT")
