@@ -101,6 +101,8 @@ on_every_server!(
     active_transfers,
     resumed_transfers,
     ascii_transfers,
+    aborted_download,
+    local_file_failures,
 );
 
 // ---- helpers ----
@@ -474,6 +476,152 @@ async fn ascii_transfers(server: &Server) {
             b"one\ntwo\nthree\n"
         );
     }
+}
+
+/// `ABOR` of a running download (RFC 959 §4.1.3): the local writer stalls, the driver stops reading the
+/// data connection, the user aborts; both requests complete and the session stays in step.
+async fn aborted_download(server: &Server) {
+    server.put_file("large.bin", &pattern(BIG, 6));
+    let mut client = login(server, passive(true)).await;
+    binary(&mut client).await;
+    // A writer nobody reads: it takes 64 KiB, then blocks.
+    let (sink, _reader_kept_unread) = tokio::io::duplex(64 * 1024);
+    let retrieve = Request::Retrieve {
+        path: path("large.bin"),
+        offset: 0,
+    };
+    let download = client
+        .submit(retrieve, driver::Stream::Sink(Box::new(sink)))
+        .await
+        .unwrap();
+    // Let the transfer start and stall.
+    let mut progress = 0;
+    while progress == 0 {
+        match client.next_notice().await {
+            Some(driver::Notice::Event(ftp_proto::client::Event::Progress { bytes, .. })) => {
+                progress = bytes
+            }
+            Some(driver::Notice::Completed { id, result }) => panic!("{id:?}: {result:?}"),
+            Some(_) => {}
+            None => panic!("session ended"),
+        }
+    }
+    let abort = client
+        .submit(Request::Abort, driver::Stream::None)
+        .await
+        .unwrap();
+    let aborted = client.wait(download, &mut |_| {}).await;
+    assert!(
+        matches!(aborted, Err(DriverError::Session(ClientError::Aborted))),
+        "{aborted:?}"
+    );
+    let answer = client.wait(abort, &mut |_| {}).await;
+    assert!(matches!(answer, Ok(Outcome::Done(_))), "{answer:?}");
+    // In step: the next reply is the next command's.
+    let Outcome::Size(size) = client.run(Request::Size(path("large.bin"))).await.unwrap() else {
+        panic!("SIZE outcome")
+    };
+    assert_eq!(size, BIG as u64);
+    client.quit().await.unwrap();
+}
+
+/// A writer that fails once `room` bytes are written (a full disk).
+struct FullDisk {
+    room: usize,
+}
+
+impl tokio::io::AsyncWrite for FullDisk {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.room == 0 {
+            let error = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full");
+            return std::task::Poll::Ready(Err(error));
+        }
+        let n = buf.len().min(self.room);
+        self.room -= n;
+        std::task::Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// A reader that gives `left` bytes, then fails (a vanished USB stick).
+struct BadSource {
+    left: usize,
+}
+
+impl tokio::io::AsyncRead for BadSource {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.left == 0 {
+            let error = std::io::Error::other("device gone");
+            return std::task::Poll::Ready(Err(error));
+        }
+        let n = buf.remaining().min(self.left).min(4096);
+        buf.put_slice(&vec![b'x'; n]);
+        self.left -= n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// The local writer or reader fails mid-transfer: the request fails with that error (not the server's
+/// reaction to the abort), and the session goes on.
+async fn local_file_failures(server: &Server) {
+    server.put_file("large.bin", &pattern(BIG, 7));
+    let mut client = login(server, passive(true)).await;
+    binary(&mut client).await;
+    let error = client
+        .download(
+            path("large.bin"),
+            0,
+            FullDisk { room: 200_000 },
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, DriverError::Local(e) if e.kind() == std::io::ErrorKind::StorageFull),
+        "{error:?}"
+    );
+    client.run(Request::Noop).await.unwrap();
+
+    let error = client
+        .upload(
+            path("partial.bin"),
+            0,
+            false,
+            BadSource { left: 300_000 },
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, DriverError::Local(e) if e.to_string() == "device gone"),
+        "{error:?}"
+    );
+    let Outcome::Size(size) = client.run(Request::Size(path("large.bin"))).await.unwrap() else {
+        panic!("SIZE outcome")
+    };
+    assert_eq!(size, BIG as u64);
+    client.quit().await.unwrap();
 }
 
 // ---- errors ----

@@ -19,7 +19,8 @@
 //! transfer, and chunks travel as [`Bytes`] from socket to file and back without copies.
 //!
 //! A download's completion is held back until its sink task has written and flushed everything, so when
-//! [`Client::download`] returns the local file is complete. A download whose sink falls
+//! [`Client::download`] returns the local file is complete; a failed or aborted one completes at once, and
+//! its writer is dropped where it stands (a stuck writer cannot hold up the failure). A download whose sink falls
 //! [`SINK_WINDOW`] chunks behind stops reading the data connection until it catches up (TCP then slows the
 //! server down): memory stays bounded whatever the disk's speed.
 //!
@@ -549,6 +550,9 @@ struct Sink {
     backlog: usize,
     /// A `ReceiveData` waits until the backlog shrinks.
     receive_waiting: bool,
+    /// The writer task: stopped at once when the download fails (a writer that blocks must not hold up
+    /// the failure).
+    task: JoinHandle<()>,
 }
 
 struct Driver {
@@ -667,11 +671,12 @@ impl Driver {
 
     fn attach_sink(&mut self, id: RequestId, writer: Box<dyn AsyncWrite + Send + Unpin>) {
         let (chunks, chunks_rx) = unbounded_channel();
-        tokio::spawn(sink_task(id, writer, chunks_rx, self.incoming.clone()));
+        let task = tokio::spawn(sink_task(id, writer, chunks_rx, self.incoming.clone()));
         let sink = Sink {
             chunks: Some(chunks),
             backlog: 0,
             receive_waiting: false,
+            task,
         };
         self.sinks.insert(id, sink);
     }
@@ -852,13 +857,16 @@ impl Driver {
             channel.abort();
         }
         match self.sinks.get_mut(&id) {
-            Some(sink) if sink.chunks.is_some() => {
+            Some(sink) if sink.chunks.is_some() && result.is_ok() => {
                 // Closing the channel tells the sink task to flush and shut down, then report.
                 sink.chunks = None;
                 self.held.insert(id, result);
             }
             Some(_) => {
-                self.sinks.remove(&id);
+                // Failed (or the writer already did): what was written stays, the rest is moot.
+                if let Some(sink) = self.sinks.remove(&id) {
+                    sink.task.abort();
+                }
                 self.complete(id, result);
             }
             None => self.complete(id, result),
