@@ -726,6 +726,7 @@ fn cli_exit_codes_messages_and_summary() {
         let url = server.url("/file.bin");
         let missing = server.url("/nope.bin");
         let upload_url = server.url("/incoming/");
+        let root_url = server.url("/");
         let result = tokio::task::spawn_blocking(move || {
             let get = client_cli(&["get", &url], &cwd);
             let missing = client_cli(&["get", &missing], &cwd);
@@ -733,11 +734,17 @@ fn cli_exit_codes_messages_and_summary() {
             let bad_url = client_cli(&["ls", "http://example.com/"], &cwd);
             std::fs::write(cwd.join("small.txt"), b"small\n").unwrap();
             let put = client_cli(&["put", "--active", "small.txt", &upload_url], &cwd);
-            (get, missing, usage, bad_url, put)
+            // A partial local copy, continued.
+            let partial = cwd.join("partial.bin");
+            let data = std::fs::read(cwd.join("file.bin")).unwrap();
+            std::fs::write(&partial, &data[..100_000]).unwrap();
+            let resumed = client_cli(&["get", "--resume", &url, "partial.bin"], &cwd);
+            let listing = client_cli(&["ls", &root_url], &cwd);
+            (get, missing, usage, bad_url, put, resumed, listing)
         })
         .await
         .unwrap();
-        let (get, missing, usage, bad_url, put) = result;
+        let (get, missing, usage, bad_url, put, resumed, listing) = result;
         assert_eq!(get.0, 0, "{}", get.2);
         // stderr is not a terminal here: one summary line, no progress redraws.
         assert!(
@@ -762,6 +769,26 @@ fn cli_exit_codes_messages_and_summary() {
         // The directory does not exist: the CWD fails with the server's reply.
         assert_eq!(put.0, 1);
         assert!(put.2.starts_with("error: CWD incoming: 550 "), "{}", put.2);
+        assert_eq!(resumed.0, 0, "{}", resumed.2);
+        assert!(
+            resumed.2.contains("resumed at byte 100000"),
+            "{}",
+            resumed.2
+        );
+        assert!(server.received("REST 100000"));
+        assert_same(
+            &std::fs::read(local.path().join("partial.bin")).unwrap(),
+            &data,
+            "CLI get --resume",
+        );
+        // `ls`: kind, size, date, name (MLSD: pyftpdlib offers MLST).
+        assert_eq!(listing.0, 0, "{}", listing.2);
+        let line = listing
+            .1
+            .lines()
+            .find(|l| l.ends_with(" file.bin"))
+            .unwrap_or_else(|| panic!("{}", listing.1));
+        assert!(line.starts_with(&format!("file {BIG:>12} ")), "{line}");
     });
 }
 
@@ -791,6 +818,12 @@ fn cli_mirror() {
             "{name}: {stderr}"
         );
         assert_trees_equal(&server.root, &local.path().join("copy"));
+        let listed_with = if name.ends_with("--no-mlst") {
+            "LIST"
+        } else {
+            "MLSD"
+        };
+        assert!(server.received(listed_with), "{name}: {}", server.log());
         // MLSD and LIST both carry hello.txt's time (to the minute at least in LIST).
         let copied = std::fs::metadata(local.path().join("copy/hello.txt")).unwrap();
         let modified = copied

@@ -375,7 +375,7 @@ async fn put(
         .map_err(|e| Failure::Local(format!("{}: {e}", local.display())))?
         .len();
     // `ftp://h/dir/` uploads into dir under the local file's name.
-    let (remote, mut shown) = match url.file_name() {
+    let (remote, shown) = match url.file_name() {
         Some(name) => (name, display_path(url)),
         None => {
             let name = local
@@ -388,9 +388,6 @@ async fn put(
             (pathname, format!("{}/{name}", dir.trim_end_matches('/')))
         }
     };
-    if shown.is_empty() {
-        shown.push('/');
-    }
     let mut client = open(url, options).await?;
     set_type(&mut client, transfer_type).await?;
     let offset = if flags.resume {
