@@ -144,6 +144,7 @@ impl Driver {
                 let completion = match request {
                     StorageRequest::List { .. } => Completion::Entries {
                         entries: self.entries.take().unwrap_or_default(),
+                        directory: true,
                         now: self.listed_at,
                     },
                     StorageRequest::OpenRead { path, offset } => {

@@ -20,6 +20,8 @@
 //! | [`listing`] | `LIST`/`NLST`/`MLSD` formatting (server) and parsing (client) |
 //! | [`time`] | RFC 3659 timestamps without a clock |
 //! | [`server`] | the server [`server::Session`] state machine |
+//! | [`client`] | the client [`client::Session`] state machine, and FXP between two servers |
+//! | [`url`] | `ftp://user:password@host:port/path;type=i` URLs (RFC 1738) |
 //!
 //! The codec modules know nothing of sessions, and sessions know nothing of sockets, files or clocks.
 //!

@@ -324,7 +324,10 @@ mod tests {
         assert_eq!(t.subsec_nanos(), 123_456_789);
         assert_eq!(t.to_ftp_string_exact(), "20240101000000.123456789");
         let t = Timestamp::parse_ftp(b"20240101000000.0001").unwrap();
-        assert_eq!(Timestamp::parse_ftp(t.to_ftp_string_exact().as_bytes()), Some(t));
+        assert_eq!(
+            Timestamp::parse_ftp(t.to_ftp_string_exact().as_bytes()),
+            Some(t)
+        );
     }
 
     #[test]

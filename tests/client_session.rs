@@ -2020,6 +2020,7 @@ mod wired {
                         .collect();
                     Entries {
                         entries,
+                        directory: true,
                         now: modified(),
                     }
                 }

@@ -274,7 +274,18 @@ fn listings() {
     );
     s.cmd("PASV");
     s.cmd("NLST /pub");
+    assert_eq!(s.take_data(), b"/pub/data.bin\r\n/pub/readme.txt\r\n");
+    s.cmd("CWD /pub");
+    s.cmd("PASV");
+    s.cmd("NLST");
     assert_eq!(s.take_data(), b"data.bin\r\nreadme.txt\r\n");
+    s.cmd("PASV");
+    s.cmd("NLST readme.txt");
+    assert_eq!(s.take_data(), b"readme.txt\r\n");
+    s.cmd("CWD /");
+    s.cmd("PASV");
+    s.cmd("NLST pub/");
+    assert_eq!(s.take_data(), b"pub/data.bin\r\npub/readme.txt\r\n");
     s.cmd("PASV");
     s.cmd("MLSD /");
     let body = String::from_utf8(s.take_data()).unwrap();
@@ -448,6 +459,25 @@ fn idle_timeout_closes_with_421_and_a_trickled_line_does_not_reset_it() {
     s.advance(Duration::from_secs(1));
     assert!(s.take_control().starts_with("421 "));
     assert!(s.closed);
+}
+
+#[test]
+fn a_transfer_longer_than_the_idle_timeout_does_not_end_the_session() {
+    let mut s = Sim::new();
+    s.login_anonymous();
+    s.cmd("PASV");
+    s.stall = true;
+    assert!(s.cmd("RETR /pub/data.bin").starts_with("150 "));
+    // Two chunks every 30 s: the data timeout never fires, and the whole transfer takes 960 s.
+    let mut out = String::new();
+    for _ in 0..40 {
+        s.advance(std::time::Duration::from_secs(30));
+        s.release_stalled();
+        out.push_str(&s.take_control());
+    }
+    assert_eq!(out, "226 Transfer complete.\r\n");
+    assert!(!s.closed);
+    assert_eq!(s.cmd("NOOP"), "200 NOOP ok.\r\n");
 }
 
 #[test]

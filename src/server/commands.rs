@@ -646,7 +646,11 @@ impl Session {
             path: path.clone(),
             limit: self.config.max_listing_entries,
         };
-        let direction = Direction::Listing(ListingSource::new(format));
+        let name_prefix = match format {
+            ListingFormat::Names => args.path().map(|p| p.as_bytes().to_vec()),
+            _ => None,
+        };
+        let direction = Direction::Listing(ListingSource::new(format, name_prefix));
         self.start_transfer(verb, path, direction, Transcoder::Identity, request);
     }
 
@@ -689,11 +693,12 @@ impl Session {
                 Phase::Opening,
                 Completion::Entries {
                     entries,
+                    directory,
                     now: wall_clock,
                 },
             ) => {
                 if let Some(source) = self.transfer.as_mut().and_then(Transfer::listing_mut) {
-                    source.fill(entries, wall_clock);
+                    source.fill(entries, directory, wall_clock);
                 }
                 self.connect_data(now);
             }
@@ -990,7 +995,12 @@ impl Session {
             (Then::ReportFacts(path), Completion::Metadata(metadata)) => {
                 self.report_facts(path, metadata)
             }
-            (Then::ReportListing(path), Completion::Entries { mut entries, now }) => {
+            (
+                Then::ReportListing(path),
+                Completion::Entries {
+                    mut entries, now, ..
+                },
+            ) => {
                 entries.sort_by(|a, b| a.name.cmp(&b.name));
                 let mut body = Vec::new();
                 for entry in &entries {

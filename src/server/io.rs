@@ -66,7 +66,8 @@ pub enum WriteMode {
 pub enum StorageRequest {
     /// Metadata of one path. Answer [`Completion::Metadata`].
     Stat(VirtualPath),
-    /// The entries of a directory, at most `limit` of them. Answer [`Completion::Entries`].
+    /// The entries of a directory, at most `limit` of them; for a file, its single entry. Answer
+    /// [`Completion::Entries`].
     List {
         /// The directory.
         path: VirtualPath,
@@ -260,6 +261,9 @@ pub enum Completion {
     Entries {
         /// The entries, in any order (the session sorts them by name).
         entries: Vec<DirEntry>,
+        /// Whether the path listed is a directory. `false`: it is a file, and `entries` holds its single
+        /// entry (as `ls -l file` shows it).
+        directory: bool,
         /// The current time, from the driver's clock.
         now: Timestamp,
     },

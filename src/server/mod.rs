@@ -246,6 +246,8 @@ impl Session {
         if self.closed {
             return;
         }
+        // The client is not idle while the driver works for it (a long transfer, a slow storage call).
+        self.idle_deadline = now + self.config.idle_timeout;
         if self.transfer.as_ref().is_some_and(|t| t.id == id) {
             self.transfer_completion(now, completion);
         } else if self.pending.as_ref().and_then(Pending::id) == Some(id) {
@@ -264,6 +266,7 @@ impl Session {
         }
         let window = self.config.transfer_window;
         if let Some(transfer) = self.transfer.as_mut().filter(|t| t.id == id) {
+            self.idle_deadline = now + self.config.idle_timeout;
             transfer.deadline = Some(now + self.config.data_timeout);
             transfer.on_chunk(chunk, &mut self.actions);
             // A chunk that converted to nothing (a held-back CR) freed its window slot: refill it.

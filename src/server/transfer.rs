@@ -46,15 +46,22 @@ pub(super) enum ListingFormat {
 #[derive(Debug)]
 pub(super) struct ListingSource {
     pub(super) format: ListingFormat,
+    /// `NLST dir` names its entries `dir/name`, the path as the client wrote it, so that `RETR` of each
+    /// name works from the same working directory (`mget dir/*`). ProFTPD and vsftpd do the same.
+    name_prefix: Option<Vec<u8>>,
+    /// Whether the path listed is a directory (else `entries` is the file's single entry).
+    directory: bool,
     entries: Vec<DirEntry>,
     next: usize,
     now: Timestamp,
 }
 
 impl ListingSource {
-    pub(super) fn new(format: ListingFormat) -> Self {
+    pub(super) fn new(format: ListingFormat, name_prefix: Option<Vec<u8>>) -> Self {
         ListingSource {
             format,
+            name_prefix,
+            directory: true,
             entries: Vec::new(),
             next: 0,
             now: Timestamp::UNIX_EPOCH,
@@ -62,10 +69,28 @@ impl ListingSource {
     }
 
     /// Installs the entries the driver read, sorted by name as `ls` does.
-    pub(super) fn fill(&mut self, mut entries: Vec<DirEntry>, now: Timestamp) {
+    pub(super) fn fill(&mut self, mut entries: Vec<DirEntry>, directory: bool, now: Timestamp) {
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         self.entries = entries;
+        self.directory = directory;
         self.now = now;
+    }
+
+    /// The name `NLST` shows for an entry.
+    fn nlst_name(&self, entry: &DirEntry, out: &mut Vec<u8>) {
+        match (&self.name_prefix, self.directory) {
+            (None, _) => listing::format_nlst_line(&entry.name, out),
+            // A file argument names itself, as the client wrote it.
+            (Some(prefix), false) => listing::format_nlst_line(prefix, out),
+            (Some(prefix), true) => {
+                let mut name = prefix.clone();
+                if !name.ends_with(b"/") {
+                    name.push(b'/');
+                }
+                name.extend_from_slice(&entry.name);
+                listing::format_nlst_line(&name, out);
+            }
+        }
     }
 
     /// Formats the next chunk of at most about [`LISTING_CHUNK`] bytes; `None` when all are sent.
@@ -77,7 +102,7 @@ impl ListingSource {
             };
             match self.format {
                 ListingFormat::Long => listing::format_list_line(entry, self.now, &mut out),
-                ListingFormat::Names => listing::format_nlst_line(&entry.name, &mut out),
+                ListingFormat::Names => self.nlst_name(entry, &mut out),
                 ListingFormat::Facts(facts, perms) => {
                     listing::format_mlsx_line(entry, facts, perms, None, &mut out)
                 }

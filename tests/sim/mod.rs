@@ -171,6 +171,14 @@ impl Sim {
         self.run();
     }
 
+    /// Answers the actions stalled so far, keeping the stall flags (new reads stall again).
+    pub fn release_stalled(&mut self) {
+        for action in std::mem::take(&mut self.stalled) {
+            self.answer(action);
+        }
+        self.run();
+    }
+
     pub fn file(&self, path: &str) -> Option<&[u8]> {
         match self.fs.get(path.as_bytes()) {
             Some(Node::File(content)) => Some(content),
@@ -374,6 +382,7 @@ impl Sim {
     }
 
     fn list(&self, path: &VirtualPath, limit: usize) -> Result<Completion, StorageError> {
+        let directory = matches!(self.node(path)?, Node::Dir);
         let entries = match self.node(path)? {
             Node::Dir => self
                 .children(path)
@@ -387,7 +396,11 @@ impl Sim {
             )],
         };
         let now = Timestamp::parse_ftp(b"20240301000000").unwrap();
-        Ok(Completion::Entries { entries, now })
+        Ok(Completion::Entries {
+            entries,
+            directory,
+            now,
+        })
     }
 
     fn open_write(

@@ -1,0 +1,158 @@
+//! Command-line options, parsed by hand (`--flag value` or `--flag=value`).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ftp_proto::server::AnonymousPolicy;
+
+/// The `--help` text.
+pub const USAGE: &str = "\
+Usage: server [OPTIONS]
+
+A fast FTP server on tokio, driving the sans-IO ftp_proto::server::Session.
+
+Options:
+  --root DIR              directory to serve (default: the current directory)
+  --listen ADDR           control address (default: 127.0.0.1:2121; port 0 picks a free one)
+  --user NAME:PASSWORD    a read-write user (repeatable)
+  --anonymous off|ro|rw   anonymous logins: refused, read-only or read-write (default: ro)
+  --passive-ports LOW-HIGH  ports for passive data connections (default: any ephemeral port)
+  --masquerade IP         IPv4 address to report in PASV replies (for NAT)
+  --strict-crlf           require CRLF line ends (a bare LF is not accepted)
+  --allow-fxp             allow data connections to/from other hosts than the client (FXP)
+  --idle-timeout SECS     close sessions idle this long (default: 300)
+  --data-timeout SECS     give up on a data connection idle this long (default: 60)
+  --help                  show this text
+";
+
+/// What the server was asked to do.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Serve with these options.
+    Run(Options),
+    /// Print [`USAGE`] and exit.
+    Help,
+}
+
+/// The server's settings.
+#[derive(Debug)]
+pub struct Options {
+    pub root: PathBuf,
+    pub listen: SocketAddr,
+    pub users: Vec<(String, String)>,
+    pub anonymous: AnonymousPolicy,
+    pub passive_ports: Option<RangeInclusive<u16>>,
+    pub masquerade: Option<Ipv4Addr>,
+    pub strict_crlf: bool,
+    pub allow_fxp: bool,
+    pub idle_timeout: Option<Duration>,
+    pub data_timeout: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            root: PathBuf::from("."),
+            listen: SocketAddr::from(([127, 0, 0, 1], 2121)),
+            users: Vec::new(),
+            anonymous: AnonymousPolicy::ReadOnly,
+            passive_ports: None,
+            masquerade: None,
+            strict_crlf: false,
+            allow_fxp: false,
+            idle_timeout: None,
+            data_timeout: None,
+        }
+    }
+}
+
+/// Parses the arguments (without the program name). The error is a message for the user.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
+    let mut options = Options::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        // `--flag=value` is the same as `--flag value`.
+        let (flag, inline_value) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_owned(), Some(value.to_owned()))
+            }
+            _ => (arg, None),
+        };
+        let mut value = || {
+            inline_value
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--help" | "-h" => return Ok(Parsed::Help),
+            "--root" => options.root = PathBuf::from(value()?),
+            "--listen" => options.listen = parse_value(&flag, &value()?)?,
+            "--user" => options.users.push(parse_user(&value()?)?),
+            "--anonymous" => options.anonymous = parse_anonymous(&value()?)?,
+            "--passive-ports" => options.passive_ports = Some(parse_port_range(&value()?)?),
+            "--masquerade" => options.masquerade = Some(parse_value(&flag, &value()?)?),
+            "--idle-timeout" => options.idle_timeout = Some(parse_seconds(&flag, &value()?)?),
+            "--data-timeout" => options.data_timeout = Some(parse_seconds(&flag, &value()?)?),
+            "--strict-crlf" | "--allow-fxp" if inline_value.is_some() => {
+                return Err(format!("{flag} takes no value"));
+            }
+            "--strict-crlf" => options.strict_crlf = true,
+            "--allow-fxp" => options.allow_fxp = true,
+            _ => return Err(format!("unknown option {flag:?}")),
+        }
+    }
+    Ok(Parsed::Run(options))
+}
+
+fn parse_value<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {
+    text.parse()
+        .map_err(|_| format!("{flag}: cannot understand {text:?}"))
+}
+
+fn parse_user(text: &str) -> Result<(String, String), String> {
+    let (name, password) = text
+        .split_once(':')
+        .ok_or_else(|| format!("--user: expected NAME:PASSWORD, got {text:?}"))?;
+    if name.is_empty() {
+        return Err("--user: the name is empty".to_owned());
+    }
+    // These names mean an anonymous login to the session (RFC 1635): no password would be checked.
+    if name.eq_ignore_ascii_case("anonymous") || name.eq_ignore_ascii_case("ftp") {
+        return Err(format!(
+            "--user: {name:?} is reserved for anonymous login, see --anonymous"
+        ));
+    }
+    Ok((name.to_owned(), password.to_owned()))
+}
+
+fn parse_anonymous(text: &str) -> Result<AnonymousPolicy, String> {
+    match text {
+        "off" => Ok(AnonymousPolicy::Disabled),
+        "ro" => Ok(AnonymousPolicy::ReadOnly),
+        "rw" => Ok(AnonymousPolicy::ReadWrite),
+        _ => Err(format!("--anonymous: expected off, ro or rw, got {text:?}")),
+    }
+}
+
+fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
+    let error = || format!("--passive-ports: expected LOW-HIGH (1-65535), got {text:?}");
+    let (low, high) = text.split_once('-').ok_or_else(error)?;
+    let low: u16 = low.parse().map_err(|_| error())?;
+    let high: u16 = high.parse().map_err(|_| error())?;
+    if low == 0 || low > high {
+        return Err(error());
+    }
+    Ok(low..=high)
+}
+
+fn parse_seconds(flag: &str, text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+        _ => Err(format!(
+            "{flag}: expected a whole number of seconds > 0, got {text:?}"
+        )),
+    }
+}

@@ -1,0 +1,325 @@
+//! The data connection of a session, owned by one tokio task.
+//!
+//! A [`DataChannel`] is made by `ListenPassive` (it then owns the bound listener) or by `ConnectData`
+//! (it then dials the client). The session's socket actions (`AcceptData`, `SendData`, `ReceiveData`)
+//! reach the task in order over a channel, and each answer goes back to the session task as an
+//! [`Incoming`] message, so the session task never waits on the data connection and keeps reading the
+//! control connection (`ABOR`, `STAT`) during a transfer.
+//!
+//! There is no need to accept in advance: the kernel completes the client's handshake into the listen
+//! backlog as soon as it arrives, and `accept` just takes it when the session asks.
+//!
+//! Closing comes in two kinds. A finished transfer ([`DataChannel::finish`]) shuts the socket down
+//! cleanly and waits for that, so the client has seen the end of the data before it reads 226. An aborted
+//! one ([`DataChannel::abort`]) interrupts whatever the task is doing and resets the connection
+//! (`SO_LINGER` 0: an RST, unsent data discarded) so that the client stops at once.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::{ControlFlow, RangeInclusive};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ftp_proto::server::{Completion, RequestId, StorageError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::buffers::BufferPool;
+use crate::session_task::{Incoming, WorkerLinks};
+
+/// How long closing may take before we stop waiting: a clean shutdown or a reset is one system call, so
+/// this is only reached if the task is somehow stuck.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// The ports passive listeners may use (`--passive-ports`), handed out round-robin across sessions so
+/// that consecutive listeners do not all start probing at the same port.
+#[derive(Debug)]
+pub struct PassivePorts {
+    range: Option<RangeInclusive<u16>>,
+    next: AtomicUsize,
+}
+
+impl PassivePorts {
+    /// `None`: any ephemeral port the system picks.
+    pub fn new(range: Option<RangeInclusive<u16>>) -> PassivePorts {
+        PassivePorts {
+            range,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The ports to try, in order, for one listener (`0` asks the system for any).
+    fn candidates(&self) -> Vec<u16> {
+        let Some(range) = &self.range else {
+            return vec![0];
+        };
+        let ports: Vec<u16> = range.clone().collect();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % ports.len().max(1);
+        ports
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(ports.len())
+            .copied()
+            .collect()
+    }
+}
+
+/// An operation on the data connection, in the session's order.
+#[derive(Debug)]
+enum DataOp {
+    /// Take the client's connection from the listener.
+    Accept(RequestId),
+    /// Dial the client from `local`.
+    Connect {
+        id: RequestId,
+        local: IpAddr,
+        addr: SocketAddr,
+    },
+    /// Write a chunk.
+    Send(RequestId, Bytes),
+    /// Read the next chunk.
+    Receive(RequestId),
+    /// Shut down cleanly, then report on `done`.
+    Finish(oneshot::Sender<()>),
+}
+
+/// The session task's end of a data connection task.
+#[derive(Debug)]
+pub struct DataChannel {
+    ops: UnboundedSender<DataOp>,
+    abort: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl DataChannel {
+    /// Binds a passive listener on `ip`, trying the configured ports; returns the channel and the
+    /// address actually bound.
+    pub async fn listen(
+        ip: IpAddr,
+        ports: &PassivePorts,
+        links: WorkerLinks,
+    ) -> io::Result<(DataChannel, SocketAddr)> {
+        let mut last_error = io::Error::new(io::ErrorKind::AddrInUse, "no passive port free");
+        for port in ports.candidates() {
+            match TcpListener::bind(SocketAddr::new(ip, port)).await {
+                Ok(listener) => {
+                    let bound = listener.local_addr()?;
+                    let channel = Self::spawn(Endpoint::Listening(listener), links);
+                    return Ok((channel, bound));
+                }
+                Err(e) => last_error = e,
+            }
+        }
+        Err(last_error)
+    }
+
+    /// Starts dialling the client at `addr` from `local`; the task answers `DataConnected` or `Failed`.
+    pub fn connect(
+        id: RequestId,
+        local: IpAddr,
+        addr: SocketAddr,
+        links: WorkerLinks,
+    ) -> DataChannel {
+        let channel = Self::spawn(Endpoint::Closed, links);
+        channel.queue(DataOp::Connect { id, local, addr });
+        channel
+    }
+
+    fn spawn(endpoint: Endpoint, links: WorkerLinks) -> DataChannel {
+        let (ops, ops_rx) = unbounded_channel();
+        let (abort, abort_rx) = oneshot::channel();
+        let WorkerLinks { incoming, buffers } = links;
+        let worker = DataWorker {
+            endpoint,
+            incoming,
+            buffers,
+        };
+        let task = tokio::spawn(worker.run(ops_rx, abort_rx));
+        DataChannel { ops, abort, task }
+    }
+
+    /// Queues taking the passive connection (answered `DataConnected`).
+    pub fn accept(&self, id: RequestId) {
+        self.queue(DataOp::Accept(id));
+    }
+
+    /// Queues writing a chunk (answered `Written`).
+    pub fn send(&self, id: RequestId, data: Bytes) {
+        self.queue(DataOp::Send(id, data));
+    }
+
+    /// Queues reading a chunk (answered with the chunk, or `EndOfData`).
+    pub fn receive(&self, id: RequestId) {
+        self.queue(DataOp::Receive(id));
+    }
+
+    /// A task that has ended (it finished, or the session is gone) has nobody to answer: the operation
+    /// is moot and dropped.
+    fn queue(&self, op: DataOp) {
+        let _ = self.ops.send(op);
+    }
+
+    /// Shuts the connection down cleanly after the queued operations, and waits until that is done.
+    pub async fn finish(self) {
+        let (done, done_rx) = oneshot::channel();
+        self.queue(DataOp::Finish(done));
+        // An error means the task already ended (and dropped its socket): closed either way.
+        let _ = tokio::time::timeout(CLOSE_WAIT, done_rx).await;
+    }
+
+    /// Interrupts the task and resets the connection (or closes the listener), and waits until that is
+    /// done.
+    pub async fn abort(self) {
+        let _ = self.abort.send(());
+        let mut task = self.task;
+        if tokio::time::timeout(CLOSE_WAIT, &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+/// What the data task holds.
+#[derive(Debug)]
+enum Endpoint {
+    /// A passive listener, until the client's connection is accepted.
+    Listening(TcpListener),
+    /// The data connection.
+    Connected(TcpStream),
+    /// Nothing (not yet dialled, or finished).
+    Closed,
+}
+
+struct DataWorker {
+    endpoint: Endpoint,
+    incoming: UnboundedSender<Incoming>,
+    buffers: BufferPool,
+}
+
+impl DataWorker {
+    /// Performs operations in order until finished, aborted, or dropped by the session (which also counts
+    /// as an abort: the session is gone).
+    async fn run(mut self, mut ops: UnboundedReceiver<DataOp>, mut abort: oneshot::Receiver<()>) {
+        loop {
+            // `biased`: an abort wins over any queued or running operation, even a blocked write.
+            let op = tokio::select! {
+                biased;
+                _ = &mut abort => break,
+                op = ops.recv() => op,
+            };
+            let Some(op) = op else { break };
+            let flow = tokio::select! {
+                biased;
+                _ = &mut abort => break,
+                flow = self.perform(op) => flow,
+            };
+            if flow.is_break() {
+                return;
+            }
+        }
+        self.reset();
+    }
+
+    async fn perform(&mut self, op: DataOp) -> ControlFlow<()> {
+        let message = match op {
+            DataOp::Accept(id) => Incoming::Completion(id, self.accept().await),
+            DataOp::Connect { id, local, addr } => {
+                Incoming::Completion(id, self.connect(local, addr).await)
+            }
+            DataOp::Send(id, data) => Incoming::Completion(id, self.send(data).await),
+            DataOp::Receive(id) => self.receive(id).await,
+            DataOp::Finish(done) => {
+                if let Endpoint::Connected(stream) = &mut self.endpoint {
+                    // FIN after the last byte; errors mean the client is gone, which is closed too.
+                    let _ = stream.shutdown().await;
+                }
+                self.endpoint = Endpoint::Closed;
+                let _ = done.send(());
+                return ControlFlow::Break(());
+            }
+        };
+        match self.incoming.send(message) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()), // the session ended
+        }
+    }
+
+    async fn accept(&mut self) -> Completion {
+        let Endpoint::Listening(listener) = &self.endpoint else {
+            return Completion::Failed(StorageError::DataConnection);
+        };
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                // One connection per PASV: dropping the listener frees the port at once.
+                self.connected(stream);
+                Completion::DataConnected { peer }
+            }
+            Err(_) => Completion::Failed(StorageError::DataConnection),
+        }
+    }
+
+    async fn connect(&mut self, local: IpAddr, addr: SocketAddr) -> Completion {
+        match dial(local, addr).await {
+            Ok(stream) => {
+                self.connected(stream);
+                Completion::DataConnected { peer: addr }
+            }
+            Err(_) => Completion::Failed(StorageError::DataConnection),
+        }
+    }
+
+    fn connected(&mut self, stream: TcpStream) {
+        // Chunks are large; no-delay only spares a listing's last small segment a wait for an ACK.
+        let _ = stream.set_nodelay(true);
+        self.endpoint = Endpoint::Connected(stream);
+    }
+
+    async fn send(&mut self, data: Bytes) -> Completion {
+        let Endpoint::Connected(stream) = &mut self.endpoint else {
+            return Completion::Failed(StorageError::DataConnection);
+        };
+        let written = stream.write_all(&data).await;
+        // Back to the pool before `Written` makes the session ask for the next chunk.
+        self.buffers.recycle(data);
+        match written {
+            Ok(()) => Completion::Written,
+            Err(_) => Completion::Failed(StorageError::DataConnection),
+        }
+    }
+
+    async fn receive(&mut self, id: RequestId) -> Incoming {
+        let Endpoint::Connected(stream) = &mut self.endpoint else {
+            return Incoming::Completion(id, Completion::Failed(StorageError::DataConnection));
+        };
+        // `read_buf` fills the spare capacity without zeroing it first; the buffer becomes the chunk.
+        let mut buffer = self.buffers.take_empty();
+        match stream.read_buf(&mut buffer).await {
+            Ok(0) => Incoming::Completion(id, Completion::EndOfData),
+            Ok(_) => Incoming::Data(id, buffer.freeze()),
+            Err(_) => Incoming::Completion(id, Completion::Failed(StorageError::DataConnection)),
+        }
+    }
+
+    /// An abortive close: RST rather than FIN, so the client notices the transfer was cut short.
+    fn reset(&mut self) {
+        if let Endpoint::Connected(stream) = &self.endpoint {
+            let _ = stream.set_zero_linger();
+        }
+        self.endpoint = Endpoint::Closed;
+    }
+}
+
+/// Connects to `addr` from an ephemeral port on `local` (the control connection's address, so the
+/// client sees the data connection come from the server it talks to).
+async fn dial(local: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = match local {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(local, 0))?;
+    socket.connect(addr).await
+}

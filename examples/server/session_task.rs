@@ -1,0 +1,393 @@
+//! One tokio task per control connection: it owns the sans-IO [`Session`] and carries out its actions.
+//!
+//! The loop waits on three things at once (`tokio::select!`): bytes on the control connection, messages
+//! from the helper tasks (completions and data chunks, over one channel), and the session's timer. After
+//! each input it drains `poll_action` and carries every action out in order, then logs the events. Slow
+//! work never runs in this task: the data connection ([`DataChannel`]), the open file ([`FileHandle`]) and
+//! other storage operations (on the blocking pool) run elsewhere and answer through the channel, so the
+//! control connection is read during a transfer and `ABOR` and `STAT` work.
+//!
+//! Control replies are gathered while the actions are carried out and written once at the end, in their
+//! order. The one ordering that involves the data connection is kept by waiting: a clean `CloseData`
+//! finishes (the client has its EOF) before the `226` that follows it is even queued.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ftp_proto::server::{
+    Action, Completion, Config, ConnectionInfo, Event, RequestId, Session, StorageError,
+    StorageRequest,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::time::Instant;
+
+use crate::auth::Users;
+use crate::buffers::BufferPool;
+use crate::data::{DataChannel, PassivePorts};
+use crate::files::{FileHandle, FileOp};
+use crate::storage::Storage;
+
+/// Bytes read from the control connection at a time (commands are short; a longer line just takes two
+/// reads).
+const CONTROL_READ_SIZE: usize = 4096;
+
+/// What the helper tasks send to the session task.
+#[derive(Debug)]
+pub enum Incoming {
+    /// The answer to an action.
+    Completion(RequestId, Completion),
+    /// A chunk read from the file or from the data connection.
+    Data(RequestId, Bytes),
+}
+
+/// What a helper task needs of its session: where to send answers, and the session's chunk buffers.
+#[derive(Clone, Debug)]
+pub struct WorkerLinks {
+    pub incoming: UnboundedSender<Incoming>,
+    pub buffers: BufferPool,
+}
+
+/// Everything the sessions of one server share.
+#[derive(Debug)]
+pub struct Server {
+    pub config: Arc<Config>,
+    pub storage: Arc<Storage>,
+    pub users: Users,
+    pub passive_ports: PassivePorts,
+    /// The address reported in `PASV` replies instead of the bound one.
+    pub masquerade: Option<Ipv4Addr>,
+}
+
+/// Serves one control connection until the session ends or the client goes away.
+pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
+    let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
+        return;
+    };
+    // Replies are small and often come in pairs (150 ... 226): don't let Nagle hold the second back.
+    let _ = stream.set_nodelay(true);
+    // Clients send the Telnet "synch" before ABOR as TCP urgent data (Python's ftplib sends `ABOR\r\n`
+    // with MSG_OOB). Without SO_OOBINLINE the kernel pulls the urgent byte out of the stream, so the
+    // session would see `ABOR\r` and then nothing: keep it in line, where the framer expects it.
+    let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let (incoming, mut messages) = unbounded_channel();
+    let info = ConnectionInfo { local, peer };
+    let session = Session::new(server.config.clone(), info, now());
+    let mut driver = Driver {
+        // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; data sockets want the IPv4 form.
+        local_ip: local.ip().to_canonical(),
+        server,
+        number,
+        session,
+        incoming,
+        buffers: BufferPool::default(),
+        data: None,
+        file: None,
+        out: Vec::new(),
+        started: HashMap::new(),
+    };
+    driver.log(format_args!("connected from {peer}"));
+
+    let mut buffer = vec![0u8; CONTROL_READ_SIZE];
+    // One timer, moved as the session's deadline moves (not a new timer per chunk of a transfer).
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    loop {
+        if driver.carry_out(&mut writer).await.is_break() {
+            break;
+        }
+        let deadline = driver.session.poll_timeout().map(Instant::from_std);
+        if let Some(deadline) = deadline {
+            // An elapsed timer would fire again at once: re-arm it even for the same instant.
+            if timer.deadline() != deadline || timer.is_elapsed() {
+                timer.as_mut().reset(deadline);
+            }
+        }
+        tokio::select! {
+            read = reader.read(&mut buffer) => match read {
+                Ok(0) | Err(_) => driver.session.handle_control_eof(),
+                Ok(n) => {
+                    let bytes = buffer.get(..n).unwrap_or_default();
+                    driver.session.handle_control_input(now(), bytes);
+                    read_past_urgent_mark(&reader, &mut buffer, &mut driver.session);
+                }
+            },
+            Some(message) = messages.recv() => driver.deliver(message),
+            () = &mut timer, if deadline.is_some() => driver.session.handle_timeout(now()),
+        }
+    }
+    driver.close_data(true).await;
+    let _ = writer.shutdown().await;
+    linger(&mut reader, &mut buffer).await;
+    driver.log(format_args!("closed"));
+}
+
+/// How long a closing session waits for the client to close its side.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Reads (and ignores) what the client still sends until it closes, for at most [`LINGER`]. Closing a
+/// socket with unread input makes the kernel send an RST, which can destroy the last reply (`221`, `421`)
+/// before the client has read it.
+async fn linger(reader: &mut OwnedReadHalf, buffer: &mut [u8]) {
+    let drain = async {
+        while let Ok(n) = reader.read(buffer).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+/// Reads what is left after a short read, straight from the socket.
+///
+/// A read stops at the TCP urgent mark, and tokio takes a short read to mean the socket is drained, so
+/// it waits for the next readiness edge. When a client sends `ABOR\r\n` with MSG_OOB (Python's ftplib
+/// does), the urgent `\n` is already queued behind the mark and no edge ever comes: the session would wait
+/// for the end of `ABOR` until the client gave up. A non-blocking read here picks it up.
+fn read_past_urgent_mark(reader: &OwnedReadHalf, buffer: &mut [u8], session: &mut Session) {
+    use std::io::Read;
+    let socket = socket2::SockRef::from(reader.as_ref());
+    for _ in 0..4 {
+        match (&*socket).read(buffer) {
+            Ok(n) if n > 0 => {
+                let bytes = buffer.get(..n).unwrap_or_default();
+                session.handle_control_input(now(), bytes);
+            }
+            // End of stream, an error or nothing more: the next ordinary read reports it.
+            _ => return,
+        }
+    }
+}
+
+/// The session's clock, on tokio's time (so it follows `tokio::time::pause` in tests).
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// The session task's state: the session and the helpers carrying out its actions.
+struct Driver {
+    server: Arc<Server>,
+    number: u64,
+    session: Session,
+    /// Where passive listeners bind and active connections come from.
+    local_ip: IpAddr,
+    /// The sending end of this task's channel, cloned into every helper.
+    incoming: UnboundedSender<Incoming>,
+    /// Chunk buffers shared by this session's file and data tasks.
+    buffers: BufferPool,
+    data: Option<DataChannel>,
+    file: Option<FileHandle>,
+    /// Control replies not yet written.
+    out: Vec<u8>,
+    /// When each transfer's data connection opened, for the throughput in the log.
+    started: HashMap<RequestId, Instant>,
+}
+
+impl Driver {
+    /// Drains and performs the session's actions, logs its events and writes the replies. `Break` when
+    /// the session is over or the control connection broke.
+    async fn carry_out(&mut self, writer: &mut OwnedWriteHalf) -> ControlFlow<()> {
+        let mut flow = ControlFlow::Continue(());
+        while let Some(action) = self.session.poll_action() {
+            if self.perform(action).await.is_break() {
+                flow = ControlFlow::Break(());
+                break;
+            }
+        }
+        self.log_events();
+        if !self.out.is_empty() {
+            // A client that stops reading replies must not pin this task forever.
+            let limit = self.server.config.idle_timeout;
+            let written = tokio::time::timeout(limit, writer.write_all(&self.out)).await;
+            self.out.clear();
+            if !matches!(written, Ok(Ok(()))) {
+                self.log(format_args!("control connection write failed"));
+                return ControlFlow::Break(());
+            }
+        }
+        flow
+    }
+
+    async fn perform(&mut self, action: Action) -> ControlFlow<()> {
+        match action {
+            Action::SendControl(bytes) => self.out.extend_from_slice(&bytes),
+            Action::Authenticate { id, user, password } => {
+                let answer = self.server.users.authenticate(&user, password.as_ref());
+                self.answer(id, answer);
+            }
+            Action::ListenPassive { id, ipv4_only } => self.listen(id, ipv4_only).await,
+            Action::AcceptData { id } => match &self.data {
+                Some(data) => data.accept(id),
+                None => self.answer(id, Completion::Failed(StorageError::DataConnection)),
+            },
+            Action::ConnectData { id, addr } => {
+                self.close_data(true).await;
+                let channel = DataChannel::connect(id, self.local_ip, addr, self.links());
+                self.data = Some(channel);
+            }
+            Action::SendData { id, data } => match &self.data {
+                Some(channel) => channel.send(id, data),
+                None => self.answer(id, Completion::Failed(StorageError::DataConnection)),
+            },
+            Action::ReceiveData { id } => match &self.data {
+                Some(channel) => channel.receive(id),
+                None => self.answer(id, Completion::Failed(StorageError::DataConnection)),
+            },
+            Action::CloseData { aborted } => self.close_data(aborted).await,
+            Action::Storage { id, request } => self.storage(id, request),
+            Action::ReadFile { id } => self.file_op(id, FileOp::Read),
+            Action::WriteFile { id, data } => self.file_op(id, FileOp::Write(data)),
+            Action::CloseFile { id, aborted } => self.close_file(id, aborted),
+            Action::CloseControl => return ControlFlow::Break(()),
+            other => self.log(format_args!("unsupported action {other:?}")),
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Feeds a helper's message to the session.
+    fn deliver(&mut self, message: Incoming) {
+        match message {
+            Incoming::Completion(id, completion) => {
+                if let Completion::DataConnected { .. } = completion {
+                    self.started.insert(id, Instant::now());
+                }
+                self.session.handle_completion(now(), id, completion);
+            }
+            Incoming::Data(id, chunk) => self.session.handle_data(now(), id, chunk),
+        }
+    }
+
+    fn links(&self) -> WorkerLinks {
+        WorkerLinks {
+            incoming: self.incoming.clone(),
+            buffers: self.buffers.clone(),
+        }
+    }
+
+    /// Answers an action right away. Through the channel like every other answer, so that it reaches the
+    /// session after the current drain, never in the middle of one.
+    fn answer(&self, id: RequestId, completion: Completion) {
+        let _ = self.incoming.send(Incoming::Completion(id, completion));
+    }
+
+    async fn listen(&mut self, id: RequestId, ipv4_only: bool) {
+        self.close_data(true).await;
+        if ipv4_only && !self.local_ip.is_ipv4() {
+            self.answer(id, Completion::Failed(StorageError::DataConnection));
+            return;
+        }
+        let ports = &self.server.passive_ports;
+        match DataChannel::listen(self.local_ip, ports, self.links()).await {
+            Ok((channel, bound)) => {
+                self.data = Some(channel);
+                let reported = match self.server.masquerade {
+                    Some(ip) => SocketAddr::new(IpAddr::V4(ip), bound.port()),
+                    None => bound,
+                };
+                self.answer(id, Completion::Listening(reported));
+            }
+            Err(error) => {
+                self.log(format_args!("passive listener failed: {error}"));
+                self.answer(id, Completion::Failed(StorageError::DataConnection));
+            }
+        }
+    }
+
+    async fn close_data(&mut self, aborted: bool) {
+        match self.data.take() {
+            Some(channel) if aborted => channel.abort().await,
+            Some(channel) => channel.finish().await,
+            None => {}
+        }
+    }
+
+    /// Opens run in a file worker, which then serves the transfer; everything else is one blocking job.
+    fn storage(&mut self, id: RequestId, request: StorageRequest) {
+        let storage = self.server.storage.clone();
+        match request {
+            // A file still open from an earlier transfer is closed by dropping its handle.
+            StorageRequest::OpenRead { path, offset } => {
+                let links = self.links();
+                self.file = Some(FileHandle::open_read(storage, id, path, offset, links));
+            }
+            StorageRequest::OpenWrite { path, mode } => {
+                let links = self.links();
+                self.file = Some(FileHandle::open_write(storage, id, path, mode, links));
+            }
+            request => {
+                let incoming = self.incoming.clone();
+                tokio::task::spawn_blocking(move || {
+                    let completion = storage.execute(request);
+                    let _ = incoming.send(Incoming::Completion(id, completion));
+                });
+            }
+        }
+    }
+
+    fn file_op(&mut self, id: RequestId, op: FileOp) {
+        match self.file.as_ref().filter(|file| file.id() == id) {
+            Some(file) => file.send(op),
+            None => self.answer(
+                id,
+                Completion::Failed(StorageError::Other("no open file".into())),
+            ),
+        }
+    }
+
+    fn close_file(&mut self, id: RequestId, aborted: bool) {
+        match self.file.take_if(|file| file.id() == id) {
+            Some(file) => file.send(FileOp::Close { aborted }),
+            // Only a finished upload waits for an answer to its close.
+            None if !aborted => {
+                let error = StorageError::Other("no open file".into());
+                self.answer(id, Completion::Failed(error));
+            }
+            None => {}
+        }
+    }
+
+    fn log_events(&mut self) {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                Event::Command(line) => self.log(format_args!("> {line}")),
+                Event::LoggedIn { user, access } => {
+                    self.log(format_args!("logged in as {user} ({access:?})"))
+                }
+                Event::LoginFailed { user } => self.log(format_args!("login failed for {user}")),
+                Event::TransferEnded {
+                    id,
+                    verb,
+                    path,
+                    bytes,
+                    completed,
+                } => {
+                    let path = path.to_string_lossy();
+                    let outcome = if completed { "done" } else { "aborted" };
+                    match self.started.remove(&id) {
+                        Some(start) => {
+                            let secs = start.elapsed().as_secs_f64();
+                            let rate = bytes as f64 / 1e6 / secs.max(1e-9);
+                            self.log(format_args!(
+                                "{verb} {path}: {outcome}, {bytes} bytes in {secs:.3} s ({rate:.1} MB/s)"
+                            ));
+                        }
+                        None => self.log(format_args!("{verb} {path}: {outcome}, {bytes} bytes")),
+                    }
+                }
+                other => self.log(format_args!("{other:?}")),
+            }
+        }
+    }
+
+    fn log(&self, message: std::fmt::Arguments<'_>) {
+        eprintln!("[#{}] {message}", self.number);
+    }
+}
