@@ -1102,6 +1102,40 @@ fn broken_data_connection_aborts_the_transfer() {
     );
 }
 
+/// Regression (found against the example server): it accepts the passive connection, refuses `RETR`
+/// with 550 and resets the connection; the reset reached the client before the 550, and the download
+/// failed with "connection reset" instead of the server's reason.
+#[test]
+fn refusal_that_resets_the_data_connection_reports_the_refusal() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::Retrieve {
+        path: path("missing"),
+        offset: 0,
+    });
+    epsv(&mut s, id, 6500);
+    assert_eq!(s.sent(), "RETR missing\r\n");
+    s.complete(
+        id,
+        Completion::DataConnected {
+            peer: addr("198.51.100.1:6500"),
+        },
+    );
+    s.data_actions();
+    s.complete(id, Completion::Failed(ErrorKind::ConnectionReset));
+    assert_eq!(s.sent(), "ABOR\r\nNOOP\r\n");
+    s.reply("550 No such file.\r\n225 No transfer to abort.\r\n200 NOOP ok.\r\n");
+    let result = s.result(id);
+    let Err(ClientError::Reply(reply)) = &result else {
+        panic!("{result:?}");
+    };
+    assert_eq!(reply.code().get(), 550);
+    // The session is in step: the next command gets its own reply.
+    let pwd = s.request(Request::Pwd);
+    assert_eq!(s.sent(), "PWD\r\n");
+    s.reply("257 \"/\"\r\n");
+    assert_eq!(s.result(pwd), Ok(Outcome::Path(b"/".to_vec())));
+}
+
 #[test]
 fn failed_connect_while_rest_is_pending_undoes_the_rest() {
     let mut s = Script::greeted();

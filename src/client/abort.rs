@@ -64,6 +64,8 @@ pub(super) struct AbortExchange {
     finals: usize,
     /// The final reply before the latest one (with a sentinel, the answer to `ABOR` once `NOOP`'s arrives).
     previous: Option<Reply>,
+    /// With a sentinel, the first final reply: the aborted command's own answer.
+    first: Option<Reply>,
     /// The `Abort` request's result, once known.
     pub(super) result: Option<Result<Outcome, ClientError>>,
 }
@@ -120,6 +122,7 @@ impl Session {
             sentinel,
             finals: 0,
             previous: None,
+            first: None,
             result: None,
         }));
     }
@@ -133,6 +136,9 @@ impl Session {
             return Flow::Continue;
         }
         exchange.finals += 1;
+        if exchange.finals == 1 && exchange.sentinel {
+            exchange.first = Some(reply.clone());
+        }
         let done = !exchange.sentinel
             || exchange.finals >= 3
             || (exchange.finals >= 2 && reply.code() == ReplyCode::COMMAND_OK);
@@ -154,6 +160,23 @@ impl Session {
         // The sentinel's answer is the last reply owed: whatever the server chose not to send, it won't.
         self.outstanding = 0;
         self.reply_deadline = None;
-        Flow::Done(Err(exchange.op_error.clone()))
+        Flow::Done(Err(aborted_error(exchange)))
+    }
+}
+
+/// What an aborted request fails with. When the session aborted by itself because the data connection
+/// broke, and the aborted command's own answer is a refusal other than the usual 426 (a server that
+/// refuses `RETR` with 550 may reset the data connection it had accepted before the 550 arrives), the
+/// refusal says more than "connection reset": report it.
+fn aborted_error(exchange: &mut AbortExchange) -> ClientError {
+    let refusal = exchange
+        .first
+        .take()
+        .filter(|r| r.code().is_negative() && r.code() != ReplyCode::TRANSFER_ABORTED);
+    match (&exchange.op_error, refusal) {
+        (ClientError::DataConnection(_), Some(reply)) if exchange.id.is_none() => {
+            ClientError::Reply(reply)
+        }
+        _ => exchange.op_error.clone(),
     }
 }

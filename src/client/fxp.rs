@@ -11,11 +11,12 @@
 //!
 //! 1. destination: `PASV` → `227 (h1,h2,h3,h4,p1,p2)`;
 //! 2. source: `PORT h1,h2,h3,h4,p1,p2` → `200`;
-//! 3. destination: `STOR path`, and once its preliminary `150` arrived (so the destination is waiting
-//!    for the data)...
-//! 4. source: `RETR path`;
-//! 5. both answer `226` when the copy is done. If either side fails after step 4, the other is sent
-//!    [`Request::Abort`] so that it does not wait for a connection that will never come.
+//! 3. destination: `STOR path`, and at the same time...
+//! 4. source: `RETR path`. It does not wait for the destination's `150`: most servers (ProFTPD,
+//!    pyftpdlib, vsftpd) send that only once the data connection is open, which needs the `RETR`. The
+//!    destination's listener exists since its `227`, so the source's connection waits in its backlog.
+//! 5. both answer `226` when the copy is done. If either side fails after step 3, the other is sent
+//!    [`Request::Abort`] so that it does not wait for a connection or data that will never come.
 //!
 //! The source must allow a `PORT` to an address other than the client's (most servers refuse by
 //! default, against the "FTP bounce" attack of RFC 2577). Set the transfer type on both sessions before
@@ -104,6 +105,8 @@ pub struct FxpTransfer {
     /// Submitted requests whose completion is awaited.
     ids: Vec<(Side, RequestId, Purpose)>,
     retr_requested: bool,
+    /// The destination answered `STOR` with a preliminary reply.
+    stor_preliminary: bool,
     stor_result: Option<Result<Outcome, ClientError>>,
     retr_result: Option<Result<Outcome, ClientError>>,
     /// The first failure.
@@ -129,6 +132,7 @@ impl FxpTransfer {
             submitting: None,
             ids: Vec::new(),
             retr_requested: false,
+            stor_preliminary: false,
             stor_result: None,
             retr_result: None,
             error: None,
@@ -188,9 +192,9 @@ impl FxpTransfer {
     pub fn handle_event(&mut self, side: Side, event: &Event) {
         match event {
             Event::Preliminary { id: Some(id), .. }
-                if self.purpose_of(side, *id) == Some(Purpose::Stor) && !self.retr_requested =>
+                if self.purpose_of(side, *id) == Some(Purpose::Stor) =>
             {
-                self.request_retr();
+                self.stor_preliminary = true;
             }
             Event::Completed { id, result } => {
                 let Some(position) = self.ids.iter().position(|&(s, i, _)| s == side && i == *id)
@@ -236,15 +240,18 @@ impl FxpTransfer {
                 )),
                 None => self.fail(fail(side, bad_text(reply))),
             },
-            (Purpose::Port, Ok(_)) => self.outbox.push_back((
-                Side::Destination,
-                Purpose::Stor,
-                Request::Raw(Command::Stor(self.destination_path.clone())),
-            )),
+            (Purpose::Port, Ok(_)) => {
+                self.outbox.push_back((
+                    Side::Destination,
+                    Purpose::Stor,
+                    Request::Raw(Command::Stor(self.destination_path.clone())),
+                ));
+                self.request_retr();
+            }
             (Purpose::Stor, result) => {
                 let result = match result {
                     // A 2xx without a 150 first: the destination stored nothing from the source.
-                    Ok(Outcome::Done(reply)) if !self.retr_requested => Err(unexpected(reply)),
+                    Ok(Outcome::Done(reply)) if !self.stor_preliminary => Err(unexpected(reply)),
                     other => other,
                 };
                 if let Err(error) = &result {
@@ -436,9 +443,9 @@ mod tests {
         assert_eq!(h.sent(Source), "PORT 198,51,100,1,200,10\r\n");
         h.reply(Source, b"200 PORT command successful\r\n");
         assert_eq!(h.sent(Destination), "STOR in/big.iso\r\n");
-        assert_eq!(h.sent(Source), "", "RETR waits for the destination's 150");
-        h.reply(Destination, b"150 Ok to send data\r\n");
+        // At once: the destination's 150 may wait for the connection that RETR makes.
         assert_eq!(h.sent(Source), "RETR big.iso\r\n");
+        h.reply(Destination, b"150 Ok to send data\r\n");
         h.reply(
             Source,
             b"150 Opening BINARY mode data connection\r\n226 Transfer complete\r\n",
@@ -481,20 +488,71 @@ mod tests {
         );
     }
 
+    /// Regression: the copy waited for the destination's 150 before sending RETR, but ProFTPD,
+    /// pyftpdlib and the example server send 150 only once the source has connected: a deadlock until
+    /// the reply timeout. Now the destination can answer 150 only after the source's 150.
     #[test]
-    fn stor_refused_before_any_retr() {
+    fn destination_150_after_the_source_connected() {
+        use Side::*;
+        let mut h = Harness::new(FxpTransfer::new(path("a"), path("b")));
+        h.reply(
+            Destination,
+            b"227 Entering Passive Mode (198,51,100,1,4,1)\r\n",
+        );
+        h.reply(Source, b"200 ok\r\n");
+        assert_eq!(h.sent(Source), "PORT 198,51,100,1,4,1\r\nRETR a\r\n");
+        h.reply(Source, b"150 Opening data connection\r\n");
+        h.reply(Destination, b"150 Ok to send data\r\n");
+        h.reply(Source, b"226 Transfer complete\r\n");
+        h.reply(Destination, b"226 Transfer complete\r\n");
+        assert_eq!(h.fxp.result(), Some(&Ok(())));
+    }
+
+    #[test]
+    fn stor_refused_aborts_the_source() {
         let mut h = Harness::new(FxpTransfer::new(path("a"), path("b")));
         h.reply(
             Side::Destination,
             b"227 Entering Passive Mode (198,51,100,1,4,1)\r\n",
         );
         h.reply(Side::Source, b"200 ok\r\n");
+        assert_eq!(h.sent(Side::Source), "PORT 198,51,100,1,4,1\r\nRETR a\r\n");
         h.reply(Side::Destination, b"553 Could not create file\r\n");
+        assert!(!h.fxp.is_finished(), "the source's RETR is still running");
+        // The source started sending to a destination that will not read: ABOR stops it.
+        h.reply(Side::Source, b"150 Opening data connection\r\n");
+        assert_eq!(h.sent(Side::Source), "ABOR\r\nNOOP\r\n");
+        h.reply(
+            Side::Source,
+            b"426 Connection closed; transfer aborted\r\n226 Abort successful\r\n200 NOOP ok\r\n",
+        );
+        let Some(Err(FxpError::Destination(ClientError::Reply(reply)))) = h.fxp.result() else {
+            panic!("{:?}", h.fxp.result());
+        };
+        assert_eq!(reply.code().get(), 553);
+    }
+
+    #[test]
+    fn stor_completing_without_a_preliminary_reply_is_a_protocol_error() {
+        let mut h = Harness::new(FxpTransfer::new(path("a"), path("b")));
+        h.reply(
+            Side::Destination,
+            b"227 Entering Passive Mode (198,51,100,1,4,1)\r\n",
+        );
+        h.reply(Side::Source, b"200 ok\r\n");
+        h.reply(Side::Destination, b"226 Nothing to do\r\n");
+        h.reply(Side::Source, b"150 Opening\r\n");
+        assert_eq!(
+            h.sent(Side::Source),
+            "PORT 198,51,100,1,4,1\r\nRETR a\r\nABOR\r\nNOOP\r\n"
+        );
+        h.reply(Side::Source, b"426 Aborted\r\n226 Ok\r\n200 NOOP ok\r\n");
         assert!(matches!(
             h.fxp.result(),
-            Some(Err(FxpError::Destination(ClientError::Reply(_))))
+            Some(Err(FxpError::Destination(ClientError::Protocol(
+                ProtocolError::UnexpectedReply(_)
+            ))))
         ));
-        assert_eq!(h.sent(Side::Source), "PORT 198,51,100,1,4,1\r\n");
     }
 
     #[test]

@@ -1,0 +1,196 @@
+//! Command-line arguments, parsed by hand: a command, its operands, and flags anywhere
+//! (`--flag value` or `--flag=value`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ftp_proto::url::FtpUrl;
+
+/// The `--help` text.
+pub const USAGE: &str = "\
+Usage: client [OPTIONS] COMMAND ...
+
+An FTP client on tokio, driving the sans-IO ftp_proto::client::Session.
+
+Commands:
+  ls URL                 list a directory (MLSD when the server offers MLST, else LIST)
+  get URL [LOCAL]        download a file (LOCAL: a file or directory; default: the URL's file name)
+  put LOCAL URL          upload a file (a URL ending in / gets LOCAL's file name)
+  mirror URL LOCALDIR    download a directory tree (MLSD, falling back to LIST)
+
+URLs: ftp://[user[:password]@]host[:port]/path[;type=a|i|d] (RFC 1738; anonymous without a user)
+
+Options:
+  --resume               get: continue a partial local file; put: continue a partial remote file
+                         (REST; binary mode only)
+  --active               active data connections (EPRT/PORT) instead of passive (EPSV/PASV)
+  --ascii                TYPE A: text transfers with line-end conversion (default: binary)
+  --no-epsv              use only PASV/PORT, not the RFC 2428 EPSV/EPRT
+  --timeout SECS         connect, reply and data timeout (default: 60)
+  -h, --help             show this text
+
+Exit status: 0 on success, 1 on failure, 2 on a usage error.
+";
+
+/// What to do.
+#[derive(Debug)]
+pub enum Command {
+    /// `ls URL`.
+    List { url: FtpUrl },
+    /// `get URL [LOCAL]`.
+    Get { url: FtpUrl, local: Option<PathBuf> },
+    /// `put LOCAL URL`.
+    Put { local: PathBuf, url: FtpUrl },
+    /// `mirror URL LOCALDIR`.
+    Mirror { url: FtpUrl, local: PathBuf },
+}
+
+/// The flags.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub resume: bool,
+    pub active: bool,
+    pub ascii: bool,
+    pub no_epsv: bool,
+    pub timeout: Option<Duration>,
+}
+
+/// What the user asked for.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Run this command with these flags.
+    Run(Command, Flags),
+    /// Print [`USAGE`] and exit.
+    Help,
+}
+
+/// Parses the arguments (without the program name). The error is a message for the user.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
+    let mut flags = Flags::default();
+    let mut operands = Vec::new();
+    let mut args = args.into_iter();
+    let mut only_operands = false;
+    while let Some(arg) = args.next() {
+        if only_operands || !arg.starts_with('-') || arg == "-" {
+            operands.push(arg);
+            continue;
+        }
+        let (flag, inline_value) = match arg.split_once('=') {
+            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
+            None => (arg, None),
+        };
+        let takes_no_value = |flags_value: bool| -> Result<bool, String> {
+            match inline_value {
+                Some(_) => Err(format!("{flag} takes no value")),
+                None => Ok(flags_value),
+            }
+        };
+        match flag.as_str() {
+            "--" => only_operands = true,
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "--resume" => flags.resume = takes_no_value(true)?,
+            "--active" => flags.active = takes_no_value(true)?,
+            "--ascii" => flags.ascii = takes_no_value(true)?,
+            "--no-epsv" => flags.no_epsv = takes_no_value(true)?,
+            "--timeout" => {
+                let value = inline_value
+                    .or_else(|| args.next())
+                    .ok_or("--timeout needs a value")?;
+                flags.timeout = Some(parse_seconds(&value)?);
+            }
+            _ => return Err(format!("unknown option {flag:?}")),
+        }
+    }
+    let command = command(operands)?;
+    Ok(Parsed::Run(command, flags))
+}
+
+fn command(operands: Vec<String>) -> Result<Command, String> {
+    let mut operands = operands.into_iter();
+    let name = operands.next().ok_or("no command given")?;
+    let rest: Vec<String> = operands.collect();
+    let arity = |min: usize, max: usize| {
+        if rest.len() < min || rest.len() > max {
+            Err(format!("wrong number of operands for {name:?}"))
+        } else {
+            Ok(())
+        }
+    };
+    match name.as_str() {
+        "ls" => {
+            arity(1, 1)?;
+            Ok(Command::List {
+                url: url(&rest[0])?,
+            })
+        }
+        "get" => {
+            arity(1, 2)?;
+            Ok(Command::Get {
+                url: url(&rest[0])?,
+                local: rest.get(1).map(PathBuf::from),
+            })
+        }
+        "put" => {
+            arity(2, 2)?;
+            Ok(Command::Put {
+                local: PathBuf::from(&rest[0]),
+                url: url(&rest[1])?,
+            })
+        }
+        "mirror" => {
+            arity(2, 2)?;
+            Ok(Command::Mirror {
+                url: url(&rest[0])?,
+                local: PathBuf::from(&rest[1]),
+            })
+        }
+        _ => Err(format!("unknown command {name:?}")),
+    }
+}
+
+fn url(text: &str) -> Result<FtpUrl, String> {
+    FtpUrl::parse(text).map_err(|error| format!("{text:?}: {error}"))
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+        _ => Err(format!(
+            "--timeout: expected a whole number of seconds > 0, got {text:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Result<Parsed, String> {
+        parse(line.split_whitespace().map(str::to_owned))
+    }
+
+    #[test]
+    fn flags_go_anywhere() {
+        let Ok(Parsed::Run(Command::Get { url, local }, flags)) =
+            args("--active get ftp://h/f --timeout=5 out --resume")
+        else {
+            panic!("not parsed");
+        };
+        assert_eq!(url.port(), 21);
+        assert_eq!(local, Some(PathBuf::from("out")));
+        assert!(flags.active && flags.resume && !flags.ascii);
+        assert_eq!(flags.timeout, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert!(args("").is_err());
+        assert!(args("ls").is_err());
+        assert!(args("put only-one").is_err());
+        assert!(args("get http://h/f").is_err());
+        assert!(args("get ftp://h/f --timeout 0").is_err());
+        assert!(args("get ftp://h/f --frobnicate").is_err());
+        assert!(args("get ftp://h/f --resume=yes").is_err());
+        assert!(matches!(args("ls ftp://h/ --help"), Ok(Parsed::Help)));
+    }
+}

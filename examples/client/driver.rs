@@ -1,0 +1,1122 @@
+//! A tokio driver for the sans-IO [`ftp_proto::client::Session`]: one task per control connection, and an
+//! async handle ([`Client`]) to talk to it.
+//!
+//! ```text
+//!  Client (handle)  --Submit-->  driver task  --(SendControl)-->  control connection
+//!        ^                         |  ^   ^
+//!        '------- Notice ----------'  |   '-- Incoming -- data task (one per transfer: connect/listen,
+//!                                     |                    read, write, close)
+//!                                     '------ Incoming -- sink task (download: writes the user's writer)
+//!                                                         source task (upload: reads the user's reader)
+//! ```
+//!
+//! The driver task owns the [`Session`] and runs one loop, like the example server's session task: it
+//! waits (`tokio::select!`) on the control connection, on one channel of messages from its helper tasks,
+//! on the handle's requests and on the session's timer. After every input it drains
+//! [`Session::poll_action`] to `None` and carries each action out without waiting (data-connection and
+//! file I/O run in helper tasks that answer through the channel), forwards the session's events to the
+//! handle, and writes the control bytes. So the control connection is read at all times, even during a
+//! transfer, and chunks travel as [`Bytes`] from socket to file and back without copies.
+//!
+//! A download's completion is held back until its sink task has written and flushed everything, so when
+//! [`Client::download`] returns the local file is complete; a failed or aborted one completes at once, and
+//! its writer is dropped where it stands (a stuck writer cannot hold up the failure). A download whose sink falls
+//! [`SINK_WINDOW`] chunks behind stops reading the data connection until it catches up (TCP then slows the
+//! server down): memory stays bounded whatever the disk's speed.
+//!
+//! This file is self-contained so that tests can include it with `#[path]`.
+
+#![allow(dead_code)] // the CLI and the tests each use a part of the API
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ftp_proto::client::fxp::{FxpError, FxpTransfer, Side};
+use ftp_proto::client::{
+    Action, ClientError, Completion, Config, ConnectionInfo, Event, Outcome, Request, RequestId,
+    Session, UsageError, requests_for_url,
+};
+use ftp_proto::command::Pathname;
+use ftp_proto::hostport::NetworkProtocol;
+use ftp_proto::reply::Reply;
+use ftp_proto::time::Timestamp;
+use ftp_proto::url::{FtpUrl, UrlHost};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Bytes asked of one read of a data connection or an upload source. 64 KiB keeps the per-chunk cost
+/// (a channel message, a session call) negligible next to the bytes.
+pub const CHUNK_SIZE: usize = 64 * 1024;
+
+/// Downloaded chunks that may wait for the local writer before the driver stops reading the data
+/// connection: 4 × 64 KiB, enough to keep a disk busy while a chunk is read.
+pub const SINK_WINDOW: usize = 4;
+
+/// Bytes read from the control connection at a time.
+const CONTROL_READ_SIZE: usize = 4096;
+
+/// How long the driver waits for helper tasks to finish when the session ends.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// How a [`Client`] connects, and the session's policy.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// The session's configuration (data mode, `EPSV` first or not, timeouts, bounds).
+    pub session: Config,
+    /// How long opening the control connection and receiving the greeting may take.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            session: Config::default(),
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ClientOptions {
+    /// Sets every timeout (connect, reply, data) to `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> ClientOptions {
+        self.connect_timeout = timeout;
+        self.session.reply_timeout = timeout;
+        self.session.data_timeout = timeout;
+        self
+    }
+}
+
+/// Where a transfer's bytes go or come from.
+pub enum Stream {
+    /// No local stream: listings, commands; a download without one discards its bytes, an upload without
+    /// one sends an empty file.
+    None,
+    /// Downloaded bytes are written here (converted to local line ends in TYPE A), then it is flushed and
+    /// shut down.
+    Sink(Box<dyn AsyncWrite + Send + Unpin>),
+    /// Uploaded bytes are read from here to its end.
+    Source(Box<dyn AsyncRead + Send + Unpin>),
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stream::None => "None",
+            Stream::Sink(_) => "Sink",
+            Stream::Source(_) => "Source",
+        })
+    }
+}
+
+/// Why something the [`Client`] was asked failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// The control connection could not be opened (or the host name not resolved).
+    Connect(io::Error),
+    /// The session failed the request: the server's refusal, a timeout, a broken data connection...
+    Session(ClientError),
+    /// The session did not accept the request (closed, or too many queued).
+    Usage(UsageError),
+    /// The local file (a download's writer or an upload's reader) failed.
+    Local(io::Error),
+    /// The driver task is gone (the session ended).
+    Gone,
+}
+
+impl DriverError {
+    /// The server's negative reply behind this error, if it is one.
+    pub fn reply(&self) -> Option<&Reply> {
+        match self {
+            DriverError::Session(ClientError::Reply(reply)) => Some(reply),
+            _ => None,
+        }
+    }
+
+    /// The error as the session would report it (local failures count as a closed session), for
+    /// state machines such as [`FxpTransfer`] that consume session events.
+    fn to_client_error(&self) -> ClientError {
+        match self {
+            DriverError::Session(error) => error.clone(),
+            _ => ClientError::Closed,
+        }
+    }
+}
+
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DriverError::Connect(error) => write!(f, "cannot connect: {error}"),
+            // The reply as the server wrote it: `550 No such file or directory.`
+            DriverError::Session(ClientError::Reply(reply)) => write!(f, "{reply}"),
+            DriverError::Session(error) => write!(f, "{error}"),
+            DriverError::Usage(error) => write!(f, "{error}"),
+            DriverError::Local(error) => write!(f, "local file: {error}"),
+            DriverError::Gone => f.write_str("the connection is closed"),
+        }
+    }
+}
+
+impl std::error::Error for DriverError {}
+
+impl From<ClientError> for DriverError {
+    fn from(error: ClientError) -> Self {
+        DriverError::Session(error)
+    }
+}
+
+/// What the driver task reports to its handle.
+#[derive(Debug)]
+pub enum Notice {
+    /// A session event other than a completion (greeting, preliminary reply, progress, closing).
+    Event(Event),
+    /// A request finished (for a download, after its sink was flushed).
+    Completed {
+        /// The request.
+        id: RequestId,
+        /// Its outcome.
+        result: Result<Outcome, DriverError>,
+    },
+}
+
+/// A request for the driver task.
+struct Submit {
+    request: Request,
+    stream: Stream,
+    reply: oneshot::Sender<Result<RequestId, UsageError>>,
+}
+
+/// A handle to a client session running in its driver task. Dropping it quits the session.
+pub struct Client {
+    submit: UnboundedSender<Submit>,
+    notices: UnboundedReceiver<Notice>,
+    /// Notices received while waiting for another request's completion.
+    held: VecDeque<Notice>,
+    task: JoinHandle<()>,
+    info: ConnectionInfo,
+    greeting: Option<Reply>,
+    features: Option<ftp_proto::client::FeatureSet>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").field("info", &self.info).finish()
+    }
+}
+
+impl Client {
+    /// Connects to `addr`, starts the driver task and waits for the server's greeting.
+    pub async fn connect(addr: SocketAddr, options: ClientOptions) -> Result<Client, DriverError> {
+        let limit = options.connect_timeout;
+        let stream = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => return Err(DriverError::Connect(error)),
+            Err(_) => return Err(DriverError::Connect(io::ErrorKind::TimedOut.into())),
+        };
+        let mut client = Client::start(stream, Arc::new(options.session))?;
+        let greeted = match tokio::time::timeout(limit, client.greeting_reply()).await {
+            Ok(result) => result,
+            Err(_) => Err(DriverError::Session(ClientError::Timeout)),
+        };
+        if greeted.is_err() {
+            // Nobody to say goodbye to: don't leave the task waiting for a greeting.
+            client.task.abort();
+        }
+        greeted.map(|()| client)
+    }
+
+    /// Connects to the URL's host and port and logs in as the URL says (anonymously when it names no
+    /// user, as RFC 1738 §3.2.1 says).
+    pub async fn connect_url(url: &FtpUrl, options: ClientOptions) -> Result<Client, DriverError> {
+        let addr = resolve(url).await?;
+        let mut client = Client::connect(addr, options).await?;
+        let login = requests_for_url(url, Timestamp::UNIX_EPOCH)
+            .into_iter()
+            .find(|request| matches!(request, Request::Login { .. }));
+        if let Some(login) = login {
+            client.run(login).await?;
+        }
+        Ok(client)
+    }
+
+    /// Starts the driver task on an open control connection.
+    fn start(stream: TcpStream, config: Arc<Config>) -> Result<Client, DriverError> {
+        let info = ConnectionInfo {
+            local: stream.local_addr().map_err(DriverError::Connect)?,
+            peer: stream.peer_addr().map_err(DriverError::Connect)?,
+        };
+        // Commands are small and answered one by one: Nagle would only add delay.
+        let _ = stream.set_nodelay(true);
+        let (submit, submissions) = unbounded_channel();
+        let (notices_tx, notices) = unbounded_channel();
+        let write_timeout = config.reply_timeout;
+        let session = Session::new(config, info, now());
+        let task = tokio::spawn(run_driver(
+            session,
+            info,
+            write_timeout,
+            stream,
+            submissions,
+            notices_tx,
+        ));
+        Ok(Client {
+            submit,
+            notices,
+            held: VecDeque::new(),
+            task,
+            info,
+            greeting: None,
+            features: None,
+        })
+    }
+
+    /// Waits for `Event::Connected` (or the session's end).
+    async fn greeting_reply(&mut self) -> Result<(), DriverError> {
+        loop {
+            match self.notices.recv().await {
+                Some(Notice::Event(Event::Connected(reply))) => {
+                    self.greeting = Some(reply);
+                    return Ok(());
+                }
+                Some(Notice::Event(Event::Closed { error })) => {
+                    return Err(error.map_or(DriverError::Gone, DriverError::Session));
+                }
+                Some(_) => {}
+                None => return Err(DriverError::Gone),
+            }
+        }
+    }
+
+    /// The control connection's two ends.
+    pub fn info(&self) -> ConnectionInfo {
+        self.info
+    }
+
+    /// The server's 220 greeting.
+    pub fn greeting(&self) -> Option<&Reply> {
+        self.greeting.as_ref()
+    }
+
+    /// Queues a request (with its local stream, for transfers) and returns its id; the result comes as
+    /// [`Notice::Completed`] (see [`Client::wait`]).
+    pub async fn submit(
+        &mut self,
+        request: Request,
+        stream: Stream,
+    ) -> Result<RequestId, DriverError> {
+        let (reply, answer) = oneshot::channel();
+        let submit = Submit {
+            request,
+            stream,
+            reply,
+        };
+        self.submit.send(submit).map_err(|_| DriverError::Gone)?;
+        match answer.await {
+            Ok(Ok(id)) => Ok(id),
+            Ok(Err(error)) => Err(DriverError::Usage(error)),
+            Err(_) => Err(DriverError::Gone),
+        }
+    }
+
+    /// The next notice of the session (`None` once the driver task ended). Cancel-safe.
+    pub async fn next_notice(&mut self) -> Option<Notice> {
+        match self.held.pop_front() {
+            Some(notice) => Some(notice),
+            None => self.notices.recv().await,
+        }
+    }
+
+    /// Waits for request `id` to complete, calling `progress` with the bytes transferred so far. Other
+    /// requests' completions and the session's end are kept for [`Client::next_notice`]; other events
+    /// (preliminary replies, progress of other requests) are dropped, so that a long run of `wait`s
+    /// keeps no backlog. Completions may come out of submission order: a download's waits for its
+    /// local file to be flushed.
+    pub async fn wait(
+        &mut self,
+        id: RequestId,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<Outcome, DriverError> {
+        let held = self
+            .held
+            .iter()
+            .position(|n| matches!(n, Notice::Completed { id: i, .. } if *i == id));
+        if let Some(Notice::Completed { result, .. }) = held.and_then(|i| self.held.remove(i)) {
+            return result;
+        }
+        loop {
+            match self.notices.recv().await {
+                Some(Notice::Completed { id: done, result }) if done == id => return result,
+                Some(Notice::Event(Event::Progress { id: of, bytes })) => {
+                    if of == id {
+                        progress(bytes);
+                    }
+                }
+                Some(notice @ (Notice::Completed { .. } | Notice::Event(Event::Closed { .. }))) => {
+                    self.held.push_back(notice)
+                }
+                Some(Notice::Event(_)) => {}
+                None => return Err(DriverError::Gone),
+            }
+        }
+    }
+
+    /// Runs one request without a local stream and returns its outcome.
+    pub async fn run(&mut self, request: Request) -> Result<Outcome, DriverError> {
+        let id = self.submit(request, Stream::None).await?;
+        self.wait(id, &mut |_| {}).await
+    }
+
+    /// Downloads `path` (from byte `offset`, with `REST`) into `sink`. Returns once the sink is flushed.
+    pub async fn download(
+        &mut self,
+        path: Pathname,
+        offset: u64,
+        sink: impl AsyncWrite + Send + Unpin + 'static,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64, DriverError> {
+        let request = Request::Retrieve { path, offset };
+        let id = self.submit(request, Stream::Sink(Box::new(sink))).await?;
+        match self.wait(id, progress).await? {
+            Outcome::Retrieved { bytes } => Ok(bytes),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Uploads `source` to `path` (`STOR`, with `REST offset` when `offset > 0`; `APPE` if `append`).
+    pub async fn upload(
+        &mut self,
+        path: Pathname,
+        offset: u64,
+        append: bool,
+        source: impl AsyncRead + Send + Unpin + 'static,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64, DriverError> {
+        let request = Request::Store {
+            path,
+            offset,
+            append,
+        };
+        let id = self
+            .submit(request, Stream::Source(Box::new(source)))
+            .await?;
+        match self.wait(id, progress).await? {
+            Outcome::Stored { bytes } => Ok(bytes),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `FEAT`, asked once per session (a server that refuses it has no features).
+    pub async fn features(&mut self) -> Result<ftp_proto::client::FeatureSet, DriverError> {
+        if let Some(features) = &self.features {
+            return Ok(features.clone());
+        }
+        let features = match self.run(Request::Features).await {
+            Ok(Outcome::Features(features)) => features,
+            Ok(_) | Err(DriverError::Session(ClientError::Reply(_))) => Default::default(),
+            Err(error) => return Err(error),
+        };
+        self.features = Some(features.clone());
+        Ok(features)
+    }
+
+    /// Sends `QUIT` and waits for the driver task to end.
+    pub async fn quit(mut self) -> Result<(), DriverError> {
+        let result = match self.run(Request::Quit).await {
+            Ok(_) => Ok(()),
+            // The server closed first: the session is over all the same.
+            Err(DriverError::Session(ClientError::Closed))
+            | Err(DriverError::Usage(UsageError::Closed))
+            | Err(DriverError::Gone) => Ok(()),
+            Err(error) => Err(error),
+        };
+        let task = &mut self.task;
+        if tokio::time::timeout(CLOSE_WAIT, task).await.is_err() {
+            self.task.abort();
+        }
+        result
+    }
+}
+
+/// A driver mistake (a request completed with another request's kind of outcome).
+fn unexpected(outcome: Outcome) -> DriverError {
+    DriverError::Local(io::Error::other(format!("unexpected outcome {outcome:?}")))
+}
+
+/// The address of a URL's host (the first one the resolver gives).
+pub async fn resolve(url: &FtpUrl) -> Result<SocketAddr, DriverError> {
+    let port = url.port();
+    match url.host() {
+        UrlHost::Ipv4(ip) => Ok(SocketAddr::new(IpAddr::V4(*ip), port)),
+        UrlHost::Ipv6(ip) => Ok(SocketAddr::new(IpAddr::V6(*ip), port)),
+        UrlHost::Name(name) => {
+            let mut addrs = tokio::net::lookup_host((name.as_str(), port))
+                .await
+                .map_err(DriverError::Connect)?;
+            addrs.next().ok_or_else(|| {
+                DriverError::Connect(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no address for {name}"),
+                ))
+            })
+        }
+    }
+}
+
+/// Copies `source_path` on `source`'s server to `destination_path` on `destination`'s server, the data
+/// going directly between the servers ([`FxpTransfer`]). The source server must allow a `PORT` to another
+/// host. Set the transfer type on both sessions first.
+pub async fn fxp_copy(
+    destination: &mut Client,
+    source: &mut Client,
+    mut fxp: FxpTransfer,
+) -> Result<(), FxpError> {
+    loop {
+        while let Some((side, request)) = fxp.poll_request() {
+            let client = match side {
+                Side::Destination => &mut *destination,
+                Side::Source => &mut *source,
+            };
+            let submitted = match client.submit(request, Stream::None).await {
+                Ok(id) => Ok(id),
+                Err(DriverError::Usage(error)) => Err(error),
+                Err(_) => Err(UsageError::Closed),
+            };
+            fxp.handle_submitted(side, submitted);
+        }
+        if let Some(result) = fxp.result() {
+            return result.clone();
+        }
+        let (side, notice) = tokio::select! {
+            notice = destination.next_notice() => (Side::Destination, notice),
+            notice = source.next_notice() => (Side::Source, notice),
+        };
+        let event = match notice {
+            Some(Notice::Event(event)) => event,
+            Some(Notice::Completed { id, result }) => Event::Completed {
+                id,
+                result: result.map_err(|error| error.to_client_error()),
+            },
+            None => {
+                return Err(match side {
+                    Side::Destination => FxpError::Destination(ClientError::Closed),
+                    Side::Source => FxpError::Source(ClientError::Closed),
+                });
+            }
+        };
+        fxp.handle_event(side, &event);
+    }
+}
+
+/// The session's clock, on tokio's time (so it follows `tokio::time::pause` in tests).
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+// ================================================================================================
+// The driver task
+// ================================================================================================
+
+/// What helper tasks send to the driver task.
+#[derive(Debug)]
+enum Incoming {
+    /// The answer to an action.
+    Completion(RequestId, Completion),
+    /// A chunk read from the data connection (download) or the source (upload).
+    Data(RequestId, Bytes),
+    /// The sink wrote one chunk.
+    SinkWritten(RequestId),
+    /// The sink task ended: flushed and shut down, or failed.
+    SinkClosed(RequestId, io::Result<()>),
+    /// Reading the upload source failed (a `Completion::Failed` follows).
+    SourceFailed(RequestId, io::Error),
+}
+
+/// A download's writer task, as the driver sees it.
+struct Sink {
+    /// `None` once the task ended or was told to finish.
+    chunks: Option<UnboundedSender<Bytes>>,
+    /// Chunks handed over and not yet written.
+    backlog: usize,
+    /// A `ReceiveData` waits until the backlog shrinks.
+    receive_waiting: bool,
+    /// The writer task: stopped at once when the download fails (a writer that blocks must not hold up
+    /// the failure).
+    task: JoinHandle<()>,
+}
+
+struct Driver {
+    session: Session,
+    info: ConnectionInfo,
+    /// A server that stops reading commands fails the session after this long (the reply timeout).
+    write_timeout: Duration,
+    incoming: UnboundedSender<Incoming>,
+    notices: UnboundedSender<Notice>,
+    data: HashMap<RequestId, DataChannel>,
+    sinks: HashMap<RequestId, Sink>,
+    sources: HashMap<RequestId, UnboundedSender<()>>,
+    /// Completions of downloads waiting for their sink to be flushed.
+    held: HashMap<RequestId, Result<Outcome, ClientError>>,
+    /// Local failures that override a request's result.
+    local_errors: HashMap<RequestId, io::Error>,
+    /// Requests the driver made itself (an abort after a local failure, the final `QUIT`): their
+    /// completions are nobody's business.
+    internal: HashSet<RequestId>,
+    /// Control bytes not yet written.
+    out: Vec<u8>,
+}
+
+async fn run_driver(
+    session: Session,
+    info: ConnectionInfo,
+    write_timeout: Duration,
+    stream: TcpStream,
+    mut submissions: UnboundedReceiver<Submit>,
+    notices: UnboundedSender<Notice>,
+) {
+    let (mut reader, mut writer) = stream.into_split();
+    let (incoming, mut messages) = unbounded_channel();
+    let mut driver = Driver {
+        session,
+        info,
+        write_timeout,
+        incoming,
+        notices,
+        data: HashMap::new(),
+        sinks: HashMap::new(),
+        sources: HashMap::new(),
+        held: HashMap::new(),
+        local_errors: HashMap::new(),
+        internal: HashSet::new(),
+        out: Vec::new(),
+    };
+    let mut buffer = vec![0u8; CONTROL_READ_SIZE];
+    let mut control_open = true;
+    let mut handle_open = true;
+    // One timer, moved as the session's deadline moves.
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    loop {
+        if driver.carry_out(&mut writer).await.is_break() {
+            break;
+        }
+        let deadline = driver.session.poll_timeout().map(Instant::from_std);
+        if let Some(deadline) = deadline {
+            // An elapsed timer would fire again at once: re-arm it even for the same instant.
+            if timer.deadline() != deadline || timer.is_elapsed() {
+                timer.as_mut().reset(deadline);
+            }
+        }
+        tokio::select! {
+            read = reader.read(&mut buffer), if control_open => match read {
+                Ok(0) | Err(_) => {
+                    control_open = false;
+                    driver.session.handle_control_eof();
+                }
+                Ok(n) => {
+                    let bytes = buffer.get(..n).unwrap_or_default();
+                    driver.session.handle_control_input(now(), bytes);
+                }
+            },
+            Some(message) = messages.recv() => driver.deliver(message),
+            submit = submissions.recv(), if handle_open => match submit {
+                Some(submit) => driver.submit(submit),
+                None => {
+                    // The handle is gone: say goodbye (refused if the session already closes).
+                    handle_open = false;
+                    driver.request_internal(Request::Quit);
+                }
+            },
+            () = &mut timer, if deadline.is_some() => driver.session.handle_timeout(now()),
+        }
+    }
+    let _ = writer.shutdown().await;
+    driver.finish(&mut messages).await;
+}
+
+impl Driver {
+    fn submit(&mut self, submit: Submit) {
+        let Submit {
+            request,
+            stream,
+            reply,
+        } = submit;
+        let result = self.session.request(now(), request);
+        if let Ok(id) = result {
+            match stream {
+                Stream::None => {}
+                Stream::Sink(writer) => self.attach_sink(id, writer),
+                Stream::Source(reader) => self.attach_source(id, reader),
+            }
+        }
+        let _ = reply.send(result);
+    }
+
+    /// A request of the driver's own (refused if the session is closing: then it is moot anyway).
+    fn request_internal(&mut self, request: Request) {
+        if let Ok(id) = self.session.request(now(), request) {
+            self.internal.insert(id);
+        }
+    }
+
+    fn attach_sink(&mut self, id: RequestId, writer: Box<dyn AsyncWrite + Send + Unpin>) {
+        let (chunks, chunks_rx) = unbounded_channel();
+        let task = tokio::spawn(sink_task(id, writer, chunks_rx, self.incoming.clone()));
+        let sink = Sink {
+            chunks: Some(chunks),
+            backlog: 0,
+            receive_waiting: false,
+            task,
+        };
+        self.sinks.insert(id, sink);
+    }
+
+    fn attach_source(&mut self, id: RequestId, reader: Box<dyn AsyncRead + Send + Unpin>) {
+        let (reads, reads_rx) = unbounded_channel();
+        tokio::spawn(source_task(id, reader, reads_rx, self.incoming.clone()));
+        self.sources.insert(id, reads);
+    }
+
+    /// Drains and performs the session's actions, forwards its events and writes the control bytes.
+    /// `Break` when the session is over or the control connection broke.
+    async fn carry_out(&mut self, writer: &mut OwnedWriteHalf) -> ControlFlow<()> {
+        let mut flow = ControlFlow::Continue(());
+        while let Some(action) = self.session.poll_action() {
+            if self.perform(action).is_break() {
+                flow = ControlFlow::Break(());
+            }
+        }
+        while let Some(event) = self.session.poll_event() {
+            self.forward(event);
+        }
+        if !self.out.is_empty() {
+            let written =
+                tokio::time::timeout(self.write_timeout, writer.write_all(&self.out)).await;
+            self.out.clear();
+            if !matches!(written, Ok(Ok(()))) {
+                // The session learns the connection is gone: it fails what is pending.
+                self.session.handle_control_eof();
+                while let Some(action) = self.session.poll_action() {
+                    let _ = self.perform(action);
+                }
+                while let Some(event) = self.session.poll_event() {
+                    self.forward(event);
+                }
+                return ControlFlow::Break(());
+            }
+        }
+        flow
+    }
+
+    fn perform(&mut self, action: Action) -> ControlFlow<()> {
+        match action {
+            Action::SendControl(bytes) => self.out.extend_from_slice(&bytes),
+            Action::ConnectData { id, addr } => {
+                let channel = DataChannel::connect(id, addr, self.incoming.clone());
+                self.replace_data(id, channel);
+            }
+            Action::ListenActive { id, family } => {
+                // The control connection's local IP: the server can reach it.
+                let local = self.info.local.ip().to_canonical();
+                let ip = match family {
+                    NetworkProtocol::V4 if !local.is_ipv4() => IpAddr::from([0, 0, 0, 0]),
+                    NetworkProtocol::V6 if !local.is_ipv6() => IpAddr::from([0u16; 8]),
+                    _ => local,
+                };
+                let channel = DataChannel::listen(id, ip, self.incoming.clone());
+                self.replace_data(id, channel);
+            }
+            Action::SendData { id, data } => match self.data.get(&id) {
+                Some(channel) => channel.queue(DataOp::Send(data)),
+                None => self.answer(id, Completion::Failed(io::ErrorKind::NotConnected)),
+            },
+            Action::ReceiveData { id } => self.receive(id),
+            Action::ReadSource { id } => match self.sources.get(&id) {
+                Some(reads) if reads.send(()).is_ok() => {}
+                // No source (or it ended): the upload is an empty file.
+                _ => self.answer(id, Completion::EndOfData),
+            },
+            Action::DeliverData { id, data } => self.deliver_chunk(id, data),
+            Action::CloseData { id, aborted } => {
+                if let Some(channel) = self.data.remove(&id) {
+                    if aborted {
+                        channel.abort();
+                    } else {
+                        channel.finish();
+                    }
+                }
+            }
+            Action::CloseControl => return ControlFlow::Break(()),
+            other => eprintln!("client driver: unsupported action {other:?}"),
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn replace_data(&mut self, id: RequestId, channel: DataChannel) {
+        if let Some(old) = self.data.insert(id, channel) {
+            old.abort();
+        }
+    }
+
+    /// Reads the next chunk, unless the download's sink is too far behind.
+    fn receive(&mut self, id: RequestId) {
+        if let Some(sink) = self.sinks.get_mut(&id) {
+            if sink.chunks.is_some() && sink.backlog >= SINK_WINDOW {
+                sink.receive_waiting = true;
+                return;
+            }
+        }
+        match self.data.get(&id) {
+            Some(channel) => channel.queue(DataOp::Receive),
+            None => self.answer(id, Completion::Failed(io::ErrorKind::NotConnected)),
+        }
+    }
+
+    fn deliver_chunk(&mut self, id: RequestId, data: Bytes) {
+        let Some(sink) = self.sinks.get_mut(&id) else {
+            return; // a download without a sink: discard
+        };
+        if let Some(chunks) = &sink.chunks {
+            if chunks.send(data).is_ok() {
+                sink.backlog += 1;
+            }
+        }
+    }
+
+    /// Answers an action through the channel, so that it reaches the session after the current drain.
+    fn answer(&self, id: RequestId, completion: Completion) {
+        let _ = self.incoming.send(Incoming::Completion(id, completion));
+    }
+
+    /// Feeds a helper's message to the session (or to the driver's own bookkeeping).
+    fn deliver(&mut self, message: Incoming) {
+        match message {
+            Incoming::Completion(id, completion) => {
+                self.session.handle_completion(now(), id, completion)
+            }
+            Incoming::Data(id, chunk) => self.session.handle_data(now(), id, chunk),
+            Incoming::SinkWritten(id) => {
+                let Some(sink) = self.sinks.get_mut(&id) else {
+                    return;
+                };
+                sink.backlog = sink.backlog.saturating_sub(1);
+                if sink.receive_waiting && sink.backlog < SINK_WINDOW {
+                    sink.receive_waiting = false;
+                    self.receive(id);
+                }
+            }
+            Incoming::SinkClosed(id, result) => self.sink_closed(id, result),
+            Incoming::SourceFailed(id, error) => {
+                self.local_errors.entry(id).or_insert(error);
+            }
+        }
+    }
+
+    fn sink_closed(&mut self, id: RequestId, result: io::Result<()>) {
+        if let Err(error) = result {
+            self.local_errors.entry(id).or_insert(error);
+        }
+        if let Some(completed) = self.held.remove(&id) {
+            self.sinks.remove(&id);
+            self.complete(id, completed);
+        } else if let Some(sink) = self.sinks.get_mut(&id) {
+            // The writer failed mid-transfer: stop the download; it completes with the local error.
+            sink.chunks = None;
+            if sink.receive_waiting {
+                sink.receive_waiting = false;
+                self.receive(id);
+            }
+            if self.session.current_request() == Some(id) {
+                self.request_internal(Request::Abort);
+            }
+        }
+    }
+
+    /// Passes a session event on to the handle; a download's completion waits for its sink.
+    fn forward(&mut self, event: Event) {
+        let Event::Completed { id, result } = event else {
+            let _ = self.notices.send(Notice::Event(event));
+            return;
+        };
+        if self.internal.remove(&id) {
+            return;
+        }
+        // The source task ends when its channel closes.
+        self.sources.remove(&id);
+        if let Some(channel) = self.data.remove(&id) {
+            channel.abort();
+        }
+        match self.sinks.get_mut(&id) {
+            Some(sink) if sink.chunks.is_some() && result.is_ok() => {
+                // Closing the channel tells the sink task to flush and shut down, then report.
+                sink.chunks = None;
+                self.held.insert(id, result);
+            }
+            Some(_) => {
+                // Failed (or the writer already did): what was written stays, the rest is moot.
+                if let Some(sink) = self.sinks.remove(&id) {
+                    sink.task.abort();
+                }
+                self.complete(id, result);
+            }
+            None => self.complete(id, result),
+        }
+    }
+
+    fn complete(&mut self, id: RequestId, result: Result<Outcome, ClientError>) {
+        let result = match self.local_errors.remove(&id) {
+            Some(error) => Err(DriverError::Local(error)),
+            None => result.map_err(DriverError::Session),
+        };
+        let _ = self.notices.send(Notice::Completed { id, result });
+    }
+
+    /// After the session ended: lets the sinks still flushing finish, so that their completions go out.
+    async fn finish(&mut self, messages: &mut UnboundedReceiver<Incoming>) {
+        for (_, channel) in self.data.drain() {
+            channel.abort();
+        }
+        self.sources.clear();
+        let deadline = Instant::now() + CLOSE_WAIT;
+        while !self.held.is_empty() {
+            match tokio::time::timeout_at(deadline, messages.recv()).await {
+                Ok(Some(Incoming::SinkClosed(id, result))) => self.sink_closed(id, result),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let stuck: Vec<_> = self.held.drain().collect();
+        for (id, _) in stuck {
+            let error = io::Error::new(io::ErrorKind::TimedOut, "the local file did not close");
+            let _ = self.notices.send(Notice::Completed {
+                id,
+                result: Err(DriverError::Local(error)),
+            });
+        }
+    }
+}
+
+// ================================================================================================
+// Helper tasks: the local file ends and the data connection
+// ================================================================================================
+
+/// Writes a download's chunks in order; when the channel closes, flushes and shuts the writer down.
+async fn sink_task(
+    id: RequestId,
+    mut writer: Box<dyn AsyncWrite + Send + Unpin>,
+    mut chunks: UnboundedReceiver<Bytes>,
+    incoming: UnboundedSender<Incoming>,
+) {
+    while let Some(chunk) = chunks.recv().await {
+        if let Err(error) = writer.write_all(&chunk).await {
+            let _ = incoming.send(Incoming::SinkClosed(id, Err(error)));
+            return;
+        }
+        let _ = incoming.send(Incoming::SinkWritten(id));
+    }
+    let result = async {
+        writer.flush().await?;
+        writer.shutdown().await
+    }
+    .await;
+    let _ = incoming.send(Incoming::SinkClosed(id, result));
+}
+
+/// Reads an upload's source, one chunk per request, until the driver drops the channel.
+async fn source_task(
+    id: RequestId,
+    mut reader: Box<dyn AsyncRead + Send + Unpin>,
+    mut reads: UnboundedReceiver<()>,
+    incoming: UnboundedSender<Incoming>,
+) {
+    let mut ended = false;
+    while reads.recv().await.is_some() {
+        if ended {
+            let _ = incoming.send(Incoming::Completion(id, Completion::EndOfData));
+            continue;
+        }
+        let mut buffer = BytesMut::with_capacity(CHUNK_SIZE);
+        let message = match reader.read_buf(&mut buffer).await {
+            Ok(0) => {
+                ended = true;
+                Incoming::Completion(id, Completion::EndOfData)
+            }
+            Ok(_) => Incoming::Data(id, buffer.freeze()),
+            Err(error) => {
+                ended = true;
+                let kind = error.kind();
+                let _ = incoming.send(Incoming::SourceFailed(id, error));
+                Incoming::Completion(id, Completion::Failed(kind))
+            }
+        };
+        if incoming.send(message).is_err() {
+            return;
+        }
+    }
+}
+
+/// An operation on a data connection, in the session's order.
+#[derive(Debug)]
+enum DataOp {
+    Send(Bytes),
+    Receive,
+    /// Shut down cleanly (FIN after the last byte: the end of an upload). Carries the channel's abort
+    /// sender, so that dropping the [`DataChannel`] does not count as an abort while this waits.
+    Finish(oneshot::Sender<()>),
+}
+
+/// The driver's end of one transfer's data-connection task.
+struct DataChannel {
+    ops: UnboundedSender<DataOp>,
+    abort: oneshot::Sender<()>,
+}
+
+/// How the data task gets its connection.
+enum Opening {
+    /// Passive mode: dial the server.
+    Connect(SocketAddr),
+    /// Active mode: bind a listener on this IP, report it, accept the server's connection.
+    Listen(IpAddr),
+}
+
+impl DataChannel {
+    fn connect(
+        id: RequestId,
+        addr: SocketAddr,
+        incoming: UnboundedSender<Incoming>,
+    ) -> DataChannel {
+        DataChannel::spawn(id, Opening::Connect(addr), incoming)
+    }
+
+    fn listen(id: RequestId, ip: IpAddr, incoming: UnboundedSender<Incoming>) -> DataChannel {
+        DataChannel::spawn(id, Opening::Listen(ip), incoming)
+    }
+
+    fn spawn(id: RequestId, opening: Opening, incoming: UnboundedSender<Incoming>) -> DataChannel {
+        let (ops, ops_rx) = unbounded_channel();
+        let (abort, abort_rx) = oneshot::channel();
+        tokio::spawn(data_task(id, opening, ops_rx, abort_rx, incoming));
+        DataChannel { ops, abort }
+    }
+
+    /// A task that has ended has nobody to answer: the operation is moot.
+    fn queue(&self, op: DataOp) {
+        let _ = self.ops.send(op);
+    }
+
+    /// Shuts the connection down cleanly after the queued operations.
+    fn finish(self) {
+        let DataChannel { ops, abort } = self;
+        let _ = ops.send(DataOp::Finish(abort));
+    }
+
+    /// Interrupts the task, which resets the connection (or drops the listener). Dropping the channel
+    /// does the same.
+    fn abort(self) {
+        let _ = self.abort.send(());
+    }
+}
+
+async fn data_task(
+    id: RequestId,
+    opening: Opening,
+    mut ops: UnboundedReceiver<DataOp>,
+    mut abort: oneshot::Receiver<()>,
+    incoming: UnboundedSender<Incoming>,
+) {
+    let send = |completion| incoming.send(Incoming::Completion(id, completion)).is_ok();
+    // `biased`: an abort wins over a connection attempt or a blocked read or write.
+    let opened = tokio::select! {
+        biased;
+        _ = &mut abort => return,
+        opened = open(opening, &send) => opened,
+    };
+    let mut stream = match opened {
+        Ok(stream) => stream,
+        Err(error) => {
+            send(Completion::Failed(error.kind()));
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    if let Ok(peer) = stream.peer_addr() {
+        if !send(Completion::DataConnected { peer }) {
+            return;
+        }
+    }
+    loop {
+        let op = tokio::select! {
+            biased;
+            _ = &mut abort => break,
+            op = ops.recv() => op,
+        };
+        let Some(op) = op else { break };
+        let message = tokio::select! {
+            biased;
+            _ = &mut abort => break,
+            message = perform(&mut stream, id, op) => message,
+        };
+        match message {
+            Some(message) => {
+                if incoming.send(message).is_err() {
+                    break;
+                }
+            }
+            None => return, // finished cleanly
+        }
+    }
+    // Cut short: RST rather than FIN, so the server sees the transfer did not end normally.
+    let _ = stream.set_zero_linger();
+}
+
+/// Opens the data connection: dials, or listens, reports the address and accepts one connection.
+async fn open(opening: Opening, send: &impl Fn(Completion) -> bool) -> io::Result<TcpStream> {
+    match opening {
+        Opening::Connect(addr) => TcpStream::connect(addr).await,
+        Opening::Listen(ip) => {
+            let socket = match ip {
+                IpAddr::V4(_) => TcpSocket::new_v4()?,
+                IpAddr::V6(_) => TcpSocket::new_v6()?,
+            };
+            socket.bind(SocketAddr::new(ip, 0))?;
+            let listener: TcpListener = socket.listen(1)?;
+            send(Completion::Listening(listener.local_addr()?));
+            let (stream, _) = listener.accept().await?;
+            Ok(stream)
+        }
+    }
+}
+
+/// One operation; `None` after a clean finish.
+async fn perform(stream: &mut TcpStream, id: RequestId, op: DataOp) -> Option<Incoming> {
+    let completion = |c| Some(Incoming::Completion(id, c));
+    match op {
+        DataOp::Send(data) => match stream.write_all(&data).await {
+            Ok(()) => completion(Completion::Written),
+            Err(error) => completion(Completion::Failed(error.kind())),
+        },
+        DataOp::Receive => {
+            // `read_buf` fills spare capacity without zeroing it; the buffer becomes the chunk.
+            let mut buffer = BytesMut::with_capacity(CHUNK_SIZE);
+            match stream.read_buf(&mut buffer).await {
+                Ok(0) => completion(Completion::EndOfData),
+                Ok(_) => Some(Incoming::Data(id, buffer.freeze())),
+                Err(error) => completion(Completion::Failed(error.kind())),
+            }
+        }
+        DataOp::Finish(_keep_open) => {
+            let _ = stream.shutdown().await;
+            None
+        }
+    }
+}

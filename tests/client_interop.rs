@@ -1,0 +1,970 @@
+//! The example client's driver (`examples/client/driver.rs`, included here) against real FTP servers on
+//! 127.0.0.1: pyftpdlib, ProFTPD and this crate's example server, each started by the test on a free
+//! port with its own directory, and stopped when the test ends.
+//!
+//! Every scenario runs against every server: login (user, anonymous, a wrong password), listings parsed
+//! from both `MLSD` and `LIST`, byte-exact `RETR`/`STOR` of a few MB of random bytes in passive
+//! (`EPSV`, `PASV`) and active (`EPRT`, `PORT`) mode, resumed (`REST`) downloads and uploads, and
+//! `TYPE A` both ways. Then: an FXP copy between two example servers, the CLI binary (exit codes, error
+//! messages, `mirror` over MLSD and over LIST), and the captured listings in `tests/fixtures/listings/`
+//! parsed with `ftp_proto::listing` (no server needed).
+//!
+//! A server that is not installed is skipped (`SKIPPED: ...`), unless `CI=true`. Each test is bounded by
+//! [`TEST_TIMEOUT`] and prints its duration (`cargo test --test client_interop -- --nocapture`).
+//!
+//! Re-capture the fixtures with
+//! `cargo test --test client_interop capture_listing_fixtures -- --ignored`.
+
+#[allow(dead_code)]
+#[path = "../examples/client/cli.rs"]
+mod cli;
+#[path = "../examples/client/driver.rs"]
+mod driver;
+#[allow(dead_code)]
+#[path = "../examples/client/progress.rs"]
+mod progress;
+#[path = "client_interop/raw.rs"]
+mod raw;
+#[path = "client_interop/servers.rs"]
+mod servers;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use driver::{Client, ClientOptions, DriverError, fxp_copy};
+use ftp_proto::client::fxp::FxpTransfer;
+use ftp_proto::client::{ClientError, DataMode, Outcome, Request};
+use ftp_proto::command::{FormatControl, Pathname, TransferType};
+use ftp_proto::listing::{EntryKind, ListTime, MlsxKind, parse_listing, parse_mlsx_listing};
+use ftp_proto::time::Timestamp;
+use ftp_proto::url::FtpUrl;
+use servers::{Kind, PASSWORD, Server, TempDir, USER, pattern};
+
+/// The longest any one test may run.
+const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The size of the random files transferred: a few MB, so that transfers take many chunks.
+const BIG: usize = 3 * 1024 * 1024 + 12_345;
+
+/// Runs `scenario` against a fresh server of `kind` (skipped if the server is missing), on a tokio
+/// runtime, within [`TEST_TIMEOUT`].
+fn run(kind: Kind, name: &str, scenario: impl AsyncFnOnce(&Server)) {
+    let started = Instant::now();
+    let Some(server) = kind.start() else { return };
+    let runtime = runtime();
+    let outcome =
+        runtime.block_on(async { tokio::time::timeout(TEST_TIMEOUT, scenario(&server)).await });
+    assert!(outcome.is_ok(), "{name} on {} timed out", kind.name());
+    eprintln!(
+        "[time] {name} on {}: {:.2} s",
+        kind.name(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// One test per server for a scenario.
+macro_rules! on_every_server {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            use super::{Kind, run};
+
+            #[test]
+            fn pyftpdlib() {
+                run(Kind::Pyftpdlib, stringify!($scenario), super::$scenario);
+            }
+
+            #[test]
+            fn proftpd() {
+                run(Kind::Proftpd, stringify!($scenario), super::$scenario);
+            }
+
+            #[test]
+            fn example_server() {
+                run(Kind::Example, stringify!($scenario), super::$scenario);
+            }
+        }
+    )*};
+}
+
+on_every_server!(
+    logins_and_listings,
+    passive_transfers,
+    active_transfers,
+    resumed_transfers,
+    ascii_transfers,
+    aborted_download,
+    local_file_failures,
+);
+
+// ---- helpers ----
+
+fn options() -> ClientOptions {
+    ClientOptions::default().with_timeout(Duration::from_secs(20))
+}
+
+fn passive(extended: bool) -> ClientOptions {
+    let mut options = options();
+    options.session.mode = DataMode::Passive;
+    options.session.extended_first = extended;
+    options
+}
+
+fn active(extended: bool) -> ClientOptions {
+    let mut options = passive(extended);
+    options.session.mode = DataMode::Active;
+    options
+}
+
+async fn login(server: &Server, options: ClientOptions) -> Client {
+    let url = FtpUrl::parse(&server.url("/")).unwrap();
+    Client::connect_url(&url, options)
+        .await
+        .unwrap_or_else(|e| panic!("login to {}: {e}", server.kind.name()))
+}
+
+fn path(name: &str) -> Pathname {
+    Pathname::new(name).unwrap()
+}
+
+async fn binary(client: &mut Client) {
+    client
+        .run(Request::SetType(TransferType::Image))
+        .await
+        .unwrap();
+}
+
+/// Asserts two byte strings are equal without printing megabytes.
+#[track_caller]
+fn assert_same(actual: &[u8], expected: &[u8], what: &str) {
+    if actual != expected {
+        let first = actual.iter().zip(expected).position(|(a, b)| a != b);
+        panic!(
+            "{what}: {} bytes, expected {}; first difference at {first:?}",
+            actual.len(),
+            expected.len()
+        );
+    }
+}
+
+// ---- the tree every listing test and fixture shows ----
+
+/// `(name, Some(size))` for files, `(name, None)` for directories, in name order.
+const TREE: &[(&str, Option<u64>)] = &[
+    ("big.bin", Some(123_456)),
+    ("empty.txt", Some(0)),
+    ("emptydir", None),
+    ("hello.txt", Some(13)),
+    ("name with spaces.bin", Some(1000)),
+    ("sub", None),
+];
+
+/// 2020-01-02T03:04:05Z: `hello.txt`'s modification time (old: `ls` shows the year).
+const HELLO_MODIFIED: i64 = 1_577_934_245;
+
+fn make_tree(server: &Server) {
+    for &(name, size) in TREE {
+        match size {
+            Some(size) => {
+                let bytes = match name {
+                    "hello.txt" => b"hello, world\n".to_vec(),
+                    _ => pattern(size as usize, size),
+                };
+                server.put_file(name, &bytes);
+            }
+            None => {
+                server.put_dir(name);
+            }
+        }
+    }
+    server.put_file("sub/inner.txt", b"inner");
+    let hello = std::fs::File::options()
+        .write(true)
+        .open(server.root.join("hello.txt"))
+        .unwrap();
+    let time = std::time::UNIX_EPOCH + Duration::from_secs(HELLO_MODIFIED as u64);
+    hello.set_modified(time).unwrap();
+}
+
+/// Checks `(name, is_dir, size)` triples against [`TREE`] (directory sizes are not compared).
+#[track_caller]
+fn assert_tree(mut found: Vec<(String, bool, Option<u64>)>, source: &str) {
+    found.sort();
+    let names: Vec<&str> = found.iter().map(|(n, _, _)| n.as_str()).collect();
+    let expected: Vec<&str> = TREE.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, expected, "{source}: names");
+    for ((name, is_dir, size), (_, expected_size)) in found.iter().zip(TREE) {
+        assert_eq!(*is_dir, expected_size.is_none(), "{source}: kind of {name}");
+        if let Some(expected_size) = expected_size {
+            assert_eq!(*size, Some(*expected_size), "{source}: size of {name}");
+        }
+    }
+}
+
+fn mlsd_triples(body: Outcome) -> Vec<(String, bool, Option<u64>)> {
+    let Outcome::Facts(entries) = body else {
+        panic!("not an MLSD outcome: {body:?}");
+    };
+    entries
+        .into_iter()
+        .map(|e| e.expect("every MLSD line parses"))
+        .filter(|e| !matches!(e.kind, Some(MlsxKind::Cdir | MlsxKind::Pdir)))
+        .map(|e| {
+            let is_dir = e.kind == Some(MlsxKind::Dir);
+            (String::from_utf8(e.name).unwrap(), is_dir, e.size)
+        })
+        .collect()
+}
+
+fn list_triples(body: Outcome) -> Vec<(String, bool, Option<u64>)> {
+    let Outcome::Listing(entries) = body else {
+        panic!("not a LIST outcome: {body:?}");
+    };
+    entries
+        .into_iter()
+        .filter_map(Result::ok) // `total N`
+        .filter(|e| e.name != b"." && e.name != b"..")
+        .map(|e| {
+            let is_dir = e.kind == EntryKind::Directory;
+            (String::from_utf8(e.name).unwrap(), is_dir, e.size)
+        })
+        .collect()
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_system_time(std::time::SystemTime::now()).unwrap()
+}
+
+// ---- scenarios ----
+
+/// User and anonymous logins, a refused password, and the same tree read from MLSD and LIST.
+async fn logins_and_listings(server: &Server) {
+    make_tree(server);
+    let mut client = login(server, options()).await;
+    assert!(client.greeting().is_some());
+    let features = client.features().await.unwrap();
+    assert!(
+        features.mlst.is_some(),
+        "{} offers MLST",
+        server.kind.name()
+    );
+
+    let mlsd = client.run(Request::Mlsd { path: None }).await.unwrap();
+    assert_tree(mlsd_triples(mlsd), "MLSD");
+    let list = client
+        .run(Request::List {
+            path: None,
+            now: now(),
+        })
+        .await
+        .unwrap();
+    assert_tree(list_triples(list), "LIST");
+
+    // A subdirectory by path, both ways, and a file's MLSD facts.
+    let sub = client
+        .run(Request::Mlsd {
+            path: Some(path("sub")),
+        })
+        .await
+        .unwrap();
+    assert_eq!(mlsd_triples(sub), [("inner.txt".into(), false, Some(5))]);
+    let Outcome::Entry(hello) = client
+        .run(Request::Mlst(Some(path("hello.txt"))))
+        .await
+        .unwrap()
+    else {
+        panic!("MLST outcome")
+    };
+    assert_eq!(hello.size, Some(13));
+    assert_eq!(
+        hello.modified.map(|t| t.unix_seconds()),
+        Some(HELLO_MODIFIED)
+    );
+    // SIZE: most servers refuse it in TYPE A, the session's (and RFC 959's) initial type.
+    binary(&mut client).await;
+    let Outcome::Size(size) = client.run(Request::Size(path("big.bin"))).await.unwrap() else {
+        panic!("SIZE outcome")
+    };
+    assert_eq!(size, 123_456);
+    client.quit().await.unwrap();
+
+    // A wrong password: the server's 530, as a reply error.
+    let url = FtpUrl::parse(&format!("ftp://{USER}:wrong@{}/", server.addr)).unwrap();
+    let error = Client::connect_url(&url, options()).await.unwrap_err();
+    let code = error.reply().map(|r| r.code().get());
+    assert_eq!(code, Some(530), "{error}");
+
+    // Anonymous: no user in the URL.
+    let Some(anon_root) = &server.anon_root else {
+        println!(
+            "SKIPPED: anonymous login ({} takes none here)",
+            server.kind.name()
+        );
+        return;
+    };
+    std::fs::write(anon_root.join("welcome.txt"), b"anonymous\n").unwrap();
+    let url = FtpUrl::parse(&format!("ftp://{}/", server.addr)).unwrap();
+    let mut anonymous = Client::connect_url(&url, options()).await.unwrap();
+    let list = anonymous
+        .run(Request::List {
+            path: None,
+            now: now(),
+        })
+        .await
+        .unwrap();
+    let names: Vec<String> = list_triples(list).into_iter().map(|t| t.0).collect();
+    assert!(names.contains(&"welcome.txt".to_owned()), "{names:?}");
+    // Read-only: an upload is refused with a 5xx, and the session goes on.
+    let error = anonymous
+        .upload(path("intruder.txt"), 0, false, &b"no"[..], &mut |_| {})
+        .await
+        .unwrap_err();
+    let code = error.reply().map(|r| r.code().get());
+    assert!(code.is_some_and(|c| (500..600).contains(&c)), "{error}");
+    assert!(!anon_root.join("intruder.txt").exists());
+    anonymous.run(Request::Noop).await.unwrap();
+    anonymous.quit().await.unwrap();
+}
+
+/// Download and upload of a few MB, byte for byte, with the progress hook seeing every byte.
+async fn round_trip(server: &Server, options: ClientOptions, seed: u64) {
+    let data = pattern(BIG, seed);
+    let remote = format!("down-{seed}.bin");
+    server.put_file(&remote, &data);
+    let mut client = login(server, options).await;
+    binary(&mut client).await;
+
+    let local = TempDir::new("local");
+    let downloaded = local.path().join("downloaded");
+    let sink = tokio::fs::File::create(&downloaded).await.unwrap();
+    let mut seen = 0;
+    let bytes = client
+        .download(path(&remote), 0, sink, &mut |b| seen = b)
+        .await
+        .unwrap();
+    assert_eq!((bytes, seen), (BIG as u64, BIG as u64));
+    assert_same(&std::fs::read(&downloaded).unwrap(), &data, "RETR");
+
+    let uploaded = format!("up-{seed}.bin");
+    let source = tokio::fs::File::open(&downloaded).await.unwrap();
+    let mut seen = 0;
+    let bytes = client
+        .upload(path(&uploaded), 0, false, source, &mut |b| seen = b)
+        .await
+        .unwrap();
+    assert_eq!((bytes, seen), (BIG as u64, BIG as u64));
+    client.quit().await.unwrap();
+    // The server answered 226 after it closed the file.
+    assert_same(
+        &std::fs::read(server.root.join(&uploaded)).unwrap(),
+        &data,
+        "STOR",
+    );
+}
+
+async fn passive_transfers(server: &Server) {
+    round_trip(server, passive(true), 1).await;
+    assert!(server.received("EPSV"), "{}", server.log());
+    assert!(!server.received("PASV"));
+    round_trip(server, passive(false), 2).await;
+    assert!(server.received("PASV"), "{}", server.log());
+}
+
+async fn active_transfers(server: &Server) {
+    round_trip(server, active(true), 3).await;
+    assert!(server.received("EPRT |1|127.0.0.1|"), "{}", server.log());
+    assert!(!server.received("PORT"));
+    round_trip(server, active(false), 4).await;
+    assert!(server.received("PORT 127,0,0,1,"), "{}", server.log());
+}
+
+/// `REST` + `RETR` continuing a partial local file, `REST` + `STOR` continuing a partial remote one.
+async fn resumed_transfers(server: &Server) {
+    let data = pattern(BIG, 5);
+    server.put_file("whole.bin", &data);
+    let have = 1_000_003;
+    let local = TempDir::new("local");
+    let partial = local.path().join("partial");
+    std::fs::write(&partial, &data[..have]).unwrap();
+
+    let mut client = login(server, passive(true)).await;
+    binary(&mut client).await;
+    let sink = tokio::fs::OpenOptions::new()
+        .append(true)
+        .open(&partial)
+        .await
+        .unwrap();
+    let bytes = client
+        .download(path("whole.bin"), have as u64, sink, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(bytes, (BIG - have) as u64);
+    assert_same(&std::fs::read(&partial).unwrap(), &data, "resumed RETR");
+
+    // Upload: the server has the first part; SIZE says how much.
+    let on_server = 777_777;
+    server.put_file("growing.bin", &data[..on_server]);
+    let Outcome::Size(size) = client
+        .run(Request::Size(path("growing.bin")))
+        .await
+        .unwrap()
+    else {
+        panic!("SIZE outcome")
+    };
+    assert_eq!(size, on_server as u64);
+    let mut source = tokio::fs::File::open(&partial).await.unwrap();
+    use tokio::io::AsyncSeekExt;
+    source.seek(std::io::SeekFrom::Start(size)).await.unwrap();
+    let bytes = client
+        .upload(path("growing.bin"), size, false, source, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(bytes, (BIG - on_server) as u64);
+    client.quit().await.unwrap();
+    assert_same(
+        &std::fs::read(server.root.join("growing.bin")).unwrap(),
+        &data,
+        "resumed STOR",
+    );
+}
+
+/// `TYPE A`: CRLF on the wire, local line ends on either side.
+async fn ascii_transfers(server: &Server) {
+    let text = b"first line\nsecond line\n\nlast line without end".to_vec();
+    let lines = 3;
+    server.put_file("text.txt", &text);
+    for options in [passive(true), active(true)] {
+        let mut client = login(server, options).await;
+        client
+            .run(Request::SetType(TransferType::Ascii(
+                FormatControl::NonPrint,
+            )))
+            .await
+            .unwrap();
+        let local = TempDir::new("local");
+        let downloaded = local.path().join("text.txt");
+        let sink = tokio::fs::File::create(&downloaded).await.unwrap();
+        let wire = client
+            .download(path("text.txt"), 0, sink, &mut |_| {})
+            .await
+            .unwrap();
+        // The server sent CRLF (one more byte per line end); the driver wrote LF.
+        assert_eq!(wire, (text.len() + lines) as u64, "bytes on the wire");
+        assert_eq!(std::fs::read(&downloaded).unwrap(), text);
+
+        // Upload: LF and CRLF locally both become CRLF on the wire, LF in the server's file.
+        let local_text = b"one\r\ntwo\nthree\n".to_vec();
+        let source_path = local.path().join("upload.txt");
+        std::fs::write(&source_path, &local_text).unwrap();
+        let source = tokio::fs::File::open(&source_path).await.unwrap();
+        let sent = client
+            .upload(path("uploaded.txt"), 0, false, source, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(sent, b"one\r\ntwo\r\nthree\r\n".len() as u64);
+        client.quit().await.unwrap();
+        assert_eq!(
+            std::fs::read(server.root.join("uploaded.txt")).unwrap(),
+            b"one\ntwo\nthree\n"
+        );
+    }
+}
+
+/// `ABOR` of a running download (RFC 959 §4.1.3): the local writer stalls, the driver stops reading the
+/// data connection, the user aborts; both requests complete and the session stays in step.
+async fn aborted_download(server: &Server) {
+    server.put_file("large.bin", &pattern(BIG, 6));
+    let mut client = login(server, passive(true)).await;
+    binary(&mut client).await;
+    // A writer nobody reads: it takes 64 KiB, then blocks.
+    let (sink, _reader_kept_unread) = tokio::io::duplex(64 * 1024);
+    let retrieve = Request::Retrieve {
+        path: path("large.bin"),
+        offset: 0,
+    };
+    let download = client
+        .submit(retrieve, driver::Stream::Sink(Box::new(sink)))
+        .await
+        .unwrap();
+    // Let the transfer start and stall.
+    let mut progress = 0;
+    while progress == 0 {
+        match client.next_notice().await {
+            Some(driver::Notice::Event(ftp_proto::client::Event::Progress { bytes, .. })) => {
+                progress = bytes
+            }
+            Some(driver::Notice::Completed { id, result }) => panic!("{id:?}: {result:?}"),
+            Some(_) => {}
+            None => panic!("session ended"),
+        }
+    }
+    let abort = client
+        .submit(Request::Abort, driver::Stream::None)
+        .await
+        .unwrap();
+    let aborted = client.wait(download, &mut |_| {}).await;
+    assert!(
+        matches!(aborted, Err(DriverError::Session(ClientError::Aborted))),
+        "{aborted:?}"
+    );
+    let answer = client.wait(abort, &mut |_| {}).await;
+    assert!(matches!(answer, Ok(Outcome::Done(_))), "{answer:?}");
+    // In step: the next reply is the next command's.
+    let Outcome::Size(size) = client.run(Request::Size(path("large.bin"))).await.unwrap() else {
+        panic!("SIZE outcome")
+    };
+    assert_eq!(size, BIG as u64);
+    client.quit().await.unwrap();
+}
+
+/// A writer that fails once `room` bytes are written (a full disk).
+struct FullDisk {
+    room: usize,
+}
+
+impl tokio::io::AsyncWrite for FullDisk {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.room == 0 {
+            let error = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full");
+            return std::task::Poll::Ready(Err(error));
+        }
+        let n = buf.len().min(self.room);
+        self.room -= n;
+        std::task::Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// A reader that gives `left` bytes, then fails (a vanished USB stick).
+struct BadSource {
+    left: usize,
+}
+
+impl tokio::io::AsyncRead for BadSource {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.left == 0 {
+            let error = std::io::Error::other("device gone");
+            return std::task::Poll::Ready(Err(error));
+        }
+        let n = buf.remaining().min(self.left).min(4096);
+        buf.put_slice(&vec![b'x'; n]);
+        self.left -= n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// The local writer or reader fails mid-transfer: the request fails with that error (not the server's
+/// reaction to the abort), and the session goes on.
+async fn local_file_failures(server: &Server) {
+    server.put_file("large.bin", &pattern(BIG, 7));
+    let mut client = login(server, passive(true)).await;
+    binary(&mut client).await;
+    let error = client
+        .download(
+            path("large.bin"),
+            0,
+            FullDisk { room: 200_000 },
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, DriverError::Local(e) if e.kind() == std::io::ErrorKind::StorageFull),
+        "{error:?}"
+    );
+    client.run(Request::Noop).await.unwrap();
+
+    let error = client
+        .upload(
+            path("partial.bin"),
+            0,
+            false,
+            BadSource { left: 300_000 },
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, DriverError::Local(e) if e.to_string() == "device gone"),
+        "{error:?}"
+    );
+    let Outcome::Size(size) = client.run(Request::Size(path("large.bin"))).await.unwrap() else {
+        panic!("SIZE outcome")
+    };
+    assert_eq!(size, BIG as u64);
+    client.quit().await.unwrap();
+}
+
+// ---- errors ----
+
+#[test]
+fn missing_file_is_the_servers_550() {
+    for kind in [Kind::Pyftpdlib, Kind::Proftpd, Kind::Example] {
+        run(kind, "missing_file", async |server: &Server| {
+            let mut client = login(server, options()).await;
+            binary(&mut client).await;
+            let local = TempDir::new("local");
+            let sink = tokio::fs::File::create(local.path().join("x"))
+                .await
+                .unwrap();
+            let error = client
+                .download(path("no-such-file"), 0, sink, &mut |_| {})
+                .await
+                .unwrap_err();
+            assert_eq!(error.reply().map(|r| r.code().get()), Some(550), "{error}");
+            // The session goes on after a refusal.
+            assert!(matches!(
+                client.run(Request::Pwd).await,
+                Ok(Outcome::Path(_))
+            ));
+            let error = client
+                .run(Request::Cwd(path("no-such-dir")))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&error, DriverError::Session(ClientError::Reply(r)) if r.code().get() == 550),
+                "{error}"
+            );
+            client.quit().await.unwrap();
+        });
+    }
+}
+
+// ---- FXP ----
+
+/// Two example servers with `--allow-fxp`: the destination listens (PASV), the source connects to it
+/// (PORT) and sends; the file never passes through the client.
+#[test]
+fn fxp_between_two_example_servers() {
+    let started = Instant::now();
+    let Some(destination) = servers::example_server(&["--allow-fxp"]) else {
+        return;
+    };
+    let Some(source) = servers::example_server(&["--allow-fxp"]) else {
+        return;
+    };
+    let data = pattern(BIG, 9);
+    source.put_file("original.bin", &data);
+    runtime().block_on(async {
+        tokio::time::timeout(TEST_TIMEOUT, async {
+            let mut to = login(&destination, options()).await;
+            let mut from = login(&source, options()).await;
+            binary(&mut to).await;
+            binary(&mut from).await;
+            let copy = FxpTransfer::new(path("original.bin"), path("copy.bin"));
+            fxp_copy(&mut to, &mut from, copy).await.unwrap();
+            to.quit().await.unwrap();
+            from.quit().await.unwrap();
+        })
+        .await
+        .expect("FXP timed out");
+    });
+    assert_same(
+        &std::fs::read(destination.root.join("copy.bin")).unwrap(),
+        &data,
+        "FXP copy",
+    );
+    eprintln!("[time] fxp: {:.2} s", started.elapsed().as_secs_f64());
+}
+
+// ---- the CLI binary ----
+
+/// Runs `target/<profile>/examples/client` with `args`: (status, stdout, stderr).
+fn client_cli(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let binary = servers::client_binary().expect("client binary");
+    let output = Command::new(binary)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_exit_codes_messages_and_summary() {
+    if servers::client_binary().is_none() {
+        return;
+    }
+    run(Kind::Pyftpdlib, "cli", async |server: &Server| {
+        let data = pattern(BIG, 11);
+        server.put_file("file.bin", &data);
+        let local = TempDir::new("cli");
+        let cwd = local.path().to_owned();
+        let url = server.url("/file.bin");
+        let missing = server.url("/nope.bin");
+        let upload_url = server.url("/incoming/");
+        let root_url = server.url("/");
+        let result = tokio::task::spawn_blocking(move || {
+            let get = client_cli(&["get", &url], &cwd);
+            let missing = client_cli(&["get", &missing], &cwd);
+            let usage = client_cli(&["get"], &cwd);
+            let bad_url = client_cli(&["ls", "http://example.com/"], &cwd);
+            std::fs::write(cwd.join("small.txt"), b"small\n").unwrap();
+            let put = client_cli(&["put", "--active", "small.txt", &upload_url], &cwd);
+            // A partial local copy, continued.
+            let partial = cwd.join("partial.bin");
+            let data = std::fs::read(cwd.join("file.bin")).unwrap();
+            std::fs::write(&partial, &data[..100_000]).unwrap();
+            let resumed = client_cli(&["get", "--resume", &url, "partial.bin"], &cwd);
+            let listing = client_cli(&["ls", &root_url], &cwd);
+            (get, missing, usage, bad_url, put, resumed, listing)
+        })
+        .await
+        .unwrap();
+        let (get, missing, usage, bad_url, put, resumed, listing) = result;
+        assert_eq!(get.0, 0, "{}", get.2);
+        // stderr is not a terminal here: one summary line, no progress redraws.
+        assert!(
+            get.2.starts_with("RETR /file.bin: done, 3.0 MiB in"),
+            "{}",
+            get.2
+        );
+        assert!(!get.2.contains('\r'));
+        assert_same(
+            &std::fs::read(local.path().join("file.bin")).unwrap(),
+            &data,
+            "CLI get",
+        );
+        assert_eq!(missing.0, 1);
+        assert!(
+            missing.2.starts_with("error: RETR /nope.bin: 550 "),
+            "{}",
+            missing.2
+        );
+        assert_eq!(usage.0, 2, "{}", usage.2);
+        assert_eq!(bad_url.0, 2, "{}", bad_url.2);
+        // The directory does not exist: the CWD fails with the server's reply.
+        assert_eq!(put.0, 1);
+        assert!(put.2.starts_with("error: CWD incoming: 550 "), "{}", put.2);
+        assert_eq!(resumed.0, 0, "{}", resumed.2);
+        assert!(
+            resumed.2.contains("resumed at byte 100000"),
+            "{}",
+            resumed.2
+        );
+        assert!(server.received("REST 100000"));
+        assert_same(
+            &std::fs::read(local.path().join("partial.bin")).unwrap(),
+            &data,
+            "CLI get --resume",
+        );
+        // `ls`: kind, size, date, name (MLSD: pyftpdlib offers MLST).
+        assert_eq!(listing.0, 0, "{}", listing.2);
+        let line = listing
+            .1
+            .lines()
+            .find(|l| l.ends_with(" file.bin"))
+            .unwrap_or_else(|| panic!("{}", listing.1));
+        assert!(line.starts_with(&format!("file {BIG:>12} ")), "{line}");
+    });
+}
+
+/// `mirror` over MLSD (ProFTPD and pyftpdlib) and over LIST (pyftpdlib without MLST), compared with
+/// the served tree.
+#[test]
+fn cli_mirror() {
+    if servers::client_binary().is_none() {
+        return;
+    }
+    let servers = [
+        ("proftpd", servers::proftpd()),
+        ("pyftpdlib", servers::pyftpdlib(&[])),
+        ("pyftpdlib --no-mlst", servers::pyftpdlib(&["--no-mlst"])),
+    ];
+    for (name, server) in servers {
+        let Some(server) = server else { continue };
+        let started = Instant::now();
+        make_tree(&server);
+        server.put_file("sub/deeper/deepest.bin", &pattern(70_000, 3));
+        let local = TempDir::new("mirror");
+        let (status, stdout, stderr) =
+            client_cli(&["mirror", &server.url("/"), "copy"], local.path());
+        assert_eq!(status, 0, "{name}: {stdout}{stderr}");
+        assert!(
+            stderr.contains("mirror /: 6 files, 3 directories"),
+            "{name}: {stderr}"
+        );
+        assert_trees_equal(&server.root, &local.path().join("copy"));
+        let listed_with = if name.ends_with("--no-mlst") {
+            "LIST"
+        } else {
+            "MLSD"
+        };
+        assert!(server.received(listed_with), "{name}: {}", server.log());
+        // MLSD and LIST both carry hello.txt's time (to the minute at least in LIST).
+        let copied = std::fs::metadata(local.path().join("copy/hello.txt")).unwrap();
+        let modified = copied
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!(
+            (HELLO_MODIFIED - modified).abs() < 86_400,
+            "{name}: mtime {modified}"
+        );
+        eprintln!(
+            "[time] cli mirror on {name}: {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+#[track_caller]
+fn assert_trees_equal(expected: &Path, actual: &Path) {
+    let names = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let (want, got) = (names(expected), names(actual));
+    assert_eq!(got, want, "entries of {}", actual.display());
+    for name in want {
+        let (e, a) = (expected.join(&name), actual.join(&name));
+        if e.is_dir() {
+            assert_trees_equal(&e, &a);
+        } else {
+            assert_same(
+                &std::fs::read(&a).unwrap(),
+                &std::fs::read(&e).unwrap(),
+                &name,
+            );
+        }
+    }
+}
+
+// ---- captured listings ----
+
+/// Captures each server's raw `LIST` and `MLSD` bodies of [`TREE`] into `tests/fixtures/listings/`.
+#[test]
+#[ignore = "writes tests/fixtures/listings/; run by hand to re-capture"]
+fn capture_listing_fixtures() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/listings");
+    std::fs::create_dir_all(&dir).unwrap();
+    for kind in [Kind::Pyftpdlib, Kind::Proftpd, Kind::Example] {
+        let Some(server) = kind.start() else { continue };
+        make_tree(&server);
+        let mut raw = raw::Raw::login(server.addr, USER, PASSWORD);
+        let list = raw.listing("LIST");
+        let mlsd = raw.listing("MLSD");
+        raw.quit();
+        std::fs::write(dir.join(format!("{}.list", kind.name())), list).unwrap();
+        std::fs::write(dir.join(format!("{}.mlsd", kind.name())), mlsd).unwrap();
+    }
+}
+
+/// The fixtures, parsed, show [`TREE`]: names, kinds, sizes, and hello.txt's old date.
+mod fixtures {
+    use super::*;
+
+    /// Later than the captures: recent `ls` dates get this year or the one before.
+    fn reference_now() -> Timestamp {
+        Timestamp::parse_ftp(b"20991231235959").unwrap()
+    }
+
+    fn check_list(body: &[u8], source: &str) {
+        let entries = parse_listing(body, reference_now());
+        assert!(body.ends_with(b"\r\n"), "{source}: CRLF line ends");
+        let hello = entries
+            .iter()
+            .flatten()
+            .find(|e| e.name == b"hello.txt")
+            .expect("hello.txt");
+        // 2020-01-02 is older than six months: `ls` shows the day and the year.
+        assert_eq!(
+            hello.modified,
+            Some(ListTime::Day(
+                Timestamp::parse_ftp(b"20200102000000").unwrap()
+            )),
+            "{source}"
+        );
+        assert_tree(list_triples(Outcome::Listing(entries)), source);
+    }
+
+    fn check_mlsd(body: &[u8], source: &str) {
+        let entries = parse_mlsx_listing(body);
+        let hello = entries
+            .iter()
+            .flatten()
+            .find(|e| e.name == b"hello.txt")
+            .expect("hello.txt");
+        assert_eq!(
+            hello.modified.map(|t| t.unix_seconds()),
+            Some(HELLO_MODIFIED),
+            "{source}"
+        );
+        assert_tree(mlsd_triples(Outcome::Facts(entries)), source);
+    }
+
+    #[test]
+    fn pyftpdlib() {
+        check_list(
+            include_bytes!("fixtures/listings/pyftpdlib.list"),
+            "pyftpdlib LIST",
+        );
+        check_mlsd(
+            include_bytes!("fixtures/listings/pyftpdlib.mlsd"),
+            "pyftpdlib MLSD",
+        );
+    }
+
+    #[test]
+    fn proftpd() {
+        check_list(
+            include_bytes!("fixtures/listings/proftpd.list"),
+            "proftpd LIST",
+        );
+        check_mlsd(
+            include_bytes!("fixtures/listings/proftpd.mlsd"),
+            "proftpd MLSD",
+        );
+    }
+
+    #[test]
+    fn example_server() {
+        check_list(
+            include_bytes!("fixtures/listings/example-server.list"),
+            "example-server LIST",
+        );
+        check_mlsd(
+            include_bytes!("fixtures/listings/example-server.mlsd"),
+            "example-server MLSD",
+        );
+    }
+}
