@@ -232,7 +232,8 @@ pub enum EpsvArg {
 pub enum OptsArg {
     /// `OPTS UTF8 ON` / `OPTS UTF8 OFF` (draft-ietf-ftpext-utf-8-option; Windows clients send it).
     Utf8(bool),
-    /// `OPTS MLST fact;fact;` (RFC 3659 §7.9): the facts, possibly empty.
+    /// `OPTS MLST fact;fact;` (RFC 3659 §7.9): the facts, possibly empty (CR, LF and NUL are left out when
+    /// encoding).
     Mlst(Vec<u8>),
     /// Any other command's options, kept for the server to answer 501.
     Other {
@@ -426,7 +427,7 @@ pub enum Command {
     },
     /// A verb this crate does not know, kept verbatim (upper-cased) for the server to refuse.
     Unknown {
-        /// The verb, ASCII upper case.
+        /// The verb, ASCII upper case. When encoding, anything but ASCII letters is left out.
         verb: String,
         /// The argument, if any.
         arg: Option<Text>,
@@ -763,7 +764,8 @@ impl Command {
 
     /// Appends the wire form, `VERB[ argument]\r\n`, to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.verb().as_bytes());
+        // Only letters: a hand-built `Unknown` verb must not be able to smuggle in a line end.
+        out.extend(self.verb().bytes().filter(u8::is_ascii_alphabetic));
         self.encode_argument(out);
         out.extend_from_slice(b"\r\n");
     }
@@ -881,7 +883,8 @@ fn encode_opts(o: &OptsArg, out: &mut Vec<u8>) {
             out.extend_from_slice(b" MLST");
             if !facts.is_empty() {
                 out.push(b' ');
-                out.extend_from_slice(facts);
+                // The parser never produces CR, LF or NUL here; a hand-built value cannot inject them.
+                out.extend(facts.iter().copied().filter(|&b| !is_forbidden(b)));
             }
         }
         OptsArg::Other { command, options } => {
@@ -1371,6 +1374,17 @@ mod tests {
         let cmd = Command::parse(b"MFMT 20240101000000.0001 f").unwrap();
         assert_eq!(cmd.to_bytes(), b"MFMT 20240101000000.0001 f\r\n");
         assert_eq!(Command::parse(b"MFMT 20240101000000.0001 f"), Ok(cmd));
+    }
+
+    #[test]
+    fn hand_built_values_cannot_inject_a_command() {
+        let unknown = Command::Unknown {
+            verb: "X\r\nDELE".into(),
+            arg: None,
+        };
+        assert_eq!(unknown.to_bytes(), b"XDELE\r\n");
+        let opts = Command::Opts(OptsArg::Mlst(b"type;\r\nDELE x".to_vec()));
+        assert_eq!(opts.to_bytes(), b"OPTS MLST type;DELE x\r\n");
     }
 
     #[test]

@@ -90,14 +90,17 @@ impl Timestamp {
         Some(t)
     }
 
-    /// Converts to a [`SystemTime`].
-    pub fn to_system_time(&self) -> SystemTime {
+    /// Converts to a [`SystemTime`]; `None` where the platform's `SystemTime` cannot hold it (Windows
+    /// starts in 1601, while an FTP time-val can name the year 0).
+    pub fn to_system_time(&self) -> Option<SystemTime> {
         let nanos = Duration::from_nanos(u64::from(self.nanos));
-        if self.secs >= 0 {
-            UNIX_EPOCH + Duration::from_secs(self.secs.unsigned_abs()) + nanos
+        let whole = Duration::from_secs(self.secs.unsigned_abs());
+        let base = if self.secs >= 0 {
+            UNIX_EPOCH.checked_add(whole)?
         } else {
-            UNIX_EPOCH - Duration::from_secs(self.secs.unsigned_abs()) + nanos
-        }
+            UNIX_EPOCH.checked_sub(whole)?
+        };
+        base.checked_add(nanos)
     }
 
     /// A timestamp from a civil UTC date and time; `None` if any field is out of range (month 13,
@@ -336,7 +339,7 @@ mod tests {
         let ts = Timestamp::from_system_time(t).unwrap();
         assert_eq!(ts.unix_seconds(), -2);
         assert_eq!(ts.subsec_nanos(), 750_000_000);
-        assert_eq!(ts.to_system_time(), t);
+        assert_eq!(ts.to_system_time(), Some(t));
     }
 
     proptest! {

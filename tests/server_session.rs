@@ -616,3 +616,166 @@ fn byte_at_a_time_equals_whole() {
     assert_eq!(transcript(&bytes), whole);
     assert!(whole.contains("221 Goodbye."));
 }
+
+// ---- regressions from the code review ----
+
+#[test]
+fn user_keeps_transfer_parameters_but_rein_resets_them() {
+    let mut s = Sim::new();
+    s.login_anonymous();
+    s.cmd("TYPE I");
+    s.cmd("EPSV ALL");
+    s.login_anonymous(); // USER again: RFC 959 §4.1.1 keeps transfer parameters
+    assert!(s.cmd("STAT").contains("TYPE: BINARY"));
+    assert!(s.cmd("PASV").starts_with("503 "), "EPSV ALL survives USER");
+    assert!(s.cmd("REIN").starts_with("220 "));
+    s.login_anonymous();
+    assert!(s.cmd("STAT").contains("TYPE: ASCII"));
+    assert!(s.cmd("PASV").starts_with("227 "), "REIN forgets EPSV ALL");
+}
+
+#[test]
+fn a_bad_line_between_rnfr_and_rnto_forgets_the_rename() {
+    let mut s = Sim::new();
+    s.login_writer();
+    assert!(s.cmd("RNFR /pub/data.bin").starts_with("350 "));
+    assert!(s.cmd("R3TR x").starts_with("500 "));
+    assert!(s.cmd("RNTO /pub/moved.bin").starts_with("503 "));
+    assert!(s.file("/pub/data.bin").is_some());
+}
+
+#[test]
+fn pasv_accepts_an_ipv4_mapped_listener_address() {
+    use ftp_proto::server::{Action, Completion};
+    let mut s = Sim::new();
+    s.login_anonymous();
+    s.session.handle_control_input(s.now, b"PASV\r\n");
+    let mut replies = Vec::new();
+    while let Some(action) = s.session.poll_action() {
+        match action {
+            Action::ListenPassive { id, .. } => {
+                let mapped = "[::ffff:127.0.0.1]:40000".parse().unwrap();
+                s.session
+                    .handle_completion(s.now, id, Completion::Listening(mapped));
+            }
+            Action::SendControl(bytes) => replies.extend_from_slice(&bytes),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        replies,
+        b"227 Entering Passive Mode (127,0,0,1,156,64).\r\n"
+    );
+}
+
+#[test]
+fn a_file_opened_after_abor_is_closed() {
+    use ftp_proto::path::VirtualPath;
+    use ftp_proto::server::{Action, Completion, StorageRequest};
+    let mut s = Sim::new();
+    s.login_anonymous();
+    s.cmd("PASV");
+    s.session
+        .handle_control_input(s.now, b"RETR /pub/data.bin\r\n");
+    let open_id = match s.session.poll_action() {
+        Some(Action::Storage {
+            id,
+            request: StorageRequest::OpenRead { .. },
+        }) => id,
+        other => panic!("expected OpenRead, got {other:?}"),
+    };
+    s.input(b"ABOR\r\n");
+    assert!(s.take_control().contains("226 "));
+    // The driver finishes opening the file only now.
+    let path = VirtualPath::root().join(b"x").unwrap();
+    let opened = Completion::FileOpened {
+        size: Some(1),
+        path,
+    };
+    s.session.handle_completion(s.now, open_id, opened);
+    assert_eq!(
+        s.session.poll_action(),
+        Some(Action::CloseFile {
+            id: open_id,
+            aborted: true
+        })
+    );
+}
+
+#[test]
+fn abor_after_an_upload_is_complete_waits_for_its_226() {
+    use ftp_proto::server::Completion;
+    let mut s = Sim::new();
+    s.login_writer();
+    s.upload = [Bytes::from_static(b"data")].into();
+    s.hold_upload_close = true;
+    s.cmd("PASV");
+    assert_eq!(codes(&s.cmd("STOR /upload/f")), ["150"]);
+    let close_id = s
+        .held_upload_close
+        .take()
+        .expect("the upload reached CloseFile");
+    s.input(b"ABOR\r\n");
+    assert_eq!(
+        s.take_control(),
+        "",
+        "ABOR waits while the upload is being stored"
+    );
+    s.session
+        .handle_completion(s.now, close_id, Completion::Done);
+    s.run();
+    assert_eq!(codes(&s.take_control()), ["226", "226"]);
+    assert_eq!(
+        s.data_closes,
+        [false],
+        "the data connection was closed once, cleanly"
+    );
+}
+
+#[test]
+fn huge_timeouts_mean_never_rather_than_a_panic() {
+    let mut config = Config::default();
+    config.idle_timeout = Duration::MAX;
+    config.data_timeout = Duration::MAX;
+    config.failed_login_delay = Duration::MAX;
+    let mut s = Sim::with_config(config);
+    s.login_anonymous();
+    s.cmd("PASV");
+    assert_eq!(codes(&s.cmd("RETR /pub/data.bin")), ["150", "226"]);
+    assert_eq!(s.session.poll_timeout(), None);
+    s.cmd("USER alice");
+    assert_eq!(s.cmd("PASS wrong"), "", "the 530 waits for ever");
+}
+
+#[test]
+fn undrained_events_are_bounded() {
+    let mut s = Sim::new();
+    s.login_anonymous();
+    for _ in 0..5_000 {
+        s.session.handle_control_input(s.now, b"NOOP\r\n");
+        while s.session.poll_action().is_some() {}
+    }
+    let mut kept = 0;
+    while s.session.poll_event().is_some() {
+        kept += 1;
+    }
+    assert_eq!(kept, Config::default().max_queued_events);
+    assert!(s.session.events_dropped() > 3_900);
+}
+
+#[test]
+fn user_names_are_passed_on_as_bytes() {
+    use ftp_proto::server::Action;
+    let mut s = Sim::new();
+    s.take_control();
+    // "\xff\xff" is Telnet's escaped 0xFF: the name is the two bytes FF C3, which are not UTF-8.
+    s.session
+        .handle_control_input(s.now, b"USER \xff\xff\xc3\r\nPASS x\r\n");
+    let mut user = None;
+    while let Some(action) = s.session.poll_action() {
+        if let Action::Authenticate { user: u, .. } = action {
+            user = Some(u.as_bytes().to_vec());
+        }
+    }
+    assert_eq!(user.as_deref(), Some(&b"\xff\xc3"[..]));
+}

@@ -620,10 +620,10 @@ async fn fetch(
         .await
         .context(|| label)?;
     progress.finish(bytes, "done");
-    if let Some(modified) = item.modified {
+    if let Some(modified) = item.modified.and_then(|t| t.to_system_time()) {
         // Best effort: a file system that cannot keep the time keeps the file all the same.
         if let Ok(file) = std::fs::File::options().write(true).open(local) {
-            let _ = file.set_modified(modified.to_system_time());
+            let _ = file.set_modified(modified);
         }
     }
     Ok(bytes)

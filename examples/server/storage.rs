@@ -258,9 +258,10 @@ impl Storage {
     }
 
     fn set_modified(&self, path: &VirtualPath, time: Timestamp) -> Result<(), StorageError> {
+        // A time this platform cannot represent is a bad argument, not a crash.
+        let time = time.to_system_time().ok_or(StorageError::InvalidName)?;
         let file = File::open(self.follow(path)?).map_err(storage_error)?;
-        file.set_modified(time.to_system_time())
-            .map_err(storage_error)
+        file.set_modified(time).map_err(storage_error)
     }
 
     /// `STOU`: `name`, then `name.1`, `name.2`, ..., created with `create_new` so that two uploads can never

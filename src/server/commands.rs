@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::command::{
-    Command, EpsvArg, FormatControl, ListArgs, OptsArg, Pathname, Structure, TransferMode,
+    Command, EpsvArg, FormatControl, ListArgs, OptsArg, Pathname, Structure, Text, TransferMode,
     TransferType,
 };
 use crate::hostport::{self, HostPort, NetworkProtocol};
@@ -100,6 +100,10 @@ fn storage_error_reply(error: &StorageError) -> (ReplyCode, String) {
     (code, text)
 }
 
+/// Entries `STAT path` lists on the control connection. The reply is built in memory as one unit (it
+/// cannot be streamed like a data-connection listing), so it gets a tighter bound than `LIST`.
+const STAT_LISTING_LIMIT: usize = 10_000;
+
 const FEATURES: &[&str] = &[
     "EPRT",
     "EPSV",
@@ -115,8 +119,10 @@ const FEATURES: &[&str] = &[
 
 impl Session {
     /// Handles one command line.
-    pub(super) fn handle_line(&mut self, now: Instant, line: &[u8]) {
-        self.events.push_back(Event::Command(loggable(line)));
+    pub(super) fn handle_line(&mut self, line: &[u8]) {
+        self.event(Event::Command(loggable(line)));
+        // RFC 959 §4.1.3: RNTO must come right after RNFR; anything else, even a bad line, forgets it.
+        let rename_from = self.rename_from.take();
         let command = match Command::parse(line) {
             Ok(command) => command,
             Err(error) => {
@@ -129,8 +135,6 @@ impl Session {
                 return;
             }
         };
-        // RFC 959 §4.1.3: RNTO must come right after RNFR; anything else forgets the RNFR.
-        let rename_from = self.rename_from.take();
         if self.transfer.is_some() {
             self.command_during_transfer(command);
         } else if let Command::Unknown { .. } = command {
@@ -138,7 +142,7 @@ impl Session {
         } else if !self.is_logged_in() && !allowed_before_login(command.verb()) {
             self.reply_not_logged_in();
         } else {
-            self.dispatch(now, command, rename_from);
+            self.dispatch(command, rename_from);
         }
     }
 
@@ -185,11 +189,11 @@ impl Session {
         }
     }
 
-    fn dispatch(&mut self, now: Instant, command: Command, rename_from: Option<VirtualPath>) {
+    fn dispatch(&mut self, command: Command, rename_from: Option<VirtualPath>) {
         use Command::*;
         match command {
-            User(name) => self.handle_user(name.as_bytes()),
-            Pass(password) => self.pass(now, password),
+            User(name) => self.handle_user(name),
+            Pass(password) => self.pass(password),
             Acct(_) => self.reply(
                 ReplyCode::COMMAND_NOT_IMPLEMENTED_SUPERFLUOUS,
                 "ACCT not needed.",
@@ -269,7 +273,7 @@ impl Session {
                     None => Some(self.cwd.clone()),
                 };
                 if let Some(path) = target {
-                    let limit = self.config.max_listing_entries;
+                    let limit = self.config.max_listing_entries.min(STAT_LISTING_LIMIT);
                     let request = StorageRequest::List {
                         path: path.clone(),
                         limit,
@@ -375,17 +379,20 @@ impl Session {
 
     // ---- login ----
 
-    fn handle_user(&mut self, name: &[u8]) {
-        let anonymous = is_anonymous_name(name);
+    fn handle_user(&mut self, name: Text) {
+        let anonymous = is_anonymous_name(name.as_bytes());
         if anonymous && self.config.anonymous == AnonymousPolicy::Disabled {
             self.login = Login::AwaitingUser;
             self.reply(ReplyCode::NOT_LOGGED_IN, "Anonymous access is not allowed.");
             return;
         }
-        // RFC 959 §4.1.1: USER may be sent at any time to change users; it logs the old one out.
-        self.reset_session_state();
+        // RFC 959 §4.1.1: USER may be sent at any time to change users. It logs the old one out, but "all
+        // transfer parameters are unchanged" (TYPE, the data channel, ...).
+        self.forget_login();
+        // The name is passed on as the bytes the client sent: two names that differ only in invalid
+        // UTF-8 must not authenticate as the same user.
         self.login = Login::AwaitingPassword {
-            user: String::from_utf8_lossy(name).into_owned(),
+            user: name,
             anonymous,
         };
         let text = if anonymous {
@@ -396,7 +403,7 @@ impl Session {
         self.reply(ReplyCode::NEED_PASSWORD, text);
     }
 
-    fn pass(&mut self, now: Instant, password: Option<crate::command::Password>) {
+    fn pass(&mut self, password: Option<crate::command::Password>) {
         let (user, anonymous) = match &self.login {
             Login::AwaitingPassword { user, anonymous } => (user.clone(), *anonymous),
             Login::LoggedIn { .. } => {
@@ -413,25 +420,22 @@ impl Session {
                 AnonymousPolicy::ReadWrite => Access::ReadWrite,
                 _ => Access::ReadOnly,
             };
-            self.logged_in(user, access);
+            self.logged_in(&user, access);
             return;
         }
         let id = self.next_id();
-        let Ok(name) = crate::command::Text::new(user.as_bytes()) else {
-            self.login_failed(now, user);
-            return;
-        };
         self.actions.push_back(Action::Authenticate {
             id,
-            user: name,
+            user: user.clone(),
             password,
         });
         self.pending = Some(Pending::Login { id, user });
     }
 
-    fn logged_in(&mut self, user: String, access: Access) {
+    fn logged_in(&mut self, user: &Text, access: Access) {
+        let user = user.to_string_lossy().into_owned();
         self.login_failures = 0;
-        self.events.push_back(Event::LoggedIn {
+        self.event(Event::LoggedIn {
             user: user.clone(),
             access,
         });
@@ -439,38 +443,42 @@ impl Session {
         self.reply(ReplyCode::LOGGED_IN, "Login successful.");
     }
 
-    fn login_failed(&mut self, now: Instant, user: String) {
-        self.events.push_back(Event::LoginFailed { user });
+    fn login_failed(&mut self, now: Instant, user: &Text) {
+        let user = user.to_string_lossy().into_owned();
+        self.event(Event::LoginFailed { user });
         self.login = Login::AwaitingUser;
         self.login_failures += 1;
         let close = self.login_failures >= self.config.max_login_failures;
         // The 530 waits out the delay in `handle_timeout`; input queues meanwhile.
         self.pending = Some(Pending::LoginDelay {
-            until: now + self.config.failed_login_delay,
+            until: now.checked_add(self.config.failed_login_delay),
             close,
         });
         self.handle_timeout(now);
     }
 
+    /// `REIN` (RFC 959 §4.1.1): "all parameters are reset to the default settings", as if the client
+    /// had just connected.
     fn reinitialize(&mut self) {
         self.login = Login::AwaitingUser;
-        self.reset_session_state();
-        let greeting = self.config.greeting.clone();
-        self.reply(ReplyCode::SERVICE_READY, greeting);
-    }
-
-    /// Forgets everything a login set up (`REIN`, or `USER` to change users).
-    fn reset_session_state(&mut self) {
-        self.cwd = VirtualPath::root();
+        self.forget_login();
         self.transfer_type = TransferType::Ascii(FormatControl::NonPrint);
-        self.restart_offset = 0;
-        self.rename_from = None;
         self.mlst_facts = FactSet::default();
         self.pbsz_seen = false;
+        self.epsv_all = false;
         if self.data == DataChannel::Passive {
             self.actions.push_back(Action::CloseData { aborted: true });
         }
         self.data = DataChannel::None;
+        let greeting = self.config.greeting.clone();
+        self.reply(ReplyCode::SERVICE_READY, greeting);
+    }
+
+    /// Forgets what belongs to the logged-in user: where they were and what they were about to do.
+    fn forget_login(&mut self) {
+        self.cwd = VirtualPath::root();
+        self.restart_offset = 0;
+        self.rename_from = None;
     }
 
     // ---- transfer parameters ----
@@ -743,7 +751,7 @@ impl Session {
             return;
         };
         transfer.phase = Phase::Connecting;
-        transfer.deadline = Some(now + self.config.data_timeout);
+        transfer.deadline = now.checked_add(self.config.data_timeout);
         let id = transfer.id;
         let action = match std::mem::replace(&mut self.data, DataChannel::None) {
             DataChannel::Active(addr) => Action::ConnectData { id, addr },
@@ -767,7 +775,7 @@ impl Session {
             return;
         };
         transfer.phase = Phase::Running;
-        transfer.deadline = Some(now + self.config.data_timeout);
+        transfer.deadline = now.checked_add(self.config.data_timeout);
         let text = match (&transfer.direction, transfer.verb) {
             (Direction::Listing(_), _) => "Here comes the directory listing.".to_owned(),
             (_, "STOU") => format!(
@@ -801,7 +809,7 @@ impl Session {
             Some(Step::Continue) => {
                 let window = self.config.transfer_window;
                 if let Some(t) = self.transfer.as_mut() {
-                    t.deadline = Some(now + self.config.data_timeout);
+                    t.deadline = now.checked_add(self.config.data_timeout);
                     t.pump(window, &mut self.actions);
                 }
             }
@@ -877,7 +885,7 @@ impl Session {
                 aborted: true,
             });
         }
-        self.events.push_back(Event::TransferEnded {
+        self.event(Event::TransferEnded {
             id: transfer.id,
             verb: transfer.verb,
             path: transfer.path,
@@ -888,7 +896,7 @@ impl Session {
 
     fn end_transfer(&mut self, completed: bool) {
         if let Some(transfer) = self.transfer.take() {
-            self.events.push_back(Event::TransferEnded {
+            self.event(Event::TransferEnded {
                 id: transfer.id,
                 verb: transfer.verb,
                 path: transfer.path,
@@ -918,8 +926,8 @@ impl Session {
     ) {
         match pending {
             Pending::Login { user, .. } => match completion {
-                Completion::LoggedIn(access) => self.logged_in(user, access),
-                _ => self.login_failed(now, user),
+                Completion::LoggedIn(access) => self.logged_in(&user, access),
+                _ => self.login_failed(now, &user),
             },
             Pending::Listen { extended, .. } => self.listening(extended, completion),
             Pending::Storage { then, .. } => self.storage_answer(then, completion),
@@ -935,6 +943,8 @@ impl Session {
                 return;
             }
         };
+        // A dual-stack driver reports an IPv4 listener as ::ffff:a.b.c.d; PASV can still describe it.
+        let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
         let text = match (extended, addr) {
             (true, addr) => hostport::epsv_reply_text(addr.port()),
             (false, SocketAddr::V4(v4)) => HostPort::from(v4).pasv_reply_text(),

@@ -55,6 +55,9 @@ pub struct Config {
     pub max_pending_commands: usize,
     /// Directory entries asked of the driver for one listing. Default 100 000.
     pub max_listing_entries: usize,
+    /// Events ([`super::Event`]) kept for [`super::Session::poll_event`]; past this, new ones are dropped and
+    /// counted. Default 1024: plenty for a driver that drains them after each input.
+    pub max_queued_events: usize,
     /// Chunks of a transfer in flight at once (read but not yet written). Two keep the file and the socket
     /// busy at the same time; more only uses memory. Default 2.
     pub transfer_window: usize,
@@ -77,6 +80,7 @@ impl Default for Config {
             path_limits: PathLimits::default(),
             max_pending_commands: 64 * 1024,
             max_listing_entries: 100_000,
+            max_queued_events: 1024,
             transfer_window: 2,
         }
     }

@@ -52,7 +52,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::command::TransferType;
+use crate::command::{Text, TransferType};
 use crate::framing::{self, Frame, LineFramer};
 use crate::listing::FactSet;
 use crate::path::VirtualPath;
@@ -83,10 +83,13 @@ enum Input {
 }
 
 impl Input {
-    fn len(&self) -> usize {
+    /// What the item costs against `max_pending_commands`: its bytes plus a fixed overhead, so a flood of
+    /// tiny lines is bounded by its allocations too.
+    fn cost(&self) -> usize {
+        const OVERHEAD: usize = 32;
         match self {
-            Input::Line(line) => line.len(),
-            _ => 1,
+            Input::Line(line) => line.len() + OVERHEAD,
+            _ => OVERHEAD,
         }
     }
 }
@@ -97,7 +100,7 @@ enum Login {
     /// Waiting for `USER`.
     AwaitingUser,
     /// `USER` given, waiting for `PASS`.
-    AwaitingPassword { user: String, anonymous: bool },
+    AwaitingPassword { user: Text, anonymous: bool },
     /// Logged in.
     LoggedIn { user: String, access: Access },
 }
@@ -117,13 +120,13 @@ enum DataChannel {
 #[derive(Debug)]
 enum Pending {
     /// `PASS`: the driver checks the password.
-    Login { id: RequestId, user: String },
+    Login { id: RequestId, user: Text },
     /// `PASV`/`EPSV`: the driver binds a listener.
     Listen { id: RequestId, extended: bool },
     /// A storage request made for a command; `then` says what to do with the answer.
     Storage { id: RequestId, then: commands::Then },
     /// A failed login's 530 is held back until this instant.
-    LoginDelay { until: Instant, close: bool },
+    LoginDelay { until: Option<Instant>, close: bool },
 }
 
 impl Pending {
@@ -148,6 +151,7 @@ pub struct Session {
     queued_bytes: usize,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
+    events_dropped: u64,
     next_id: u64,
     login: Login,
     login_failures: u32,
@@ -162,7 +166,8 @@ pub struct Session {
     pending: Option<Pending>,
     transfer: Option<Transfer>,
     quit_after_transfer: bool,
-    idle_deadline: Instant,
+    /// `None`: the idle timeout is too long to express as an `Instant` ("never").
+    idle_deadline: Option<Instant>,
     closed: bool,
 }
 
@@ -176,6 +181,7 @@ impl Session {
             queued_bytes: 0,
             actions: VecDeque::new(),
             events: VecDeque::new(),
+            events_dropped: 0,
             next_id: 0,
             login: Login::AwaitingUser,
             login_failures: 0,
@@ -190,7 +196,7 @@ impl Session {
             pending: None,
             transfer: None,
             quit_after_transfer: false,
-            idle_deadline: now + config.idle_timeout,
+            idle_deadline: now.checked_add(config.idle_timeout),
             closed: false,
             config,
         };
@@ -247,13 +253,18 @@ impl Session {
             return;
         }
         // The client is not idle while the driver works for it (a long transfer, a slow storage call).
-        self.idle_deadline = now + self.config.idle_timeout;
+        self.idle_deadline = now.checked_add(self.config.idle_timeout);
         if self.transfer.as_ref().is_some_and(|t| t.id == id) {
             self.transfer_completion(now, completion);
         } else if self.pending.as_ref().and_then(Pending::id) == Some(id) {
             if let Some(pending) = self.pending.take() {
                 self.pending_completion(now, pending, completion);
             }
+        } else if matches!(completion, Completion::FileOpened { .. }) {
+            // The transfer was aborted while the driver was opening its file: close it, so no driver
+            // leaks a handle (the driver never has to cancel anything itself).
+            self.actions
+                .push_back(Action::CloseFile { id, aborted: true });
         }
         self.process_queue(now);
     }
@@ -266,8 +277,8 @@ impl Session {
         }
         let window = self.config.transfer_window;
         if let Some(transfer) = self.transfer.as_mut().filter(|t| t.id == id) {
-            self.idle_deadline = now + self.config.idle_timeout;
-            transfer.deadline = Some(now + self.config.data_timeout);
+            self.idle_deadline = now.checked_add(self.config.idle_timeout);
+            transfer.deadline = now.checked_add(self.config.data_timeout);
             transfer.on_chunk(chunk, &mut self.actions);
             // A chunk that converted to nothing (a held-back CR) freed its window slot: refill it.
             transfer.pump(window, &mut self.actions);
@@ -280,7 +291,7 @@ impl Session {
             return;
         }
         if let Some(Pending::LoginDelay { until, close }) = self.pending {
-            if now >= until {
+            if until.is_some_and(|until| now >= until) {
                 self.pending = None;
                 self.reply(ReplyCode::NOT_LOGGED_IN, "Login incorrect.");
                 if close {
@@ -298,7 +309,8 @@ impl Session {
                 self.transfer_timed_out();
             }
         }
-        if self.transfer.is_none() && self.pending.is_none() && now >= self.idle_deadline {
+        let idle = self.idle_deadline.is_some_and(|deadline| now >= deadline);
+        if self.transfer.is_none() && self.pending.is_none() && idle {
             self.reply(
                 ReplyCode::SERVICE_NOT_AVAILABLE,
                 "Timeout: closing control connection.",
@@ -325,13 +337,13 @@ impl Session {
             return None;
         }
         if let Some(Pending::LoginDelay { until, .. }) = self.pending {
-            return Some(until);
+            return until;
         }
         if let Some(transfer) = &self.transfer {
             return transfer.deadline;
         }
         // While a request is out, the driver owes us an answer; the idle timer waits for it.
-        self.pending.is_none().then_some(self.idle_deadline)
+        self.idle_deadline.filter(|_| self.pending.is_none())
     }
 
     /// Whether the session has ended (after [`Action::CloseControl`]).
@@ -366,7 +378,7 @@ impl Session {
     // ---- internals ----
 
     fn enqueue(&mut self, item: Input) {
-        self.queued_bytes += item.len();
+        self.queued_bytes += item.cost();
         self.queue.push_back(item);
         if self.queued_bytes > self.config.max_pending_commands {
             self.queue.clear();
@@ -390,21 +402,36 @@ impl Session {
                 break;
             };
             if let Some(transfer) = &self.transfer {
-                if !is_transfer_time_command(front, transfer.phase == transfer::Phase::Running) {
+                if !is_transfer_time_command(front, transfer.phase) {
                     break;
                 }
             }
             let Some(item) = self.queue.pop_front() else {
                 break;
             };
-            self.queued_bytes = self.queued_bytes.saturating_sub(item.len());
-            self.idle_deadline = now + self.config.idle_timeout;
+            self.queued_bytes = self.queued_bytes.saturating_sub(item.cost());
+            self.idle_deadline = now.checked_add(self.config.idle_timeout);
             match item {
-                Input::Line(line) => self.handle_line(now, &line),
+                Input::Line(line) => self.handle_line(&line),
                 Input::TooLong => self.reply(ReplyCode::SYNTAX_ERROR, "Command line too long."),
                 Input::BareLf => self.reply(ReplyCode::SYNTAX_ERROR, "Lines must end with CRLF."),
             }
         }
+    }
+
+    /// Queues an event for the log, unless `max_queued_events` are already waiting: a driver that never
+    /// drains them must not make a peer's command stream grow memory.
+    fn event(&mut self, event: Event) {
+        if self.events.len() < self.config.max_queued_events {
+            self.events.push_back(event);
+        } else {
+            self.events_dropped = self.events_dropped.saturating_add(1);
+        }
+    }
+
+    /// Events dropped because the queue was full (see [`Config::max_queued_events`]).
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped
     }
 
     fn next_id(&mut self) -> RequestId {
@@ -433,13 +460,19 @@ impl Session {
 
 /// Whether a queued line may be handled while a transfer runs (RFC 959 §4.1.3): `ABOR`, and `QUIT` which
 /// only marks the session to close after the transfer's reply. `STAT` is answered once the transfer's 150
-/// is out (`running`), so replies never overtake it; everything else, `NOOP` included, waits for the 226.
-fn is_transfer_time_command(input: &Input, running: bool) -> bool {
+/// is out, so replies never overtake it; everything else, `NOOP` included, waits for the 226. Once every
+/// byte of an upload is in (`Closing`), the transfer can only complete: `ABOR` waits and then finds no
+/// transfer to abort (RFC 959: 226 alone).
+fn is_transfer_time_command(input: &Input, phase: transfer::Phase) -> bool {
+    use transfer::Phase;
+    let running = phase == Phase::Running;
     let Input::Line(line) = input else {
         return false;
     };
     let verb_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
     let verb = line.get(..verb_end).unwrap_or_default();
     let is = |name: &[u8]| verb.eq_ignore_ascii_case(name);
-    is(b"ABOR") || is(b"QUIT") || (running && is(b"STAT") && verb_end == line.len())
+    (is(b"ABOR") && phase != Phase::Closing)
+        || is(b"QUIT")
+        || (running && is(b"STAT") && verb_end == line.len())
 }

@@ -52,6 +52,9 @@ pub struct Sim {
     pub connected_to: Option<SocketAddr>,
     /// Answer `AcceptData`/`ConnectData` with a failure.
     pub fail_data: bool,
+    /// While true, an upload's `CloseFile` stores the file but its `Done` is held in `held_upload_close`.
+    pub hold_upload_close: bool,
+    pub held_upload_close: Option<ftp_proto::server::RequestId>,
     pub closed: bool,
     control: Vec<u8>,
     reading: Option<(Bytes, usize)>,
@@ -90,6 +93,8 @@ impl Sim {
             data_closes: Vec::new(),
             connected_to: None,
             fail_data: false,
+            hold_upload_close: false,
+            held_upload_close: None,
             closed: false,
             control: Vec::new(),
             reading: None,
@@ -281,7 +286,9 @@ impl Sim {
                 // A partial upload stays on disk, as the example server leaves it.
                 if let Some((path, content)) = self.writing.take() {
                     self.fs.insert(path, Node::File(content));
-                    if !aborted {
+                    if !aborted && self.hold_upload_close {
+                        self.held_upload_close = Some(id);
+                    } else if !aborted {
                         self.session.handle_completion(now, id, Completion::Done);
                     }
                 }
