@@ -40,8 +40,8 @@
 //! Oracles: no panic; every drain of `poll_action`/`poll_event` ends; every `SendControl` is one or more
 //! whole command lines (CRLF-terminated, no other CR, LF or NUL) that `Command::parse` accepts; ids in
 //! actions and events were issued, and no action names a request completed earlier; each id gets at most
-//! one `Completed`, and exactly one once the session is closed; one `Connected`, one `Closed`, matching
-//! one `CloseControl` and `is_closed`; after that no action at all, `request` fails with
+//! one `Completed`, and exactly one once the session is closed; one `Connected` (and `is_connected`), one
+//! `Closed`, matching one `CloseControl` and `is_closed`; after that no action at all, `request` fails with
 //! `UsageError::Closed` (also after `Quit`) and every input is ignored; a due timeout closes the session,
 //! an early one does nothing; `poll_timeout` is never in the past and, with timers on, is set whenever
 //! something is in progress (no hang, unless a misbehaving driver still owes an answer); passive
@@ -775,6 +775,7 @@ impl World {
             closed, self.close_control,
             "is_closed disagrees with CloseControl"
         );
+        assert_eq!(session.is_connected(), self.connected && !closed);
         let limit = self.config.max_pending_requests;
         assert!(session.queued_requests() <= limit, "queue beyond its bound");
         if closed {
