@@ -431,6 +431,14 @@ impl Session {
         t: &mut Transfer,
         completion: Completion,
     ) -> Flow {
+        if t.stage == Stage::Listen
+            && !matches!(completion, Completion::Listening(_) | Completion::Failed(_))
+        {
+            // Nothing can connect to a listener before it is announced: a driver mistake, ignored.
+            // Taking it could end the data before any command is sent, and leave the transfer waiting
+            // without a timer for a `Listening` the driver no longer owes.
+            return Flow::Continue;
+        }
         t.deadline = self.data_due(now);
         let upload = t.kind.is_upload();
         match completion {
@@ -493,7 +501,8 @@ impl Session {
         t: &mut Transfer,
         chunk: Bytes,
     ) -> Flow {
-        if !matches!(t.data, Data::Open | Data::Pending) {
+        // No data before the connection can exist (see `transfer_completion` on `Stage::Listen`).
+        if t.stage == Stage::Listen || !matches!(t.data, Data::Open | Data::Pending) {
             return Flow::Continue;
         }
         t.deadline = self.data_due(now);
@@ -522,10 +531,13 @@ impl Session {
                 t.overflow = true;
                 t.body = Vec::new();
                 self.close_data(id, t, true);
-                return match t.final_reply {
-                    Some(_) => Flow::Done(Err(self.too_large())),
-                    None => Flow::Continue, // the server will notice and send its final reply
-                };
+                if t.final_reply.is_some() {
+                    return Flow::Done(Err(self.too_large()));
+                }
+                // The server will notice and send its final reply. Its timer was suspended while the
+                // data flowed: restart it, or its old deadline (maybe long past) would fire at once.
+                self.restart_reply_timer(now);
+                return Flow::Continue;
             }
             t.body.extend_from_slice(&chunk);
         } else {
@@ -567,10 +579,15 @@ impl Session {
     fn data_ended(&mut self, now: Instant, id: RequestId, t: &mut Transfer) -> Flow {
         t.data = Data::Ended;
         t.deadline = None;
+        self.restart_reply_timer(now);
+        self.try_finish(id, t)
+    }
+
+    /// The data stopped flowing: the reply timer, suspended meanwhile, runs again from `now`.
+    fn restart_reply_timer(&mut self, now: Instant) {
         if self.outstanding > 0 {
             self.reply_deadline = self.reply_due(now);
         }
-        self.try_finish(id, t)
     }
 
     /// The data connection failed: close it; then fail now, at the next step, or after aborting the
@@ -603,5 +620,108 @@ impl Session {
         ClientError::ListingTooLarge {
             limit: self.config.max_listing_bytes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::client::{Config, ConnectionInfo, Request};
+
+    fn active_session(now: Instant) -> Session {
+        let config = Config {
+            mode: DataMode::Active,
+            ..Config::default()
+        };
+        let mut session = Session::new(Arc::new(config), info(), now);
+        session.handle_control_input(now, b"220 hi\r\n");
+        session
+    }
+
+    fn info() -> ConnectionInfo {
+        ConnectionInfo {
+            local: "192.0.2.7:50000".parse().unwrap(),
+            peer: "198.51.100.1:21".parse().unwrap(),
+        }
+    }
+
+    fn actions(session: &mut Session) -> Vec<Action> {
+        std::iter::from_fn(|| session.poll_action()).collect()
+    }
+
+    /// Found by the `client_session` fuzz target: a driver that answered `DataConnected` and then
+    /// `EndOfData` before reporting its listener bound made the upload's data end (`CloseData`, no
+    /// timer) while the session still waited for `Listening` with no command sent, forever.
+    #[test]
+    fn answers_before_the_listener_is_bound_are_ignored() {
+        let now = Instant::now();
+        for request in [
+            Request::Store {
+                path: Pathname::new("up").unwrap(),
+                offset: 0,
+                append: false,
+            },
+            Request::Retrieve {
+                path: Pathname::new("down").unwrap(),
+                offset: 0,
+            },
+            Request::Nlst { path: None },
+        ] {
+            let mut s = active_session(now);
+            let id = s.request(now, request).unwrap();
+            let family = NetworkProtocol::V4;
+            assert_eq!(actions(&mut s), [Action::ListenActive { id, family }]);
+            let peer = "198.51.100.1:20".parse().unwrap();
+            s.handle_completion(now, id, Completion::DataConnected { peer });
+            s.handle_data(now, id, Bytes::from_static(b"early"));
+            s.handle_completion(now, id, Completion::Written);
+            s.handle_completion(now, id, Completion::EndOfData);
+            assert_eq!(actions(&mut s), [], "mistaken answers must change nothing");
+            assert!(s.poll_timeout().is_some(), "the listener is still timed");
+            let bound = "0.0.0.0:40000".parse().unwrap();
+            s.handle_completion(now, id, Completion::Listening(bound));
+            let eprt = Bytes::from_static(b"EPRT |1|192.0.2.7|40000|\r\n");
+            assert_eq!(actions(&mut s), [Action::SendControl(eprt)]);
+        }
+    }
+
+    /// Caught by the `client_session` fuzz target's oracle "`poll_timeout` is never in the past": a
+    /// listing that outgrew `max_listing_bytes` after flowing for longer than the reply timeout left in
+    /// force the reply deadline set at the `150`, long past, so the driver's next `handle_timeout` closed
+    /// the session at once with `Timeout` instead of waiting for the server's final reply.
+    #[test]
+    fn a_listing_cut_short_times_the_final_reply_from_then() {
+        let start = Instant::now();
+        let config = Config {
+            reply_timeout: Duration::from_secs(2),
+            data_timeout: Duration::from_secs(16),
+            max_listing_bytes: 64,
+            ..Config::default()
+        };
+        let mut s = Session::new(Arc::new(config), info(), start);
+        s.handle_control_input(start, b"220 hi\r\n");
+        let id = s.request(start, Request::Nlst { path: None }).unwrap();
+        s.handle_control_input(start, b"229 ok (|||5000|)\r\n");
+        let peer = "198.51.100.1:5000".parse().unwrap();
+        s.handle_completion(start, id, Completion::DataConnected { peer });
+        s.handle_control_input(start, b"150 here\r\n");
+        s.handle_data(start, id, Bytes::from(vec![b'x'; 40]));
+        let later = start + Duration::from_secs(5);
+        s.handle_data(later, id, Bytes::from(vec![b'x'; 40]));
+        let aborted = Action::CloseData { id, aborted: true };
+        assert_eq!(actions(&mut s).last(), Some(&aborted));
+        assert_eq!(s.poll_timeout(), Some(later + Duration::from_secs(2)));
+        s.handle_timeout(later);
+        assert!(!s.is_closed());
+        s.handle_control_input(later, b"426 connection closed\r\n");
+        let completed = std::iter::from_fn(|| s.poll_event()).find_map(|e| match e {
+            crate::client::Event::Completed { result, .. } => Some(result),
+            _ => None,
+        });
+        let too_large = ClientError::ListingTooLarge { limit: 64 };
+        assert_eq!(completed, Some(Err(too_large)));
     }
 }
