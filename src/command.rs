@@ -639,9 +639,17 @@ fn one_of<T: Copy>(arg: &[u8], table: &[(&str, T)]) -> Option<T> {
         .map(|(_, v)| *v)
 }
 
-/// Whether `name` is a plausible RFC 7151 host: a DNS name or an IPv4 literal, or an IPv6 literal in
-/// brackets. A port (`name:21`) is not allowed.
-fn is_valid_host(name: &[u8]) -> bool {
+/// Whether `name` is what RFC 7151 lets `HOST` carry: a DNS name or an IPv4 literal, or an IPv6 literal in
+/// brackets. A port (`name:21`) is not allowed. The parser rejects any other `HOST` argument with 501, so a
+/// client should check names with this before sending them.
+///
+/// ```
+/// use ftp_proto::command::is_valid_host;
+/// assert!(is_valid_host(b"ftp.example.com"));
+/// assert!(is_valid_host(b"[::1]"));
+/// assert!(!is_valid_host(b"ftp.example.com:21"));
+/// ```
+pub fn is_valid_host(name: &[u8]) -> bool {
     if let Some(inner) = name.strip_prefix(b"[").and_then(|n| n.strip_suffix(b"]")) {
         return std::str::from_utf8(inner)
             .ok()
