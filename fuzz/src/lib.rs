@@ -87,3 +87,67 @@ impl<'a> Iterator for Chunks<'a> {
         Some(chunk)
     }
 }
+
+/// Reads structured values off the front of a fuzz input, for targets that decode a sequence of
+/// operations. Every read succeeds: a missing byte reads as zero, so every input is valid and truncating
+/// one only changes its tail. [`Reader::is_empty`] tells a decoding loop when to stop.
+#[derive(Debug, Clone)]
+pub struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Reader { rest: data }
+    }
+
+    /// Whether every byte was read.
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// The next byte, or 0.
+    pub fn u8(&mut self) -> u8 {
+        match self.rest.split_first() {
+            Some((&b, rest)) => {
+                self.rest = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+
+    /// The next two bytes, big-endian.
+    pub fn u16(&mut self) -> u16 {
+        u16::from_be_bytes([self.u8(), self.u8()])
+    }
+
+    /// The next four bytes, big-endian.
+    pub fn u32(&mut self) -> u32 {
+        u32::from_be_bytes(std::array::from_fn(|_| self.u8()))
+    }
+
+    /// The next eight bytes, big-endian.
+    pub fn u64(&mut self) -> u64 {
+        u64::from_be_bytes(std::array::from_fn(|_| self.u8()))
+    }
+
+    /// Up to `n` bytes (fewer at the end of the input).
+    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let (taken, rest) = self.rest.split_at(n.min(self.rest.len()));
+        self.rest = rest;
+        taken
+    }
+
+    /// A length byte, then that many bytes: a short byte string.
+    pub fn short_bytes(&mut self) -> &'a [u8] {
+        let n = self.u8();
+        self.bytes(usize::from(n))
+    }
+
+    /// Everything left.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.rest)
+    }
+}

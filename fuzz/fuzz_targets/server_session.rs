@@ -1,0 +1,637 @@
+//! `server::Session` driven by a fuzz-chosen driver: any interleaving of control input, answers (right,
+//! wrong, failed, stale), data chunks, end of data, time passing and control EOF.
+//!
+//! Input: `[config] op...` (see `fuzz/README.md` for the op table). The config byte picks the line ending,
+//! the transfer window (1..=3), the anonymous policy, the FXP and privileged-port switches and IPv4/IPv6;
+//! the limits are small (64-byte lines, 256 bytes of queued commands, 64-byte/8-deep paths, 4 listing
+//! entries, 30 s idle and 10 s data timeouts) so that every limit is reached.
+//!
+//! The harness keeps every action that wants an answer (oldest first) and every request id it saw. An
+//! answer op picks a waiting action and answers it with the completion its kind expects, or, for a choice
+//! byte >= 128, with any completion (wrong kinds, `Failed` with each `StorageError`, data connections from
+//! a foreign or a v4-mapped address, PASV listeners of the wrong family). Data and end-of-data ops answer
+//! a waiting `ReadFile`/`ReceiveData` (any old id if none waits). A stale op answers an id already
+//! answered or abandoned. Time ops move the clock and call `handle_timeout` whenever `poll_timeout` is due.
+//!
+//! Oracles, after every `handle_*` call:
+//! - no panic; `poll_action` runs dry within a bound (no endless stream of actions);
+//! - every `SendControl` is either a Telnet refusal (`IAC WONT x` / `IAC DONT x`) or complete replies:
+//!   CRLF lines, a first line `ddd ` or `ddd-` with `ddd` in 100..=599, inner lines not starting with a
+//!   digit, a multi-line reply closed by `ddd ` with the same code, CR inside a line only as CR NUL;
+//! - `buffered_input_len()` <= `max_line_len + max_pending_commands`;
+//! - no action after `CloseControl`; `is_closed()` exactly when it was sent; a closed session has no timer;
+//! - `handle_timeout` at a due `poll_timeout` moves the deadline into the future (a driver would spin
+//!   otherwise);
+//! - `421 Timeout` comes no earlier than `idle_timeout` after the session was last busy with a transfer
+//!   or a request to the driver (the idle timer "does not run during a transfer", and both start with a
+//!   command, which restarts it).
+//!
+//! `FUZZ_TRACE=1` prints the operations and actions; `FUZZ_ALLOW_KNOWN_BUGS=1` tolerates the open bugs of
+//! `fuzz/regressions/README.md` so that a long run can look past them.
+#![no_main]
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ftp_proto::framing::{FramerConfig, LineEnding};
+use ftp_proto::listing::{DirEntry, EntryKind, Metadata};
+use ftp_proto::path::{PathLimits, VirtualPath};
+use ftp_proto::server::{
+    Access, Action, AnonymousPolicy, Completion, Config, ConnectionInfo, RequestId, Session,
+    StorageError, StorageRequest,
+};
+use ftp_proto::time::Timestamp;
+use ftp_proto_fuzz::Reader;
+use libfuzzer_sys::fuzz_target;
+
+const MAX_LINE_LEN: usize = 64;
+const MAX_PENDING_COMMANDS: usize = 256;
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// More actions than one `handle_*` call can legitimately produce (a 255-byte chunk of input holds at
+/// most 255 lines, each answered by one reply; Telnet refusals are fewer; transfers are windowed).
+const MAX_ACTIONS_PER_CALL: usize = 10_000;
+/// Operations decoded per input: enough for long sessions, bounded so one input stays fast.
+const MAX_OPS: usize = 4096;
+/// Waiting actions kept by the harness; older ones are dropped (they stay answerable as stale ids).
+const MAX_WAITING: usize = 64;
+const MAX_HISTORY: usize = 256;
+
+/// Verbs for the "command" op, in a fixed order so that seeds keep their meaning.
+const VERBS: &[&str] = &[
+    "USER", "PASS", "PASV", "EPSV", "PORT", "EPRT", "RETR", "STOR", "APPE", "STOU", "LIST", "NLST",
+    "MLSD", "MLST", "ABOR", "STAT", "QUIT", "REST", "TYPE", "CWD", "CDUP", "PWD", "RNFR", "RNTO",
+    "DELE", "MKD", "RMD", "SIZE", "MDTM", "MFMT", "REIN", "NOOP", "FEAT", "OPTS", "HELP", "SYST",
+    "HOST", "ACCT", "MODE", "STRU", "ALLO", "SITE", "LANG", "PBSZ", "PROT", "AUTH", "XPWD", "XCUP",
+];
+
+/// `FUZZ_TRACE=1` prints every operation and action (to check seeds and read crashes).
+fn trace() -> bool {
+    static TRACE: OnceLock<bool> = OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("FUZZ_TRACE").is_some())
+}
+
+/// `FUZZ_ALLOW_KNOWN_BUGS=1` tolerates the open library bugs listed in `fuzz/regressions/README.md`, so
+/// that a long run can look for other ones. Without it (the smoke, the regression replay) they fail.
+fn allow_known_bugs() -> bool {
+    static ALLOW: OnceLock<bool> = OnceLock::new();
+    *ALLOW.get_or_init(|| std::env::var_os("FUZZ_ALLOW_KNOWN_BUGS").is_some())
+}
+
+/// Open bug `server_session/idle-timeout-right-after-long-transfer`: the idle deadline is only moved when a
+/// command is handled, so a transfer (or a request to the driver) that outlasts `idle_timeout` is
+/// followed at once by `421 Timeout`, although the idle timer "does not run during a transfer".
+fn is_known_early_idle_timeout() -> bool {
+    allow_known_bugs()
+}
+
+/// Open bug `server_session/timeout-quit-then-idle`: a `handle_timeout` that ends a transfer after a
+/// `QUIT` (221 + `CloseControl`) goes on to its idle check and sends `421 Timeout` after the close.
+fn is_known_bug_after_close(action: &Action, closed_in_this_call: bool) -> bool {
+    allow_known_bugs()
+        && closed_in_this_call
+        && matches!(action, Action::SendControl(bytes) if bytes.starts_with(b"421 Timeout:"))
+}
+
+macro_rules! trace {
+    ($($arg:tt)*) => {
+        if trace() {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
+fn config(byte: u8) -> (Config, ConnectionInfo) {
+    let mut config = Config::default();
+    let line_ending = if byte & 1 != 0 {
+        LineEnding::CrLfOnly
+    } else {
+        LineEnding::CrLfOrLf
+    };
+    config.framer = FramerConfig::new()
+        .with_max_line_len(MAX_LINE_LEN)
+        .with_line_ending(line_ending);
+    config.max_pending_commands = MAX_PENDING_COMMANDS;
+    config.transfer_window = 1 + usize::from(byte >> 1 & 3) % 3;
+    config.anonymous = match byte >> 3 & 3 {
+        0 => AnonymousPolicy::Disabled,
+        1 => AnonymousPolicy::ReadOnly,
+        _ => AnonymousPolicy::ReadWrite,
+    };
+    config.allow_foreign_data_address = byte & 0x20 != 0;
+    config.allow_privileged_data_port = byte & 0x40 != 0;
+    config.path_limits = PathLimits::new(64, 8);
+    config.max_listing_entries = 4;
+    config.idle_timeout = IDLE_TIMEOUT;
+    config.data_timeout = Duration::from_secs(10);
+    config.failed_login_delay = Duration::from_secs(1);
+    config.max_login_failures = 3;
+    let info = if byte & 0x80 != 0 {
+        ConnectionInfo {
+            local: "[::1]:21".parse().unwrap(),
+            peer: "[::1]:50000".parse().unwrap(),
+        }
+    } else {
+        ConnectionInfo {
+            local: "127.0.0.1:21".parse().unwrap(),
+            peer: "127.0.0.1:50000".parse().unwrap(),
+        }
+    };
+    (config, info)
+}
+
+/// The request id an action carries, if it wants an answer.
+fn waiting_id(action: &Action) -> Option<RequestId> {
+    match action {
+        Action::Authenticate { id, .. }
+        | Action::ListenPassive { id, .. }
+        | Action::AcceptData { id }
+        | Action::ConnectData { id, .. }
+        | Action::SendData { id, .. }
+        | Action::ReceiveData { id }
+        | Action::Storage { id, .. }
+        | Action::ReadFile { id }
+        | Action::WriteFile { id, .. }
+        | Action::CloseFile { id, aborted: false } => Some(*id),
+        _ => None,
+    }
+}
+
+fn is_read(action: &Action) -> bool {
+    matches!(action, Action::ReadFile { .. } | Action::ReceiveData { .. })
+}
+
+/// Checks one `SendControl` payload (see the module docs).
+fn check_control(bytes: &[u8]) {
+    if let [255, verb, _] = bytes {
+        assert!(
+            *verb == 252 || *verb == 254,
+            "a Telnet command other than WONT/DONT"
+        );
+        return;
+    }
+    assert!(
+        bytes.ends_with(b"\r\n"),
+        "reply not CRLF-terminated: {:?}",
+        String::from_utf8_lossy(bytes)
+    );
+    let mut open: Option<&[u8]> = None;
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        let text = line
+            .strip_suffix(b"\r\n")
+            .unwrap_or_else(|| panic!("bare LF in {:?}", String::from_utf8_lossy(bytes)));
+        for (i, &b) in text.iter().enumerate() {
+            if b == b'\r' {
+                assert_eq!(text.get(i + 1), Some(&0), "CR not escaped as CR NUL");
+            }
+        }
+        let code_and_sep = match text {
+            [a, b, c, sep, ..] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => {
+                Some((&text[..3], *sep))
+            }
+            _ => None,
+        };
+        match open {
+            None => {
+                let (code, sep) = code_and_sep.unwrap_or_else(|| {
+                    panic!(
+                        "reply line without a code: {:?}",
+                        String::from_utf8_lossy(bytes)
+                    )
+                });
+                assert!(
+                    code >= &b"100"[..] && code <= &b"599"[..],
+                    "reply code out of range"
+                );
+                assert!(sep == b' ' || sep == b'-', "bad separator after the code");
+                if sep == b'-' {
+                    open = Some(code);
+                }
+            }
+            Some(code) => match code_and_sep {
+                Some((c, b' ')) if c == code => open = None,
+                _ => assert!(
+                    !text.first().is_some_and(u8::is_ascii_digit),
+                    "inner line of a multi-line reply starts with a digit: {:?}",
+                    String::from_utf8_lossy(bytes)
+                ),
+            },
+        }
+    }
+    assert!(
+        open.is_none(),
+        "multi-line reply not closed: {:?}",
+        String::from_utf8_lossy(bytes)
+    );
+}
+
+fn size(byte: u8) -> u64 {
+    match byte % 8 {
+        0 => 0,
+        1 => 1,
+        2 => u64::from(byte),
+        3 => 4096,
+        4 => u64::MAX,
+        5 => 1 << 40,
+        6 => u64::from(byte) * 1000,
+        _ => 123,
+    }
+}
+
+fn mtime(byte: u8) -> Option<Timestamp> {
+    (byte != 0).then(|| {
+        let weeks = i64::from(byte) - 128;
+        Timestamp::from_unix_seconds(1_700_000_000 + weeks * 7 * 86_400).expect("in range")
+    })
+}
+
+fn metadata(input: &mut Reader<'_>) -> Metadata {
+    let kind = input.u8();
+    let mut meta = match kind % 4 {
+        0 => Metadata::file(0),
+        1 => Metadata::directory(),
+        2 => Metadata::symlink(b"target".to_vec()),
+        _ => {
+            let mut m = Metadata::file(0);
+            m.kind = EntryKind::Other;
+            m
+        }
+    };
+    meta.size = size(input.u8());
+    meta.modified = mtime(input.u8());
+    if kind & 0x80 != 0 {
+        meta.unique = Some("803g2f".to_owned());
+        meta.owner = String::new();
+    }
+    meta
+}
+
+/// The path a driver would report for `FileOpened`.
+fn opened_path(action: Option<&Action>, choice: u8) -> VirtualPath {
+    let requested = match action {
+        Some(Action::Storage {
+            request: StorageRequest::OpenRead { path, .. } | StorageRequest::OpenWrite { path, .. },
+            ..
+        }) => path.clone(),
+        _ => VirtualPath::root(),
+    };
+    match choice % 4 {
+        1 => requested
+            .parent()
+            .unwrap_or_else(VirtualPath::root)
+            .join(b"ftp.upload.1")
+            .unwrap_or(requested),
+        2 => VirtualPath::root(),
+        _ => requested,
+    }
+}
+
+/// The completion numbered `variant` (see `right_variant`), reading its parameters from `input`.
+fn completion(
+    variant: u8,
+    action: Option<&Action>,
+    info: &ConnectionInfo,
+    input: &mut Reader<'_>,
+) -> Completion {
+    let client = info.peer.ip();
+    let errors = [
+        StorageError::NotFound,
+        StorageError::PermissionDenied,
+        StorageError::WrongKind,
+        StorageError::AlreadyExists,
+        StorageError::NotEmpty,
+        StorageError::InvalidOffset,
+        StorageError::NoSpace,
+        StorageError::InvalidName,
+        StorageError::DataConnection,
+        StorageError::Other("disk on fire at /srv/secret".to_owned()),
+    ];
+    match variant {
+        0 => Completion::LoggedIn(Access::ReadOnly),
+        1 => Completion::LoggedIn(Access::ReadWrite),
+        2 => Completion::Denied,
+        3 => Completion::Listening(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            input.u16(),
+        )),
+        4 => Completion::Listening(SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+            input.u16(),
+        )),
+        5 => Completion::DataConnected {
+            peer: SocketAddr::new(client, 1024 + u16::from(input.u8()) * 200),
+        },
+        6 => Completion::DataConnected {
+            peer: SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)),
+                1024 + u16::from(input.u8()),
+            ),
+        },
+        7 => Completion::Metadata(metadata(input)),
+        8 => {
+            let now = mtime(input.u8()).unwrap_or(Timestamp::UNIX_EPOCH);
+            let count = input.u8() % 6;
+            let entries = (0..count)
+                .map(|_| {
+                    let meta = metadata(input);
+                    DirEntry::new(input.short_bytes().to_vec(), meta)
+                })
+                .collect();
+            Completion::Entries { entries, now }
+        }
+        9 => {
+            let size_byte = input.u8();
+            Completion::FileOpened {
+                size: (size_byte != 0).then(|| size(size_byte)),
+                path: opened_path(action, input.u8()),
+            }
+        }
+        10 => Completion::Written,
+        11 => Completion::EndOfData,
+        12 => Completion::Done,
+        13..=22 => Completion::Failed(errors[usize::from(variant - 13)].clone()),
+        23 => {
+            // The client's IPv4 address written as an IPv4-mapped IPv6 one: the same host.
+            let mapped = match client {
+                IpAddr::V4(v4) => IpAddr::V6(v4.to_ipv6_mapped()),
+                v6 => v6,
+            };
+            Completion::DataConnected {
+                peer: SocketAddr::new(mapped, 40000),
+            }
+        }
+        _ => Completion::Listening(SocketAddr::new(info.local.ip(), input.u16())),
+    }
+}
+
+/// The completion a correct driver gives for `action`: `choice` picks among the right ones.
+fn right_variant(action: Option<&Action>, choice: u8) -> u8 {
+    match action {
+        Some(Action::Authenticate { .. }) => choice % 3,
+        Some(Action::ListenPassive { .. }) => 24,
+        Some(Action::AcceptData { .. } | Action::ConnectData { .. }) => 5,
+        Some(Action::SendData { .. } | Action::WriteFile { .. }) => 10,
+        Some(Action::ReadFile { .. } | Action::ReceiveData { .. }) => 11,
+        Some(Action::Storage { request, .. }) => match request {
+            StorageRequest::Stat(_) => 7,
+            StorageRequest::List { .. } => 8,
+            StorageRequest::OpenRead { .. } | StorageRequest::OpenWrite { .. } => 9,
+            _ => 12,
+        },
+        _ => 12,
+    }
+}
+
+struct Harness {
+    session: Session,
+    info: ConnectionInfo,
+    now: Instant,
+    /// Actions that want an answer, oldest first.
+    waiting: Vec<Action>,
+    /// Every request id seen, for stale answers.
+    history: Vec<RequestId>,
+    close_sent: bool,
+    /// The last time the session was seen busy (see `note_busy`).
+    busy_at: Option<Instant>,
+}
+
+impl Harness {
+    /// Drains the actions and events after a `handle_*` call and checks the invariants.
+    fn drain(&mut self) {
+        let mut drained = 0;
+        let was_closed = self.close_sent;
+        while let Some(action) = self.session.poll_action() {
+            drained += 1;
+            assert!(
+                drained <= MAX_ACTIONS_PER_CALL,
+                "poll_action does not run dry"
+            );
+            trace!("  <- {action:?}");
+            if self.close_sent && is_known_bug_after_close(&action, !was_closed) {
+                continue;
+            }
+            assert!(!self.close_sent, "{action:?} after CloseControl");
+            match &action {
+                Action::SendControl(bytes) => {
+                    check_control(bytes);
+                    if bytes.starts_with(b"421 Timeout:") {
+                        self.check_idle_timeout();
+                    }
+                }
+                Action::CloseControl => self.close_sent = true,
+                _ => {}
+            }
+            if let Some(id) = waiting_id(&action) {
+                if !self.history.contains(&id) {
+                    if self.history.len() == MAX_HISTORY {
+                        self.history.remove(0);
+                    }
+                    self.history.push(id);
+                }
+                if self.waiting.len() == MAX_WAITING {
+                    self.waiting.remove(0);
+                }
+                self.waiting.push(action);
+            }
+        }
+        let mut events = 0;
+        while self.session.poll_event().is_some() {
+            events += 1;
+            assert!(
+                events <= MAX_ACTIONS_PER_CALL,
+                "poll_event does not run dry"
+            );
+        }
+        assert!(
+            self.session.buffered_input_len() <= MAX_LINE_LEN + MAX_PENDING_COMMANDS,
+            "buffered input {} over the bound",
+            self.session.buffered_input_len()
+        );
+        assert_eq!(
+            self.session.is_closed(),
+            self.close_sent,
+            "is_closed() disagrees with CloseControl"
+        );
+        if self.close_sent {
+            assert_eq!(
+                self.session.poll_timeout(),
+                None,
+                "a closed session has a timer"
+            );
+        }
+        self.note_busy();
+    }
+
+    /// Notes the time if the session is busy: a transfer in progress, or a request out to the driver (no
+    /// timer). Called before and after every `handle_*` call.
+    fn note_busy(&mut self) {
+        let busy = self.session.transfer_progress().is_some()
+            || (!self.session.is_closed() && self.session.poll_timeout().is_none());
+        if busy {
+            self.busy_at = Some(self.now);
+        }
+    }
+
+    /// The idle timer counts from the last command, and neither a transfer nor a request to the driver
+    /// (which both start with a command) counts as idle time: a `421 Timeout` comes no earlier than
+    /// `idle_timeout` after the session was last busy.
+    fn check_idle_timeout(&self) {
+        if let Some(busy_at) = self.busy_at {
+            assert!(
+                self.now >= busy_at + IDLE_TIMEOUT || is_known_early_idle_timeout(),
+                "421 idle timeout {:?} after the session was busy",
+                self.now - busy_at
+            );
+        }
+    }
+
+    /// Takes the waiting action at `sel` (among reads first if `reads_first`), or an id from history.
+    fn pick(&mut self, sel: u8, reads_first: bool) -> Option<(RequestId, Option<Action>)> {
+        let reads: Vec<usize> = (0..self.waiting.len())
+            .filter(|&i| is_read(&self.waiting[i]))
+            .collect();
+        let candidates: Vec<usize> = if reads_first && !reads.is_empty() {
+            reads
+        } else {
+            (0..self.waiting.len()).collect()
+        };
+        if candidates.is_empty() {
+            return self.stale(sel).map(|id| (id, None));
+        }
+        let action = self
+            .waiting
+            .remove(candidates[usize::from(sel) % candidates.len()]);
+        let id = waiting_id(&action)?;
+        Some((id, Some(action)))
+    }
+
+    fn stale(&self, sel: u8) -> Option<RequestId> {
+        (!self.history.is_empty()).then(|| self.history[usize::from(sel) % self.history.len()])
+    }
+
+    fn answer(
+        &mut self,
+        id: RequestId,
+        action: Option<&Action>,
+        choice: u8,
+        input: &mut Reader<'_>,
+    ) {
+        let variant = if choice < 128 {
+            right_variant(action, choice)
+        } else {
+            (choice - 128) % 25
+        };
+        let completion = completion(variant, action, &self.info, input);
+        trace!("-> completion {id:?} {completion:?} (to {action:?})");
+        self.session.handle_completion(self.now, id, completion);
+    }
+
+    /// Moves the clock and fires due timers, checking that the deadline moves on.
+    fn advance(&mut self, mode: u8, amount: u8) {
+        let deadline = self.session.poll_timeout();
+        self.now = match (mode % 4, deadline) {
+            (2, Some(t)) => t.max(self.now),
+            (3, Some(t)) => (t - Duration::from_millis(1)).max(self.now),
+            (1, _) => self.now + Duration::from_secs(amount.into()),
+            _ => self.now + Duration::from_millis(amount.into()),
+        };
+        trace!(
+            "-> time +{:?}",
+            self.now - START.get().copied().unwrap_or(self.now)
+        );
+        for _ in 0..8 {
+            match self.session.poll_timeout() {
+                Some(t) if t <= self.now => {
+                    self.note_busy();
+                    self.session.handle_timeout(self.now);
+                    self.drain();
+                }
+                _ => return,
+            }
+        }
+        panic!("poll_timeout stays due after handle_timeout: a driver would spin");
+    }
+}
+
+static START: OnceLock<Instant> = OnceLock::new();
+
+fuzz_target!(|data: &[u8]| {
+    let mut input = Reader::new(data);
+    let (config, info) = config(input.u8());
+    let now = *START.get_or_init(Instant::now);
+    let mut h = Harness {
+        session: Session::new(Arc::new(config), info, now),
+        info,
+        now,
+        waiting: Vec::new(),
+        history: Vec::new(),
+        close_sent: false,
+        busy_at: None,
+    };
+    h.drain();
+
+    for _ in 0..MAX_OPS {
+        if input.is_empty() {
+            break;
+        }
+        h.note_busy();
+        match input.u8() % 16 {
+            0 | 1 => {
+                let bytes = input.short_bytes();
+                trace!("-> control {:?}", String::from_utf8_lossy(bytes));
+                h.session.handle_control_input(h.now, bytes);
+            }
+            2..=4 => {
+                let (sel, choice) = (input.u8(), input.u8());
+                if let Some((id, action)) = h.pick(sel, false) {
+                    h.answer(id, action.as_ref(), choice, &mut input);
+                }
+            }
+            5 => {
+                let sel = input.u8();
+                let chunk = Bytes::copy_from_slice(input.short_bytes());
+                if let Some((id, _)) = h.pick(sel, true) {
+                    trace!("-> data {id:?} {:?}", String::from_utf8_lossy(&chunk));
+                    h.session.handle_data(h.now, id, chunk);
+                }
+            }
+            6 => {
+                let sel = input.u8();
+                if let Some((id, _)) = h.pick(sel, true) {
+                    trace!("-> end of data {id:?}");
+                    h.session
+                        .handle_completion(h.now, id, Completion::EndOfData);
+                }
+            }
+            7 => {
+                let (mode, amount) = (input.u8(), input.u8());
+                h.advance(mode, amount);
+                continue; // advance drains what it fires
+            }
+            8 => {
+                trace!("-> control EOF");
+                h.session.handle_control_eof();
+            }
+            9 => {
+                let (sel, choice) = (input.u8(), input.u8());
+                if let Some(id) = h.stale(sel) {
+                    h.answer(id, None, choice, &mut input);
+                }
+            }
+            _ => {
+                let verb = VERBS[usize::from(input.u8()) % VERBS.len()];
+                let arg = input.short_bytes();
+                let mut line = verb.as_bytes().to_vec();
+                if !arg.is_empty() {
+                    line.push(b' ');
+                    line.extend_from_slice(arg);
+                }
+                line.extend_from_slice(b"\r\n");
+                trace!("-> command {:?}", String::from_utf8_lossy(&line));
+                h.session.handle_control_input(h.now, &line);
+            }
+        }
+        h.drain();
+    }
+});
