@@ -338,7 +338,12 @@ fn completion(
                     DirEntry::new(input.short_bytes().to_vec(), meta)
                 })
                 .collect();
-            Completion::Entries { entries, now }
+            let directory = input.u8() % 4 != 0;
+            Completion::Entries {
+                entries,
+                directory,
+                now,
+            }
         }
         9 => {
             let size_byte = input.u8();
