@@ -26,8 +26,7 @@
 //!   or a request to the driver (the idle timer "does not run during a transfer", and both start with a
 //!   command, which restarts it).
 //!
-//! `FUZZ_TRACE=1` prints the operations and actions; `FUZZ_ALLOW_KNOWN_BUGS=1` tolerates the open bugs of
-//! `fuzz/regressions/README.md` so that a long run can look past them.
+//! `FUZZ_TRACE=1` prints the operations and actions.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -70,28 +69,6 @@ const VERBS: &[&str] = &[
 fn trace() -> bool {
     static TRACE: OnceLock<bool> = OnceLock::new();
     *TRACE.get_or_init(|| std::env::var_os("FUZZ_TRACE").is_some())
-}
-
-/// `FUZZ_ALLOW_KNOWN_BUGS=1` tolerates the open library bugs listed in `fuzz/regressions/README.md`, so
-/// that a long run can look for other ones. Without it (the smoke, the regression replay) they fail.
-fn allow_known_bugs() -> bool {
-    static ALLOW: OnceLock<bool> = OnceLock::new();
-    *ALLOW.get_or_init(|| std::env::var_os("FUZZ_ALLOW_KNOWN_BUGS").is_some())
-}
-
-/// Open bug `server_session/idle-timeout-right-after-long-transfer`: the idle deadline is only moved when a
-/// command is handled, so a transfer (or a request to the driver) that outlasts `idle_timeout` is
-/// followed at once by `421 Timeout`, although the idle timer "does not run during a transfer".
-fn is_known_early_idle_timeout() -> bool {
-    allow_known_bugs()
-}
-
-/// Open bug `server_session/timeout-quit-then-idle`: a `handle_timeout` that ends a transfer after a
-/// `QUIT` (221 + `CloseControl`) goes on to its idle check and sends `421 Timeout` after the close.
-fn is_known_bug_after_close(action: &Action, closed_in_this_call: bool) -> bool {
-    allow_known_bugs()
-        && closed_in_this_call
-        && matches!(action, Action::SendControl(bytes) if bytes.starts_with(b"421 Timeout:"))
 }
 
 macro_rules! trace {
@@ -338,7 +315,7 @@ fn completion(
                     DirEntry::new(input.short_bytes().to_vec(), meta)
                 })
                 .collect();
-            let directory = input.u8() % 4 != 0;
+            let directory = !input.u8().is_multiple_of(4);
             Completion::Entries {
                 entries,
                 directory,
@@ -405,7 +382,6 @@ impl Harness {
     /// Drains the actions and events after a `handle_*` call and checks the invariants.
     fn drain(&mut self) {
         let mut drained = 0;
-        let was_closed = self.close_sent;
         while let Some(action) = self.session.poll_action() {
             drained += 1;
             assert!(
@@ -413,9 +389,6 @@ impl Harness {
                 "poll_action does not run dry"
             );
             trace!("  <- {action:?}");
-            if self.close_sent && is_known_bug_after_close(&action, !was_closed) {
-                continue;
-            }
             assert!(!self.close_sent, "{action:?} after CloseControl");
             match &action {
                 Action::SendControl(bytes) => {
@@ -484,7 +457,7 @@ impl Harness {
     fn check_idle_timeout(&self) {
         if let Some(busy_at) = self.busy_at {
             assert!(
-                self.now >= busy_at + IDLE_TIMEOUT || is_known_early_idle_timeout(),
+                self.now >= busy_at + IDLE_TIMEOUT,
                 "421 idle timeout {:?} after the session was busy",
                 self.now - busy_at
             );

@@ -293,6 +293,7 @@ impl Session {
         if let Some(Pending::LoginDelay { until, close }) = self.pending {
             if until.is_some_and(|until| now >= until) {
                 self.pending = None;
+                self.idle_deadline = now.checked_add(self.config.idle_timeout);
                 self.reply(ReplyCode::NOT_LOGGED_IN, "Login incorrect.");
                 if close {
                     self.reply(
@@ -307,6 +308,12 @@ impl Session {
         if let Some(deadline) = self.transfer.as_ref().and_then(|t| t.deadline) {
             if now >= deadline {
                 self.transfer_timed_out();
+                // The session is idle from now on, not from before the transfer.
+                self.idle_deadline = now.checked_add(self.config.idle_timeout);
+                // A QUIT that waited for the transfer may have ended the session just now.
+                if self.closed {
+                    return;
+                }
             }
         }
         let idle = self.idle_deadline.is_some_and(|deadline| now >= deadline);
