@@ -14,6 +14,7 @@ use ftp_proto::client::{
 };
 use ftp_proto::command::{Command, FormatControl, Password, Pathname, Text, TransferType};
 use ftp_proto::listing::{EntryKind, MlsxKind};
+use ftp_proto::reply::ReplyError;
 use ftp_proto::time::Timestamp;
 use proptest::prelude::*;
 
@@ -70,6 +71,15 @@ impl Script {
             data_actions: Vec::new(),
             events: Vec::new(),
         }
+    }
+
+    /// A session that got its greeting, over a control connection between these ends.
+    fn greeted_over(info: ConnectionInfo) -> Script {
+        let mut script = Script::new();
+        script.session = Session::new(Arc::new(Config::default()), info, script.now);
+        script.reply("220 ready\r\n");
+        script.events();
+        script
     }
 
     /// A session that got its greeting.
@@ -390,6 +400,144 @@ fn raw_commands_and_site() {
     assert_eq!((results[1].0, reply_code(&results[1].1)), (site, Some(200)));
     assert_eq!(results[2].0, bad);
     assert!(matches!(results[2].1, Err(ClientError::Reply(_))));
+}
+
+/// Regression: after the 150 to a raw `STOR`/`RETR` (how FXP copies run) the reply timer was re-armed,
+/// so every copy longer than the reply timeout was killed with the session.
+#[test]
+fn a_preliminary_reply_to_a_raw_command_suspends_the_reply_timer() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::Raw(Command::Stor(path("copy.iso"))));
+    assert_eq!(s.sent(), "STOR copy.iso\r\n");
+    assert_eq!(
+        s.session.poll_timeout(),
+        Some(s.now + Duration::from_secs(60)),
+        "timed until the first reply"
+    );
+    s.reply("150 Ok to send data.\r\n");
+    assert_eq!(s.session.poll_timeout(), None);
+    s.advance(Duration::from_secs(3600));
+    assert!(!s.session.is_closed());
+    s.reply("226 Transfer complete.\r\n");
+    assert_eq!(reply_code(&s.result(id)), Some(226));
+    // The next command is timed again.
+    s.request(Request::Noop);
+    assert_eq!(
+        s.session.poll_timeout(),
+        Some(s.now + Duration::from_secs(60))
+    );
+}
+
+/// Finishes a download whose data channel is being set up: checks the commands, feeds `body` and the
+/// replies, and returns the bytes delivered.
+fn finish_download(
+    s: &mut Script,
+    id: RequestId,
+    expected_command: &str,
+    body: &'static [u8],
+) -> Vec<u8> {
+    epsv(s, id, 5000);
+    assert_eq!(s.sent(), expected_command);
+    s.complete(
+        id,
+        Completion::DataConnected {
+            peer: addr("198.51.100.1:5000"),
+        },
+    );
+    s.reply("150 Opening data connection.\r\n");
+    s.data(id, body);
+    s.complete(id, Completion::EndOfData);
+    s.reply("226 Transfer complete.\r\n");
+    assert!(s.result(id).is_ok());
+    s.data_actions()
+        .into_iter()
+        .filter_map(|action| match action {
+            Action::DeliverData { data, .. } => Some(data.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// Regression: a raw `REIN` (which resets TYPE, RFC 959 §4.1.1) or `USER`/`PASS` (some servers reset
+/// TYPE on login) left the session believing the old TYPE, so binary downloads were converted, or
+/// text ones not. Now the next transfer sends the session's TYPE again first.
+#[test]
+fn after_a_raw_rein_or_login_the_next_transfer_sends_type_again() {
+    let mut s = Script::greeted();
+    s.request(Request::SetType(TransferType::Image));
+    s.reply("200 Switching to Binary mode.\r\n");
+    s.completed();
+    assert_eq!(s.sent(), "TYPE I\r\n");
+    let resets = [
+        (Command::Rein, "220 Service ready for new user.\r\n"),
+        (
+            Command::User(Text::new("bob").unwrap()),
+            "331 Password?\r\n",
+        ),
+        (
+            Command::Pass(Some(Password::new("pw").unwrap())),
+            "230 Logged in.\r\n",
+        ),
+    ];
+    for (command, reply) in resets {
+        let raw = s.request(Request::Raw(command));
+        s.sent();
+        s.reply(reply);
+        assert!(s.result(raw).is_ok());
+        let id = s.request(Request::Retrieve {
+            path: path("f"),
+            offset: 0,
+        });
+        assert_eq!(s.sent(), "TYPE I\r\n", "TYPE before the data channel");
+        s.reply("200 Switching to Binary mode.\r\n");
+        let got = finish_download(&mut s, id, "RETR f\r\n", b"a\r\nb");
+        assert_eq!(got, b"a\r\nb", "TYPE I: unchanged");
+        // Once sent, TYPE is not repeated.
+        let id = s.request(Request::Retrieve {
+            path: path("g"),
+            offset: 0,
+        });
+        finish_download(&mut s, id, "RETR g\r\n", b"");
+    }
+    assert_eq!(s.session.transfer_type(), TransferType::Image);
+    // The same after a login request.
+    let id = s.request(login("carol", "pw"));
+    s.reply("230 Logged in.\r\n");
+    assert!(s.result(id).is_ok());
+    s.sent();
+    let id = s.request(Request::Retrieve {
+        path: path("h"),
+        offset: 0,
+    });
+    assert_eq!(s.sent(), "TYPE I\r\n");
+    s.reply("200 ok\r\n");
+    finish_download(&mut s, id, "RETR h\r\n", b"");
+
+    // A refused TYPE fails the transfer, and the next one tries again.
+    let raw = s.request(Request::Raw(Command::Rein));
+    s.reply("220 ready\r\n");
+    assert!(s.result(raw).is_ok());
+    let id = s.request(Request::Nlst { path: None });
+    s.sent();
+    s.reply("530 Please login with USER and PASS.\r\n");
+    assert_eq!(reply_code(&s.result(id)), Some(530));
+    s.request(Request::Nlst { path: None });
+    assert_eq!(s.sent(), "TYPE I\r\n");
+    s.reply("200 ok\r\n");
+    assert_eq!(s.sent(), "EPSV\r\n");
+    s.data_actions();
+    s.completed();
+    let _ = id;
+
+    // In the default TYPE A, a reset changes nothing: no extra TYPE.
+    let mut s = Script::greeted();
+    let raw = s.request(Request::Raw(Command::Rein));
+    s.reply("220 ready\r\n");
+    assert!(s.result(raw).is_ok());
+    s.sent();
+    s.request(Request::Nlst { path: None });
+    assert_eq!(s.sent(), "EPSV\r\n");
 }
 
 // ---- passive data connections ----
@@ -830,6 +978,79 @@ fn listing_beyond_the_bound_fails() {
     assert_eq!(reply_code(&s.result(noop)), Some(200));
 }
 
+/// Runs a listing request to its end with this body, on a fresh session with `config`.
+fn finished_listing(
+    config: Config,
+    request: Request,
+    body: Vec<u8>,
+) -> Result<Outcome, ClientError> {
+    let mut s = Script::with_config(config);
+    s.reply("220 hi\r\n");
+    let id = s.request(request);
+    epsv(&mut s, id, 6200);
+    s.sent();
+    s.complete(
+        id,
+        Completion::DataConnected {
+            peer: addr("198.51.100.1:6200"),
+        },
+    );
+    s.reply("150 ok\r\n");
+    s.session.handle_data(s.now, id, Bytes::from(body));
+    s.complete(id, Completion::EndOfData);
+    s.reply("226 ok\r\n");
+    s.result(id)
+}
+
+/// Regression: the byte bound did not bound the parsed result: 16 MiB of `a\n` became 8.4 million
+/// error entries (about 1 GiB). Every non-empty line, entry or not, now counts against
+/// `max_listing_entries`.
+#[test]
+fn listing_with_too_many_lines_fails() {
+    let list = Request::List {
+        path: None,
+        now: Timestamp::UNIX_EPOCH,
+    };
+    // The default bound, 200 000 lines, with unparseable ones.
+    let result = finished_listing(Config::default(), list.clone(), b"a\n".repeat(200_001));
+    assert!(
+        matches!(
+            result,
+            Err(ClientError::ListingTooManyEntries { limit: 200_000 })
+        ),
+        "{:?}",
+        result.map(|outcome| match outcome {
+            Outcome::Listing(entries) => entries.len(),
+            _ => 0,
+        })
+    );
+
+    let mut config = Config::default();
+    config.max_listing_entries = 2;
+    let too_many = Err(ClientError::ListingTooManyEntries { limit: 2 });
+    // Empty lines do not count; the bound itself is allowed.
+    let result = finished_listing(config.clone(), list, b"total 0\r\n\r\n\r\nx\r\n".to_vec());
+    assert!(matches!(result, Ok(Outcome::Listing(entries)) if entries.len() == 2));
+    let nlst = Request::Nlst { path: None };
+    assert_eq!(
+        finished_listing(config.clone(), nlst.clone(), b"a\r\nb\r\n\r\n".to_vec()),
+        Ok(Outcome::Names(vec![b"a".to_vec(), b"b".to_vec()]))
+    );
+    assert_eq!(
+        finished_listing(config.clone(), nlst, b"a\nb\nc".to_vec()),
+        too_many
+    );
+    let mlsd = Request::Mlsd { path: None };
+    assert_eq!(
+        finished_listing(
+            config,
+            mlsd,
+            b"type=file; a\r\nnonsense\r\ntype=file; c\r\n".to_vec()
+        ),
+        too_many
+    );
+}
+
 #[test]
 fn empty_listing_answered_without_a_transfer() {
     let mut s = Script::greeted();
@@ -873,6 +1094,75 @@ fn epsv_refused_with_4xx_is_not_a_fallback() {
     s.reply("425 Cannot open passive connection.\r\n");
     assert_eq!(s.sent(), "");
     assert_eq!(reply_code(&s.result(id)), Some(425));
+}
+
+/// Regression: any 5xx to `EPSV` made the session fall back to `PASV` for good, even a 530 (not logged
+/// in) or a 501. Only "not recognised/implemented" (500, 502) and, for an IPv4 connection, 522 are.
+#[test]
+fn only_500_502_and_522_make_epsv_fall_back() {
+    for refusal in [
+        "530 Please login with USER and PASS.",
+        "501 Bad argument.",
+        "550 No.",
+    ] {
+        let mut s = Script::greeted();
+        let id = s.request(Request::Nlst { path: None });
+        assert_eq!(s.sent(), "EPSV\r\n");
+        s.reply(&format!("{refusal}\r\n"));
+        assert_eq!(s.sent(), "", "{refusal}");
+        assert!(
+            matches!(s.result(id), Err(ClientError::Reply(_))),
+            "{refusal}"
+        );
+        s.request(Request::Nlst { path: None });
+        assert_eq!(s.sent(), "EPSV\r\n", "{refusal}: not remembered");
+    }
+    for fallback in [
+        "500 Unknown command.",
+        "502 Not implemented.",
+        "522 Use (1)",
+    ] {
+        let mut s = Script::greeted();
+        s.request(Request::Nlst { path: None });
+        s.sent();
+        s.reply(&format!("{fallback}\r\n"));
+        assert_eq!(s.sent(), "PASV\r\n", "{fallback}");
+    }
+    // PASV cannot describe an IPv6 address: a 522 there is the answer.
+    let mut s = Script::greeted_over(ConnectionInfo {
+        local: addr("[2001:db8::7]:50000"),
+        peer: addr("[2001:db8::1]:21"),
+    });
+    let id = s.request(Request::Nlst { path: None });
+    s.sent();
+    s.reply("522 Network protocol not supported, use (1)\r\n");
+    assert_eq!(s.sent(), "");
+    assert_eq!(reply_code(&s.result(id)), Some(522));
+}
+
+#[test]
+fn only_500_502_and_522_make_eprt_fall_back() {
+    let mut config = Config::default();
+    config.mode = DataMode::Active;
+    let start = |config: &Config| {
+        let mut s = Script::with_config(config.clone());
+        s.reply("220 hi\r\n");
+        let id = s.request(Request::Nlst { path: None });
+        s.complete(id, Completion::Listening(addr("192.0.2.7:40000")));
+        assert_eq!(s.sent(), "EPRT |1|192.0.2.7|40000|\r\n");
+        (s, id)
+    };
+    let (mut s, id) = start(&config);
+    s.reply("501 Illegal EPRT command.\r\n");
+    assert_eq!(s.sent(), "");
+    assert_eq!(reply_code(&s.result(id)), Some(501));
+    let id = s.request(Request::Nlst { path: None });
+    s.complete(id, Completion::Listening(addr("192.0.2.7:40001")));
+    assert_eq!(s.sent(), "EPRT |1|192.0.2.7|40001|\r\n", "not remembered");
+
+    let (mut s, _) = start(&config);
+    s.reply("522 Network protocol not supported, use (2)\r\n");
+    assert_eq!(s.sent(), "PORT 192,0,2,7,156,64\r\n");
 }
 
 // ---- active mode ----
@@ -1222,11 +1512,58 @@ fn the_data_timer_replaces_the_reply_timer_while_data_flows() {
         Some(s.now + Duration::from_secs(60))
     );
     s.advance(Duration::from_secs(60));
-    assert!(s.session.is_closed());
-    let actions = s.data_actions();
-    assert!(actions.contains(&Action::CloseData { id, aborted: true }));
-    assert_eq!(actions.last(), Some(&Action::CloseControl));
-    assert!(s.completed().contains(&(id, Err(ClientError::Timeout))));
+    assert!(!s.session.is_closed());
+    assert_eq!(
+        s.data_actions().last(),
+        Some(&Action::CloseData { id, aborted: true })
+    );
+}
+
+/// Regression: a stalled data connection closed the whole session and failed every queued request.
+/// Now it is handled like a broken one: the transfer is aborted (ABOR and its NOOP sentinel) and fails
+/// with `Timeout`; the session goes on.
+#[test]
+fn a_data_timeout_aborts_only_the_transfer() {
+    let mut s = Script::greeted();
+    let id = download_in_progress(&mut s);
+    let queued = s.request(Request::Pwd);
+    s.advance(Duration::from_secs(60));
+    assert!(!s.session.is_closed());
+    assert_eq!(s.data_actions(), [Action::CloseData { id, aborted: true }]);
+    assert_eq!(s.sent(), "ABOR\r\nNOOP\r\n");
+    assert!(s.completed().is_empty(), "waits for the sentinel");
+    s.reply("426 Transfer aborted.\r\n226 Abort ok.\r\n200 NOOP ok.\r\n");
+    assert_eq!(s.result(id), Err(ClientError::Timeout));
+    assert_eq!(s.sent(), "PWD\r\n");
+    s.reply("257 \"/\"\r\n");
+    assert_eq!(s.result(queued), Ok(Outcome::Path(b"/".to_vec())));
+
+    // A passive connection that never opens, before any reply to RETR: the same.
+    let mut config = Config::default();
+    config.data_timeout = Duration::from_secs(20);
+    let mut s = Script::with_config(config);
+    s.reply("220 hi\r\n");
+    let id = s.request(Request::Retrieve {
+        path: path("f"),
+        offset: 0,
+    });
+    epsv(&mut s, id, 6600);
+    assert_eq!(s.sent(), "RETR f\r\n");
+    s.advance(Duration::from_secs(20));
+    assert_eq!(s.sent(), "ABOR\r\nNOOP\r\n");
+    s.reply("425 Can't open data connection.\r\n225 No transfer.\r\n200 ok\r\n");
+    assert_eq!(s.result(id), Err(ClientError::Timeout));
+
+    // An active-mode listener the driver never reports: nothing was sent, the transfer just fails.
+    let mut config = Config::default();
+    config.mode = DataMode::Active;
+    let mut s = Script::with_config(config);
+    s.reply("220 hi\r\n");
+    let id = s.request(Request::Nlst { path: None });
+    s.advance(Duration::from_secs(60));
+    assert_eq!(s.result(id), Err(ClientError::Timeout));
+    assert_eq!(s.sent(), "");
+    assert!(!s.session.is_closed());
 }
 
 #[test]
@@ -1267,20 +1604,66 @@ fn garbage_closes_the_session() {
 }
 
 #[test]
-fn a_reply_too_long_is_garbage_too() {
+fn a_reply_too_long_fails_only_its_request() {
     let mut config = Config::default();
     config.reply_limits.max_reply_bytes = 100;
+    config.reply_limits.max_line_len = 64;
     let mut s = Script::with_config(config);
     s.reply("220 hi\r\n");
-    let id = s.request(Request::Features);
+    let feat = s.request(Request::Features);
+    let pwd = s.request(Request::Pwd);
+    let noop = s.request(Request::Noop);
     s.reply("211-Features:\r\n");
     for _ in 0..20 {
         s.reply(" SOMETHING\r\n");
     }
-    assert!(matches!(
-        s.completed().as_slice(),
-        [(i, Err(ClientError::Protocol(ProtocolError::MalformedReply(_))))] if *i == id
-    ));
+    s.reply("211 End\r\n");
+    assert_eq!(
+        s.result(feat),
+        Err(ClientError::Protocol(ProtocolError::MalformedReply(
+            ReplyError::ReplyTooLong
+        )))
+    );
+    assert_eq!(s.sent(), "FEAT\r\nPWD\r\n");
+    s.reply(&format!("257 \"/{}\"\r\n", "x".repeat(100)));
+    assert_eq!(
+        s.result(pwd),
+        Err(ClientError::Protocol(ProtocolError::MalformedReply(
+            ReplyError::LineTooLong
+        )))
+    );
+    s.reply("200 ok\r\n");
+    assert_eq!(reply_code(&s.result(noop)), Some(200));
+    assert!(!s.session.is_closed());
+    // Answering nothing, it is ignored.
+    s.reply(&format!("200 {}\r\n", "x".repeat(100)));
+    assert!(s.events().is_empty());
+    assert!(!s.session.is_closed());
+}
+
+/// Empty lines between replies (some servers end a reply with an extra CRLF) are skipped, however
+/// the bytes are split.
+#[test]
+fn empty_lines_between_replies_are_skipped() {
+    let mut s = Script::new();
+    s.reply("\r\n220 hi\r\n\r\n\n");
+    let pwd = s.request(Request::Pwd);
+    s.reply("\r");
+    s.reply("\n\r");
+    s.reply("\n257 \"/\"\r\n\r");
+    assert_eq!(s.result(pwd), Ok(Outcome::Path(b"/".to_vec())));
+    // Inside a multi-line reply an empty line is text.
+    let feat = s.request(Request::Features);
+    s.reply("\n\r\n211-Features:\r\n\r\n EPSV\r\n211 End\r\n");
+    let result = s.result(feat);
+    let Ok(Outcome::Features(features)) = result else {
+        panic!("{result:?}");
+    };
+    assert!(features.epsv && features.lines.len() == 1);
+    // A CR followed by something else is not skipped: it is garbage.
+    s.request(Request::Noop);
+    s.reply("\rx 200 ok\r\n");
+    assert!(s.session.is_closed());
 }
 
 #[test]
@@ -1393,7 +1776,7 @@ fn the_queue_is_bounded() {
 /// The server's side of a whole session, in two parts: before and after the data of the NLST (the
 /// session sends the next command only once the NLST completed, which needs its data's EOF).
 const SERVER_BEFORE_DATA: &str = "120 wait\r\n220-Welcome\r\n to the test\r\n220 ready\r\n\
-    331 Password?\r\n230 ok\r\n\
+    331 Password?\r\n230 ok\r\n\r\n\n\
     211-Features:\r\n EPSV\r\n MLST type*;size*;\r\n UTF8\r\n211 End\r\n\
     257 \"/home\"\r\n\
     350 ready\r\n250 renamed\r\n\

@@ -36,25 +36,37 @@ pub struct Config {
     /// Passive (default) or active data connections.
     pub mode: DataMode,
     /// Try `EPSV`/`EPRT` (RFC 2428) before `PASV`/`PORT`. Default `true`: the extended forms work over
-    /// IPv6 and through NAT. When the server refuses them with a 5xx reply the session falls back for the
-    /// rest of its life.
+    /// IPv6 and through NAT. When the server does not know them (500, 502), or refuses the address family
+    /// (522) while `PASV`/`PORT` can carry it (IPv4), the session falls back for the rest of its life.
+    /// Other refusals (530, 501, 550, ...) fail the transfer only.
     pub extended_first: bool,
     /// Connect to the address a `227` reply names. Default `false`: like Python's `ftplib`, the session
     /// connects to the control connection's peer IP with the reply's port, because servers behind NAT
     /// often announce a private address, and a hostile server could otherwise aim the client at a third
     /// host (RFC 2577 §3).
     pub trust_pasv_address: bool,
-    /// How long to wait for each reply. Default 60 s. Suspended while a transfer's data flows (then
-    /// `data_timeout` applies), restarted when the data ends.
+    /// How long to wait for each reply; when it runs out the session closes. Default 60 s. Suspended
+    /// while a transfer's data flows (then `data_timeout` applies), restarted when the data ends; and
+    /// suspended after a preliminary (1xx) reply to a [`Request::Raw`](super::Request::Raw) command (an FXP
+    /// copy: the session cannot see its progress) until the final reply. [`Request::Abort`](
+    /// super::Request::Abort) ends such a wait.
     pub reply_timeout: Duration,
-    /// How long to wait for the data connection to open and for each step of progress on it. Default
-    /// 60 s.
+    /// How long to wait for the data connection to open and for each step of progress on it; when it
+    /// runs out the transfer is aborted and fails with [`ClientError::Timeout`](super::ClientError::Timeout),
+    /// but the session goes on. Default 60 s.
     pub data_timeout: Duration,
     /// Bounds of the reply parser. Default 8 KiB lines and 1 MiB replies (see [`ReplyParserLimits`]).
     pub reply_limits: ReplyParserLimits,
     /// The largest `LIST`/`NLST`/`MLSD` body collected, in bytes. Default 16 MiB: some 100 000 entries of
     /// `ls -l`, while one session cannot be made to hold unbounded memory.
     pub max_listing_bytes: usize,
+    /// The most lines of a `LIST`/`NLST`/`MLSD` body, each an entry (a name for `NLST`) or an error in
+    /// the outcome; empty lines do not count. More fail the request with
+    /// [`ClientError::ListingTooManyEntries`](super::ClientError::ListingTooManyEntries). Default
+    /// 200 000: twice the `ls -l` entries [`max_listing_bytes`](Config::max_listing_bytes) is sized for,
+    /// while the parsed outcome stays near 32 MiB plus the body's bytes (without it, 16 MiB of `a\n`
+    /// would be 8 million entries, about 1 GiB).
+    pub max_listing_entries: usize,
     /// Requests that may wait behind the running one. Default 64: plenty for pipelined scripts, and a
     /// runaway caller gets [`UsageError::QueueFull`](super::UsageError::QueueFull) instead of growing
     /// memory.
@@ -74,6 +86,7 @@ impl Default for Config {
             data_timeout: Duration::from_secs(60),
             reply_limits: ReplyParserLimits::default(),
             max_listing_bytes: 16 * 1024 * 1024,
+            max_listing_entries: 200_000,
             max_pending_requests: 64,
             upload_window: 2,
         }

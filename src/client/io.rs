@@ -125,7 +125,8 @@ pub enum Request {
     },
     /// `TYPE`: on success, later transfers convert line ends for `TYPE A` and pass bytes unchanged for
     /// every other type. A session starts in `TYPE A`, as RFC 959 §3.1.1.1 says servers do; send
-    /// `SetType(TransferType::Image)` before transferring anything but text.
+    /// `SetType(TransferType::Image)` before transferring anything but text. The session keeps this
+    /// TYPE: if a later login or `REIN` may have reset the server's, the next transfer sends it again.
     SetType(TransferType),
     /// `ABOR` (RFC 959 §4.1.3). If a transfer (or a [`Request::Raw`] command that got a preliminary reply)
     /// is running, the abort overtakes the queue: the data connection is closed, `ABOR` is sent at once,
@@ -142,9 +143,12 @@ pub enum Request {
     Host(Text),
     /// Any command, sent as is; completes with [`Outcome::Done`] carrying the final reply if it is 2xx or
     /// 3xx, or [`ClientError::Reply`] if it is 4xx or 5xx. Preliminary (1xx) replies are reported as
-    /// [`Event::Preliminary`]. The session does not manage data connections for raw commands (so a raw
-    /// `RETR` only makes sense for [FXP](super::fxp)), nor does it track state they change, except that a
-    /// successful raw `TYPE` sets the conversion as [`Request::SetType`] does.
+    /// [`Event::Preliminary`]; after one, no reply timer runs until the final reply (the command may be
+    /// an FXP transfer of any length; [`Request::Abort`] ends it). The session does not manage data
+    /// connections for raw commands (so a raw `RETR` only makes sense for [FXP](super::fxp)), nor does it
+    /// track state they change, except TYPE: a successful raw `TYPE` sets the conversion as
+    /// [`Request::SetType`] does, and after a successful raw `REIN`, `USER`, `PASS` or `ACCT` (which may
+    /// reset the server's TYPE) the next transfer sends the session's TYPE again first.
     Raw(Command),
 }
 
@@ -169,7 +173,9 @@ pub enum Outcome {
     /// The facts of one path from `MLST`.
     Entry(MlsxEntry),
     /// A `LIST` body, one result per non-empty line (lines such as `total 12` are
-    /// [`ListLineError::NotAnEntry`]).
+    /// [`ListLineError::NotAnEntry`]). At most
+    /// [`Config::max_listing_entries`](super::Config::max_listing_entries) of them, as for `Names` and
+    /// `Facts`.
     Listing(Vec<Result<ListEntry, ListLineError>>),
     /// An `NLST` body: one name per non-empty line, without its line end.
     Names(Vec<Vec<u8>>),
@@ -199,7 +205,10 @@ pub enum ClientError {
     /// The server broke the protocol.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),
-    /// No reply, or no progress on the data connection, within the configured time. The session is closed.
+    /// No reply within [`Config::reply_timeout`](super::Config::reply_timeout) (then the session is
+    /// closed), or no progress on the data connection within
+    /// [`Config::data_timeout`](super::Config::data_timeout) (then the transfer was aborted, and the
+    /// session goes on).
     #[error("timed out")]
     Timeout,
     /// The control connection closed (or the session closed for another reason) before the request
@@ -220,14 +229,27 @@ pub enum ClientError {
         /// The configured bound.
         limit: usize,
     },
+    /// A listing body had more lines than
+    /// [`Config::max_listing_entries`](super::Config::max_listing_entries).
+    #[error("listing of more than {limit} entries")]
+    ListingTooManyEntries {
+        /// The configured bound.
+        limit: usize,
+    },
 }
 
 /// How the server broke the protocol.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtocolError {
-    /// Bytes on the control connection that are not a reply, or a reply beyond the parser's limits. The
-    /// session cannot know which command it answered, so it closes.
+    /// Bytes on the control connection that are not a reply, or a reply beyond the parser's limits.
+    ///
+    /// A reply beyond the limits ([`ReplyError::LineTooLong`], [`ReplyError::ReplyTooLong`]) is dropped
+    /// whole by the parser: it is taken for the answer to the command in progress, whose request fails
+    /// with this error, and the session goes on (before the greeting, or while `ABOR` runs, it closes).
+    /// Other bytes that are not a reply ([`ReplyError::Malformed`], [`ReplyError::InvalidCode`]) may be a
+    /// reply the server mangled; the session could no longer tell which command later replies answer,
+    /// so it closes.
     #[error("malformed reply: {0}")]
     MalformedReply(ReplyError),
     /// A reply code that makes no sense for the command (e.g. 350 to `PWD`).

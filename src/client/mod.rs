@@ -94,7 +94,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::command::{Command, FormatControl, Password, Pathname, Text, TransferType};
-use crate::reply::{Reply, ReplyCode, ReplyParser};
+use crate::reply::{Reply, ReplyCode, ReplyError, ReplyParser};
 use crate::time::Timestamp;
 use crate::url::{FtpUrl, TypeCode};
 
@@ -106,6 +106,9 @@ pub use io::{
 
 use abort::AbortState;
 use ops::{Current, Flow, Op};
+
+/// The TYPE of a new connection, and after `REIN` (RFC 959 §3.1.1.1, §4.1.1).
+const DEFAULT_TYPE: TransferType = TransferType::Ascii(FormatControl::NonPrint);
 
 /// The two ends of the control connection. The session connects passive data connections to the
 /// peer's IP, and announces the local IP in `EPRT`/`PORT`.
@@ -123,6 +126,8 @@ pub struct Session {
     config: Arc<Config>,
     info: ConnectionInfo,
     parser: ReplyParser,
+    /// A CR between replies, held back in case it starts an empty line.
+    held_cr: bool,
     /// The 220 greeting arrived: commands may be sent.
     greeted: bool,
     /// Requests waiting for their turn (bounded by `max_pending_requests`).
@@ -134,9 +139,12 @@ pub struct Session {
     next_id: u64,
     /// The server's TYPE as far as the session knows (RFC 959 §3.1.1.1: ASCII until changed).
     transfer_type: TransferType,
-    /// The server refused `EPSV` with a 5xx: use `PASV` from now on.
+    /// The server may have reset its TYPE to the default since `transfer_type` was set: the next
+    /// transfer sends `TYPE` first.
+    type_unconfirmed: bool,
+    /// The server does not support `EPSV` (500, 502, 522 on IPv4): use `PASV` from now on.
     epsv_refused: bool,
-    /// The server refused `EPRT` with a 5xx: use `PORT` for IPv4 from now on.
+    /// The server does not support `EPRT` (500, 502, 522): use `PORT` for IPv4 from now on.
     eprt_refused: bool,
     /// Final replies the server still owes for commands sent (the greeting counts as one).
     outstanding: usize,
@@ -153,6 +161,7 @@ impl Session {
     pub fn new(config: Arc<Config>, info: ConnectionInfo, now: Instant) -> Session {
         Session {
             parser: ReplyParser::new(config.reply_limits),
+            held_cr: false,
             info,
             greeted: false,
             queue: VecDeque::new(),
@@ -160,7 +169,8 @@ impl Session {
             actions: VecDeque::new(),
             events: VecDeque::new(),
             next_id: 0,
-            transfer_type: TransferType::Ascii(FormatControl::NonPrint),
+            transfer_type: DEFAULT_TYPE,
+            type_unconfirmed: false,
             epsv_refused: false,
             eprt_refused: false,
             outstanding: 1,
@@ -204,17 +214,20 @@ impl Session {
     }
 
     /// Feeds bytes read from the control connection. All of them are consumed: complete replies are
-    /// handled now, a partial one waits in the parser.
+    /// handled now, a partial one waits in the parser. Empty lines between replies are skipped. A reply
+    /// beyond [`Config::reply_limits`] fails the request it answers; bytes that are not a reply close
+    /// the session (see [`ProtocolError::MalformedReply`]).
     pub fn handle_control_input(&mut self, now: Instant, mut input: &[u8]) {
-        while !input.is_empty() && !self.closed {
+        while !self.closed {
+            input = self.skip_empty_lines(input);
+            if input.is_empty() {
+                break;
+            }
             let (consumed, outcome) = self.parser.parse(input);
             input = input.get(consumed..).unwrap_or_default();
             match outcome {
                 Some(Ok(reply)) => self.on_reply(now, reply),
-                Some(Err(error)) => {
-                    let error = ClientError::Protocol(ProtocolError::MalformedReply(error));
-                    self.shutdown(Some(error));
-                }
+                Some(Err(error)) => self.on_bad_reply(now, error),
                 None if consumed == 0 => break, // no progress; never spin
                 None => {}
             }
@@ -266,13 +279,27 @@ impl Session {
         self.settle(now, current, flow);
     }
 
-    /// Tells the session the time reached [`Session::poll_timeout`] (or later). If a reply or the data
-    /// connection is overdue, the request in progress fails with [`ClientError::Timeout`] and the session
-    /// closes.
+    /// Tells the session the time reached [`Session::poll_timeout`] (or later). If a reply is overdue,
+    /// the session cannot tell what the server is doing: the request in progress fails with
+    /// [`ClientError::Timeout`] and the session closes. If the data connection is overdue, only the
+    /// transfer fails with [`ClientError::Timeout`], aborted as if the connection had broken (`ABOR` if
+    /// the server is running it); the session goes on.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.poll_timeout().is_some_and(|deadline| now >= deadline) {
+        if self.reply_timer().is_some_and(|deadline| now >= deadline) {
             self.shutdown(Some(ClientError::Timeout));
+            return;
         }
+        if self.data_timer().is_none_or(|deadline| now < deadline) {
+            return;
+        }
+        let Some(mut current) = self.current.take() else {
+            return;
+        };
+        let flow = match &mut current.op {
+            Op::Transfer(transfer) => self.data_failed(current.id, transfer, ClientError::Timeout),
+            _ => Flow::Continue,
+        };
+        self.settle(now, current, flow);
     }
 
     /// The next action for the driver, or `None` when there is nothing more to do right now.
@@ -287,17 +314,7 @@ impl Session {
 
     /// When [`Session::handle_timeout`] should be called next, or `None` if no timer runs.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.closed {
-            return None;
-        }
-        let reply = self
-            .reply_deadline
-            .filter(|_| !self.reply_timer_suspended());
-        let data = self.current.as_ref().and_then(|current| match &current.op {
-            Op::Transfer(transfer) if !current.abort.is_running() => transfer.data_deadline(),
-            _ => None,
-        });
-        match (reply, data) {
+        match (self.reply_timer(), self.data_timer()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -386,6 +403,66 @@ impl Session {
             self.events.pop_back();
         }
         self.events.push_back(event);
+    }
+
+    /// Drops empty lines (`CRLF` or `LF`) between replies, which some servers send after a reply and the
+    /// parser would report as malformed. A CR is held until the next byte shows whether a LF follows,
+    /// so how the bytes were split does not matter. Inside a reply, empty lines are its text.
+    fn skip_empty_lines<'a>(&mut self, mut input: &'a [u8]) -> &'a [u8] {
+        while !self.parser.is_mid_reply() {
+            let Some((&first, rest)) = input.split_first() else {
+                break;
+            };
+            match (self.held_cr, first) {
+                (_, b'\n') => self.held_cr = false,
+                (false, b'\r') => self.held_cr = true,
+                (false, _) => break,
+                (true, _) => {
+                    // Not an empty line after all: the CR starts the next line.
+                    self.held_cr = false;
+                    self.parser.parse(b"\r");
+                    break;
+                }
+            }
+            input = rest;
+        }
+        input
+    }
+
+    /// The parser dropped something that was not a reply it could deliver; it is in step again after it.
+    ///
+    /// A reply beyond the parser's limits ([`ReplyError::LineTooLong`], [`ReplyError::ReplyTooLong`])
+    /// was dropped whole. It is taken for the final reply the session awaits: the request in progress
+    /// fails with [`ProtocolError::MalformedReply`] and the session goes on (with no reply owed, it is
+    /// ignored). Should it have been a preliminary reply, the final one follows and, unless the next
+    /// command was sent already, is reported as unsolicited. Before the greeting and while `ABOR` runs,
+    /// where replies are counted to keep in step, it closes the session.
+    ///
+    /// Anything else ([`ReplyError::Malformed`]: no code where one must be, [`ReplyError::InvalidCode`])
+    /// closes the session: such a line may be a reply the server mangled (a multi-line reply without its
+    /// hyphen, an RFC 2228 protected 6xx reply), and every later reply could then answer the wrong
+    /// command.
+    fn on_bad_reply(&mut self, now: Instant, error: ReplyError) {
+        let whole_reply_dropped =
+            matches!(error, ReplyError::LineTooLong | ReplyError::ReplyTooLong);
+        let error = ClientError::Protocol(ProtocolError::MalformedReply(error));
+        let aborting = self.current.as_ref().is_some_and(|c| c.abort.is_running());
+        if !whole_reply_dropped || !self.greeted || aborting {
+            self.shutdown(Some(error));
+            return;
+        }
+        if self.outstanding == 0 {
+            return;
+        }
+        self.outstanding -= 1;
+        self.reply_deadline = if self.outstanding > 0 {
+            self.reply_due(now)
+        } else {
+            None
+        };
+        if let Some(current) = self.current.take() {
+            self.finish(now, current, Err(error));
+        }
     }
 
     /// Routes one parsed reply.
@@ -516,15 +593,34 @@ impl Session {
         self.events.push_back(Event::Closed { error });
     }
 
+    /// When the awaited reply is overdue, if that timer runs.
+    fn reply_timer(&self) -> Option<Instant> {
+        self.reply_deadline
+            .filter(|_| !self.closed && !self.reply_timer_suspended())
+    }
+
+    /// When the current transfer's data connection is overdue, if that timer runs.
+    fn data_timer(&self) -> Option<Instant> {
+        let current = self.current.as_ref().filter(|_| !self.closed)?;
+        match &current.op {
+            Op::Transfer(transfer) if !current.abort.is_running() => transfer.data_deadline(),
+            _ => None,
+        }
+    }
+
     /// While a transfer's data flows, its final reply may take as long as the data does: the reply
-    /// timer waits and the data timer runs instead.
+    /// timer waits and the data timer runs instead. The same after a preliminary reply to a raw command
+    /// (an FXP `STOR`/`RETR`, whose data the session does not see): no timer runs until the final reply;
+    /// [`Request::Abort`] ends the wait.
     fn reply_timer_suspended(&self) -> bool {
-        self.current
-            .as_ref()
-            .is_some_and(|current| match &current.op {
-                Op::Transfer(transfer) => !current.abort.is_running() && transfer.data_flowing(),
-                _ => false,
-            })
+        self.current.as_ref().is_some_and(|current| {
+            !current.abort.is_running()
+                && match &current.op {
+                    Op::Transfer(transfer) => transfer.data_flowing(),
+                    Op::Raw { preliminary, .. } => *preliminary,
+                    _ => false,
+                }
+        })
     }
 }
 

@@ -33,8 +33,8 @@ pub(super) enum Op {
     /// A raw command: its final reply is the outcome.
     Raw {
         preliminary: bool,
-        /// A raw `TYPE` changes the conversion on success.
-        sets_type: Option<TransferType>,
+        /// What it does to the session's idea of the server's TYPE on success.
+        effect: RawEffect,
     },
     /// `QUIT`.
     Quit,
@@ -52,6 +52,16 @@ impl Op {
             _ => false,
         }
     }
+}
+
+/// What a raw command does to the TYPE the session believes the server has, if the server accepts it.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum RawEffect {
+    None,
+    /// `TYPE`: the conversion changes, as for [`Request::SetType`].
+    SetsType(TransferType),
+    /// `REIN` resets TYPE (RFC 959 §4.1.1), and some servers reset it on `USER`/`PASS`/`ACCT`.
+    MayResetType,
 }
 
 /// What the session does with the current request after an input.
@@ -121,14 +131,17 @@ impl Session {
                 Op::Quit
             }
             Request::Raw(command) => {
-                let sets_type = match &command {
-                    Command::Type(t) => Some(*t),
-                    _ => None,
+                let effect = match &command {
+                    Command::Type(t) => RawEffect::SetsType(*t),
+                    Command::Rein | Command::User(_) | Command::Pass(_) | Command::Acct(_) => {
+                        RawEffect::MayResetType
+                    }
+                    _ => RawEffect::None,
                 };
                 self.send(now, &command);
                 Op::Raw {
                     preliminary: false,
-                    sets_type,
+                    effect,
                 }
             }
             Request::List { path, now: today } => {
@@ -187,12 +200,16 @@ impl Session {
                 let expect = *expect;
                 Flow::Done(self.expected(expect, reply))
             }
-            Op::Raw { sets_type, .. } => {
+            Op::Raw { effect, .. } => {
                 if reply.code().is_negative() {
                     return Flow::Done(Err(ClientError::Reply(reply)));
                 }
-                if let Some(t) = sets_type.filter(|_| reply.code().is_positive_completion()) {
-                    self.transfer_type = t;
+                match *effect {
+                    RawEffect::SetsType(t) if reply.code().is_positive_completion() => {
+                        self.type_set(t)
+                    }
+                    RawEffect::MayResetType => self.type_may_be_reset(),
+                    _ => {}
                 }
                 Flow::Done(Ok(Outcome::Done(reply)))
             }
@@ -203,6 +220,9 @@ impl Session {
 
     /// RFC 959 §6 login sequence: `USER` → 230 | 331 → `PASS` → 230 | 332 → `ACCT` → 230.
     fn login_reply(&mut self, now: Instant, login: &mut Login, reply: Reply) -> Flow {
+        if !reply.code().is_negative() {
+            self.type_may_be_reset();
+        }
         match reply.code() {
             code if code.is_positive_completion() => Flow::Done(Ok(Outcome::Done(reply))),
             ReplyCode::NEED_PASSWORD => match login.password.take() {
@@ -261,9 +281,25 @@ impl Session {
                 }
             }
             Expect::Type(t) => {
-                self.transfer_type = t;
+                self.type_set(t);
                 Ok(Outcome::Done(reply))
             }
+        }
+    }
+
+    /// The server accepted `TYPE t`.
+    pub(super) fn type_set(&mut self, t: TransferType) {
+        self.transfer_type = t;
+        self.type_unconfirmed = false;
+    }
+
+    /// The server accepted a command after which it may be back in its default TYPE (A N) or may not
+    /// (RFC 959 keeps TYPE across `USER`; some servers reset it on login, all on `REIN`). Rather than
+    /// guess, the session keeps the TYPE it was asked for and sends it again before the next transfer.
+    /// Not needed when that TYPE is the default: then both possibilities agree.
+    pub(super) fn type_may_be_reset(&mut self) {
+        if self.transfer_type != super::DEFAULT_TYPE {
+            self.type_unconfirmed = true;
         }
     }
 }

@@ -3,10 +3,12 @@
 //!
 //! The steps (RFC 959 §3.2, RFC 2428, RFC 3659 §5):
 //!
-//! 1. **Data channel.** Passive: `EPSV` (or `PASV` once the server refused `EPSV` with a 5xx); on the
-//!    229/227 reply the driver is told to connect ([`Action::ConnectData`]) and the session goes on at
-//!    once, without waiting for the connection. Active: the driver binds a listener
-//!    ([`Action::ListenActive`]), then `EPRT` (or `PORT` for IPv4 once `EPRT` was refused) announces it.
+//! 0. `TYPE`, again, if the server may have reset it since it was set (after `REIN` or a login).
+//! 1. **Data channel.** Passive: `EPSV` (or `PASV` once the server said it does not know `EPSV`: 500,
+//!    502, or 522 on IPv4); on the 229/227 reply the driver is told to connect
+//!    ([`Action::ConnectData`]) and the session goes on at once, without waiting for the connection.
+//!    Active: the driver binds a listener ([`Action::ListenActive`]), then `EPRT` (or `PORT` for IPv4
+//!    once the server said it does not know `EPRT`) announces it.
 //! 2. `REST offset` if resuming (it must come right before the transfer command, RFC 3659 §5.5).
 //! 3. The transfer command. `125` or `150` is the preliminary reply, `226` or `250` the final one.
 //!
@@ -23,7 +25,7 @@ use bytes::Bytes;
 
 use crate::command::{Command, ListArgs, Pathname, TransferType};
 use crate::hostport::{self, HostPort, NetworkProtocol};
-use crate::listing::{parse_listing, parse_mlsx_listing};
+use crate::listing::{parse_list_line, parse_mlsx_line};
 use crate::reply::{Reply, ReplyCode, ReplyKind};
 use crate::time::Timestamp;
 use crate::transcode::Transcoder;
@@ -59,6 +61,8 @@ impl TransferKind {
 /// Which command's reply the transfer waits for (or, for `Listen`, which completion).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
+    /// `TYPE`, sent again because the server may have reset it.
+    Type,
     Epsv,
     Pasv,
     /// Active mode: waiting for the driver's listener.
@@ -98,8 +102,8 @@ pub(super) struct Transfer {
     preliminary: bool,
     /// The positive final reply, once it arrived.
     final_reply: Option<Reply>,
-    /// The data connection failed with this.
-    data_error: Option<ErrorKind>,
+    /// The data connection failed (or timed out): the transfer fails with this.
+    data_error: Option<ClientError>,
     /// A listing outgrew `max_listing_bytes`.
     overflow: bool,
     transcoder: Transcoder,
@@ -148,23 +152,65 @@ impl Transfer {
         (self.offset > 0 && !appending).then_some(self.offset)
     }
 
-    /// The result of a transfer that ended well.
-    fn outcome(&mut self) -> Outcome {
+    /// The result of a transfer that ended well. A listing of more than `max_entries` lines fails: the
+    /// byte bound alone would let a body of tiny lines become a parsed outcome many times its size.
+    fn outcome(&mut self, max_entries: usize) -> Result<Outcome, ClientError> {
         let body = std::mem::take(&mut self.body);
-        match self.kind {
+        Ok(match self.kind {
             TransferKind::Retrieve => Outcome::Retrieved { bytes: self.bytes },
             TransferKind::Store { .. } => Outcome::Stored { bytes: self.bytes },
-            TransferKind::List(now) => Outcome::Listing(parse_listing(&body, now)),
-            TransferKind::Mlsd => Outcome::Facts(parse_mlsx_listing(&body)),
-            TransferKind::Nlst => Outcome::Names(
+            TransferKind::List(now) => Outcome::Listing(at_most(
+                listing_lines(&body).map(|line| parse_list_line(line, now)),
+                max_entries,
+            )?),
+            TransferKind::Mlsd => Outcome::Facts(at_most(
+                listing_lines(&body).map(parse_mlsx_line),
+                max_entries,
+            )?),
+            TransferKind::Nlst => Outcome::Names(at_most(
                 body.split(|&b| b == b'\n')
                     .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
                     .filter(|line| !line.is_empty())
-                    .map(<[u8]>::to_vec)
-                    .collect(),
-            ),
-        }
+                    .map(<[u8]>::to_vec),
+                max_entries,
+            )?),
+        })
     }
+}
+
+/// Whether a refusal of `EPSV`/`EPRT` means "use `PASV`/`PORT`", for the rest of the session: the server
+/// does not know the extension (500, 502; RFC 2428 is an extension), or not for this address family
+/// (522), when the old command can carry the family (`fallback_serves`: IPv4). Any other refusal (530
+/// not logged in, 501, 550, ...) is the transfer's answer and says nothing about the extension.
+fn is_extension_refusal(code: ReplyCode, fallback_serves: bool) -> bool {
+    match code {
+        ReplyCode::SYNTAX_ERROR | ReplyCode::NOT_IMPLEMENTED => true,
+        ReplyCode::EXTENDED_PORT_FAILURE => fallback_serves,
+        _ => false,
+    }
+}
+
+/// The non-empty lines of a `LIST` or `MLSD` body without their line ends, as
+/// [`parse_listing`](crate::listing::parse_listing) reads them.
+fn listing_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    body.split(|&b| b == b'\n')
+        .map(|line| {
+            let end = line.iter().rposition(|&b| b != b'\r').map_or(0, |i| i + 1);
+            line.get(..end).unwrap_or_default()
+        })
+        .filter(|line| !line.is_empty())
+}
+
+/// The entries of a listing, or an error if there are more than `limit` (found by reading one past it).
+fn at_most<T>(entries: impl Iterator<Item = T>, limit: usize) -> Result<Vec<T>, ClientError> {
+    let mut kept = Vec::new();
+    for entry in entries {
+        if kept.len() >= limit {
+            return Err(ClientError::ListingTooManyEntries { limit });
+        }
+        kept.push(entry);
+    }
+    Ok(kept)
 }
 
 impl Session {
@@ -201,24 +247,36 @@ impl Session {
             source_done: false,
             deadline: None,
         };
+        if self.type_unconfirmed {
+            // The conversion chosen above relies on the server's TYPE: make sure of it first.
+            self.send(now, &Command::Type(self.transfer_type));
+            transfer.stage = Stage::Type;
+        } else {
+            self.open_channel(now, id, &mut transfer);
+        }
+        Op::Transfer(Box::new(transfer))
+    }
+
+    /// The first step of setting up the data channel.
+    fn open_channel(&mut self, now: Instant, id: RequestId, t: &mut Transfer) {
         match self.config.mode {
             DataMode::Passive if self.config.extended_first && !self.epsv_refused => {
                 self.send(now, &Command::Epsv(crate::command::EpsvArg::Any));
+                t.stage = Stage::Epsv;
             }
             DataMode::Passive => {
                 self.send(now, &Command::Pasv);
-                transfer.stage = Stage::Pasv;
+                t.stage = Stage::Pasv;
             }
             DataMode::Active => {
                 let family =
                     NetworkProtocol::of(&SocketAddr::new(self.info.local.ip().to_canonical(), 0));
                 self.actions.push_back(Action::ListenActive { id, family });
-                transfer.stage = Stage::Listen;
-                transfer.data = Data::Pending;
-                transfer.deadline = self.data_due(now);
+                t.stage = Stage::Listen;
+                t.data = Data::Pending;
+                t.deadline = self.data_due(now);
             }
         }
-        Op::Transfer(Box::new(transfer))
     }
 
     /// A reply for a transfer with no abort running. `abort_requested`: the user asked to abort, and the
@@ -240,7 +298,7 @@ impl Session {
         // A transfer that cannot succeed stops at the first step boundary; a REST must be undone first.
         let doom = t
             .data_error
-            .map(ClientError::DataConnection)
+            .clone()
             .or(abort_requested.then_some(ClientError::Aborted));
         if let Some(error) = doom.clone() {
             if !matches!(t.stage, Stage::Rest | Stage::ClearRest | Stage::Command) {
@@ -248,13 +306,19 @@ impl Session {
             }
         }
         match t.stage {
+            Stage::Type if code.is_positive_completion() => {
+                self.type_unconfirmed = false;
+                self.open_channel(now, id, t);
+                Flow::Continue
+            }
             Stage::Epsv => self.epsv_reply(now, id, t, reply),
             Stage::Pasv => self.pasv_reply(now, id, t, reply),
             Stage::Listen => Flow::Continue, // nothing was sent: `on_reply` never routes one here
             Stage::Eprt(addr) => {
                 if code.is_positive_completion() {
                     self.after_channel(now, t)
-                } else if code.is_permanent_negative() && addr.is_ipv4() {
+                } else if addr.is_ipv4() && is_extension_refusal(code, true) {
+                    // PORT can describe IPv4 only: for IPv6 a refused EPRT is the answer.
                     self.eprt_refused = true;
                     self.send_port(now, t, addr)
                 } else {
@@ -274,7 +338,7 @@ impl Session {
             }
             Stage::ClearRest => Flow::Done(Err(doom.unwrap_or(ClientError::Aborted))),
             Stage::Command => self.command_reply(id, t, reply),
-            Stage::Port | Stage::Rest => Flow::Done(Err(refusal(reply))),
+            Stage::Type | Stage::Port | Stage::Rest => Flow::Done(Err(refusal(reply))),
         }
     }
 
@@ -293,8 +357,7 @@ impl Session {
                 None => Flow::Done(Err(ProtocolError::BadReplyText(reply).into())),
             };
         }
-        if code.is_permanent_negative() {
-            // RFC 2428 §3 is an extension: an old server says 500/502. Remember, and use PASV.
+        if is_extension_refusal(code, self.info.peer.ip().to_canonical().is_ipv4()) {
             self.epsv_refused = true;
             self.send(now, &Command::Pasv);
             t.stage = Stage::Pasv;
@@ -408,16 +471,16 @@ impl Session {
         if t.final_reply.is_none() {
             return Flow::Continue;
         }
-        if let Some(kind) = t.data_error {
-            return Flow::Done(Err(ClientError::DataConnection(kind)));
+        if let Some(error) = &t.data_error {
+            return Flow::Done(Err(error.clone()));
         }
         match t.data {
-            Data::Ended => Flow::Done(Ok(t.outcome())),
+            Data::Ended => Flow::Done(t.outcome(self.config.max_listing_entries)),
             // A final reply without a preliminary one: the server sent nothing (some answer an empty
             // listing this way). Close what was prepared.
             Data::Idle | Data::Pending if !t.preliminary => {
                 self.close_data(id, t, true);
-                Flow::Done(Ok(t.outcome()))
+                Flow::Done(t.outcome(self.config.max_listing_entries))
             }
             _ => Flow::Continue,
         }
@@ -455,7 +518,11 @@ impl Session {
                 let active = self.config.mode == DataMode::Active;
                 if active && peer.ip().to_canonical() != self.info.peer.ip().to_canonical() {
                     // RFC 2577 §5: someone else reached our listener first.
-                    return self.data_failed(id, t, ErrorKind::PermissionDenied);
+                    return self.data_failed(
+                        id,
+                        t,
+                        ClientError::DataConnection(ErrorKind::PermissionDenied),
+                    );
                 }
                 t.data = Data::Open;
                 if upload {
@@ -486,7 +553,7 @@ impl Session {
                 self.upload_step(now, id, t)
             }
             Completion::Failed(kind) if matches!(t.data, Data::Pending | Data::Open) => {
-                self.data_failed(id, t, kind)
+                self.data_failed(id, t, ClientError::DataConnection(kind))
             }
             // Stale or out-of-place answers (after the data connection closed, or a driver mistake).
             _ => Flow::Continue,
@@ -590,12 +657,17 @@ impl Session {
         }
     }
 
-    /// The data connection failed: close it; then fail now, at the next step, or after aborting the
-    /// transfer command if the server is running it.
-    fn data_failed(&mut self, id: RequestId, t: &mut Transfer, kind: ErrorKind) -> Flow {
-        t.data_error = Some(kind);
+    /// The data connection failed (or made no progress within the data timeout): close it; then fail
+    /// with `error` now, at the next step, or after aborting the transfer command if the server is
+    /// running it.
+    pub(super) fn data_failed(
+        &mut self,
+        id: RequestId,
+        t: &mut Transfer,
+        error: ClientError,
+    ) -> Flow {
+        t.data_error = Some(error.clone());
         self.close_data(id, t, true);
-        let error = ClientError::DataConnection(kind);
         if t.final_reply.is_some() {
             Flow::Done(Err(error))
         } else if t.stage == Stage::Command {
