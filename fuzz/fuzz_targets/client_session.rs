@@ -394,6 +394,9 @@ struct World {
     /// Ids `request` returned, in order.
     issued: Vec<RequestId>,
     completed: BTreeSet<RequestId>,
+    /// Raw requests, and those of them that got a 1xx (no reply timer runs for them then).
+    raw_requests: BTreeSet<RequestId>,
+    raw_after_preliminary: BTreeSet<RequestId>,
     progress: BTreeMap<RequestId, u64>,
     /// The id of the latest data action.
     latest: Option<RequestId>,
@@ -420,6 +423,8 @@ impl World {
             now,
             issued: Vec::new(),
             completed: BTreeSet::new(),
+            raw_requests: BTreeSet::new(),
+            raw_after_preliminary: BTreeSet::new(),
             progress: BTreeMap::new(),
             latest: None,
             connected: false,
@@ -460,6 +465,7 @@ impl World {
 
     fn request(&mut self, request: Request) {
         let quit = matches!(request, Request::Quit | Request::Raw(Command::Quit));
+        let raw = matches!(request, Request::Raw(_));
         let was_closed = self.close_control || self.session.is_closed();
         let queued = self.session.queued_requests();
         match self.session.request(self.now, request) {
@@ -473,6 +479,9 @@ impl World {
                     "ids must count up"
                 );
                 self.issued.push(id);
+                if raw {
+                    self.raw_requests.insert(id);
+                }
                 self.quit_queued |= quit;
             }
             Err(UsageError::Closed) => {
@@ -587,9 +596,15 @@ impl World {
         if due {
             self.session.handle_timeout(self.now);
             self.settle();
+            // A reply timeout closes the session; a data timeout aborts only the transfer. Either way
+            // the timer that fired is spent.
             assert!(
-                self.session.is_closed(),
-                "a due timeout left the session open"
+                self.session.is_closed()
+                    || self
+                        .session
+                        .poll_timeout()
+                        .is_none_or(|deadline| deadline > self.now),
+                "a due timeout left its timer due"
             );
         }
     }
@@ -602,11 +617,15 @@ impl World {
             .is_some_and(|deadline| self.now >= deadline);
         self.session.handle_timeout(self.now);
         self.settle();
-        assert_eq!(
-            self.session.is_closed(),
-            was_closed || due,
-            "handle_timeout closed the session before its deadline"
-        );
+        // Early, it changes nothing; due, it may close the session (a reply timeout) or only abort the
+        // transfer (a data timeout).
+        if !due {
+            assert_eq!(
+                self.session.is_closed(),
+                was_closed,
+                "handle_timeout closed the session before its deadline"
+            );
+        }
     }
 
     /// Drains actions and events after a call, checking each, then checks the session's state.
@@ -747,6 +766,9 @@ impl World {
                     self.issued.contains(&id),
                     "Preliminary for an id never issued"
                 );
+                if self.raw_requests.contains(&id) {
+                    self.raw_after_preliminary.insert(id);
+                }
             }
             Event::Progress { id, bytes } => {
                 assert!(self.issued.contains(&id), "Progress for an id never issued");
@@ -812,8 +834,13 @@ impl World {
         // out of turn may have moved the session to wait for an answer it still owes: its own hang.
         let busy = session.current_request().is_some() || !self.connected;
         let waits_on_driver = self.misbehaved && !self.duties.is_empty();
+        // By design a raw command that got its 1xx (an FXP STOR/RETR) waits for its final reply untimed:
+        // the session cannot see the transfer's progress (see `Config::reply_timeout`).
+        let raw_transfer = session
+            .current_request()
+            .is_some_and(|id| self.raw_after_preliminary.contains(&id));
         assert!(
-            !self.timers || !busy || waits_on_driver || deadline.is_some(),
+            !self.timers || !busy || waits_on_driver || raw_transfer || deadline.is_some(),
             "request {:?} in progress (connected: {}) with no timer: it can hang",
             session.current_request(),
             self.connected
