@@ -2659,3 +2659,28 @@ mod wired {
         assert!(w.run(Request::Noop).is_ok());
     }
 }
+
+#[test]
+fn host_names_are_checked_before_sending() {
+    use ftp_proto::client::UsageError;
+    use ftp_proto::command::Text;
+    let mut s = Script::greeted();
+    for bad in [
+        "ftp.example.com:21",
+        "[::1]:21",
+        "-bad-.example",
+        "\u{e9}t\u{e9}",
+    ] {
+        let request = Request::Host(Text::new(bad).unwrap());
+        assert_eq!(
+            s.session.request(s.now, request),
+            Err(UsageError::InvalidHost),
+            "{bad}"
+        );
+    }
+    assert!(
+        s.session
+            .request(s.now, Request::Host(Text::new("ftp.example.com").unwrap()))
+            .is_ok()
+    );
+}

@@ -274,6 +274,9 @@ pub enum UsageError {
         /// The configured bound.
         limit: usize,
     },
+    /// A [`Request::Host`] name that is not a host name or IP literal (RFC 7151), which servers refuse.
+    #[error("not a host name or IP literal")]
+    InvalidHost,
 }
 
 /// Something the driver must do. Drain them with [`Session::poll_action`](super::Session::poll_action)

@@ -190,6 +190,11 @@ impl Session {
         if self.closed || self.quitting {
             return Err(UsageError::Closed);
         }
+        if let Request::Host(name) | Request::Raw(Command::Host(name)) = &request {
+            if !crate::command::is_valid_host(name.as_bytes()) {
+                return Err(UsageError::InvalidHost);
+            }
+        }
         let request = match request {
             Request::Raw(Command::Quit) => Request::Quit,
             Request::Raw(Command::Abor) => Request::Abort,
