@@ -67,8 +67,9 @@ pub struct Config {
     /// while the parsed outcome stays near 32 MiB plus the body's bytes (without it, 16 MiB of `a\n`
     /// would be 8 million entries, about 1 GiB).
     pub max_listing_entries: usize,
-    /// Requests that may be queued and not yet finished, the running one included (`0` refuses every
-    /// request). Default 64: plenty for pipelined scripts, and a runaway caller gets
+    /// Requests that may wait for their turn, the running one not counted. A new request passes through
+    /// the queue even on an idle session, so `0` refuses every request. Default 64: plenty for pipelined
+    /// scripts, and a runaway caller gets
     /// [`UsageError::QueueFull`](super::UsageError::QueueFull) instead of growing memory.
     pub max_pending_requests: usize,
     /// Upload chunks in flight at once (asked of the source but not yet written). Default 2: one read and
