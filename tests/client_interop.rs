@@ -27,6 +27,7 @@ mod progress;
 mod raw;
 #[path = "client_interop/servers.rs"]
 mod servers;
+mod support;
 
 use std::path::Path;
 use std::process::Command;

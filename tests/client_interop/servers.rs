@@ -21,9 +21,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+pub use crate::support::{TempDir, pattern};
 
 /// How long a server may take to start.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -536,63 +537,7 @@ fn listening_line(child: &mut Child, log: &Arc<Mutex<String>>) -> SocketAddr {
 }
 
 fn drain(stream: Option<impl Read + Send + 'static>, into: Arc<Mutex<String>>) {
-    let Some(stream) = stream else { return };
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(mut log) = into.lock() {
-                log.push_str(&line);
-                log.push('\n');
-            }
-        }
-    });
-}
-
-/// A directory under the system's temporary directory, removed (with its contents) on drop. World
-/// traversable, since ProFTPD's sessions run as another user.
-pub struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    pub fn new(prefix: &str) -> TempDir {
-        use std::os::unix::fs::PermissionsExt;
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!(
-            "ftp-proto-client-{prefix}-{}-{}-{nanos}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = std::env::temp_dir().join(name);
-        std::fs::create_dir(&path).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        TempDir { path }
+    if let Some(stream) = stream {
+        crate::support::drain_lines(stream, into);
     }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-/// `len` bytes of a fixed pseudo-random sequence (xorshift): misplaced chunks cannot match.
-pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
 }

@@ -169,7 +169,8 @@ fn parse_listening_line(line: &str) -> SocketAddr {
         .unwrap_or_else(|| panic!("unexpected first line from the server: {line:?}"))
 }
 
-fn drain_lines(stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+/// Copies `stream` line by line into `into` on a thread of its own (a child's log).
+pub fn drain_lines(stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
@@ -202,6 +203,9 @@ impl TempDir {
         let path = std::env::temp_dir().join(name);
         std::fs::create_dir(&path)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        // World-traversable whatever the umask: ProFTPD serves it as another user.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755));
         TempDir { path }
     }
 
