@@ -270,7 +270,9 @@ fn push_list_date(out: &mut Vec<u8>, modified: Option<Timestamp>, now: Timestamp
     }
 }
 
-/// Writes `text` padded with spaces to `width` characters, making it a single column token.
+/// Writes `text` padded with spaces to `width` characters, making it a single column token. A comma
+/// becomes `_` too: `ls -l` writes a device's `major, minor` where the size goes, so a group named `503,`
+/// would make parsers (ours included) read the size column as a device number.
 fn push_column(out: &mut Vec<u8>, text: &str, width: usize) {
     if text.is_empty() {
         out.push(b'-');
@@ -279,7 +281,7 @@ fn push_column(out: &mut Vec<u8>, text: &str, width: usize) {
     }
     let mut chars = 0usize;
     for ch in text.chars() {
-        if ch.is_whitespace() || ch.is_control() {
+        if ch.is_whitespace() || ch.is_control() || ch == ',' {
             out.push(b'_');
         } else {
             let mut buf = [0u8; 4];
@@ -1319,6 +1321,17 @@ mod tests {
     }
 
     // ---------------------------------------------------------------- LIST formatting
+
+    #[test]
+    fn a_comma_in_the_group_cannot_pass_for_a_device_number() {
+        // Found by the `listing` fuzz target (fuzz/regressions/listing/).
+        let mut entry = file("notes.txt", 1234, Some(ts("20240310120000")));
+        entry.metadata.group = "503,".into();
+        let line = list_line(&entry, now());
+        assert!(line.contains(" 503_ "), "{line}");
+        let parsed = parse_list_line(line.trim_end().as_bytes(), now()).unwrap();
+        assert_eq!(parsed.size, Some(1234));
+    }
 
     #[test]
     fn list_format_table() {
