@@ -282,6 +282,7 @@ fn completion(
         StorageError::NoSpace,
         StorageError::InvalidName,
         StorageError::DataConnection,
+        StorageError::Busy,
         StorageError::Other("disk on fire at /srv/secret".to_owned()),
     ];
     match variant {

@@ -89,6 +89,7 @@ fn storage_error_reply(error: &StorageError) -> (ReplyCode, String) {
         StorageError::NoSpace => ReplyCode::EXCEEDED_STORAGE,
         StorageError::InvalidName => ReplyCode::FILE_NAME_NOT_ALLOWED,
         StorageError::DataConnection => ReplyCode::CANT_OPEN_DATA,
+        StorageError::Busy => ReplyCode::FILE_UNAVAILABLE,
         StorageError::Other(_) => ReplyCode::LOCAL_ERROR,
         _ => ReplyCode::FILE_UNAVAILABLE_PERMANENT,
     };

@@ -57,6 +57,10 @@ pub enum WriteMode {
     /// `STOU`: create a new file whose name the driver chooses, near the path given. The driver reports the
     /// chosen path in [`Completion::FileOpened`].
     Unique,
+    /// Create a new file and never replace one: the driver fails with [`StorageError::AlreadyExists`] if
+    /// the name is taken (when the upload starts, or when it is published, for a driver that writes to a
+    /// temporary name first). Used for users who may upload but not overwrite (`Access::UploadOnly`).
+    CreateNew,
 }
 
 /// A storage operation the session needs. Every path is absolute, normalised and never above `/`: the
@@ -234,6 +238,10 @@ pub enum StorageError {
     /// A data connection could not be made or broke (425 before a transfer, 426 during one).
     #[error("Data connection failed")]
     DataConnection,
+    /// The file is in use or a limit on concurrent work was reached: try again later (450). For example an
+    /// upload to a name another upload is writing, or a server at its cap of open transfers.
+    #[error("File busy, try again later")]
+    Busy,
     /// Anything else (451): the text goes to the log, not to the client.
     #[error("Local error: {0}")]
     Other(String),
