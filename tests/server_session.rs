@@ -738,7 +738,9 @@ fn huge_timeouts_mean_never_rather_than_a_panic() {
     config.idle_timeout = Duration::MAX;
     config.data_timeout = Duration::MAX;
     config.failed_login_delay = Duration::MAX;
+    config.login_timeout = Duration::MAX;
     let mut s = Sim::with_config(config);
+    assert_eq!(s.session.poll_timeout(), None, "no login deadline either");
     s.login_anonymous();
     s.cmd("PASV");
     assert_eq!(codes(&s.cmd("RETR /pub/data.bin")), ["150", "226"]);
@@ -778,4 +780,342 @@ fn user_names_are_passed_on_as_bytes() {
         }
     }
     assert_eq!(user.as_deref(), Some(&b"\xff\xc3"[..]));
+}
+
+// ---- the example server made safe: login deadline, upload-only access, per-user FXP, log hygiene ----
+
+#[test]
+fn login_timeout_fires_at_the_deadline_even_with_noops() {
+    let mut s = Sim::new();
+    let start = s.now;
+    s.take_control();
+    assert_eq!(
+        s.session.poll_timeout(),
+        Some(start + Duration::from_secs(60))
+    );
+    // A NOOP every 5 s keeps the idle timer away, but not the login deadline.
+    for _ in 0..11 {
+        assert_eq!(s.cmd("NOOP"), "200 NOOP ok.\r\n");
+        s.advance(Duration::from_secs(5));
+    }
+    assert_eq!(s.cmd("NOOP"), "200 NOOP ok.\r\n");
+    s.advance(Duration::from_secs(4));
+    assert!(!s.closed);
+    assert_eq!(s.take_control(), "");
+    s.advance(Duration::from_secs(1));
+    assert_eq!(
+        s.take_control(),
+        "421 Login timeout: closing control connection.\r\n"
+    );
+    assert!(s.closed);
+    assert_eq!(s.session.poll_timeout(), None);
+}
+
+#[test]
+fn login_timeout_runs_during_a_password_check_and_a_failed_login_delay() {
+    use ftp_proto::server::{Access, Action, Completion};
+    // The driver never answers Authenticate.
+    let mut s = Sim::new();
+    let start = s.now;
+    s.take_control();
+    s.session
+        .handle_control_input(start, b"USER bob\r\nPASS pw\r\n");
+    let mut auth = None;
+    while let Some(action) = s.session.poll_action() {
+        if let Action::Authenticate { id, .. } = action {
+            auth = Some(id);
+        }
+    }
+    let auth = auth.expect("Authenticate");
+    let deadline = start + Duration::from_secs(60);
+    assert_eq!(s.session.poll_timeout(), Some(deadline));
+    s.session.handle_timeout(deadline);
+    let mut out = Vec::new();
+    while let Some(action) = s.session.poll_action() {
+        out.push(action);
+    }
+    assert_eq!(
+        out,
+        [
+            Action::SendControl(Bytes::from_static(
+                b"421 Login timeout: closing control connection.\r\n"
+            )),
+            Action::CloseControl
+        ]
+    );
+    // A late answer finds a closed session.
+    s.session
+        .handle_completion(deadline, auth, Completion::LoggedIn(Access::ReadWrite));
+    assert_eq!(s.session.poll_action(), None);
+    assert_eq!(s.session.user(), None);
+
+    // A failed login's delay running past the deadline: the 421 comes at the deadline.
+    let mut config = Config::default();
+    config.failed_login_delay = Duration::from_secs(10);
+    let mut s = Sim::with_config(config);
+    s.take_control();
+    s.advance(Duration::from_secs(55));
+    assert!(s.cmd("USER alice").starts_with("331 "));
+    assert_eq!(s.cmd("PASS wrong"), "");
+    s.advance(Duration::from_secs(4));
+    assert_eq!(s.take_control(), "");
+    s.advance(Duration::from_secs(1));
+    assert_eq!(
+        s.take_control(),
+        "421 Login timeout: closing control connection.\r\n"
+    );
+    assert!(s.closed);
+}
+
+#[test]
+fn login_timeout_beats_input_handed_over_late() {
+    // A driver that passes on a USER/PASS which arrived after the deadline before calling
+    // handle_timeout must not get a login out of it.
+    let mut s = Sim::new();
+    s.take_control();
+    s.now += Duration::from_secs(61);
+    let out = s.cmd("USER anonymous");
+    assert_eq!(out, "421 Login timeout: closing control connection.\r\n");
+    assert!(s.closed);
+}
+
+#[test]
+fn login_timeout_is_not_armed_after_login() {
+    let mut s = Sim::new();
+    s.advance(Duration::from_secs(59));
+    s.login_anonymous();
+    assert_eq!(
+        s.session.poll_timeout(),
+        Some(s.now + Duration::from_secs(300)),
+        "only the idle timer runs"
+    );
+    s.advance(Duration::from_secs(200));
+    assert!(!s.closed);
+    assert_eq!(s.cmd("NOOP"), "200 NOOP ok.\r\n");
+    s.advance(Duration::from_secs(200));
+    assert!(!s.closed);
+    assert_eq!(s.cmd("PWD"), "257 \"/\" is the current directory.\r\n");
+}
+
+#[test]
+fn rein_and_user_restart_the_login_timeout_but_only_after_a_login() {
+    // REIN logs out: the deadline counts again from the REIN.
+    let mut s = Sim::new();
+    s.login_anonymous();
+    s.advance(Duration::from_secs(100));
+    assert!(s.cmd("REIN").starts_with("220 "));
+    s.advance(Duration::from_secs(59));
+    assert!(!s.closed);
+    s.advance(Duration::from_secs(1));
+    assert!(s.take_control().starts_with("421 Login timeout"));
+    assert!(s.closed);
+
+    // USER while logged in logs out too.
+    let mut s = Sim::new();
+    s.login_anonymous();
+    s.advance(Duration::from_secs(100));
+    assert!(s.cmd("USER bob").starts_with("331 "));
+    s.advance(Duration::from_secs(59));
+    assert!(!s.closed);
+    s.advance(Duration::from_secs(1));
+    assert!(s.take_control().starts_with("421 Login timeout"));
+
+    // Before any login, REIN and USER do not postpone the deadline.
+    let mut s = Sim::new();
+    s.take_control();
+    s.advance(Duration::from_secs(30));
+    assert!(s.cmd("REIN").starts_with("220 "));
+    s.advance(Duration::from_secs(20));
+    assert!(s.cmd("USER bob").starts_with("331 "));
+    s.advance(Duration::from_secs(10));
+    assert!(s.take_control().starts_with("421 Login timeout"));
+    assert!(s.closed);
+}
+
+#[test]
+fn upload_only_creates_new_files_and_changes_nothing() {
+    use ftp_proto::path::VirtualPath;
+    use ftp_proto::server::{Access, StorageRequest, WriteMode};
+    let mut config = Config::default();
+    config.anonymous = AnonymousPolicy::UploadOnly;
+    let mut s = Sim::with_config(config);
+    s.login_anonymous();
+    assert_eq!(
+        s.session.grant().map(|g| g.access),
+        Some(Access::UploadOnly)
+    );
+    s.cmd("TYPE I");
+
+    s.upload = [Bytes::from_static(b"new")].into();
+    s.cmd("PASV");
+    s.storage_requests.clear();
+    assert_eq!(codes(&s.cmd("STOR /upload/new")), ["150", "226"]);
+    assert_eq!(
+        s.storage_requests,
+        [StorageRequest::OpenWrite {
+            path: VirtualPath::root()
+                .join(b"upload")
+                .and_then(|p| p.join(b"new"))
+                .unwrap(),
+            mode: WriteMode::CreateNew,
+        }]
+    );
+    assert_eq!(s.file("/upload/new"), Some(&b"new"[..]));
+
+    // The driver refuses to replace an existing file.
+    s.upload = [Bytes::from_static(b"overwritten")].into();
+    s.cmd("PASV");
+    assert_eq!(s.cmd("STOR /upload/new"), "550 File exists.\r\n");
+    assert_eq!(s.file("/upload/new"), Some(&b"new"[..]));
+    assert_eq!(s.data_closes.last(), Some(&true), "the listener is closed");
+
+    // STOU picks a fresh name as before; reading and listing work.
+    s.upload = [Bytes::from_static(b"u")].into();
+    s.cmd("PASV");
+    assert_eq!(
+        s.cmd("STOU /upload/new"),
+        "150 FILE: new.1\r\n226 Transfer complete.\r\n"
+    );
+    s.cmd("PASV");
+    assert_eq!(codes(&s.cmd("RETR /pub/data.bin")), ["150", "226"]);
+    s.cmd("PASV");
+    assert_eq!(codes(&s.cmd("LIST /upload")), ["150", "226"]);
+
+    // Everything that changes what exists is refused before the driver is asked.
+    s.cmd("PASV");
+    s.storage_requests.clear();
+    for line in [
+        "APPE /upload/new",
+        "DELE /upload/new",
+        "RNFR /upload/new",
+        "MKD /upload/d",
+        "RMD /upload",
+        "MFMT 20240101000000 /upload/new",
+    ] {
+        assert_eq!(s.cmd(line), "550 Permission denied.\r\n", "{line}");
+    }
+    assert!(s.cmd("REST 1").starts_with("350 "));
+    assert_eq!(s.cmd("STOR /upload/new"), "550 Permission denied.\r\n");
+    assert!(s.storage_requests.is_empty(), "{:?}", s.storage_requests);
+    assert_eq!(s.file("/upload/new"), Some(&b"new"[..]));
+    // The refused REST is used up: the next STOR is a plain create again.
+    s.upload = [Bytes::from_static(b"x")].into();
+    assert_eq!(codes(&s.cmd("STOR /upload/other")), ["150", "226"]);
+    assert_eq!(s.file("/upload/other"), Some(&b"x"[..]));
+}
+
+#[test]
+fn upload_only_for_an_authenticated_user() {
+    use ftp_proto::server::{Access, Completion, Grant};
+    let mut s = Sim::new();
+    s.alice_login = Completion::Granted(Grant::new(Access::UploadOnly));
+    s.login_writer();
+    s.cmd("PASV");
+    assert_eq!(s.cmd("STOR /pub/data.bin"), "550 File exists.\r\n");
+    assert_eq!(s.cmd("DELE /pub/data.bin"), "550 Permission denied.\r\n");
+    assert_eq!(s.file("/pub/data.bin").map(<[u8]>::len), Some(256));
+}
+
+#[test]
+fn foreign_data_addresses_need_a_per_user_grant() {
+    use ftp_proto::server::{Access, Completion, Grant};
+    let fxp = Grant::new(Access::ReadWrite).with_foreign_data_address(true);
+
+    // Granted with the right: PORT elsewhere, and a passive connection from elsewhere.
+    let mut s = Sim::new();
+    s.alice_login = Completion::Granted(fxp);
+    s.login_writer();
+    assert_eq!(s.session.grant(), Some(fxp));
+    assert!(s.cmd("PORT 10,0,0,1,200,1").starts_with("200 "));
+    assert_eq!(codes(&s.cmd("LIST /pub")), ["150", "226"]);
+    assert_eq!(s.connected_to, Some("10.0.0.1:51201".parse().unwrap()));
+    s.data_peer = "10.9.9.9:4000".parse().unwrap();
+    s.cmd("PASV");
+    assert_eq!(codes(&s.cmd("RETR /pub/data.bin")), ["150", "226"]);
+
+    // Granted without it: refused, even though the config allows FXP for LoggedIn users.
+    let mut config = Config::default();
+    config.allow_foreign_data_address = true;
+    let mut s = Sim::with_config(config.clone());
+    s.alice_login = Completion::Granted(Grant::new(Access::ReadWrite));
+    s.login_writer();
+    assert!(s.cmd("PORT 10,0,0,1,200,1").starts_with("501 "));
+    s.data_peer = "10.9.9.9:4000".parse().unwrap();
+    s.cmd("PASV");
+    assert!(s.cmd("RETR /pub/data.bin").starts_with("425 "));
+
+    // LoggedIn follows the config.
+    let mut s = Sim::with_config(config.clone());
+    s.login_writer();
+    assert!(s.cmd("PORT 10,0,0,1,200,1").starts_with("200 "));
+
+    // Anonymous: never, whatever the config says.
+    let mut s = Sim::with_config(config);
+    s.login_anonymous();
+    assert!(s.cmd("PORT 10,0,0,1,200,1").starts_with("501 "));
+    assert!(s.cmd("EPRT |1|10.0.0.1|5000|").starts_with("501 "));
+    s.data_peer = "10.9.9.9:4000".parse().unwrap();
+    s.cmd("PASV");
+    assert!(s.cmd("RETR /pub/data.bin").starts_with("425 "));
+    assert!(s.take_data().is_empty());
+}
+
+#[test]
+fn the_next_user_does_not_inherit_a_foreign_port() {
+    use ftp_proto::server::{Access, Completion, Grant};
+    let mut s = Sim::new();
+    s.alice_login =
+        Completion::Granted(Grant::new(Access::ReadWrite).with_foreign_data_address(true));
+    s.login_writer();
+    assert!(s.cmd("PORT 10,0,0,1,200,1").starts_with("200 "));
+    s.login_anonymous(); // USER again: transfer parameters stay, but not a bounce target
+    assert!(s.cmd("LIST /pub").starts_with("425 "));
+    assert_eq!(s.connected_to, None);
+    // The client's own address is kept across USER, as RFC 959 asks.
+    s.login_writer();
+    assert!(s.cmd("PORT 127,0,0,1,200,1").starts_with("200 "));
+    s.login_anonymous();
+    assert_eq!(codes(&s.cmd("LIST /pub")), ["150", "226"]);
+}
+
+/// The `Event::Command` lines logged for `input`.
+fn logged(s: &mut Sim, input: &[u8]) -> Vec<String> {
+    use ftp_proto::server::Event;
+    s.session.handle_control_input(s.now, input);
+    let mut lines = Vec::new();
+    while let Some(event) = s.session.poll_event() {
+        if let Event::Command(line) = event {
+            lines.push(line);
+        }
+    }
+    s.run();
+    lines
+}
+
+#[test]
+fn logged_commands_mask_secrets_and_escape_control_bytes() {
+    let mut s = Sim::new();
+    s.take_control();
+    assert_eq!(logged(&mut s, b"ACCT hunter2\r\n"), ["ACCT ****"]);
+    assert_eq!(logged(&mut s, b"acct hunter2\r\n"), ["ACCT ****"]);
+    assert_eq!(logged(&mut s, b"AdAt c2VjcmV0\r\n"), ["ADAT ****"]);
+    assert_eq!(logged(&mut s, b"pass secret\r\n"), ["PASS ****"]);
+    // A CR inside the line is data (the framer keeps it): it must not start a forged log line.
+    assert_eq!(
+        logged(&mut s, b"NOOP x\r200 user root logged in\r\n"),
+        ["NOOP x\\x0d200 user root logged in"]
+    );
+    assert_eq!(
+        logged(&mut s, b"SYST \x1b[2J\x7f\x01\r\n"),
+        ["SYST \\x1b[2J\\x7f\\x01"]
+    );
+    // Invalid UTF-8 stays lossy; a C1 control (here CSI, U+009B) and a Unicode line separator are escaped.
+    assert_eq!(
+        logged(&mut s, b"CWD \xfe\xc2\x9b2J\xe2\x80\xa8x\r\n"),
+        ["CWD \u{fffd}\\u{9b}2J\\u{2028}x"]
+    );
+    assert_eq!(
+        logged(&mut s, b"CWD /pub/caf\xc3\xa9\r\n"),
+        ["CWD /pub/caf\u{e9}"]
+    );
 }

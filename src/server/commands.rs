@@ -13,7 +13,9 @@ use crate::path::VirtualPath;
 use crate::reply::{self, Reply, ReplyCode};
 use crate::transcode::{CrLfToLf, LfToCrLf, Transcoder};
 
-use super::io::{Access, Action, Completion, Event, StorageError, StorageRequest, WriteMode};
+use super::io::{
+    Access, Action, Completion, Event, Grant, StorageError, StorageRequest, WriteMode,
+};
 use super::transfer::{Direction, ListingFormat, ListingSource, Phase, Step, Transfer};
 use super::{AnonymousPolicy, DataChannel, Login, Pending, Session};
 
@@ -70,17 +72,49 @@ fn is_anonymous_name(user: &[u8]) -> bool {
     user.eq_ignore_ascii_case(b"anonymous") || user.eq_ignore_ascii_case(b"ftp")
 }
 
-/// The line as it may appear in a log: the argument of `PASS` is masked.
+/// Verbs whose argument is a secret: a password, an account (often a second password), and RFC 2228
+/// security data (authentication tokens).
+const SECRET_VERBS: [&str; 3] = ["PASS", "ACCT", "ADAT"];
+
+/// The line as it may appear in a log: the argument of a [`SECRET_VERBS`] verb is masked, and control
+/// characters are escaped so that the line stays one line and cannot drive a terminal.
 fn loggable(line: &[u8]) -> String {
-    let is_pass = line.len() >= 4
-        && line
-            .get(..4)
-            .is_some_and(|v| v.eq_ignore_ascii_case(b"PASS"));
-    if is_pass {
-        "PASS ****".to_owned()
-    } else {
-        String::from_utf8_lossy(line).into_owned()
+    // A prefix, not the parsed verb: `PASS\tsecret` or `PASSWORD secret` do not parse, and their
+    // argument is just as secret.
+    let prefix = line.get(..4).unwrap_or_default();
+    if let Some(verb) = SECRET_VERBS
+        .iter()
+        .find(|verb| prefix.eq_ignore_ascii_case(verb.as_bytes()))
+    {
+        return format!("{verb} ****");
     }
+    let mut out = String::with_capacity(line.len());
+    for c in String::from_utf8_lossy(line).chars() {
+        if is_unsafe_in_log(c) {
+            let code = u32::from(c);
+            if code < 0x80 {
+                out.push_str(&format!("\\x{code:02x}"));
+            } else {
+                out.push_str(&format!("\\u{{{code:x}}}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Characters a log line must not carry raw: C0 controls (CR and LF would forge a line, ESC drives
+/// terminals), DEL, C1 controls (U+009B is a one-character CSI), Unicode line and paragraph separators,
+/// and the bidirectional controls that can make a line read as something else.
+fn is_unsafe_in_log(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
 }
 
 /// The reply code and text for a failed storage operation.
@@ -120,7 +154,7 @@ const FEATURES: &[&str] = &[
 
 impl Session {
     /// Handles one command line.
-    pub(super) fn handle_line(&mut self, line: &[u8]) {
+    pub(super) fn handle_line(&mut self, now: Instant, line: &[u8]) {
         self.event(Event::Command(loggable(line)));
         // RFC 959 §4.1.3: RNTO must come right after RNFR; anything else, even a bad line, forgets it.
         let rename_from = self.rename_from.take();
@@ -143,18 +177,27 @@ impl Session {
         } else if !self.is_logged_in() && !allowed_before_login(command.verb()) {
             self.reply_not_logged_in();
         } else {
-            self.dispatch(command, rename_from);
+            self.dispatch(now, command, rename_from);
         }
     }
 
-    fn is_logged_in(&self) -> bool {
+    pub(super) fn is_logged_in(&self) -> bool {
         matches!(self.login, Login::LoggedIn { .. })
     }
 
     fn access(&self) -> Access {
         match self.login {
-            Login::LoggedIn { access, .. } => access,
+            Login::LoggedIn { grant, .. } => grant.access,
             _ => Access::ReadOnly,
+        }
+    }
+
+    /// Whether data connections may go to, or come from, another host than the client (FXP). Never
+    /// before login: the grant decides, and there is none yet.
+    fn foreign_data_allowed(&self) -> bool {
+        match self.login {
+            Login::LoggedIn { grant, .. } => grant.foreign_data_address,
+            _ => false,
         }
     }
 
@@ -190,16 +233,16 @@ impl Session {
         }
     }
 
-    fn dispatch(&mut self, command: Command, rename_from: Option<VirtualPath>) {
+    fn dispatch(&mut self, now: Instant, command: Command, rename_from: Option<VirtualPath>) {
         use Command::*;
         match command {
-            User(name) => self.handle_user(name),
+            User(name) => self.handle_user(now, name),
             Pass(password) => self.pass(password),
             Acct(_) => self.reply(
                 ReplyCode::COMMAND_NOT_IMPLEMENTED_SUPERFLUOUS,
                 "ACCT not needed.",
             ),
-            Rein => self.reinitialize(),
+            Rein => self.reinitialize(now),
             Quit => {
                 let goodbye = self.config.goodbye.clone();
                 self.reply(ReplyCode::CLOSING_CONTROL, goodbye);
@@ -380,8 +423,10 @@ impl Session {
 
     // ---- login ----
 
-    fn handle_user(&mut self, name: Text) {
+    fn handle_user(&mut self, now: Instant, name: Text) {
         let anonymous = is_anonymous_name(name.as_bytes());
+        // USER logs the current user out (even when the new name is refused).
+        self.logging_out(now);
         if anonymous && self.config.anonymous == AnonymousPolicy::Disabled {
             self.login = Login::AwaitingUser;
             self.reply(ReplyCode::NOT_LOGGED_IN, "Anonymous access is not allowed.");
@@ -419,9 +464,12 @@ impl Session {
         if anonymous {
             let access = match self.config.anonymous {
                 AnonymousPolicy::ReadWrite => Access::ReadWrite,
+                AnonymousPolicy::UploadOnly => Access::UploadOnly,
                 _ => Access::ReadOnly,
             };
-            self.logged_in(&user, access);
+            // Never foreign data addresses: an anonymous FXP right would make the server a bounce
+            // relay for anyone (RFC 2577 §3), whatever `allow_foreign_data_address` says.
+            self.logged_in(&user, Grant::new(access));
             return;
         }
         let id = self.next_id();
@@ -433,14 +481,14 @@ impl Session {
         self.pending = Some(Pending::Login { id, user });
     }
 
-    fn logged_in(&mut self, user: &Text, access: Access) {
+    fn logged_in(&mut self, user: &Text, grant: Grant) {
         let user = user.to_string_lossy().into_owned();
         self.login_failures = 0;
         self.event(Event::LoggedIn {
             user: user.clone(),
-            access,
+            access: grant.access,
         });
-        self.login = Login::LoggedIn { user, access };
+        self.login = Login::LoggedIn { user, grant };
         self.reply(ReplyCode::LOGGED_IN, "Login successful.");
     }
 
@@ -460,7 +508,8 @@ impl Session {
 
     /// `REIN` (RFC 959 §4.1.1): "all parameters are reset to the default settings", as if the client
     /// had just connected.
-    fn reinitialize(&mut self) {
+    fn reinitialize(&mut self, now: Instant) {
+        self.logging_out(now);
         self.login = Login::AwaitingUser;
         self.forget_login();
         self.transfer_type = TransferType::Ascii(FormatControl::NonPrint);
@@ -480,6 +529,21 @@ impl Session {
         self.cwd = VirtualPath::root();
         self.restart_offset = 0;
         self.rename_from = None;
+        // A PORT to another host was checked against the old user's grant; the next user must not
+        // inherit it (an anonymous login after an FXP user's PORT would otherwise bounce).
+        let peer_ip = self.info.peer.ip().to_canonical();
+        if matches!(self.data, DataChannel::Active(addr) if addr.ip().to_canonical() != peer_ip) {
+            self.data = DataChannel::None;
+        }
+    }
+
+    /// Called before `USER` and `REIN` change the login: if someone was logged in, the session is back to
+    /// anonymous-until-proven-otherwise, and the login deadline starts again from now. A session that was
+    /// not logged in keeps its deadline, or repeating `REIN` or `USER` would postpone it for ever.
+    fn logging_out(&mut self, now: Instant) {
+        if self.is_logged_in() {
+            self.login_deadline = now.checked_add(self.config.login_timeout);
+        }
     }
 
     // ---- transfer parameters ----
@@ -526,7 +590,7 @@ impl Session {
             );
             return;
         }
-        if !self.config.allow_foreign_data_address && addr.ip().to_canonical() != peer_ip {
+        if !self.foreign_data_allowed() && addr.ip().to_canonical() != peer_ip {
             self.reply(
                 ReplyCode::SYNTAX_ERROR_ARGUMENTS,
                 format!("Illegal {verb} command: the address is not yours."),
@@ -598,7 +662,10 @@ impl Session {
 
     fn store(&mut self, path: &Pathname, verb: &'static str) {
         let offset = std::mem::take(&mut self.restart_offset);
-        if !self.require_write() {
+        let access = self.access();
+        // Only a plain STOR creates without touching what exists; APPE and a resumed STOR change a file.
+        let creates = verb == "STOR" && offset == 0;
+        if !self.require(access.can_write() || (creates && access.can_create_files())) {
             return;
         }
         let Some(path) = self.resolve(path) else {
@@ -613,6 +680,8 @@ impl Session {
                 );
                 return;
             }
+            // The driver refuses to replace an existing file (550 File exists).
+            (_, 0) if !access.can_write() => WriteMode::CreateNew,
             (_, 0) => WriteMode::Truncate,
             (_, offset) => WriteMode::Resume(offset),
         };
@@ -621,7 +690,7 @@ impl Session {
 
     fn store_unique(&mut self, hint: Option<&Pathname>) {
         self.restart_offset = 0;
-        if !self.require_write() {
+        if !self.require(self.access().can_create_files()) {
             return;
         }
         let path = match hint {
@@ -763,7 +832,7 @@ impl Session {
 
     fn data_connected(&mut self, now: Instant, peer: SocketAddr) {
         let expected = self.info.peer.ip().to_canonical();
-        if !self.config.allow_foreign_data_address && peer.ip().to_canonical() != expected {
+        if !self.foreign_data_allowed() && peer.ip().to_canonical() != expected {
             // RFC 2577 §5: someone else connected to our listener first ("PASV port theft").
             self.fail_transfer(
                 ReplyCode::CANT_OPEN_DATA,
@@ -927,7 +996,11 @@ impl Session {
     ) {
         match pending {
             Pending::Login { user, .. } => match completion {
-                Completion::LoggedIn(access) => self.logged_in(&user, access),
+                Completion::LoggedIn(access) => {
+                    let fxp = self.config.allow_foreign_data_address;
+                    self.logged_in(&user, Grant::new(access).with_foreign_data_address(fxp))
+                }
+                Completion::Granted(grant) => self.logged_in(&user, grant),
                 _ => self.login_failed(now, &user),
             },
             Pending::Listen { extended, .. } => self.listening(extended, completion),
@@ -1141,7 +1214,11 @@ impl Session {
     }
 
     fn require_write(&mut self) -> bool {
-        let allowed = self.access().can_write();
+        self.require(self.access().can_write())
+    }
+
+    /// Answers 550 unless `allowed`; returns `allowed`.
+    fn require(&mut self, allowed: bool) -> bool {
         if !allowed {
             self.reply(ReplyCode::FILE_UNAVAILABLE_PERMANENT, "Permission denied.");
         }

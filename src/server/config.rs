@@ -15,6 +15,9 @@ pub enum AnonymousPolicy {
     ReadOnly,
     /// Anonymous users may also write. Rarely wise.
     ReadWrite,
+    /// Anonymous users may read, list and upload new files, but not overwrite, append to, delete or
+    /// rename anything, nor make directories ([`super::Access::UploadOnly`]): an upload drop box.
+    UploadOnly,
 }
 
 /// Configuration shared by all sessions of a server (wrap it in an `Arc`).
@@ -32,8 +35,15 @@ pub struct Config {
     pub system_type: String,
     /// Anonymous logins.
     pub anonymous: AnonymousPolicy,
-    /// Allow `PORT`/`EPRT` to an address other than the client's (server-to-server FXP). Off by default:
-    /// otherwise the server can be used to attack third parties (the "FTP bounce", RFC 2577 §3).
+    /// Whether users logged in with [`Completion::LoggedIn`](super::Completion::LoggedIn) may use data
+    /// addresses other than the client's: `PORT`/`EPRT` to another host, and passive connections from
+    /// one (server-to-server FXP). Off by default: otherwise the server can be used to attack third
+    /// parties (the "FTP bounce", RFC 2577 §3) and a passive listener can be taken over (RFC 2577 §5).
+    ///
+    /// This is only the default for authenticated users: a driver that answers
+    /// [`Completion::Granted`](super::Completion::Granted) decides per user with
+    /// [`Grant::foreign_data_address`](super::Grant::foreign_data_address), and anonymous sessions never
+    /// get foreign data addresses, whatever this says.
     pub allow_foreign_data_address: bool,
     /// Allow `PORT`/`EPRT` to ports below 1024. Off by default (RFC 2577 §3).
     pub allow_privileged_data_port: bool,
@@ -44,6 +54,12 @@ pub struct Config {
     /// A session with no complete command for this long gets 421 and is closed; does not run during a
     /// transfer. Default 300 s (vsftpd's `idle_session_timeout`).
     pub idle_timeout: Duration,
+    /// A session not logged in this long after it started gets 421 and is closed. Default 60 s (ProFTPD's
+    /// `TimeoutLogin`). Commands (`NOOP`, a failed `PASS`, ...) do not extend it, so a client that never
+    /// logs in cannot hold a connection for long however busy it keeps it; it still runs while a password
+    /// check or a failed login's delay is under way. A logout (`REIN`, or `USER` while logged in) starts
+    /// it again; once logged in it does not apply.
+    pub login_timeout: Duration,
     /// How long to wait for a data connection, and for progress on one. Default 60 s.
     pub data_timeout: Duration,
     /// Control-line framing: maximum line length (default 4096 bytes) and whether a bare LF ends a line.
@@ -75,6 +91,7 @@ impl Default for Config {
             failed_login_delay: Duration::from_secs(1),
             max_login_failures: 3,
             idle_timeout: Duration::from_secs(300),
+            login_timeout: Duration::from_secs(60),
             data_timeout: Duration::from_secs(60),
             framer: FramerConfig::default(),
             path_limits: PathLimits::default(),

@@ -34,12 +34,64 @@ pub enum Access {
     ReadOnly,
     /// Read, list, upload, delete, rename, make and remove directories.
     ReadWrite,
+    /// Read, list, and upload new files, but change nothing that exists (vsftpd's `anon_upload_enable`
+    /// without `anon_other_write_enable`): `STOR` opens with [`WriteMode::CreateNew`], `STOU` with
+    /// [`WriteMode::Unique`]; `APPE`, `REST`+`STOR`, `DELE`, `RNFR`, `MKD`, `RMD` and `MFMT` get 550. An
+    /// upload drop box: nobody can overwrite or destroy what another user sent.
+    UploadOnly,
 }
 
 impl Access {
-    /// Whether commands that change storage are allowed.
+    /// Whether commands that change existing storage are allowed (overwrite, append, resume, delete,
+    /// rename, `MKD`, `RMD`, `MFMT`). Only [`Access::ReadWrite`].
     pub fn can_write(self) -> bool {
         matches!(self, Access::ReadWrite)
+    }
+
+    /// Whether uploads that create a new file are allowed (`STOR` to a free name, `STOU`):
+    /// [`Access::ReadWrite`] and [`Access::UploadOnly`].
+    pub fn can_create_files(self) -> bool {
+        matches!(self, Access::ReadWrite | Access::UploadOnly)
+    }
+}
+
+/// What a login grants, as a driver answers [`Action::Authenticate`] with [`Completion::Granted`]: the
+/// access, plus rights that are per user rather than per server.
+///
+/// ```
+/// use ftp_proto::server::{Access, Completion, Grant};
+///
+/// // A mirroring robot that may run server-to-server (FXP) transfers.
+/// let grant = Grant::new(Access::ReadWrite).with_foreign_data_address(true);
+/// let answer = Completion::Granted(grant);
+/// # let _ = answer;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Grant {
+    /// What the user may do with storage.
+    pub access: Access,
+    /// Whether `PORT`/`EPRT` may name another host than the client's, and a passive data connection may
+    /// come from one (server-to-server "FXP" transfers). Off unless asked for: with it the server can be
+    /// used to attack third parties (the "FTP bounce", RFC 2577 §3) and a passive listener can be taken
+    /// by someone else (RFC 2577 §5), so give it only to users you trust with that. Anonymous sessions
+    /// never get it.
+    pub foreign_data_address: bool,
+}
+
+impl Grant {
+    /// A grant of `access` and nothing more (no foreign data addresses).
+    pub fn new(access: Access) -> Grant {
+        Grant {
+            access,
+            foreign_data_address: false,
+        }
+    }
+
+    /// Allows or forbids foreign data addresses (see [`Grant::foreign_data_address`]).
+    pub fn with_foreign_data_address(mut self, allow: bool) -> Grant {
+        self.foreign_data_address = allow;
+        self
     }
 }
 
@@ -123,7 +175,8 @@ pub enum StorageRequest {
 pub enum Action {
     /// Write these bytes (one or more encoded replies) to the control connection.
     SendControl(Bytes),
-    /// Check a user's password. Answer [`Completion::LoggedIn`] or [`Completion::Denied`].
+    /// Check a user's password. Answer [`Completion::LoggedIn`] or [`Completion::Granted`] (per-user
+    /// rights such as FXP), or [`Completion::Denied`].
     Authenticate {
         /// The request.
         id: RequestId,
@@ -252,8 +305,13 @@ pub enum StorageError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Completion {
-    /// The credentials are good.
+    /// The credentials are good. Foreign data addresses (FXP) follow
+    /// [`Config::allow_foreign_data_address`](super::Config::allow_foreign_data_address).
     LoggedIn(Access),
+    /// The credentials are good, with exactly these rights: the grant, not
+    /// [`Config::allow_foreign_data_address`](super::Config::allow_foreign_data_address), decides on
+    /// foreign data addresses.
+    Granted(Grant),
     /// The credentials are wrong (the session delays its 530 and counts the failure).
     Denied,
     /// The passive listener is bound at this address.
@@ -298,7 +356,9 @@ pub enum Completion {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
-    /// A command line arrived (a password is shown as `PASS ****`).
+    /// A command line arrived, as it may be logged: the argument of `PASS`, `ACCT` and `ADAT` is shown as
+    /// `****`, and control characters are escaped (`\x0d`, `\x1b`, `\u{85}`, ...) so that a command
+    /// cannot end the log line early or forge another one; invalid UTF-8 shows as U+FFFD.
     Command(String),
     /// A user logged in.
     LoggedIn {

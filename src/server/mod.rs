@@ -60,7 +60,7 @@ use crate::reply::{Reply, ReplyCode};
 
 pub use config::{AnonymousPolicy, Config};
 pub use io::{
-    Access, Action, Completion, Event, RequestId, StorageError, StorageRequest, WriteMode,
+    Access, Action, Completion, Event, Grant, RequestId, StorageError, StorageRequest, WriteMode,
 };
 
 use transfer::Transfer;
@@ -101,8 +101,8 @@ enum Login {
     AwaitingUser,
     /// `USER` given, waiting for `PASS`.
     AwaitingPassword { user: Text, anonymous: bool },
-    /// Logged in.
-    LoggedIn { user: String, access: Access },
+    /// Logged in, with these rights.
+    LoggedIn { user: String, grant: Grant },
 }
 
 /// The transfer channel the client set up with `PORT`/`EPRT` or `PASV`/`EPSV`.
@@ -168,6 +168,9 @@ pub struct Session {
     quit_after_transfer: bool,
     /// `None`: the idle timeout is too long to express as an `Instant` ("never").
     idle_deadline: Option<Instant>,
+    /// When a session that is not logged in gets 421 (`Config::login_timeout`); ignored while logged in.
+    /// `None`: never, as for `idle_deadline`.
+    login_deadline: Option<Instant>,
     closed: bool,
 }
 
@@ -197,6 +200,7 @@ impl Session {
             transfer: None,
             quit_after_transfer: false,
             idle_deadline: now.checked_add(config.idle_timeout),
+            login_deadline: now.checked_add(config.login_timeout),
             closed: false,
             config,
         };
@@ -249,7 +253,7 @@ impl Session {
     /// Feeds the driver's answer to the action with this `id`. Answers to requests the session no
     /// longer waits for (after `ABOR`, `REIN`, a timeout) are ignored.
     pub fn handle_completion(&mut self, now: Instant, id: RequestId, completion: Completion) {
-        if self.closed {
+        if self.closed || self.login_expired(now) {
             return;
         }
         // The client is not idle while the driver works for it (a long transfer, a slow storage call).
@@ -305,6 +309,9 @@ impl Session {
                 }
             }
         }
+        if self.login_expired(now) {
+            return;
+        }
         if let Some(deadline) = self.transfer.as_ref().and_then(|t| t.deadline) {
             if now >= deadline {
                 self.transfer_timed_out();
@@ -343,14 +350,21 @@ impl Session {
         if self.closed {
             return None;
         }
-        if let Some(Pending::LoginDelay { until, .. }) = self.pending {
-            return until;
+        let login = self.login_deadline.filter(|_| !self.is_logged_in());
+        let other = if let Some(Pending::LoginDelay { until, .. }) = self.pending {
+            until
+        } else if let Some(transfer) = &self.transfer {
+            transfer.deadline
+        } else {
+            // While a request is out, the driver owes us an answer; the idle timer waits for it.
+            self.idle_deadline.filter(|_| self.pending.is_none())
+        };
+        // The login deadline runs whatever else does: a password check or a failed login's delay must
+        // not hold a session that never logs in open past it.
+        match (login, other) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        if let Some(transfer) = &self.transfer {
-            return transfer.deadline;
-        }
-        // While a request is out, the driver owes us an answer; the idle timer waits for it.
-        self.idle_deadline.filter(|_| self.pending.is_none())
     }
 
     /// Whether the session has ended (after [`Action::CloseControl`]).
@@ -367,6 +381,15 @@ impl Session {
     pub fn user(&self) -> Option<&str> {
         match &self.login {
             Login::LoggedIn { user, .. } => Some(user),
+            _ => None,
+        }
+    }
+
+    /// What the logged-in user may do, as the session applies it (for an anonymous user or a
+    /// [`Completion::LoggedIn`] login, after the config's policy), or `None` before login.
+    pub fn grant(&self) -> Option<Grant> {
+        match &self.login {
+            Login::LoggedIn { grant, .. } => Some(*grant),
             _ => None,
         }
     }
@@ -413,13 +436,18 @@ impl Session {
                     break;
                 }
             }
+            // A driver may hand us input that arrived after the login deadline before it calls
+            // `handle_timeout`: a late USER/PASS must not win the race.
+            if self.login_expired(now) {
+                break;
+            }
             let Some(item) = self.queue.pop_front() else {
                 break;
             };
             self.queued_bytes = self.queued_bytes.saturating_sub(item.cost());
             self.idle_deadline = now.checked_add(self.config.idle_timeout);
             match item {
-                Input::Line(line) => self.handle_line(&line),
+                Input::Line(line) => self.handle_line(now, &line),
                 Input::TooLong => self.reply(ReplyCode::SYNTAX_ERROR, "Command line too long."),
                 Input::BareLf => self.reply(ReplyCode::SYNTAX_ERROR, "Lines must end with CRLF."),
             }
@@ -439,6 +467,23 @@ impl Session {
     /// Events dropped because the queue was full (see [`Config::max_queued_events`]).
     pub fn events_dropped(&self) -> u64 {
         self.events_dropped
+    }
+
+    /// If the session is still not logged in at its login deadline, answers 421 and closes; returns
+    /// whether it did.
+    fn login_expired(&mut self, now: Instant) -> bool {
+        let expired = !self.is_logged_in() && self.login_deadline.is_some_and(|d| now >= d);
+        if expired && !self.closed {
+            // Whatever the driver was doing for us (a password check) is abandoned: its answer, if it
+            // comes, finds a closed session.
+            self.pending = None;
+            self.reply(
+                ReplyCode::SERVICE_NOT_AVAILABLE,
+                "Login timeout: closing control connection.",
+            );
+            self.close();
+        }
+        expired
     }
 
     fn next_id(&mut self) -> RequestId {

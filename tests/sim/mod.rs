@@ -55,6 +55,10 @@ pub struct Sim {
     /// While true, an upload's `CloseFile` stores the file but its `Done` is held in `held_upload_close`.
     pub hold_upload_close: bool,
     pub held_upload_close: Option<ftp_proto::server::RequestId>,
+    /// The answer to `alice`'s good password (`LoggedIn(ReadWrite)` unless a test changes it).
+    pub alice_login: Completion,
+    /// Every storage request seen, in order.
+    pub storage_requests: Vec<StorageRequest>,
     pub closed: bool,
     control: Vec<u8>,
     reading: Option<(Bytes, usize)>,
@@ -95,6 +99,8 @@ impl Sim {
             fail_data: false,
             hold_upload_close: false,
             held_upload_close: None,
+            alice_login: Completion::LoggedIn(Access::ReadWrite),
+            storage_requests: Vec::new(),
             closed: false,
             control: Vec::new(),
             reading: None,
@@ -216,7 +222,7 @@ impl Sim {
                 let good = user.as_bytes() == b"alice"
                     && password.as_ref().map(|p| p.as_bytes()) == Some(&b"secret"[..]);
                 let c = if good {
-                    Completion::LoggedIn(Access::ReadWrite)
+                    self.alice_login.clone()
                 } else {
                     Completion::Denied
                 };
@@ -258,6 +264,7 @@ impl Sim {
             },
             Action::CloseData { aborted } => self.data_closes.push(aborted),
             Action::Storage { id, request } => {
+                self.storage_requests.push(request.clone());
                 let c = self.storage(request);
                 self.session.handle_completion(now, id, c);
             }
@@ -428,6 +435,8 @@ impl Sim {
         };
         let (path, content) = match mode {
             WriteMode::Truncate => (path, Vec::new()),
+            WriteMode::CreateNew if existing.is_some() => return Err(StorageError::AlreadyExists),
+            WriteMode::CreateNew => (path, Vec::new()),
             WriteMode::Append => (path, existing.unwrap_or_default()),
             WriteMode::Resume(offset) => {
                 let mut content = existing.unwrap_or_default();
