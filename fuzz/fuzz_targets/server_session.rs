@@ -4,7 +4,7 @@
 //! Input: `[config] op...` (see `fuzz/README.md` for the op table). The config byte picks the line ending,
 //! the transfer window (1..=3), the anonymous policy, the FXP and privileged-port switches and IPv4/IPv6;
 //! the limits are small (64-byte lines, 256 bytes of queued commands, 64-byte/8-deep paths, 4 listing
-//! entries, 30 s idle and 10 s data timeouts) so that every limit is reached.
+//! entries, 30 s idle, 40 s login and 10 s data timeouts) so that every limit is reached.
 //!
 //! The harness keeps every action that wants an answer (oldest first) and every request id it saw. An
 //! answer op picks a waiting action and answers it with the completion its kind expects, or, for a choice
@@ -24,7 +24,9 @@
 //!   otherwise);
 //! - `421 Timeout` comes no earlier than `idle_timeout` after the session was last busy with a transfer
 //!   or a request to the driver (the idle timer "does not run during a transfer", and both start with a
-//!   command, which restarts it).
+//!   command, which restarts it);
+//! - `421 Login timeout` comes only to a session not logged in, no earlier than `login_timeout` after it
+//!   started (a logout restarts the deadline, never advances it).
 //!
 //! `FUZZ_TRACE=1` prints the operations and actions.
 #![no_main]
@@ -38,7 +40,7 @@ use ftp_proto::framing::{FramerConfig, LineEnding};
 use ftp_proto::listing::{DirEntry, EntryKind, Metadata};
 use ftp_proto::path::{PathLimits, VirtualPath};
 use ftp_proto::server::{
-    Access, Action, AnonymousPolicy, Completion, Config, ConnectionInfo, RequestId, Session,
+    Access, Action, AnonymousPolicy, Completion, Config, ConnectionInfo, Grant, RequestId, Session,
     StorageError, StorageRequest,
 };
 use ftp_proto::time::Timestamp;
@@ -48,6 +50,9 @@ use libfuzzer_sys::fuzz_target;
 const MAX_LINE_LEN: usize = 64;
 const MAX_PENDING_COMMANDS: usize = 256;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(40);
+/// Completion numbers for "any completion" answers (see `completion`).
+const COMPLETIONS: u8 = 27;
 /// More actions than one `handle_*` call can legitimately produce (a 255-byte chunk of input holds at
 /// most 255 lines, each answered by one reply; Telnet refusals are fewer; transfers are windowed).
 const MAX_ACTIONS_PER_CALL: usize = 10_000;
@@ -94,13 +99,15 @@ fn config(byte: u8) -> (Config, ConnectionInfo) {
     config.anonymous = match byte >> 3 & 3 {
         0 => AnonymousPolicy::Disabled,
         1 => AnonymousPolicy::ReadOnly,
-        _ => AnonymousPolicy::ReadWrite,
+        2 => AnonymousPolicy::ReadWrite,
+        _ => AnonymousPolicy::UploadOnly,
     };
     config.allow_foreign_data_address = byte & 0x20 != 0;
     config.allow_privileged_data_port = byte & 0x40 != 0;
     config.path_limits = PathLimits::new(64, 8);
     config.max_listing_entries = 4;
     config.idle_timeout = IDLE_TIMEOUT;
+    config.login_timeout = LOGIN_TIMEOUT;
     config.data_timeout = Duration::from_secs(10);
     config.failed_login_delay = Duration::from_secs(1);
     config.max_login_failures = 3;
@@ -344,14 +351,21 @@ fn completion(
                 peer: SocketAddr::new(mapped, 40000),
             }
         }
-        _ => Completion::Listening(SocketAddr::new(info.local.ip(), input.u16())),
+        24 => Completion::Listening(SocketAddr::new(info.local.ip(), input.u16())),
+        25 => {
+            let byte = input.u8();
+            let access =
+                [Access::ReadOnly, Access::ReadWrite, Access::UploadOnly][usize::from(byte % 3)];
+            Completion::Granted(Grant::new(access).with_foreign_data_address(byte & 0x80 != 0))
+        }
+        _ => Completion::LoggedIn(Access::UploadOnly),
     }
 }
 
 /// The completion a correct driver gives for `action`: `choice` picks among the right ones.
 fn right_variant(action: Option<&Action>, choice: u8) -> u8 {
     match action {
-        Some(Action::Authenticate { .. }) => choice % 3,
+        Some(Action::Authenticate { .. }) => [0, 1, 2, 25, 26][usize::from(choice % 5)],
         Some(Action::ListenPassive { .. }) => 24,
         Some(Action::AcceptData { .. } | Action::ConnectData { .. }) => 5,
         Some(Action::SendData { .. } | Action::WriteFile { .. }) => 10,
@@ -377,6 +391,8 @@ struct Harness {
     close_sent: bool,
     /// The last time the session was seen busy (see `note_busy`).
     busy_at: Option<Instant>,
+    /// When the session started (its login deadline counts from here at the earliest).
+    started: Instant,
 }
 
 impl Harness {
@@ -396,6 +412,17 @@ impl Harness {
                     check_control(bytes);
                     if bytes.starts_with(b"421 Timeout:") {
                         self.check_idle_timeout();
+                    }
+                    if bytes.starts_with(b"421 Login timeout") {
+                        assert!(
+                            self.session.user().is_none(),
+                            "login timeout while logged in"
+                        );
+                        assert!(
+                            self.now >= self.started + LOGIN_TIMEOUT,
+                            "421 login timeout {:?} after the start",
+                            self.now - self.started
+                        );
                     }
                 }
                 Action::CloseControl => self.close_sent = true,
@@ -499,7 +526,7 @@ impl Harness {
         let variant = if choice < 128 {
             right_variant(action, choice)
         } else {
-            (choice - 128) % 25
+            (choice - 128) % COMPLETIONS
         };
         let completion = completion(variant, action, &self.info, input);
         trace!("-> completion {id:?} {completion:?} (to {action:?})");
@@ -547,6 +574,7 @@ fuzz_target!(|data: &[u8]| {
         history: Vec::new(),
         close_sent: false,
         busy_at: None,
+        started: now,
     };
     h.drain();
 

@@ -15,6 +15,12 @@
 //! carries the actions out in order, then reads [`Session::poll_timeout`] and arranges to call
 //! `handle_timeout` then. [`Session::poll_event`] yields log-worthy events and may be drained at leisure.
 //!
+//! Logins: anonymous ones (`USER anonymous` or `USER ftp`) follow [`Config::anonymous`] and never leave the
+//! session; for any other user the driver checks the password ([`Action::Authenticate`]) and answers
+//! [`Completion::LoggedIn`] with an [`Access`], or [`Completion::Granted`] with a [`Grant`] when rights
+//! differ per user (server-to-server transfers). A session not logged in within [`Config::login_timeout`]
+//! of its start is closed with 421.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Instant;
@@ -70,7 +76,8 @@ use transfer::Transfer;
 pub struct ConnectionInfo {
     /// The server's end (its address family decides what `EPSV` offers).
     pub local: SocketAddr,
-    /// The client's end (data connections must come from, and go to, this IP unless FXP is allowed).
+    /// The client's end (data connections must come from, and go to, this IP unless the login's
+    /// [`Grant`] allows foreign data addresses).
     pub peer: SocketAddr,
 }
 
