@@ -111,7 +111,7 @@ pub enum WriteMode {
     Unique,
     /// Create a new file and never replace one: the driver fails with [`StorageError::AlreadyExists`] if
     /// the name is taken (when the upload starts, or when it is published, for a driver that writes to a
-    /// temporary name first). Used for users who may upload but not overwrite (`Access::UploadOnly`).
+    /// temporary name first). Used for users who may upload but not overwrite ([`Access::UploadOnly`]).
     CreateNew,
 }
 
