@@ -877,6 +877,33 @@ fn login_timeout_beats_input_handed_over_late() {
     let out = s.cmd("USER anonymous");
     assert_eq!(out, "421 Login timeout: closing control connection.\r\n");
     assert!(s.closed);
+
+    // Nor does a password check answered late.
+    use ftp_proto::server::{Access, Action, Completion};
+    let mut s = Sim::new();
+    let start = s.now;
+    s.take_control();
+    s.session
+        .handle_control_input(start, b"USER bob\r\nPASS pw\r\n");
+    let mut auth = None;
+    while let Some(action) = s.session.poll_action() {
+        if let Action::Authenticate { id, .. } = action {
+            auth = Some(id);
+        }
+    }
+    let late = start + Duration::from_secs(61);
+    s.session.handle_completion(
+        late,
+        auth.expect("Authenticate"),
+        Completion::LoggedIn(Access::ReadWrite),
+    );
+    s.run();
+    assert_eq!(
+        s.take_control(),
+        "421 Login timeout: closing control connection.\r\n"
+    );
+    assert!(s.closed);
+    assert_eq!(s.session.user(), None);
 }
 
 #[test]

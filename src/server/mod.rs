@@ -260,14 +260,17 @@ impl Session {
     /// Feeds the driver's answer to the action with this `id`. Answers to requests the session no
     /// longer waits for (after `ABOR`, `REIN`, a timeout) are ignored.
     pub fn handle_completion(&mut self, now: Instant, id: RequestId, completion: Completion) {
-        if self.closed || self.login_expired(now) {
+        if self.closed {
             return;
         }
+        // A password check answered after the login deadline comes too late, even if the driver has not
+        // called `handle_timeout` yet: it is treated as stale, and the session times out below.
+        let overdue = self.login_overdue(now);
         // The client is not idle while the driver works for it (a long transfer, a slow storage call).
         self.idle_deadline = now.checked_add(self.config.idle_timeout);
-        if self.transfer.as_ref().is_some_and(|t| t.id == id) {
+        if !overdue && self.transfer.as_ref().is_some_and(|t| t.id == id) {
             self.transfer_completion(now, completion);
-        } else if self.pending.as_ref().and_then(Pending::id) == Some(id) {
+        } else if !overdue && self.pending.as_ref().and_then(Pending::id) == Some(id) {
             if let Some(pending) = self.pending.take() {
                 self.pending_completion(now, pending, completion);
             }
@@ -277,7 +280,9 @@ impl Session {
             self.actions
                 .push_back(Action::CloseFile { id, aborted: true });
         }
-        self.process_queue(now);
+        if !self.login_expired(now) {
+            self.process_queue(now);
+        }
     }
 
     /// Feeds a chunk read for [`Action::ReadFile`] or [`Action::ReceiveData`]. The chunk is passed on to
@@ -476,10 +481,10 @@ impl Session {
         self.events_dropped
     }
 
-    /// If the session is still not logged in at its login deadline, answers 421 and closes; returns
-    /// whether it did.
+    /// If the session is still not logged in at its login deadline, answers 421 and closes (once);
+    /// returns whether the deadline has passed.
     fn login_expired(&mut self, now: Instant) -> bool {
-        let expired = !self.is_logged_in() && self.login_deadline.is_some_and(|d| now >= d);
+        let expired = self.login_overdue(now);
         if expired && !self.closed {
             // Whatever the driver was doing for us (a password check) is abandoned: its answer, if it
             // comes, finds a closed session.
@@ -491,6 +496,11 @@ impl Session {
             self.close();
         }
         expired
+    }
+
+    /// Whether the session is still not logged in at its login deadline.
+    fn login_overdue(&self, now: Instant) -> bool {
+        !self.is_logged_in() && self.login_deadline.is_some_and(|deadline| now >= deadline)
     }
 
     fn next_id(&mut self) -> RequestId {
