@@ -537,9 +537,9 @@ impl Session {
         }
     }
 
-    /// Called before `USER` and `REIN` change the login: if someone was logged in, the session is back to
-    /// anonymous-until-proven-otherwise, and the login deadline starts again from now. A session that was
-    /// not logged in keeps its deadline, or repeating `REIN` or `USER` would postpone it for ever.
+    /// Called before `USER` and `REIN` change the login: if someone was logged in, they are logged out and
+    /// the login deadline starts again from now. A session that was not logged in keeps its deadline, or
+    /// repeating `REIN` or `USER` would postpone it for ever.
     fn logging_out(&mut self, now: Instant) {
         if self.is_logged_in() {
             self.login_deadline = now.checked_add(self.config.login_timeout);
