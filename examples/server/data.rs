@@ -9,6 +9,10 @@
 //! There is no need to accept in advance: the kernel completes the client's handshake into the listen
 //! backlog as soon as it arrives, and `accept` just takes it when the session asks.
 //!
+//! A passive listener that nobody asked to accept from within the data timeout is closed (its port and
+//! its client's [`Slot`] of `--max-passive-per-ip` freed): a client that sends PASV and walks away must
+//! not hold a port until the session ends.
+//!
 //! Closing comes in two kinds. A finished transfer ([`DataChannel::finish`]) shuts the socket down
 //! cleanly and waits for that, so the client has seen the end of the data before it reads 226. An aborted
 //! one ([`DataChannel::abort`]) interrupts whatever the task is doing and resets the connection
@@ -17,7 +21,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::{ControlFlow, RangeInclusive};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,46 +31,72 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::buffers::BufferPool;
+use crate::limits::Slot;
 use crate::session_task::{Incoming, WorkerLinks};
 
 /// How long closing may take before we stop waiting: a clean shutdown or a reset is one system call, so
 /// this is only reached if the task is somehow stuck.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
-/// The ports passive listeners may use (`--passive-ports`), handed out round-robin across sessions so
-/// that consecutive listeners do not all start probing at the same port.
+/// The ports passive listeners may use (`--passive-ports`).
+///
+/// Each PASV tries at most `attempts` ports, each picked at random in the range: a bounded number of
+/// `bind` calls however large the range and however many ports are taken (trying the whole range made
+/// one PASV cost up to 64k failed binds), and a port that a port thief cannot predict from the last one.
 #[derive(Debug)]
 pub struct PassivePorts {
     range: Option<RangeInclusive<u16>>,
-    next: AtomicUsize,
+    attempts: usize,
+    /// Random per process (from std's hasher keys, which the OS seeds), mixed with `counter`.
+    seed: u64,
+    counter: AtomicU64,
 }
 
 impl PassivePorts {
     /// `None`: any ephemeral port the system picks.
-    pub fn new(range: Option<RangeInclusive<u16>>) -> PassivePorts {
+    pub fn new(range: Option<RangeInclusive<u16>>, attempts: usize) -> PassivePorts {
+        use std::hash::{BuildHasher, Hasher};
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
         PassivePorts {
             range,
-            next: AtomicUsize::new(0),
+            attempts,
+            seed,
+            counter: AtomicU64::new(0),
         }
     }
 
-    /// The ports to try, in order, for one listener (`0` asks the system for any).
-    fn candidates(&self) -> Vec<u16> {
-        let Some(range) = &self.range else {
-            return vec![0];
+    /// The ports to try for one listener (`0` asks the system for any).
+    fn candidates(&self) -> impl Iterator<Item = u16> + '_ {
+        let (low, len, tries) = match &self.range {
+            Some(range) => {
+                let len = u64::from(range.end() - range.start()) + 1;
+                let tries = self
+                    .attempts
+                    .min(usize::try_from(len).unwrap_or(usize::MAX));
+                (*range.start(), len, tries)
+            }
+            None => (0, 1, 1),
         };
-        let ports: Vec<u16> = range.clone().collect();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % ports.len().max(1);
-        ports
-            .iter()
-            .cycle()
-            .skip(start)
-            .take(ports.len())
-            .copied()
-            .collect()
+        (0..tries).map(move |_| {
+            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            let offset = splitmix64(self.seed ^ n) % len;
+            // `offset < len <= 65536 - low`, so this neither truncates nor overflows.
+            low.wrapping_add(offset as u16)
+        })
     }
+}
+
+/// One round of the SplitMix64 generator: a cheap, well-mixed 64-bit hash of a counter.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// An operation on the data connection, in the session's order.
@@ -98,10 +128,13 @@ pub struct DataChannel {
 
 impl DataChannel {
     /// Binds a passive listener on `ip`, trying the configured ports; returns the channel and the
-    /// address actually bound.
+    /// address actually bound. The listener keeps `slot` while it lives, and is closed if no accept
+    /// is asked for within `timeout`.
     pub async fn listen(
         ip: IpAddr,
         ports: &PassivePorts,
+        slot: Slot,
+        timeout: Duration,
         links: WorkerLinks,
     ) -> io::Result<(DataChannel, SocketAddr)> {
         let mut last_error = io::Error::new(io::ErrorKind::AddrInUse, "no passive port free");
@@ -109,7 +142,13 @@ impl DataChannel {
             match TcpListener::bind(SocketAddr::new(ip, port)).await {
                 Ok(listener) => {
                     let bound = listener.local_addr()?;
-                    let channel = Self::spawn(Endpoint::Listening(listener), links);
+                    let deadline = Instant::now() + timeout;
+                    let endpoint = Endpoint::Listening {
+                        listener,
+                        _slot: slot,
+                        deadline,
+                    };
+                    let channel = Self::spawn(endpoint, links);
                     return Ok((channel, bound));
                 }
                 Err(e) => last_error = e,
@@ -186,8 +225,14 @@ impl DataChannel {
 /// What the data task holds.
 #[derive(Debug)]
 enum Endpoint {
-    /// A passive listener, until the client's connection is accepted.
-    Listening(TcpListener),
+    /// A passive listener, until the client's connection is accepted or the deadline passes with no
+    /// accept asked for; it holds its client's passive-listener slot.
+    Listening {
+        listener: TcpListener,
+        /// Held, never read: dropping it gives the slot back.
+        _slot: Slot,
+        deadline: Instant,
+    },
     /// The data connection.
     Connected(TcpStream),
     /// Nothing (not yet dialled, or finished).
@@ -206,10 +251,19 @@ impl DataWorker {
     async fn run(mut self, mut ops: UnboundedReceiver<DataOp>, mut abort: oneshot::Receiver<()>) {
         loop {
             // `biased`: an abort wins over any queued or running operation, even a blocked write.
+            let deadline = self.listen_deadline();
             let op = tokio::select! {
                 biased;
                 _ = &mut abort => break,
                 op = ops.recv() => op,
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
+                    if deadline.is_some() =>
+                {
+                    // Unused for the data timeout: free the port and the slot. A later accept fails
+                    // (425), as if the client had never connected.
+                    self.endpoint = Endpoint::Closed;
+                    continue;
+                }
             };
             let Some(op) = op else { break };
             let flow = tokio::select! {
@@ -222,6 +276,13 @@ impl DataWorker {
             }
         }
         self.reset();
+    }
+
+    fn listen_deadline(&self) -> Option<Instant> {
+        match &self.endpoint {
+            Endpoint::Listening { deadline, .. } => Some(*deadline),
+            _ => None,
+        }
     }
 
     async fn perform(&mut self, op: DataOp) -> ControlFlow<()> {
@@ -249,12 +310,12 @@ impl DataWorker {
     }
 
     async fn accept(&mut self) -> Completion {
-        let Endpoint::Listening(listener) = &self.endpoint else {
+        let Endpoint::Listening { listener, .. } = &self.endpoint else {
             return Completion::Failed(StorageError::DataConnection);
         };
         match listener.accept().await {
             Ok((stream, peer)) => {
-                // One connection per PASV: dropping the listener frees the port at once.
+                // One connection per PASV: dropping the listener frees the port (and the slot) at once.
                 self.connected(stream);
                 Completion::DataConnected { peer }
             }
