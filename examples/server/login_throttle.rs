@@ -2,14 +2,17 @@
 //! temporary bans of an address (like ProFTPD's `mod_ban`).
 //!
 //! The session's own delay and strike count are per connection, so thirty sockets from one address got
-//! thirty guesses a second (security review §3). Here every password check is booked in a slot of the
-//! client's address and of the user name it tries: a slot starts no earlier than the previous one plus
-//! the current back-off, and the back-off doubles with every attempt (1 s, 2 s, 4 s, ... up to
+//! thirty guesses a second (security review §3). Here every address and every user name that failed
+//! recently has a queue of password checks: each check is booked in a slot no earlier than the previous
+//! slot plus the back-off, and the back-off doubles with every failure (1 s, 2 s, 4 s, ... up to
 //! `backoff_max`). Booking the slot when the attempt *arrives* (not when it fails) serialises parallel
 //! attempts: N sockets from one address share one queue instead of getting N guesses per period.
 //!
-//! - A success forgets the address and the user: a user who types the password right at the first try
-//!   never waits, and one typo costs one second.
+//! - An address or name with no recent failure is not queued: a user's parallel logins (lftp's `pget`,
+//!   a crowd behind one NAT address) are checked at once. So the very first burst from a fresh address
+//!   is checked in parallel; it is bounded by `--max-connections-per-ip` (one attempt in flight per
+//!   connection), and its failures then put the address in the queue with a long back-off.
+//! - A success forgets the address and the user: one typo costs the next attempt one second.
 //! - An attempt whose slot would lie more than `backoff_max` ahead is refused without checking the
 //!   password, after `backoff_max`: no attempt waits longer than that, and the queue cannot grow
 //!   without bound.
@@ -98,19 +101,22 @@ impl LoginThrottle {
         if at > now + policy.backoff_max {
             return Verdict::RefuseAt(now + policy.backoff_max);
         }
-        address.book(at, now, policy.backoff_max);
-        user.book(at, now, policy.backoff_max);
+        address.book(at, now);
+        user.book(at, now);
         Verdict::CheckAt(at)
     }
 
-    /// Records a failed (or refused) attempt; true if it got the address banned just now.
+    /// Records a failed (or refused) attempt; true if it got the address banned just now. The slots
+    /// booked meanwhile keep their places; the next one booked leaves the doubled gap.
     pub fn failed(&self, ip: IpAddr, user: &[u8], now: Instant) -> bool {
         let policy = &self.policy;
         let mut state = self.lock();
         let State { addresses, users } = &mut *state;
-        users.entry(user.to_vec(), now, policy.window).failures += 1;
+        users
+            .entry(user.to_vec(), now, policy.window)
+            .fail(now, policy.backoff_max);
         let address = addresses.entry(address_key(ip), now, policy.window);
-        address.failures += 1;
+        address.fail(now, policy.backoff_max);
         let ban = policy.ban_after > 0 && address.failures >= policy.ban_after;
         if ban {
             address.banned_until = Some(now + policy.ban_time);
@@ -136,9 +142,9 @@ impl LoginThrottle {
 /// What is known about one address or user name.
 #[derive(Debug, Default, Clone)]
 struct Record {
-    /// The earliest instant the next attempt may be checked.
+    /// The earliest instant the next attempt may be checked (meaningful once `failures > 0`).
     next: Option<Instant>,
-    /// The gap the next booking leaves after its slot.
+    /// The gap each booking leaves after its slot: 0 before the first failure, then 1 s, doubling.
     backoff: Duration,
     failures: u32,
     last_seen: Option<Instant>,
@@ -150,10 +156,20 @@ impl Record {
         self.next.map_or(now, |next| next.max(now))
     }
 
-    /// Takes the slot at `at` and pushes the next one a doubled back-off later.
-    fn book(&mut self, at: Instant, now: Instant, max: Duration) {
+    /// Takes the slot at `at`: the next one is a back-off later (no gap while nothing failed).
+    fn book(&mut self, at: Instant, now: Instant) {
+        if !self.backoff.is_zero() {
+            self.next = Some(at + self.backoff);
+        }
+        self.last_seen = Some(now);
+    }
+
+    /// A failure doubles the back-off (from 1 s, at most `max`), and the next check waits at least
+    /// that long from now.
+    fn fail(&mut self, now: Instant, max: Duration) {
+        self.failures = self.failures.saturating_add(1);
         self.backoff = (self.backoff * 2).clamp(FIRST_BACKOFF, max);
-        self.next = Some(at + self.backoff);
+        self.next = Some(self.free_at(now).max(now + self.backoff));
         self.last_seen = Some(now);
     }
 
@@ -241,13 +257,41 @@ mod tests {
     }
 
     #[test]
-    fn parallel_attempts_are_serialised_with_growing_gaps() {
+    fn without_failures_attempts_are_checked_at_once() {
         let throttle = LoginThrottle::new(policy());
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let now = Instant::now();
-        let slots: Vec<Verdict> = (0..6).map(|_| throttle.reserve(ip, b"u", now)).collect();
-        let s = |secs| Verdict::CheckAt(now + Duration::from_secs(secs));
-        let refused = Verdict::RefuseAt(now + Duration::from_secs(8));
-        assert_eq!(slots, [s(0), s(1), s(3), s(7), refused, refused]);
+        for _ in 0..4 {
+            assert_eq!(throttle.reserve(ip, b"u", now), Verdict::CheckAt(now));
+        }
+    }
+
+    #[test]
+    fn after_failures_parallel_attempts_are_serialised_with_growing_gaps() {
+        let throttle = LoginThrottle::new(policy());
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let now = Instant::now();
+        let secs = |n| now + Duration::from_secs(n);
+        assert_eq!(throttle.reserve(ip, b"u", now), Verdict::CheckAt(now));
+        throttle.failed(ip, b"u", now); // back-off 1 s
+        throttle.failed(ip, b"v", now); // the address: 2 s
+        let slots: Vec<Verdict> = (0..5).map(|_| throttle.reserve(ip, b"u", now)).collect();
+        let check = |n| Verdict::CheckAt(secs(n));
+        let refused = Verdict::RefuseAt(secs(8));
+        assert_eq!(slots, [check(2), check(4), check(6), check(8), refused]);
+        throttle.succeeded(ip, b"u");
+        assert_eq!(throttle.reserve(ip, b"u", now), Verdict::CheckAt(now));
+    }
+
+    #[test]
+    fn bans_after_the_configured_failures() {
+        let throttle = LoginThrottle::new(policy());
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let now = Instant::now();
+        let bans: Vec<bool> = (0..5).map(|_| throttle.failed(ip, b"u", now)).collect();
+        assert_eq!(bans, [false, false, false, false, true]);
+        assert_eq!(throttle.banned(ip, now), Some(Duration::from_secs(60)));
+        assert_eq!(throttle.reserve(ip, b"u", now), Verdict::RefuseAt(now));
+        assert_eq!(throttle.banned(ip, now + Duration::from_secs(60)), None);
     }
 }
