@@ -44,8 +44,8 @@ Limits and privileges:
 /// What the server was asked to do.
 #[derive(Debug)]
 pub enum Parsed {
-    /// Serve with these options.
-    Run(Options),
+    /// Serve with these options (boxed: they are large next to `Help`).
+    Run(Box<Options>),
     /// Print [`USAGE`] and exit.
     Help,
 }
@@ -165,7 +165,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             _ => return Err(format!("unknown option {flag:?}")),
         }
     }
-    Ok(Parsed::Run(options))
+    Ok(Parsed::Run(Box::new(options)))
 }
 
 /// One of the "Limits and privileges" flags that take a value.

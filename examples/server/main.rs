@@ -56,13 +56,14 @@ const ACCEPT_BACKLOG: i32 = 1024;
 
 fn main() -> ExitCode {
     let options = match cli::parse(std::env::args().skip(1)) {
-        Ok(Parsed::Run(options)) => options,
+        Ok(Parsed::Run(options)) => *options,
         Ok(Parsed::Help) => {
             print!("{}", cli::USAGE);
             return ExitCode::SUCCESS;
         }
         Err(message) => {
-            eprintln!("server: {message}\nTry `server --help`.");
+            logging::server(format_args!("{message}"));
+            logging::server(format_args!("try `server --help`"));
             return ExitCode::from(2);
         }
     };
