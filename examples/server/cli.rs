@@ -29,9 +29,9 @@ Limits and privileges:
   --max-connections N     control connections in all; more get 421 (default: 512)
   --max-connections-per-ip N  control connections from one IPv4 address or IPv6 /64 (default: 16)
   --max-passive-per-ip N  passive listeners open at once for one address; more get 425 (default: 8)
-  --passive-bind-attempts N  ports of --passive-ports tried per PASV, from a random one (default: 16)
+  --passive-bind-attempts N  random ports of --passive-ports tried per PASV (default: 16)
   --login-backoff-max SECS  longest gap between password checks for one address or user; the gap
-                          doubles from 1 s with every attempt (default: 60)
+                          doubles from 1 s with every failure (default: 60)
   --login-window SECS     forget an address's or user's failures after this long quiet (default: 900)
   --ban-after N           failed logins from one address that ban it; 0: never (default: 10)
   --ban-time SECS         how long a ban lasts: new connections get 421 (default: 600)

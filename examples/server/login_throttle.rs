@@ -25,6 +25,8 @@
 //! which names are real.
 
 use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
@@ -66,7 +68,10 @@ pub struct LoginThrottle {
 #[derive(Debug)]
 struct State {
     addresses: Table<IpAddr>,
-    users: Table<Vec<u8>>,
+    /// Keyed by a keyed hash of the name: a name can be 4 KB long, a table entry stays small. The
+    /// hash keys are random per process, so nobody can pick two names that collide on purpose.
+    users: Table<u64>,
+    user_hasher: RandomState,
 }
 
 impl LoginThrottle {
@@ -74,6 +79,7 @@ impl LoginThrottle {
         let state = State {
             addresses: Table::new(policy.table_size),
             users: Table::new(policy.table_size),
+            user_hasher: RandomState::new(),
         };
         LoginThrottle {
             policy,
@@ -91,12 +97,15 @@ impl LoginThrottle {
     pub fn reserve(&self, ip: IpAddr, user: &[u8], now: Instant) -> Verdict {
         let policy = &self.policy;
         let mut state = self.lock();
-        let State { addresses, users } = &mut *state;
+        let user_key = state.user_key(user);
+        let State {
+            addresses, users, ..
+        } = &mut *state;
         let address = addresses.entry(address_key(ip), now, policy.window);
         if address.ban_left(now).is_some() {
             return Verdict::RefuseAt(now);
         }
-        let user = users.entry(user.to_vec(), now, policy.window);
+        let user = users.entry(user_key, now, policy.window);
         let at = address.free_at(now).max(user.free_at(now));
         if at > now + policy.backoff_max {
             return Verdict::RefuseAt(now + policy.backoff_max);
@@ -111,9 +120,12 @@ impl LoginThrottle {
     pub fn failed(&self, ip: IpAddr, user: &[u8], now: Instant) -> bool {
         let policy = &self.policy;
         let mut state = self.lock();
-        let State { addresses, users } = &mut *state;
+        let user_key = state.user_key(user);
+        let State {
+            addresses, users, ..
+        } = &mut *state;
         users
-            .entry(user.to_vec(), now, policy.window)
+            .entry(user_key, now, policy.window)
             .fail(now, policy.backoff_max);
         let address = addresses.entry(address_key(ip), now, policy.window);
         address.fail(now, policy.backoff_max);
@@ -129,13 +141,20 @@ impl LoginThrottle {
     /// A successful login forgets the address's and the user's failures and back-off.
     pub fn succeeded(&self, ip: IpAddr, user: &[u8]) {
         let mut state = self.lock();
+        let user_key = state.user_key(user);
         state.addresses.forget(&address_key(ip));
-        state.users.forget(user);
+        state.users.forget(&user_key);
     }
 
     /// Each update leaves the tables consistent, so a lock poisoned by a panic elsewhere is still usable.
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    fn user_key(&self, user: &[u8]) -> u64 {
+        self.user_hasher.hash_one(user)
     }
 }
 
