@@ -175,15 +175,30 @@ fn parse_limit(limits: &mut LimitOptions, flag: &str, text: &str) -> Result<(), 
         "--max-connections-per-ip" => limits.max_connections_per_ip = parse_count(flag, text)?,
         "--max-passive-per-ip" => limits.max_passive_per_ip = parse_count(flag, text)?,
         "--passive-bind-attempts" => limits.passive_bind_attempts = parse_count(flag, text)?,
-        "--login-backoff-max" => limits.login_backoff_max = parse_seconds(flag, text)?,
-        "--login-window" => limits.login_window = parse_seconds(flag, text)?,
+        "--login-backoff-max" => limits.login_backoff_max = parse_period(flag, text)?,
+        "--login-window" => limits.login_window = parse_period(flag, text)?,
         "--ban-after" => limits.ban_after = parse_value(flag, text)?,
-        "--ban-time" => limits.ban_time = parse_seconds(flag, text)?,
+        "--ban-time" => limits.ban_time = parse_period(flag, text)?,
         "--login-table-size" => limits.login_table_size = parse_count(flag, text)?,
         "--run-as" if !text.is_empty() => limits.run_as = Some(text.to_owned()),
         _ => return Err(format!("{flag}: cannot understand {text:?}")),
     }
     Ok(())
+}
+
+/// The longest period a limit flag accepts: 30 days. Far beyond any sensible setting, and instants a
+/// period ahead can never overflow.
+const MAX_PERIOD_SECS: u64 = 30 * 24 * 3600;
+
+/// Seconds for a limit flag: at least 1, at most [`MAX_PERIOD_SECS`].
+fn parse_period(flag: &str, text: &str) -> Result<Duration, String> {
+    let period = parse_seconds(flag, text)?;
+    if period.as_secs() > MAX_PERIOD_SECS {
+        return Err(format!(
+            "{flag}: at most {MAX_PERIOD_SECS} seconds, got {text:?}"
+        ));
+    }
+    Ok(period)
 }
 
 /// A count that must be at least 1 (a cap of 0 would refuse everything).

@@ -142,7 +142,8 @@ impl DataChannel {
             match TcpListener::bind(SocketAddr::new(ip, port)).await {
                 Ok(listener) => {
                     let bound = listener.local_addr()?;
-                    let deadline = Instant::now() + timeout;
+                    // A timeout too large to add means no deadline (the session's own timers remain).
+                    let deadline = Instant::now().checked_add(timeout);
                     let endpoint = Endpoint::Listening {
                         listener,
                         _slot: slot,
@@ -231,7 +232,7 @@ enum Endpoint {
         listener: TcpListener,
         /// Held, never read: dropping it gives the slot back.
         _slot: Slot,
-        deadline: Instant,
+        deadline: Option<Instant>,
     },
     /// The data connection.
     Connected(TcpStream),
@@ -280,7 +281,7 @@ impl DataWorker {
 
     fn listen_deadline(&self) -> Option<Instant> {
         match &self.endpoint {
-            Endpoint::Listening { deadline, .. } => Some(*deadline),
+            Endpoint::Listening { deadline, .. } => *deadline,
             _ => None,
         }
     }
@@ -383,4 +384,27 @@ async fn dial(local: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
     };
     socket.bind(SocketAddr::new(local, 0))?;
     socket.connect(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PassivePorts;
+
+    #[test]
+    fn each_pasv_tries_a_bounded_number_of_ports_in_the_range() {
+        let small = PassivePorts::new(Some(40000..=40009), 16);
+        let ports: Vec<u16> = small.candidates().collect();
+        assert_eq!(ports.len(), 10);
+        assert!(ports.iter().all(|p| (40000..=40009).contains(p)));
+
+        let whole = PassivePorts::new(Some(1..=65535), 16);
+        let ports: Vec<u16> = whole.candidates().collect();
+        assert_eq!(ports.len(), 16);
+        assert!(ports.iter().all(|p| *p >= 1));
+        // Random picks: sixteen in a row from 65535 are not all the same.
+        assert!(ports.iter().any(|p| *p != ports[0]));
+
+        let any = PassivePorts::new(None, 16);
+        assert_eq!(any.candidates().collect::<Vec<_>>(), [0]);
+    }
 }
