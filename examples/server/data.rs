@@ -70,7 +70,9 @@ impl PassivePorts {
         }
     }
 
-    /// The ports to try for one listener (`0` asks the system for any).
+    /// The ports to try for one listener (`0` asks the system for any): distinct ports of the range,
+    /// from a random start by a random step coprime with the range's length, so that a small range is
+    /// still tried whole and a large one is sampled all over.
     fn candidates(&self) -> impl Iterator<Item = u16> + '_ {
         let (low, len, tries) = match &self.range {
             Some(range) => {
@@ -82,13 +84,34 @@ impl PassivePorts {
             }
             None => (0, 1, 1),
         };
-        (0..tries).map(move |_| {
-            let n = self.counter.fetch_add(1, Ordering::Relaxed);
-            let offset = splitmix64(self.seed ^ n) % len;
+        let start = self.random() % len;
+        let step = self.coprime_step(len);
+        (0..tries as u64).map(move |i| {
+            let offset = (start + i * step) % len;
             // `offset < len <= 65536 - low`, so this neither truncates nor overflows.
             low.wrapping_add(offset as u16)
         })
     }
+
+    fn random(&self) -> u64 {
+        splitmix64(self.seed ^ self.counter.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A random step in `1..len` that shares no factor with `len` (so `len` steps visit every port
+    /// once); 1 if a few random picks find none.
+    fn coprime_step(&self, len: u64) -> u64 {
+        (0..8)
+            .map(|_| 1 + self.random() % len.saturating_sub(1).max(1))
+            .find(|step| gcd(*step, len) == 1)
+            .unwrap_or(1)
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 /// One round of the SplitMix64 generator: a cheap, well-mixed 64-bit hash of a counter.
@@ -393,16 +416,21 @@ mod tests {
     #[test]
     fn each_pasv_tries_a_bounded_number_of_ports_in_the_range() {
         let small = PassivePorts::new(Some(40000..=40009), 16);
-        let ports: Vec<u16> = small.candidates().collect();
-        assert_eq!(ports.len(), 10);
-        assert!(ports.iter().all(|p| (40000..=40009).contains(p)));
+        for _ in 0..100 {
+            let mut ports: Vec<u16> = small.candidates().collect();
+            ports.sort_unstable();
+            // A range no larger than the attempts is tried whole, each port once.
+            assert_eq!(ports, (40000..=40009).collect::<Vec<_>>());
+        }
 
         let whole = PassivePorts::new(Some(1..=65535), 16);
         let ports: Vec<u16> = whole.candidates().collect();
         assert_eq!(ports.len(), 16);
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 16);
         assert!(ports.iter().all(|p| *p >= 1));
-        // Random picks: sixteen in a row from 65535 are not all the same.
-        assert!(ports.iter().any(|p| *p != ports[0]));
 
         let any = PassivePorts::new(None, 16);
         assert_eq!(any.candidates().collect::<Vec<_>>(), [0]);
