@@ -313,7 +313,15 @@ fn crowd_session(addr: SocketAddr, index: usize, files: &[Vec<u8>]) -> Result<()
 #[test]
 fn five_hundred_concurrent_sessions_then_descriptors_back_to_baseline() {
     const SESSIONS: usize = 500;
-    let mut server = start(&[]);
+    // All 500 come from 127.0.0.1: lift the per-address caps (and the total one) above the crowd.
+    let mut server = start(&[
+        "--max-connections",
+        "1000",
+        "--max-connections-per-ip",
+        "1000",
+        "--max-passive-per-ip",
+        "1000",
+    ]);
     let pid = server_pid(&mut server);
     let files: Vec<Vec<u8>> = (0..10)
         .map(|i| pseudo_random_bytes(20_000 + i * 1000, 40 + i as u64))

@@ -24,14 +24,28 @@ Options:
   --allow-fxp             allow data connections to/from other hosts than the client (FXP)
   --idle-timeout SECS     close sessions idle this long (default: 300)
   --data-timeout SECS     give up on a data connection idle this long (default: 60)
+
+Limits and privileges:
+  --max-connections N     control connections in all; more get 421 (default: 512)
+  --max-connections-per-ip N  control connections from one IPv4 address or IPv6 /64 (default: 16)
+  --max-passive-per-ip N  passive listeners open at once for one address; more get 425 (default: 8)
+  --passive-bind-attempts N  random ports of --passive-ports tried per PASV (default: 16)
+  --login-backoff-max SECS  longest gap between password checks for one address or user; the gap
+                          doubles from 1 s with every failure (default: 60)
+  --login-window SECS     forget an address's or user's failures after this long quiet (default: 900)
+  --ban-after N           failed logins from one address that ban it; 0: never (default: 10)
+  --ban-time SECS         how long a ban lasts: new connections get 421 (default: 600)
+  --login-table-size N    addresses (and user names) whose failures are tracked (default: 65536)
+  --run-as USER           after binding, switch to this user (and its group, no other groups)
+  --no-landlock           do not confine the process to --root with Landlock
   --help                  show this text
 ";
 
 /// What the server was asked to do.
 #[derive(Debug)]
 pub enum Parsed {
-    /// Serve with these options.
-    Run(Options),
+    /// Serve with these options (boxed: they are large next to `Help`).
+    Run(Box<Options>),
     /// Print [`USAGE`] and exit.
     Help,
 }
@@ -49,6 +63,41 @@ pub struct Options {
     pub allow_fxp: bool,
     pub idle_timeout: Option<Duration>,
     pub data_timeout: Option<Duration>,
+    pub limits: LimitOptions,
+}
+
+/// Connection, login and privilege limits (the "Limits and privileges" part of [`USAGE`]).
+#[derive(Debug)]
+pub struct LimitOptions {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_passive_per_ip: usize,
+    pub passive_bind_attempts: usize,
+    pub login_backoff_max: Duration,
+    pub login_window: Duration,
+    pub ban_after: u32,
+    pub ban_time: Duration,
+    pub login_table_size: usize,
+    pub run_as: Option<String>,
+    pub landlock: bool,
+}
+
+impl Default for LimitOptions {
+    fn default() -> Self {
+        LimitOptions {
+            max_connections: 512,
+            max_connections_per_ip: 16,
+            max_passive_per_ip: 8,
+            passive_bind_attempts: 16,
+            login_backoff_max: Duration::from_secs(60),
+            login_window: Duration::from_secs(900),
+            ban_after: 10,
+            ban_time: Duration::from_secs(600),
+            login_table_size: 65536,
+            run_as: None,
+            landlock: true,
+        }
+    }
 }
 
 impl Default for Options {
@@ -64,6 +113,7 @@ impl Default for Options {
             allow_fxp: false,
             idle_timeout: None,
             data_timeout: None,
+            limits: LimitOptions::default(),
         }
     }
 }
@@ -96,7 +146,18 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             "--masquerade" => options.masquerade = Some(parse_value(&flag, &value()?)?),
             "--idle-timeout" => options.idle_timeout = Some(parse_seconds(&flag, &value()?)?),
             "--data-timeout" => options.data_timeout = Some(parse_seconds(&flag, &value()?)?),
-            "--strict-crlf" | "--allow-fxp" if inline_value.is_some() => {
+            "--max-connections"
+            | "--max-connections-per-ip"
+            | "--max-passive-per-ip"
+            | "--passive-bind-attempts"
+            | "--login-backoff-max"
+            | "--login-window"
+            | "--ban-after"
+            | "--ban-time"
+            | "--login-table-size"
+            | "--run-as" => parse_limit(&mut options.limits, &flag, &value()?)?,
+            "--no-landlock" if inline_value.is_none() => options.limits.landlock = false,
+            "--strict-crlf" | "--allow-fxp" | "--no-landlock" if inline_value.is_some() => {
                 return Err(format!("{flag} takes no value"));
             }
             "--strict-crlf" => options.strict_crlf = true,
@@ -104,7 +165,48 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             _ => return Err(format!("unknown option {flag:?}")),
         }
     }
-    Ok(Parsed::Run(options))
+    Ok(Parsed::Run(Box::new(options)))
+}
+
+/// One of the "Limits and privileges" flags that take a value.
+fn parse_limit(limits: &mut LimitOptions, flag: &str, text: &str) -> Result<(), String> {
+    match flag {
+        "--max-connections" => limits.max_connections = parse_count(flag, text)?,
+        "--max-connections-per-ip" => limits.max_connections_per_ip = parse_count(flag, text)?,
+        "--max-passive-per-ip" => limits.max_passive_per_ip = parse_count(flag, text)?,
+        "--passive-bind-attempts" => limits.passive_bind_attempts = parse_count(flag, text)?,
+        "--login-backoff-max" => limits.login_backoff_max = parse_period(flag, text)?,
+        "--login-window" => limits.login_window = parse_period(flag, text)?,
+        "--ban-after" => limits.ban_after = parse_value(flag, text)?,
+        "--ban-time" => limits.ban_time = parse_period(flag, text)?,
+        "--login-table-size" => limits.login_table_size = parse_count(flag, text)?,
+        "--run-as" if !text.is_empty() => limits.run_as = Some(text.to_owned()),
+        _ => return Err(format!("{flag}: cannot understand {text:?}")),
+    }
+    Ok(())
+}
+
+/// The longest period a limit flag accepts: 30 days. Far beyond any sensible setting, and instants a
+/// period ahead can never overflow.
+const MAX_PERIOD_SECS: u64 = 30 * 24 * 3600;
+
+/// Seconds for a limit flag: at least 1, at most [`MAX_PERIOD_SECS`].
+fn parse_period(flag: &str, text: &str) -> Result<Duration, String> {
+    let period = parse_seconds(flag, text)?;
+    if period.as_secs() > MAX_PERIOD_SECS {
+        return Err(format!(
+            "{flag}: at most {MAX_PERIOD_SECS} seconds, got {text:?}"
+        ));
+    }
+    Ok(period)
+}
+
+/// A count that must be at least 1 (a cap of 0 would refuse everything).
+fn parse_count(flag: &str, text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{flag}: expected a whole number > 0, got {text:?}")),
+    }
 }
 
 fn parse_value<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {

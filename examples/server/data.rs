@@ -9,6 +9,10 @@
 //! There is no need to accept in advance: the kernel completes the client's handshake into the listen
 //! backlog as soon as it arrives, and `accept` just takes it when the session asks.
 //!
+//! A passive listener that nobody asked to accept from within the data timeout is closed (its port and
+//! its client's [`Slot`] of `--max-passive-per-ip` freed): a client that sends PASV and walks away must
+//! not hold a port until the session ends.
+//!
 //! Closing comes in two kinds. A finished transfer ([`DataChannel::finish`]) shuts the socket down
 //! cleanly and waits for that, so the client has seen the end of the data before it reads 226. An aborted
 //! one ([`DataChannel::abort`]) interrupts whatever the task is doing and resets the connection
@@ -17,7 +21,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::{ControlFlow, RangeInclusive};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,46 +31,95 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::buffers::BufferPool;
+use crate::limits::Slot;
 use crate::session_task::{Incoming, WorkerLinks};
 
 /// How long closing may take before we stop waiting: a clean shutdown or a reset is one system call, so
 /// this is only reached if the task is somehow stuck.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
-/// The ports passive listeners may use (`--passive-ports`), handed out round-robin across sessions so
-/// that consecutive listeners do not all start probing at the same port.
+/// The ports passive listeners may use (`--passive-ports`).
+///
+/// Each PASV tries at most `attempts` ports, each picked at random in the range: a bounded number of
+/// `bind` calls however large the range and however many ports are taken (trying the whole range made
+/// one PASV cost up to 64k failed binds), and a port that a port thief cannot predict from the last one.
 #[derive(Debug)]
 pub struct PassivePorts {
     range: Option<RangeInclusive<u16>>,
-    next: AtomicUsize,
+    attempts: usize,
+    /// Random per process (from std's hasher keys, which the OS seeds), mixed with `counter`.
+    seed: u64,
+    counter: AtomicU64,
 }
 
 impl PassivePorts {
     /// `None`: any ephemeral port the system picks.
-    pub fn new(range: Option<RangeInclusive<u16>>) -> PassivePorts {
+    pub fn new(range: Option<RangeInclusive<u16>>, attempts: usize) -> PassivePorts {
+        use std::hash::{BuildHasher, Hasher};
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
         PassivePorts {
             range,
-            next: AtomicUsize::new(0),
+            attempts,
+            seed,
+            counter: AtomicU64::new(0),
         }
     }
 
-    /// The ports to try, in order, for one listener (`0` asks the system for any).
-    fn candidates(&self) -> Vec<u16> {
-        let Some(range) = &self.range else {
-            return vec![0];
+    /// The ports to try for one listener (`0` asks the system for any): distinct ports of the range,
+    /// from a random start by a random step coprime with the range's length, so that a small range is
+    /// still tried whole and a large one is sampled all over.
+    fn candidates(&self) -> impl Iterator<Item = u16> + '_ {
+        let (low, len, tries) = match &self.range {
+            Some(range) => {
+                let len = u64::from(range.end() - range.start()) + 1;
+                let tries = self
+                    .attempts
+                    .min(usize::try_from(len).unwrap_or(usize::MAX));
+                (*range.start(), len, tries)
+            }
+            None => (0, 1, 1),
         };
-        let ports: Vec<u16> = range.clone().collect();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % ports.len().max(1);
-        ports
-            .iter()
-            .cycle()
-            .skip(start)
-            .take(ports.len())
-            .copied()
-            .collect()
+        let start = self.random() % len;
+        let step = self.coprime_step(len);
+        (0..tries as u64).map(move |i| {
+            let offset = (start + i * step) % len;
+            // `offset < len <= 65536 - low`, so this neither truncates nor overflows.
+            low.wrapping_add(offset as u16)
+        })
     }
+
+    fn random(&self) -> u64 {
+        splitmix64(self.seed ^ self.counter.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A random step in `1..len` that shares no factor with `len` (so `len` steps visit every port
+    /// once); 1 if a few random picks find none.
+    fn coprime_step(&self, len: u64) -> u64 {
+        (0..8)
+            .map(|_| 1 + self.random() % len.saturating_sub(1).max(1))
+            .find(|step| gcd(*step, len) == 1)
+            .unwrap_or(1)
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// One round of the SplitMix64 generator: a cheap, well-mixed 64-bit hash of a counter.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// An operation on the data connection, in the session's order.
@@ -98,10 +151,13 @@ pub struct DataChannel {
 
 impl DataChannel {
     /// Binds a passive listener on `ip`, trying the configured ports; returns the channel and the
-    /// address actually bound.
+    /// address actually bound. The listener keeps `slot` while it lives, and is closed if no accept
+    /// is asked for within `timeout`.
     pub async fn listen(
         ip: IpAddr,
         ports: &PassivePorts,
+        slot: Slot,
+        timeout: Duration,
         links: WorkerLinks,
     ) -> io::Result<(DataChannel, SocketAddr)> {
         let mut last_error = io::Error::new(io::ErrorKind::AddrInUse, "no passive port free");
@@ -109,7 +165,14 @@ impl DataChannel {
             match TcpListener::bind(SocketAddr::new(ip, port)).await {
                 Ok(listener) => {
                     let bound = listener.local_addr()?;
-                    let channel = Self::spawn(Endpoint::Listening(listener), links);
+                    // A timeout too large to add means no deadline (the session's own timers remain).
+                    let deadline = Instant::now().checked_add(timeout);
+                    let endpoint = Endpoint::Listening {
+                        listener,
+                        _slot: slot,
+                        deadline,
+                    };
+                    let channel = Self::spawn(endpoint, links);
                     return Ok((channel, bound));
                 }
                 Err(e) => last_error = e,
@@ -186,8 +249,14 @@ impl DataChannel {
 /// What the data task holds.
 #[derive(Debug)]
 enum Endpoint {
-    /// A passive listener, until the client's connection is accepted.
-    Listening(TcpListener),
+    /// A passive listener, until the client's connection is accepted or the deadline passes with no
+    /// accept asked for; it holds its client's passive-listener slot.
+    Listening {
+        listener: TcpListener,
+        /// Held, never read: dropping it gives the slot back.
+        _slot: Slot,
+        deadline: Option<Instant>,
+    },
     /// The data connection.
     Connected(TcpStream),
     /// Nothing (not yet dialled, or finished).
@@ -206,10 +275,19 @@ impl DataWorker {
     async fn run(mut self, mut ops: UnboundedReceiver<DataOp>, mut abort: oneshot::Receiver<()>) {
         loop {
             // `biased`: an abort wins over any queued or running operation, even a blocked write.
+            let deadline = self.listen_deadline();
             let op = tokio::select! {
                 biased;
                 _ = &mut abort => break,
                 op = ops.recv() => op,
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
+                    if deadline.is_some() =>
+                {
+                    // Unused for the data timeout: free the port and the slot. A later accept fails
+                    // (425), as if the client had never connected.
+                    self.endpoint = Endpoint::Closed;
+                    continue;
+                }
             };
             let Some(op) = op else { break };
             let flow = tokio::select! {
@@ -222,6 +300,13 @@ impl DataWorker {
             }
         }
         self.reset();
+    }
+
+    fn listen_deadline(&self) -> Option<Instant> {
+        match &self.endpoint {
+            Endpoint::Listening { deadline, .. } => *deadline,
+            _ => None,
+        }
     }
 
     async fn perform(&mut self, op: DataOp) -> ControlFlow<()> {
@@ -249,12 +334,12 @@ impl DataWorker {
     }
 
     async fn accept(&mut self) -> Completion {
-        let Endpoint::Listening(listener) = &self.endpoint else {
+        let Endpoint::Listening { listener, .. } = &self.endpoint else {
             return Completion::Failed(StorageError::DataConnection);
         };
         match listener.accept().await {
             Ok((stream, peer)) => {
-                // One connection per PASV: dropping the listener frees the port at once.
+                // One connection per PASV: dropping the listener frees the port (and the slot) at once.
                 self.connected(stream);
                 Completion::DataConnected { peer }
             }
@@ -322,4 +407,32 @@ async fn dial(local: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
     };
     socket.bind(SocketAddr::new(local, 0))?;
     socket.connect(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PassivePorts;
+
+    #[test]
+    fn each_pasv_tries_a_bounded_number_of_ports_in_the_range() {
+        let small = PassivePorts::new(Some(40000..=40009), 16);
+        for _ in 0..100 {
+            let mut ports: Vec<u16> = small.candidates().collect();
+            ports.sort_unstable();
+            // A range no larger than the attempts is tried whole, each port once.
+            assert_eq!(ports, (40000..=40009).collect::<Vec<_>>());
+        }
+
+        let whole = PassivePorts::new(Some(1..=65535), 16);
+        let ports: Vec<u16> = whole.candidates().collect();
+        assert_eq!(ports.len(), 16);
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 16);
+        assert!(ports.iter().all(|p| *p >= 1));
+
+        let any = PassivePorts::new(None, 16);
+        assert_eq!(any.candidates().collect::<Vec<_>>(), [0]);
+    }
 }

@@ -10,13 +10,19 @@
 //!
 //! Modules: [`cli`] parses the options; [`session_task`] is the driver loop of one control connection;
 //! [`data`] owns data connections, [`files`] open files, [`storage`] the directory tree; [`auth`] checks
-//! passwords.
+//! passwords. [`limits`] counts connections and passive listeners per address, [`login_throttle`] slows
+//! and bans password guessing across sessions, [`privileges`] drops root and confines the process with
+//! Landlock, and [`logging`] writes every log line, escaped.
 
 mod auth;
 mod buffers;
 mod cli;
 mod data;
 mod files;
+mod limits;
+mod logging;
+mod login_throttle;
+mod privileges;
 mod session_task;
 mod storage;
 
@@ -28,11 +34,13 @@ use std::time::Duration;
 
 use ftp_proto::framing::LineEnding;
 use ftp_proto::server::{AnonymousPolicy, Config};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::auth::Users;
 use crate::cli::{Options, Parsed};
 use crate::data::PassivePorts;
+use crate::limits::{AddressCounts, Refusal, Slot};
+use crate::login_throttle::{LoginThrottle, Policy};
 use crate::session_task::Server;
 use crate::storage::Storage;
 
@@ -44,44 +52,104 @@ pub const CHUNK_SIZE: usize = 256 * 1024;
 /// How long to pause accepting after an error such as running out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Connections the kernel may queue before we accept them (see [`listen`]).
-const ACCEPT_BACKLOG: u32 = 1024;
+const ACCEPT_BACKLOG: i32 = 1024;
 
 fn main() -> ExitCode {
     let options = match cli::parse(std::env::args().skip(1)) {
-        Ok(Parsed::Run(options)) => options,
+        Ok(Parsed::Run(options)) => *options,
         Ok(Parsed::Help) => {
             print!("{}", cli::USAGE);
             return ExitCode::SUCCESS;
         }
         Err(message) => {
-            eprintln!("server: {message}\nTry `server --help`.");
+            logging::server(format_args!("{message}"));
+            logging::server(format_args!("try `server --help`"));
             return ExitCode::from(2);
         }
+    };
+    let (storage, listener) = match start_up(&options) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("server: cannot start the runtime: {error}");
+            logging::server(format_args!("cannot start the runtime: {error}"));
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(options))
+    runtime.block_on(serve(options, storage, listener))
 }
 
-async fn serve(options: Options) -> ExitCode {
-    let storage = match Storage::new(&options.root) {
-        Ok(storage) => storage,
-        Err(error) => {
-            eprintln!("server: --root {}: {error}", options.root.display());
-            return ExitCode::from(2);
-        }
-    };
-    let listener = match listen(options.listen) {
+/// Everything that must happen while the process has a single thread (see [`privileges`]), in order:
+/// refuse root on a public address, read start-up files and open the root, bind the control port (it
+/// may be privileged), raise the descriptor limit, switch to `--run-as`, confine with Landlock.
+fn start_up(options: &Options) -> Result<(Storage, std::net::TcpListener), ExitCode> {
+    let run_as = options.limits.run_as.as_deref();
+    match privileges::root_policy(options.listen, run_as) {
+        Ok(Some(warning)) => logging::server(format_args!("warning: {warning}")),
+        Ok(None) => {}
+        Err(message) => return Err(fail(2, &message)),
+    }
+    let account = run_as.map(privileges::lookup).transpose();
+    let account = account.map_err(|message| fail(2, &message))?;
+    let storage = Storage::new(&options.root)
+        .map_err(|error| fail(2, &format!("--root {}: {error}", options.root.display())))?;
+    let listener = listen(options.listen)
+        .map_err(|error| fail(1, &format!("cannot listen on {}: {error}", options.listen)))?;
+    match limits::raise_open_files_limit() {
+        Ok(Some(limit)) => logging::server(format_args!("open file limit: {limit}")),
+        Ok(None) => logging::server(format_args!("open file limit: unlimited")),
+        Err(error) => logging::server(format_args!("cannot raise the open file limit: {error}")),
+    }
+    if let Some(account) = account {
+        privileges::drop_to(&account).map_err(|message| fail(1, &message))?;
+        logging::server(format_args!(
+            "running as {} (uid {}, gid {})",
+            account.name, account.uid, account.gid
+        ));
+    }
+    confine(options, storage.root());
+    Ok((storage, listener))
+}
+
+fn fail(code: u8, message: &str) -> ExitCode {
+    logging::server(format_args!("{message}"));
+    ExitCode::from(code)
+}
+
+/// Landlock, best effort: the outcome is logged, and a kernel without it does not stop the server.
+fn confine(options: &Options, root: &std::path::Path) {
+    if !options.limits.landlock {
+        logging::server(format_args!("landlock: off (--no-landlock)"));
+        return;
+    }
+    // Read-write beneath the root only if some login may write.
+    let writable = !options.users.is_empty() || options.anonymous == AnonymousPolicy::ReadWrite;
+    let mode = if writable { "read-write" } else { "read-only" };
+    match privileges::confine_to(root, writable) {
+        Ok(privileges::Confinement::Full) => logging::server(format_args!(
+            "landlock: fully enforced ({mode} beneath {})",
+            root.display()
+        )),
+        Ok(privileges::Confinement::Partial) => logging::server(format_args!(
+            "landlock: partially enforced, the kernel lacks some rights ({mode} beneath {})",
+            root.display()
+        )),
+        Ok(privileges::Confinement::None) => logging::server(format_args!(
+            "landlock: not enforced (not supported by the kernel)"
+        )),
+        Err(error) => logging::server(format_args!("landlock: not enforced ({error})")),
+    }
+}
+
+async fn serve(options: Options, storage: Storage, listener: std::net::TcpListener) -> ExitCode {
+    let listener = match listener
+        .set_nonblocking(true)
+        .and_then(|()| TcpListener::from_std(listener))
+    {
         Ok(listener) => listener,
-        Err(error) => {
-            eprintln!("server: cannot listen on {}: {error}", options.listen);
-            return ExitCode::FAILURE;
-        }
+        Err(error) => return fail(1, &format!("cannot listen: {error}")),
     };
     let Ok(bound) = listener.local_addr() else {
         return ExitCode::FAILURE;
@@ -93,21 +161,66 @@ async fn serve(options: Options) -> ExitCode {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    sessions += 1;
-                    tokio::spawn(session_task::run(server.clone(), sessions, stream));
-                }
+                Ok((stream, peer)) => match admit(&server, peer.ip()) {
+                    Ok(slot) => {
+                        sessions += 1;
+                        let server = server.clone();
+                        tokio::spawn(async move {
+                            session_task::run(server, sessions, stream).await;
+                            // The connection counts until its session has ended.
+                            drop(slot);
+                        });
+                    }
+                    Err(refusal) => refuse(stream, peer, &refusal),
+                },
                 Err(error) => {
-                    eprintln!("server: accept failed: {error}");
+                    logging::server(format_args!("accept failed: {error}"));
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
             },
             _ = tokio::signal::ctrl_c() => {
-                eprintln!("server: interrupted, shutting down");
+                logging::server(format_args!("interrupted, shutting down"));
                 return ExitCode::SUCCESS;
             }
         }
     }
+}
+
+/// Why a connection is turned away before it gets a session.
+enum Unwelcome {
+    Cap(Refusal),
+    Banned(Duration),
+}
+
+/// A connection slot for `ip`, unless it is banned or over a cap.
+fn admit(server: &Server, ip: IpAddr) -> Result<Slot, Unwelcome> {
+    let now = tokio::time::Instant::now().into_std();
+    if let Some(left) = server.throttle.banned(ip, now) {
+        return Err(Unwelcome::Banned(left));
+    }
+    server.connections.try_acquire(ip).map_err(Unwelcome::Cap)
+}
+
+/// Writes the 421 and closes, without a task or an allocation: a flood of refused connections costs a
+/// system call or two each. The send goes straight to the socket (a fresh socket's send buffer is
+/// empty, so it does not block), and a client that cannot take 21 bytes just misses the text.
+fn refuse(stream: TcpStream, peer: SocketAddr, why: &Unwelcome) {
+    let (reply, reason): (&[u8], String) = match why {
+        Unwelcome::Cap(Refusal::Total) => (
+            b"421 Too many connections (server full), try again later.\r\n",
+            "the server is full".into(),
+        ),
+        Unwelcome::Cap(Refusal::PerAddress) => (
+            b"421 Too many connections (from your address), try again later.\r\n",
+            "too many connections from this address".into(),
+        ),
+        Unwelcome::Banned(left) => (
+            b"421 Too many failed logins from your address, try again later.\r\n",
+            format!("banned for another {} s", left.as_secs().max(1)),
+        ),
+    };
+    let _ = socket2::SockRef::from(&stream).send(reply);
+    logging::server(format_args!("refused {peer}: {reason}"));
 }
 
 /// Binds the control listener with a deep accept queue.
@@ -116,15 +229,15 @@ async fn serve(options: Options) -> ExitCode {
 /// answers the surplus with SYN cookies and then drops their final ACK while the queue is still full: the
 /// client believes it is connected and waits for a greeting that never comes. 1024 pending connections
 /// (the kernel caps it at `net.core.somaxconn`) absorb a burst of hundreds of clients.
-fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(ACCEPT_BACKLOG)
+///
+/// A std listener, because it is bound before the runtime exists (see [`start_up`]).
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(ACCEPT_BACKLOG)?;
+    Ok(socket.into())
 }
 
 fn server_state(options: &Options, storage: Storage) -> Server {
@@ -132,12 +245,26 @@ fn server_state(options: &Options, storage: Storage) -> Server {
     for (name, password) in &options.users {
         users.insert(name, password);
     }
+    let limits = &options.limits;
     Server {
         config: Arc::new(session_config(options)),
         storage: Arc::new(storage),
         users,
-        passive_ports: PassivePorts::new(options.passive_ports.clone()),
+        passive_ports: PassivePorts::new(
+            options.passive_ports.clone(),
+            limits.passive_bind_attempts,
+        ),
         masquerade: options.masquerade,
+        connections: AddressCounts::new(limits.max_connections, limits.max_connections_per_ip),
+        // One listener per session at most, so the total is bounded by the connection cap already.
+        passive_listeners: AddressCounts::new(limits.max_connections, limits.max_passive_per_ip),
+        throttle: LoginThrottle::new(Policy {
+            backoff_max: limits.login_backoff_max,
+            window: limits.login_window,
+            ban_after: limits.ban_after,
+            ban_time: limits.ban_time,
+            table_size: limits.login_table_size,
+        }),
     }
 }
 

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use ftp_proto::command::{Password, Text};
 use ftp_proto::server::{
     Action, Completion, Config, ConnectionInfo, Event, RequestId, Session, StorageError,
     StorageRequest,
@@ -32,6 +33,9 @@ use crate::auth::Users;
 use crate::buffers::BufferPool;
 use crate::data::{DataChannel, PassivePorts};
 use crate::files::{FileHandle, FileOp};
+use crate::limits::AddressCounts;
+use crate::logging;
+use crate::login_throttle::{LoginThrottle, Verdict};
 use crate::storage::Storage;
 
 /// Bytes read from the control connection at a time (commands are short; a longer line just takes two
@@ -63,6 +67,12 @@ pub struct Server {
     pub passive_ports: PassivePorts,
     /// The address reported in `PASV` replies instead of the bound one.
     pub masquerade: Option<Ipv4Addr>,
+    /// Control connections, in all and per client address (`--max-connections[-per-ip]`).
+    pub connections: Arc<AddressCounts>,
+    /// Passive listeners per client address (`--max-passive-per-ip`).
+    pub passive_listeners: Arc<AddressCounts>,
+    /// Failed logins across sessions (back-off and bans).
+    pub throttle: LoginThrottle,
 }
 
 /// Serves one control connection until the session ends or the client goes away.
@@ -83,6 +93,7 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
     let mut driver = Driver {
         // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; data sockets want the IPv4 form.
         local_ip: local.ip().to_canonical(),
+        peer: peer.ip().to_canonical(),
         server,
         number,
         session,
@@ -179,6 +190,8 @@ struct Driver {
     session: Session,
     /// Where passive listeners bind and active connections come from.
     local_ip: IpAddr,
+    /// The client's address, for per-address accounting and the log.
+    peer: IpAddr,
     /// The sending end of this task's channel, cloned into every helper.
     incoming: UnboundedSender<Incoming>,
     /// Chunk buffers shared by this session's file and data tasks.
@@ -219,10 +232,7 @@ impl Driver {
     async fn perform(&mut self, action: Action) -> ControlFlow<()> {
         match action {
             Action::SendControl(bytes) => self.out.extend_from_slice(&bytes),
-            Action::Authenticate { id, user, password } => {
-                let answer = self.server.users.authenticate(&user, password.as_ref());
-                self.answer(id, answer);
-            }
+            Action::Authenticate { id, user, password } => self.authenticate(id, user, password),
             Action::ListenPassive { id, ipv4_only } => self.listen(id, ipv4_only).await,
             Action::AcceptData { id } => match &self.data {
                 Some(data) => data.accept(id),
@@ -278,14 +288,55 @@ impl Driver {
         let _ = self.incoming.send(Incoming::Completion(id, completion));
     }
 
+    /// Checks a password in the slot the shared [`LoginThrottle`] books for this address and user, on a
+    /// task of its own, so that the session (and its timer) runs on while the attempt waits. The
+    /// answer goes through the channel; if the session is gone by then, it is dropped, and the booked
+    /// slot stays used (closing the socket does not buy the next guess sooner).
+    fn authenticate(&self, id: RequestId, user: Text, password: Option<Password>) {
+        let server = self.server.clone();
+        let (peer, incoming) = (self.peer, self.incoming.clone());
+        let verdict = server.throttle.reserve(peer, user.as_bytes(), now());
+        tokio::spawn(async move {
+            let answer = match verdict {
+                Verdict::CheckAt(at) => {
+                    tokio::time::sleep_until(Instant::from_std(at)).await;
+                    server.users.authenticate(&user, password.as_ref())
+                }
+                Verdict::RefuseAt(at) => {
+                    tokio::time::sleep_until(Instant::from_std(at)).await;
+                    Completion::Denied
+                }
+            };
+            if matches!(answer, Completion::LoggedIn(_)) {
+                server.throttle.succeeded(peer, user.as_bytes());
+            } else if server.throttle.failed(peer, user.as_bytes(), now()) {
+                logging::server(format_args!("banned {peer}: too many failed logins"));
+            }
+            let _ = incoming.send(Incoming::Completion(id, answer));
+        });
+    }
+
     async fn listen(&mut self, id: RequestId, ipv4_only: bool) {
         self.close_data(true).await;
         if ipv4_only && !self.local_ip.is_ipv4() {
             self.answer(id, Completion::Failed(StorageError::DataConnection));
             return;
         }
+        // Taken before binding, held by the data task as long as its listener lives.
+        let slot = match self.server.passive_listeners.try_acquire(self.peer) {
+            Ok(slot) => slot,
+            Err(_) => {
+                self.log(format_args!(
+                    "passive listener refused: too many for {}",
+                    self.peer
+                ));
+                self.answer(id, Completion::Failed(StorageError::DataConnection));
+                return;
+            }
+        };
         let ports = &self.server.passive_ports;
-        match DataChannel::listen(self.local_ip, ports, self.links()).await {
+        let timeout = self.server.config.data_timeout;
+        match DataChannel::listen(self.local_ip, ports, slot, timeout, self.links()).await {
             Ok((channel, bound)) => {
                 self.data = Some(channel);
                 let reported = match self.server.masquerade {
@@ -361,7 +412,10 @@ impl Driver {
                 Event::LoggedIn { user, access } => {
                     self.log(format_args!("logged in as {user} ({access:?})"))
                 }
-                Event::LoginFailed { user } => self.log(format_args!("login failed for {user}")),
+                // One line per failure, in the form fail2ban filters expect.
+                Event::LoginFailed { user } => {
+                    self.log(format_args!("login failed for {user} from {}", self.peer))
+                }
                 Event::TransferEnded {
                     id,
                     verb,
@@ -388,6 +442,6 @@ impl Driver {
     }
 
     fn log(&self, message: std::fmt::Arguments<'_>) {
-        eprintln!("[#{}] {message}", self.number);
+        logging::session(self.number, message);
     }
 }
