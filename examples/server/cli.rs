@@ -24,6 +24,18 @@ Options:
   --allow-fxp             allow data connections to/from other hosts than the client (FXP)
   --idle-timeout SECS     close sessions idle this long (default: 300)
   --data-timeout SECS     give up on a data connection idle this long (default: 60)
+Uploads and storage:
+  --in-place-uploads      write uploads straight into the target file (truncating it at STOR), as
+                          before; by default an upload goes to a hidden temporary file (.in.NAME.XXX)
+                          renamed over the target only once complete, so an aborted or failed
+                          upload never damages the old file
+  --delete-failed-uploads delete an aborted upload to a new name instead of keeping the partial file
+                          (kept by default so that REST + STOR can resume it)
+  --max-file-size BYTES   uploads may not grow a file past this size: 552 (default: no limit)
+  --min-free-space BYTES  refuse uploads (552) that would leave less free space on the file system
+                          (default: 67108864, 64 MiB; 0 turns the check off)
+  --max-transfers N       open file transfers (RETR, STOR, ...) at once, all sessions together; more
+                          get 450 until one ends (default: 256)
   --help                  show this text
 ";
 
@@ -49,6 +61,33 @@ pub struct Options {
     pub allow_fxp: bool,
     pub idle_timeout: Option<Duration>,
     pub data_timeout: Option<Duration>,
+    pub storage: StorageOptions,
+}
+
+/// The options of uploads and storage (`--in-place-uploads` ... `--max-transfers`).
+#[derive(Debug)]
+pub struct StorageOptions {
+    pub in_place_uploads: bool,
+    pub delete_failed_uploads: bool,
+    pub max_file_size: Option<u64>,
+    pub min_free_space: u64,
+    pub max_transfers: usize,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            in_place_uploads: false,
+            delete_failed_uploads: false,
+            max_file_size: None,
+            // Enough for the host's logs and its other programs to keep working when FTP users fill the
+            // disk, yet small next to any volume one would serve uploads from.
+            min_free_space: 64 * 1024 * 1024,
+            // Each open transfer holds a file, a data socket and two 256 KiB buffers; 256 of them is far
+            // beyond what one host serves well, and well under the usual 1024-descriptor limit.
+            max_transfers: 256,
+        }
+    }
 }
 
 impl Default for Options {
@@ -64,6 +103,7 @@ impl Default for Options {
             allow_fxp: false,
             idle_timeout: None,
             data_timeout: None,
+            storage: StorageOptions::default(),
         }
     }
 }
@@ -96,6 +136,16 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             "--masquerade" => options.masquerade = Some(parse_value(&flag, &value()?)?),
             "--idle-timeout" => options.idle_timeout = Some(parse_seconds(&flag, &value()?)?),
             "--data-timeout" => options.data_timeout = Some(parse_seconds(&flag, &value()?)?),
+            "--max-file-size" => {
+                options.storage.max_file_size = Some(parse_value(&flag, &value()?)?)
+            }
+            "--min-free-space" => options.storage.min_free_space = parse_value(&flag, &value()?)?,
+            "--max-transfers" => options.storage.max_transfers = parse_positive(&flag, &value()?)?,
+            "--in-place-uploads" | "--delete-failed-uploads" if inline_value.is_some() => {
+                return Err(format!("{flag} takes no value"));
+            }
+            "--in-place-uploads" => options.storage.in_place_uploads = true,
+            "--delete-failed-uploads" => options.storage.delete_failed_uploads = true,
             "--strict-crlf" | "--allow-fxp" if inline_value.is_some() => {
                 return Err(format!("{flag} takes no value"));
             }
@@ -110,6 +160,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
 fn parse_value<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {
     text.parse()
         .map_err(|_| format!("{flag}: cannot understand {text:?}"))
+}
+
+fn parse_positive(flag: &str, text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{flag}: expected a whole number > 0, got {text:?}")),
+    }
 }
 
 fn parse_user(text: &str) -> Result<(String, String), String> {

@@ -9,16 +9,18 @@
 //! to stderr, prefixed with its number.
 //!
 //! Modules: [`cli`] parses the options; [`session_task`] is the driver loop of one control connection;
-//! [`data`] owns data connections, [`files`] open files, [`storage`] the directory tree; [`auth`] checks
-//! passwords.
+//! [`data`] owns data connections, [`files`] open files, [`storage`] the directory tree (confined beneath
+//! a root handle), [`upload`] the upload policy and [`locks`] the upload locks; [`auth`] checks passwords.
 
 mod auth;
 mod buffers;
 mod cli;
 mod data;
 mod files;
+mod locks;
 mod session_task;
 mod storage;
+mod upload;
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -29,12 +31,14 @@ use std::time::Duration;
 use ftp_proto::framing::LineEnding;
 use ftp_proto::server::{AnonymousPolicy, Config};
 use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::Semaphore;
 
 use crate::auth::Users;
 use crate::cli::{Options, Parsed};
 use crate::data::PassivePorts;
 use crate::session_task::Server;
 use crate::storage::Storage;
+use crate::upload::UploadPolicy;
 
 /// Bytes per chunk read from a file or a data connection. 256 KiB keeps the per-chunk costs (a few
 /// channel messages, one trip through the session) far below the cost of moving the bytes, while the
@@ -69,7 +73,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(options: Options) -> ExitCode {
-    let storage = match Storage::new(&options.root) {
+    let storage = match Storage::new(&options.root, upload_policy(&options)) {
         Ok(storage) => storage,
         Err(error) => {
             eprintln!("server: --root {}: {error}", options.root.display());
@@ -127,6 +131,15 @@ fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(ACCEPT_BACKLOG)
 }
 
+fn upload_policy(options: &Options) -> UploadPolicy {
+    UploadPolicy {
+        atomic: !options.storage.in_place_uploads,
+        delete_failed: options.storage.delete_failed_uploads,
+        max_file_size: options.storage.max_file_size,
+        min_free_space: options.storage.min_free_space,
+    }
+}
+
 fn server_state(options: &Options, storage: Storage) -> Server {
     let mut users = Users::default();
     for (name, password) in &options.users {
@@ -138,6 +151,7 @@ fn server_state(options: &Options, storage: Storage) -> Server {
         users,
         passive_ports: PassivePorts::new(options.passive_ports.clone()),
         masquerade: options.masquerade,
+        transfers: Arc::new(Semaphore::new(options.storage.max_transfers)),
     }
 }
 
