@@ -102,13 +102,15 @@ impl FileHandle {
         + 'static,
     ) -> FileHandle {
         let (ops, ops_rx) = unbounded_channel();
+        // Taken right away, in the order the session asks (not whenever the task first runs), and held
+        // until the task ends: the cap counts open files.
+        let permit = context.transfers.try_acquire_owned();
         tokio::spawn(async move {
             let links = context.links;
             let answer = |completion| {
                 let _ = links.incoming.send(Incoming::Completion(id, completion));
             };
-            // Taken before the open, held until the task ends: the cap counts open files.
-            let Ok(permit) = context.transfers.try_acquire_owned() else {
+            let Ok(permit) = permit else {
                 return answer(Completion::Failed(StorageError::Busy));
             };
             match blocking(open).await.and_then(|opened| opened) {
