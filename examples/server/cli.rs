@@ -35,7 +35,7 @@ Uploads and storage:
   --min-free-space BYTES  refuse uploads (552) that would leave less free space on the file system
                           (default: 67108864, 64 MiB; 0 turns the check off)
   --max-transfers N       open file transfers (RETR, STOR, ...) at once, all sessions together; more
-                          get 450 until one ends (default: 256)
+                          get 450 until one ends (default: 512)
   --help                  show this text
 ";
 
@@ -83,9 +83,9 @@ impl Default for StorageOptions {
             // Enough for the host's logs and its other programs to keep working when FTP users fill the
             // disk, yet small next to any volume one would serve uploads from.
             min_free_space: 64 * 1024 * 1024,
-            // Each open transfer holds a file, a data socket and two 256 KiB buffers; 256 of them is far
-            // beyond what one host serves well, and well under the usual 1024-descriptor limit.
-            max_transfers: 256,
+            // What tokio's 512 blocking threads allowed before transfers stopped holding one: no load that
+            // worked then is refused now, while the descriptors and buffers of open transfers stay bounded.
+            max_transfers: 512,
         }
     }
 }
