@@ -498,3 +498,154 @@ fn check_free_space(fd: impl std::os::fd::AsFd, floor: u64, more: u64) -> Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cap_std::ambient_authority;
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let path = std::env::temp_dir().join(format!(
+                "ftp-proto-upload-{tag}-{}-{:x}",
+                std::process::id(),
+                random()
+            ));
+            std::fs::create_dir(&path).unwrap();
+            Scratch(path)
+        }
+        fn dir(&self) -> Dir {
+            Dir::open_ambient_dir(&self.0, ambient_authority()).unwrap()
+        }
+        fn names(&self) -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(&self.0)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const POLICY: UploadPolicy = UploadPolicy {
+        atomic: true,
+        delete_failed: false,
+        max_file_size: None,
+        min_free_space: 0,
+    };
+
+    fn path(name: &str) -> VirtualPath {
+        VirtualPath::root().join(name.as_bytes()).unwrap()
+    }
+
+    fn open(scratch: &Scratch, policy: UploadPolicy, name: &str, mode: WriteMode) -> Upload {
+        let locks = LockTable::default();
+        Upload::open(&scratch.dir(), &locks, policy, &path(name), mode)
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn create_new_fails_if_the_name_was_taken_before_publishing() {
+        let scratch = Scratch::new("createnew");
+        let mut upload = open(&scratch, POLICY, "f", WriteMode::CreateNew);
+        upload.write(b"ours").unwrap();
+        std::fs::write(scratch.0.join("f"), b"theirs").unwrap();
+        assert_eq!(upload.finish().unwrap_err(), StorageError::AlreadyExists);
+        assert_eq!(std::fs::read(scratch.0.join("f")).unwrap(), b"theirs");
+        assert_eq!(scratch.names(), ["f"], "the temporary file is removed");
+    }
+
+    #[test]
+    fn create_new_fails_at_open_if_the_name_exists_and_publishes_otherwise() {
+        let scratch = Scratch::new("createnew-open");
+        std::fs::write(scratch.0.join("taken"), b"old").unwrap();
+        let locks = LockTable::default();
+        let refused = Upload::open(
+            &scratch.dir(),
+            &locks,
+            POLICY,
+            &path("taken"),
+            WriteMode::CreateNew,
+        );
+        assert_eq!(refused.unwrap_err(), StorageError::AlreadyExists);
+        let mut upload = open(&scratch, POLICY, "free", WriteMode::CreateNew);
+        upload.write(b"new").unwrap();
+        upload.finish().unwrap();
+        assert_eq!(std::fs::read(scratch.0.join("free")).unwrap(), b"new");
+        assert_eq!(scratch.names(), ["free", "taken"]);
+    }
+
+    #[test]
+    fn resume_copies_the_prefix_and_replaces_on_success() {
+        let scratch = Scratch::new("resume");
+        std::fs::write(scratch.0.join("f"), b"abcdef").unwrap();
+        let mut upload = open(&scratch, POLICY, "f", WriteMode::Resume(3));
+        upload.write(b"XYZ!").unwrap();
+        // Until it finishes, readers see the old file.
+        assert_eq!(std::fs::read(scratch.0.join("f")).unwrap(), b"abcdef");
+        upload.finish().unwrap();
+        assert_eq!(std::fs::read(scratch.0.join("f")).unwrap(), b"abcXYZ!");
+        assert_eq!(scratch.names(), ["f"]);
+    }
+
+    #[test]
+    fn aborted_upload_is_published_only_for_a_new_name() {
+        let scratch = Scratch::new("abort");
+        std::fs::write(scratch.0.join("old"), b"keep me").unwrap();
+        let mut upload = open(&scratch, POLICY, "old", WriteMode::Truncate);
+        upload.write(b"partial").unwrap();
+        upload.abort();
+        let mut upload = open(&scratch, POLICY, "new", WriteMode::Truncate);
+        upload.write(b"partial").unwrap();
+        drop(upload); // a session gone counts as an abort
+        assert_eq!(std::fs::read(scratch.0.join("old")).unwrap(), b"keep me");
+        assert_eq!(std::fs::read(scratch.0.join("new")).unwrap(), b"partial");
+        assert_eq!(scratch.names(), ["new", "old"]);
+
+        let policy = UploadPolicy {
+            delete_failed: true,
+            ..POLICY
+        };
+        let mut upload = open(&scratch, policy, "gone", WriteMode::Truncate);
+        upload.write(b"partial").unwrap();
+        upload.abort();
+        assert_eq!(scratch.names(), ["new", "old"]);
+    }
+
+    #[test]
+    fn append_past_the_size_limit_is_cut_back() {
+        let scratch = Scratch::new("append");
+        std::fs::write(scratch.0.join("log"), b"12345").unwrap();
+        let policy = UploadPolicy {
+            max_file_size: Some(8),
+            ..POLICY
+        };
+        let mut upload = open(&scratch, policy, "log", WriteMode::Append);
+        upload.write(b"67").unwrap();
+        assert_eq!(upload.write(b"890").unwrap_err(), StorageError::NoSpace);
+        upload.abort();
+        assert_eq!(std::fs::read(scratch.0.join("log")).unwrap(), b"12345");
+    }
+
+    #[test]
+    fn a_second_open_of_one_name_is_busy() {
+        let scratch = Scratch::new("lock");
+        let locks = LockTable::default();
+        let dir = scratch.dir();
+        let first = Upload::open(&dir, &locks, POLICY, &path("f"), WriteMode::Truncate).unwrap();
+        let second = Upload::open(&dir, &locks, POLICY, &path("f"), WriteMode::Append);
+        assert_eq!(second.unwrap_err(), StorageError::Busy);
+        drop(first);
+        assert!(Upload::open(&dir, &locks, POLICY, &path("f"), WriteMode::Append).is_ok());
+    }
+}
