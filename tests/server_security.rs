@@ -55,7 +55,10 @@ fn bytes_transferred(control: &mut Control) -> u64 {
 fn wait_for_transferred(control: &mut Control, bytes: u64) {
     let deadline = Instant::now() + support::TIMEOUT;
     while bytes_transferred(control) < bytes {
-        assert!(Instant::now() < deadline, "the server never took {bytes} bytes");
+        assert!(
+            Instant::now() < deadline,
+            "the server never took {bytes} bytes"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -74,7 +77,10 @@ fn names_in(dir: &Path) -> Vec<String> {
 fn wait_for_log(server: &ServerProcess, text: &str, count: usize) {
     let deadline = Instant::now() + support::TIMEOUT;
     while server.log().matches(text).count() < count {
-        assert!(Instant::now() < deadline, "the server never logged {count} × {text:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the server never logged {count} × {text:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -185,7 +191,11 @@ fn a_link_leading_out_answers_like_a_missing_file_and_lists_without_its_target()
     // /etc/passwd exists on the host, /etc/nonexistent_zz does not: the answers must not tell.
     for verb in ["SIZE", "MDTM"] {
         let missing = ftp.expect(&format!("{verb} no-such-file"), 550).text();
-        for probe in ["rootlink/etc/passwd", "rootlink/etc/nonexistent_zz", "rootlink"] {
+        for probe in [
+            "rootlink/etc/passwd",
+            "rootlink/etc/nonexistent_zz",
+            "rootlink",
+        ] {
             let reply = ftp.expect(&format!("{verb} {probe}"), 550).text();
             assert_eq!(reply, missing, "{verb} {probe}");
         }
@@ -284,7 +294,11 @@ fn abor_or_a_broken_data_connection_mid_upload_leaves_the_old_file_intact() {
         .unwrap();
     drop(data);
     let reply = ftp.reply();
-    assert!(reply.code >= 400, "a reset upload must fail: {}", reply.text());
+    assert!(
+        reply.code >= 400,
+        "a reset upload must fail: {}",
+        reply.text()
+    );
     ftp.expect("NOOP", 200);
     assert_eq!(std::fs::read(server.root.join("keep2.txt")).unwrap(), old);
     // And no temporary file is left behind.
@@ -388,7 +402,12 @@ fn pasv_address(reply: &str) -> std::net::SocketAddr {
     let numbers: Vec<u8> = reply
         .split(['(', ')'])
         .nth(1)
-        .map(|inner| inner.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .map(|inner| {
+            inner
+                .split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
     let [h1, h2, h3, h4, p1, p2] = numbers[..] else {
         panic!("cannot parse {reply:?}");

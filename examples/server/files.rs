@@ -177,7 +177,10 @@ impl FileTask {
                 let read = read_chunk(&mut f, &buffers);
                 (OpenFile::Download(f), read)
             }
-            other => (other, Err(StorageError::Other("read from an upload".into()))),
+            other => (
+                other,
+                Err(StorageError::Other("read from an upload".into())),
+            ),
         })
         .await;
         let id = self.id;
@@ -233,7 +236,10 @@ impl FileTask {
         };
         // Only a finished upload waits for an answer to its close.
         if !aborted {
-            let _ = self.links.incoming.send(Incoming::Completion(self.id, completion));
+            let _ = self
+                .links
+                .incoming
+                .send(Incoming::Completion(self.id, completion));
         }
     }
 }

@@ -31,13 +31,13 @@
 //! upload growing past `--max-file-size`, or one that would leave less than `--min-free-space` free on the
 //! file system (checked at open and before every chunk with `fstatvfs`), fails with 552.
 
+use cap_std::fs::MetadataExt as _;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use cap_std::fs::MetadataExt as _;
 
 use cap_std::fs::Dir;
 use ftp_proto::path::VirtualPath;
@@ -165,9 +165,9 @@ impl Upload {
     /// Appends a chunk, within the size limit and the free-space floor. After a failure the upload is
     /// never published.
     pub fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
-        let result = self.check_limits(data.len() as u64).and_then(|()| {
-            self.file.write_all(data).map_err(storage_error)
-        });
+        let result = self
+            .check_limits(data.len() as u64)
+            .and_then(|()| self.file.write_all(data).map_err(storage_error));
         match result {
             Ok(()) => self.len += data.len() as u64,
             Err(_) => self.failed = true,
@@ -234,9 +234,8 @@ impl Upload {
         let keep_new = !self.failed && !self.policy.delete_failed;
         match &self.publish {
             Publish::Replace { temp, existed } => {
-                let published = keep_new
-                    && !*existed
-                    && rename_no_replace(&self.dir, temp, &self.name).is_ok();
+                let published =
+                    keep_new && !*existed && rename_no_replace(&self.dir, temp, &self.name).is_ok();
                 if !published {
                     let _ = self.dir.remove_file(temp);
                 }
@@ -351,7 +350,14 @@ fn open_resume(
     // std's file-to-file copy uses copy_file_range (a reflink or an in-kernel copy).
     let copied = std::io::copy(&mut old.take(offset), &mut file);
     match copied {
-        Ok(n) if n == offset => Ok((file, Publish::Replace { temp, existed: true }, offset)),
+        Ok(n) if n == offset => Ok((
+            file,
+            Publish::Replace {
+                temp,
+                existed: true,
+            },
+            offset,
+        )),
         other => {
             let _ = dir.remove_file(&temp);
             Err(match other {
@@ -374,7 +380,14 @@ fn open_append(
         Some(len) => {
             let file = open_for_write(root, &relative(path), true)?;
             let restore_len = Some(len);
-            Ok((file, Publish::InPlace { created: false, restore_len }, len))
+            Ok((
+                file,
+                Publish::InPlace {
+                    created: false,
+                    restore_len,
+                },
+                len,
+            ))
         }
         None => {
             let file = create_new(dir, name)?;

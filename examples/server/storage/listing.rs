@@ -6,9 +6,9 @@
 //! still act on it), but the host path it names is not shown, not even its length. `ls -l` shows a link
 //! whose target it cannot read the same way, so clients parse the line as an ordinary symlink entry.
 
+use cap_std::fs::MetadataExt;
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
-use cap_std::fs::MetadataExt;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -89,12 +89,7 @@ fn read_directory(
 /// What a symlink entry shows as its target: `Some(text)` if following it stays beneath the root
 /// (checked from the root, not from `dir`: a `../x` link in a subdirectory may well stay inside), `None`
 /// for a link leading out.
-fn link_target(
-    root: &Dir,
-    dir: &Dir,
-    from_root: &Path,
-    name: &std::ffi::OsStr,
-) -> Option<Vec<u8>> {
+fn link_target(root: &Dir, dir: &Dir, from_root: &Path, name: &std::ffi::OsStr) -> Option<Vec<u8>> {
     if matches!(root.metadata(from_root), Err(ref e) if is_escape(e)) {
         return None;
     }

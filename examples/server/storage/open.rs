@@ -51,12 +51,16 @@ pub fn create_new(dir: &Dir, name: &OsStr) -> Result<File, StorageError> {
 /// Opens with `O_NONBLOCK`, checks that the file is a regular one, then clears `O_NONBLOCK`.
 fn open_regular(dir: &Dir, path: &Path, options: &mut OpenOptions) -> Result<File, StorageError> {
     options.nonblock(true);
-    let file = dir.open_with(path, options).map_err(storage_error)?.into_std();
+    let file = dir
+        .open_with(path, options)
+        .map_err(storage_error)?
+        .into_std();
     let metadata = file.metadata().map_err(storage_error)?;
     if !metadata.is_file() {
         return Err(StorageError::WrongKind);
     }
     let flags = rustix::fs::fcntl_getfl(&file).map_err(|e| storage_error(e.into()))?;
-    rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK).map_err(|e| storage_error(e.into()))?;
+    rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK)
+        .map_err(|e| storage_error(e.into()))?;
     Ok(file)
 }

@@ -56,7 +56,9 @@ pub fn storage_error(error: io::Error) -> StorageError {
     }
     // ENXIO: opening a FIFO for writing with O_NONBLOCK and no reader, or a device without its driver.
     // ELOOP: O_NOFOLLOW met a symlink as the last component. Neither is a regular file.
-    let os = error.raw_os_error().map(rustix::io::Errno::from_raw_os_error);
+    let os = error
+        .raw_os_error()
+        .map(rustix::io::Errno::from_raw_os_error);
     if matches!(os, Some(rustix::io::Errno::NXIO | rustix::io::Errno::LOOP)) {
         return StorageError::WrongKind;
     }
