@@ -73,6 +73,18 @@ fn names_in(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Whether `check` holds within the support module's timeout (polled).
+fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + support::TIMEOUT;
+    while !check() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 /// Waits (bounded) until the server's log has `count` lines containing `text`.
 fn wait_for_log(server: &ServerProcess, text: &str, count: usize) {
     let deadline = Instant::now() + support::TIMEOUT;
@@ -301,8 +313,9 @@ fn abor_or_a_broken_data_connection_mid_upload_leaves_the_old_file_intact() {
     );
     ftp.expect("NOOP", 200);
     assert_eq!(std::fs::read(server.root.join("keep2.txt")).unwrap(), old);
-    // And no temporary file is left behind.
-    assert_eq!(names_in(&server.root), ["keep.txt", "keep2.txt"]);
+    // And no temporary file is left behind (removed as the transfer's file task ends).
+    let settled = eventually(|| names_in(&server.root) == ["keep.txt", "keep2.txt"]);
+    assert!(settled, "{:?}", names_in(&server.root));
 }
 
 #[test]
@@ -447,4 +460,69 @@ fn opens_past_max_transfers_get_450() {
             code => panic!("RETR after a slot freed: {code}"),
         }
     }
+}
+
+// ---- what must keep working ----
+
+#[test]
+fn links_inside_the_root_keep_working() {
+    let server = ServerProcess::start(&["--user", USER_ARG]);
+    for dir in ["pub", "other"] {
+        std::fs::create_dir(server.root.join(dir)).unwrap();
+    }
+    std::fs::write(server.root.join("other/file.txt"), b"through a link\n").unwrap();
+    // Relative links that climb out of their own directory but stay inside the root.
+    symlink("../other", server.root.join("pub/dirlink")).unwrap();
+    symlink("../other/file.txt", server.root.join("pub/filelink")).unwrap();
+    let mut ftp = writer(&server);
+
+    ftp.expect("SIZE pub/filelink", 213);
+    ftp.expect("MFMT 20200101000000 pub/filelink", 213);
+    ftp.expect("CWD pub/dirlink", 250);
+    let data = ftp.pasv();
+    ftp.expect("RETR file.txt", 150);
+    assert_eq!(read_all(data), b"through a link\n");
+    ftp.expect_reply(226);
+    ftp.expect("CWD /pub", 250);
+    let data = ftp.pasv();
+    ftp.expect("LIST", 150);
+    let listing = String::from_utf8(read_all(data)).unwrap();
+    ftp.expect_reply(226);
+    assert!(listing.contains(" dirlink -> ../other\r\n"), "{listing}");
+    assert!(
+        listing.contains(" filelink -> ../other/file.txt\r\n"),
+        "{listing}"
+    );
+    // DELE removes the link, never its target.
+    ftp.expect("DELE filelink", 250);
+    assert!(server.root.join("other/file.txt").exists());
+}
+
+#[test]
+fn in_place_uploads_and_delete_failed_uploads_flags() {
+    // --in-place-uploads: the old behaviour, an aborted STOR leaves its partial file under the name.
+    let server = ServerProcess::start(&["--user", USER_ARG, "--in-place-uploads"]);
+    std::fs::write(server.root.join("f.bin"), pattern(100_000, 11)).unwrap();
+    let mut ftp = writer(&server);
+    let data = start_upload(&mut ftp, "f.bin", &[b'z'; 1000]);
+    ftp.send("ABOR");
+    assert_eq!(ftp.reply().code, 426);
+    ftp.expect_reply(226);
+    drop(data);
+    // (The server's file task may still be writing the last chunk when 226 arrives.)
+    let partial = || std::fs::read(server.root.join("f.bin")).unwrap() == [b'z'; 1000];
+    assert!(eventually(partial), "the partial upload is not in place");
+    drop(ftp);
+    drop(server);
+
+    // --delete-failed-uploads: an aborted upload to a new name leaves nothing.
+    let server = ServerProcess::start(&["--user", USER_ARG, "--delete-failed-uploads"]);
+    let mut ftp = writer(&server);
+    let data = start_upload(&mut ftp, "new.bin", &[b'z'; 1000]);
+    ftp.send("ABOR");
+    assert_eq!(ftp.reply().code, 426);
+    ftp.expect_reply(226);
+    drop(data);
+    let settled = eventually(|| names_in(&server.root).is_empty());
+    assert!(settled, "{:?}", names_in(&server.root));
 }

@@ -24,6 +24,8 @@ Options:
   --allow-fxp             allow data connections to/from other hosts than the client (FXP)
   --idle-timeout SECS     close sessions idle this long (default: 300)
   --data-timeout SECS     give up on a data connection idle this long (default: 60)
+  --help                  show this text
+
 Uploads and storage:
   --in-place-uploads      write uploads straight into the target file (truncating it at STOR), as
                           before; by default an upload goes to a hidden temporary file (.in.NAME.XXX)
@@ -36,7 +38,6 @@ Uploads and storage:
                           (default: 67108864, 64 MiB; 0 turns the check off)
   --max-transfers N       open file transfers (RETR, STOR, ...) at once, all sessions together; more
                           get 450 until one ends (default: 512)
-  --help                  show this text
 ";
 
 /// What the server was asked to do.
