@@ -114,21 +114,19 @@ impl Upload {
         }
         let parent = dir.dir_metadata().map_err(storage_error)?;
         let lock = locks.lock(parent.dev(), parent.ino(), name.clone())?;
-        let existing = existing_file(root, &dir, path, &name)?;
+        let target = Target {
+            root,
+            dir,
+            path,
+            name,
+        };
+        let existing = target.existing_file()?;
         let (file, publish, len) = match mode {
             WriteMode::CreateNew if existing.is_some() => return Err(StorageError::AlreadyExists),
-            WriteMode::Append => open_append(root, &dir, path, &name, existing)?,
-            WriteMode::Resume(offset) => {
-                let Some(old_len) = existing else {
-                    return Err(StorageError::NotFound); // resuming needs the partial file
-                };
-                if offset > old_len {
-                    return Err(StorageError::InvalidOffset);
-                }
-                open_resume(root, &dir, path, &name, offset, policy.atomic)?
-            }
+            WriteMode::Append => open_append(&target, existing)?,
+            WriteMode::Resume(offset) => open_resume(&target, existing, offset, policy.atomic)?,
             WriteMode::Truncate | WriteMode::CreateNew => {
-                open_new_content(root, &dir, path, &name, mode, existing, policy.atomic)?
+                open_new_content(&target, mode, existing, policy.atomic)?
             }
             other => {
                 return Err(StorageError::Other(format!(
@@ -136,6 +134,7 @@ impl Upload {
                 )));
             }
         };
+        let Target { dir, name, .. } = target;
         let upload = Upload::new(file, dir, name, publish, len, policy, Some(lock));
         Ok((upload, path.clone()))
     }
@@ -268,38 +267,47 @@ impl Drop for Upload {
     }
 }
 
-/// The length of the regular file `path` names, `None` if there is none. A name that is something else
-/// (a directory, a FIFO) cannot be uploaded to; neither can a symlink that does not lead to a regular
-/// file beneath the root (refused the same way whether its target exists outside or not).
-fn existing_file(
-    root: &Dir,
-    dir: &Dir,
-    path: &VirtualPath,
-    name: &OsStr,
-) -> Result<Option<u64>, StorageError> {
-    match root.metadata(relative(path)) {
-        Ok(m) if m.is_file() => Ok(Some(m.len())),
-        Ok(_) => Err(StorageError::WrongKind),
-        Err(e) => match dir.symlink_metadata(name) {
-            Ok(_) => Err(StorageError::PermissionDenied),
-            Err(_) if storage_error(e) == StorageError::NotFound => Ok(None),
-            Err(e) => Err(storage_error(e)),
-        },
+/// Where an upload goes: the root (to reach an existing file, following links beneath it), a handle on
+/// the parent directory, and the final name there (never followed).
+struct Target<'a> {
+    root: &'a Dir,
+    dir: Dir,
+    path: &'a VirtualPath,
+    name: OsString,
+}
+
+impl Target<'_> {
+    /// The path from the root, for opening the existing file.
+    fn from_root(&self) -> std::path::PathBuf {
+        relative(self.path)
+    }
+
+    /// The length of the regular file the target names, `None` if there is none. A name that is
+    /// something else (a directory, a FIFO) cannot be uploaded to; neither can a symlink that does not
+    /// lead to a regular file beneath the root (refused the same way whether its target exists outside
+    /// or not).
+    fn existing_file(&self) -> Result<Option<u64>, StorageError> {
+        match self.root.metadata(self.from_root()) {
+            Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Err(StorageError::WrongKind),
+            Err(e) => match self.dir.symlink_metadata(&self.name) {
+                Ok(_) => Err(StorageError::PermissionDenied),
+                Err(_) if storage_error(e) == StorageError::NotFound => Ok(None),
+                Err(e) => Err(storage_error(e)),
+            },
+        }
     }
 }
 
 /// `STOR` (or a no-overwrite store): a temporary file, or in place (truncating) with `--in-place-uploads`.
 fn open_new_content(
-    root: &Dir,
-    dir: &Dir,
-    path: &VirtualPath,
-    name: &OsStr,
+    target: &Target,
     mode: WriteMode,
     existing: Option<u64>,
     atomic: bool,
 ) -> Result<(File, Publish, u64), StorageError> {
     if atomic {
-        let (file, temp) = create_temp(dir, name)?;
+        let (file, temp) = create_temp(&target.dir, &target.name)?;
         let publish = match mode {
             WriteMode::CreateNew => Publish::NoReplace { temp },
             _ => Publish::Replace {
@@ -311,10 +319,10 @@ fn open_new_content(
     }
     let created = existing.is_none();
     let file = match existing {
-        None => create_new(dir, name)?,
+        None => create_new(&target.dir, &target.name)?,
         Some(_) => {
             // Truncated only after `fstat` showed a regular file.
-            let file = open_for_write(root, &relative(path), false)?;
+            let file = open_for_write(target.root, &target.from_root(), false)?;
             file.set_len(0).map_err(storage_error)?;
             file
         }
@@ -328,15 +336,19 @@ fn open_new_content(
 
 /// `REST offset` + `STOR`: the first `offset` bytes of the existing file, then what arrives.
 fn open_resume(
-    root: &Dir,
-    dir: &Dir,
-    path: &VirtualPath,
-    name: &OsStr,
+    target: &Target,
+    existing: Option<u64>,
     offset: u64,
     atomic: bool,
 ) -> Result<(File, Publish, u64), StorageError> {
+    let Some(old_len) = existing else {
+        return Err(StorageError::NotFound); // resuming needs the partial file
+    };
+    if offset > old_len {
+        return Err(StorageError::InvalidOffset);
+    }
     if !atomic {
-        let mut file = open_for_write(root, &relative(path), false)?;
+        let mut file = open_for_write(target.root, &target.from_root(), false)?;
         file.set_len(offset).map_err(storage_error)?;
         file.seek(SeekFrom::Start(offset)).map_err(storage_error)?;
         let publish = Publish::InPlace {
@@ -345,8 +357,8 @@ fn open_resume(
         };
         return Ok((file, publish, offset));
     }
-    let old = open_for_read(root, &relative(path))?;
-    let (mut file, temp) = create_temp(dir, name)?;
+    let old = open_for_read(target.root, &target.from_root())?;
+    let (mut file, temp) = create_temp(&target.dir, &target.name)?;
     // std's file-to-file copy uses copy_file_range (a reflink or an in-kernel copy).
     let copied = std::io::copy(&mut old.take(offset), &mut file);
     match copied {
@@ -359,7 +371,7 @@ fn open_resume(
             offset,
         )),
         other => {
-            let _ = dir.remove_file(&temp);
+            let _ = target.dir.remove_file(&temp);
             Err(match other {
                 Err(e) => storage_error(e),
                 Ok(_) => StorageError::InvalidOffset, // the file shrank meanwhile
@@ -370,15 +382,12 @@ fn open_resume(
 
 /// `APPE`: in place, under the lock; a new file if there was none.
 fn open_append(
-    root: &Dir,
-    dir: &Dir,
-    path: &VirtualPath,
-    name: &OsStr,
+    target: &Target,
     existing: Option<u64>,
 ) -> Result<(File, Publish, u64), StorageError> {
     match existing {
         Some(len) => {
-            let file = open_for_write(root, &relative(path), true)?;
+            let file = open_for_write(target.root, &target.from_root(), true)?;
             let restore_len = Some(len);
             Ok((
                 file,
@@ -390,7 +399,7 @@ fn open_append(
             ))
         }
         None => {
-            let file = create_new(dir, name)?;
+            let file = create_new(&target.dir, &target.name)?;
             let publish = Publish::InPlace {
                 created: true,
                 restore_len: None,
