@@ -278,7 +278,7 @@ struct Target<'a> {
 
 impl Target<'_> {
     /// The path from the root, for opening the existing file.
-    fn from_root(&self) -> std::path::PathBuf {
+    fn path_from_root(&self) -> std::path::PathBuf {
         relative(self.path)
     }
 
@@ -287,7 +287,7 @@ impl Target<'_> {
     /// lead to a regular file beneath the root (refused the same way whether its target exists outside
     /// or not).
     fn existing_file(&self) -> Result<Option<u64>, StorageError> {
-        match self.root.metadata(self.from_root()) {
+        match self.root.metadata(self.path_from_root()) {
             Ok(m) if m.is_file() => Ok(Some(m.len())),
             Ok(_) => Err(StorageError::WrongKind),
             Err(e) => match self.dir.symlink_metadata(&self.name) {
@@ -322,7 +322,7 @@ fn open_new_content(
         None => create_new(&target.dir, &target.name)?,
         Some(_) => {
             // Truncated only after `fstat` showed a regular file.
-            let file = open_for_write(target.root, &target.from_root(), false)?;
+            let file = open_for_write(target.root, &target.path_from_root(), false)?;
             file.set_len(0).map_err(storage_error)?;
             file
         }
@@ -348,7 +348,7 @@ fn open_resume(
         return Err(StorageError::InvalidOffset);
     }
     if !atomic {
-        let mut file = open_for_write(target.root, &target.from_root(), false)?;
+        let mut file = open_for_write(target.root, &target.path_from_root(), false)?;
         file.set_len(offset).map_err(storage_error)?;
         file.seek(SeekFrom::Start(offset)).map_err(storage_error)?;
         let publish = Publish::InPlace {
@@ -357,7 +357,7 @@ fn open_resume(
         };
         return Ok((file, publish, offset));
     }
-    let old = open_for_read(target.root, &target.from_root())?;
+    let old = open_for_read(target.root, &target.path_from_root())?;
     let (mut file, temp) = create_temp(&target.dir, &target.name)?;
     // std's file-to-file copy uses copy_file_range (a reflink or an in-kernel copy).
     let copied = std::io::copy(&mut old.take(offset), &mut file);
@@ -387,7 +387,7 @@ fn open_append(
 ) -> Result<(File, Publish, u64), StorageError> {
     match existing {
         Some(len) => {
-            let file = open_for_write(target.root, &target.from_root(), true)?;
+            let file = open_for_write(target.root, &target.path_from_root(), true)?;
             let restore_len = Some(len);
             Ok((
                 file,
