@@ -1,6 +1,6 @@
 //! Robustness of the example server against clients that misbehave or come in crowds, spoken by hand over
-//! raw sockets: clients vanishing in the middle of RETR and STOR (an interrupted upload leaves its partial
-//! file, which REST + STOR then completes), a control line trickled in one byte at a time, 500 concurrent
+//! raw sockets: clients vanishing in the middle of RETR and STOR (an interrupted upload to a new name is
+//! published as a partial file, which REST + STOR then completes), a control line trickled in one byte at a time, 500 concurrent
 //! sessions, and afterwards the server's open file descriptors back at their baseline.
 
 #[path = "interop/mod.rs"]
@@ -132,8 +132,9 @@ fn interrupted_stor_leaves_the_partial_file_and_rest_stor_completes_it() {
     data.write_all(&full[..sent]).expect("send the first part");
     data.flush().expect("flush");
     // Wait until the server has written what it received, then vanish: the control connection first, so
-    // that the server sees an interrupted session, not the end of the file.
-    let on_disk = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    // that the server sees an interrupted session, not the end of the file. Uploads go to a hidden
+    // temporary file (`.in.upload.bin.*`) until they finish, so that is the file that grows.
+    let on_disk = || temp_upload_len(&server.root, "upload.bin");
     assert!(
         eventually(Duration::from_secs(10), || on_disk() == sent as u64),
         "the server wrote {} of {sent} bytes",
@@ -147,7 +148,14 @@ fn interrupted_stor_leaves_the_partial_file_and_rest_stor_completes_it() {
     std::thread::sleep(Duration::from_millis(200));
     drop(data);
 
-    // The partial file stays, intact.
+    // The partial upload to a new name is published under it, intact (once the server has seen the
+    // session end).
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            std::fs::metadata(&path).is_ok_and(|m| m.len() == sent as u64)
+        }),
+        "the partial upload was not published"
+    );
     let mut control = writer(server.addr);
     let size = control.expect("SIZE upload.bin", 213);
     assert_eq!(size.text(), sent.to_string());
@@ -168,6 +176,20 @@ fn interrupted_stor_leaves_the_partial_file_and_rest_stor_completes_it() {
     assert_bytes_eq(&std::fs::read(&path).unwrap(), &full, "resumed upload");
     control.expect("QUIT", 221);
     assert_still_serves(&mut server, "upload.bin", &full);
+}
+
+/// The size of the temporary file an atomic upload to `name` writes (`.in.NAME.RANDOM`), 0 if none.
+fn temp_upload_len(dir: &std::path::Path, name: &str) -> u64 {
+    let prefix = format!(".in.{name}.");
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0)
 }
 
 /// A thread writing bytes one at a time, 100 ms apart, until done, stopped, or the connection fails.

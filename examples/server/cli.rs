@@ -39,6 +39,19 @@ Limits and privileges:
   --run-as USER           after binding, switch to this user (and its group, no other groups)
   --no-landlock           do not confine the process to --root with Landlock
   --help                  show this text
+
+Uploads and storage:
+  --in-place-uploads      write uploads straight into the target file (truncating it at STOR), as
+                          before; by default an upload goes to a hidden temporary file (.in.NAME.XXX)
+                          renamed over the target only once complete, so an aborted or failed
+                          upload never damages the old file
+  --delete-failed-uploads delete an aborted upload to a new name instead of keeping the partial file
+                          (kept by default so that REST + STOR can resume it)
+  --max-file-size BYTES   uploads may not grow a file past this size: 552 (default: no limit)
+  --min-free-space BYTES  refuse uploads (552) that would leave less free space on the file system
+                          (default: 67108864, 64 MiB; 0 turns the check off)
+  --max-transfers N       open file transfers (RETR, STOR, ...) at once, all sessions together; more
+                          get 450 until one ends (default: 512)
 ";
 
 /// What the server was asked to do.
@@ -64,6 +77,7 @@ pub struct Options {
     pub idle_timeout: Option<Duration>,
     pub data_timeout: Option<Duration>,
     pub limits: LimitOptions,
+    pub storage: StorageOptions,
 }
 
 /// Connection, login and privilege limits (the "Limits and privileges" part of [`USAGE`]).
@@ -100,6 +114,32 @@ impl Default for LimitOptions {
     }
 }
 
+/// The options of uploads and storage (`--in-place-uploads` ... `--max-transfers`).
+#[derive(Debug)]
+pub struct StorageOptions {
+    pub in_place_uploads: bool,
+    pub delete_failed_uploads: bool,
+    pub max_file_size: Option<u64>,
+    pub min_free_space: u64,
+    pub max_transfers: usize,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            in_place_uploads: false,
+            delete_failed_uploads: false,
+            max_file_size: None,
+            // Enough for the host's logs and its other programs to keep working when FTP users fill the
+            // disk, yet small next to any volume one would serve uploads from.
+            min_free_space: 64 * 1024 * 1024,
+            // What tokio's 512 blocking threads allowed before transfers stopped holding one: no load that
+            // worked then is refused now, while the descriptors and buffers of open transfers stay bounded.
+            max_transfers: 512,
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -114,6 +154,7 @@ impl Default for Options {
             idle_timeout: None,
             data_timeout: None,
             limits: LimitOptions::default(),
+            storage: StorageOptions::default(),
         }
     }
 }
@@ -157,10 +198,23 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             | "--login-table-size"
             | "--run-as" => parse_limit(&mut options.limits, &flag, &value()?)?,
             "--no-landlock" if inline_value.is_none() => options.limits.landlock = false,
-            "--strict-crlf" | "--allow-fxp" | "--no-landlock" if inline_value.is_some() => {
+            "--max-file-size" => {
+                options.storage.max_file_size = Some(parse_value(&flag, &value()?)?)
+            }
+            "--min-free-space" => options.storage.min_free_space = parse_value(&flag, &value()?)?,
+            "--max-transfers" => options.storage.max_transfers = parse_positive(&flag, &value()?)?,
+            "--strict-crlf"
+            | "--allow-fxp"
+            | "--no-landlock"
+            | "--in-place-uploads"
+            | "--delete-failed-uploads"
+                if inline_value.is_some() =>
+            {
                 return Err(format!("{flag} takes no value"));
             }
             "--strict-crlf" => options.strict_crlf = true,
+            "--in-place-uploads" => options.storage.in_place_uploads = true,
+            "--delete-failed-uploads" => options.storage.delete_failed_uploads = true,
             "--allow-fxp" => options.allow_fxp = true,
             _ => return Err(format!("unknown option {flag:?}")),
         }
@@ -212,6 +266,13 @@ fn parse_count(flag: &str, text: &str) -> Result<usize, String> {
 fn parse_value<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {
     text.parse()
         .map_err(|_| format!("{flag}: cannot understand {text:?}"))
+}
+
+fn parse_positive(flag: &str, text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{flag}: expected a whole number > 0, got {text:?}")),
+    }
 }
 
 fn parse_user(text: &str) -> Result<(String, String), String> {

@@ -12,7 +12,9 @@
 //! [`data`] owns data connections, [`files`] open files, [`storage`] the directory tree; [`auth`] checks
 //! passwords. [`limits`] counts connections and passive listeners per address, [`login_throttle`] slows
 //! and bans password guessing across sessions, [`privileges`] drops root and confines the process with
-//! Landlock, and [`logging`] writes every log line, escaped.
+//! Landlock, and [`logging`] writes every log line, escaped. [`upload`] carries out
+//! the upload policy and [`locks`] keeps two uploads off one name; [`storage`] is confined beneath a
+//! root directory handle.
 
 mod auth;
 mod buffers;
@@ -20,11 +22,13 @@ mod cli;
 mod data;
 mod files;
 mod limits;
+mod locks;
 mod logging;
 mod login_throttle;
 mod privileges;
 mod session_task;
 mod storage;
+mod upload;
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -35,6 +39,7 @@ use std::time::Duration;
 use ftp_proto::framing::LineEnding;
 use ftp_proto::server::{AnonymousPolicy, Config};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use crate::auth::Users;
 use crate::cli::{Options, Parsed};
@@ -43,6 +48,7 @@ use crate::limits::{AddressCounts, Refusal, Slot};
 use crate::login_throttle::{LoginThrottle, Policy};
 use crate::session_task::Server;
 use crate::storage::Storage;
+use crate::upload::UploadPolicy;
 
 /// Bytes per chunk read from a file or a data connection. 256 KiB keeps the per-chunk costs (a few
 /// channel messages, one trip through the session) far below the cost of moving the bytes, while the
@@ -93,7 +99,7 @@ fn start_up(options: &Options) -> Result<(Storage, std::net::TcpListener), ExitC
     }
     let account = run_as.map(privileges::lookup).transpose();
     let account = account.map_err(|message| fail(2, &message))?;
-    let storage = Storage::new(&options.root)
+    let storage = Storage::new(&options.root, upload_policy(options))
         .map_err(|error| fail(2, &format!("--root {}: {error}", options.root.display())))?;
     let listener = listen(options.listen)
         .map_err(|error| fail(1, &format!("cannot listen on {}: {error}", options.listen)))?;
@@ -240,6 +246,15 @@ fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+fn upload_policy(options: &Options) -> UploadPolicy {
+    UploadPolicy {
+        atomic: !options.storage.in_place_uploads,
+        delete_failed: options.storage.delete_failed_uploads,
+        max_file_size: options.storage.max_file_size,
+        min_free_space: options.storage.min_free_space,
+    }
+}
+
 fn server_state(options: &Options, storage: Storage) -> Server {
     let mut users = Users::default();
     for (name, password) in &options.users {
@@ -265,6 +280,7 @@ fn server_state(options: &Options, storage: Storage) -> Server {
             ban_time: limits.ban_time,
             table_size: limits.login_table_size,
         }),
+        transfers: Arc::new(Semaphore::new(options.storage.max_transfers)),
     }
 }
 

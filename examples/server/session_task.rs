@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use crate::auth::Users;
 use crate::buffers::BufferPool;
 use crate::data::{DataChannel, PassivePorts};
-use crate::files::{FileHandle, FileOp};
+use crate::files::{FileContext, FileHandle, FileOp, blocking};
 use crate::limits::AddressCounts;
 use crate::logging;
 use crate::login_throttle::{LoginThrottle, Verdict};
@@ -73,6 +73,8 @@ pub struct Server {
     pub passive_listeners: Arc<AddressCounts>,
     /// Failed logins across sessions (back-off and bans).
     pub throttle: LoginThrottle,
+    /// Permits for open transfers (`--max-transfers`), shared by every session.
+    pub transfers: Arc<tokio::sync::Semaphore>,
 }
 
 /// Serves one control connection until the session ends or the client goes away.
@@ -360,26 +362,37 @@ impl Driver {
         }
     }
 
-    /// Opens run in a file worker, which then serves the transfer; everything else is one blocking job.
+    /// Opens run in a file task, which then serves the transfer; everything else is one blocking job,
+    /// bounded in time like every file operation.
     fn storage(&mut self, id: RequestId, request: StorageRequest) {
         let storage = self.server.storage.clone();
         match request {
             // A file still open from an earlier transfer is closed by dropping its handle.
             StorageRequest::OpenRead { path, offset } => {
-                let links = self.links();
-                self.file = Some(FileHandle::open_read(storage, id, path, offset, links));
+                let context = self.file_context();
+                self.file = Some(FileHandle::open_read(context, id, path, offset));
             }
             StorageRequest::OpenWrite { path, mode } => {
-                let links = self.links();
-                self.file = Some(FileHandle::open_write(storage, id, path, mode, links));
+                let context = self.file_context();
+                self.file = Some(FileHandle::open_write(context, id, path, mode));
             }
             request => {
                 let incoming = self.incoming.clone();
-                tokio::task::spawn_blocking(move || {
-                    let completion = storage.execute(request);
+                tokio::spawn(async move {
+                    let completion = blocking(move || storage.execute(request))
+                        .await
+                        .unwrap_or_else(Completion::Failed);
                     let _ = incoming.send(Incoming::Completion(id, completion));
                 });
             }
+        }
+    }
+
+    fn file_context(&self) -> FileContext {
+        FileContext {
+            storage: self.server.storage.clone(),
+            transfers: self.server.transfers.clone(),
+            links: self.links(),
         }
     }
 
