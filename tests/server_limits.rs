@@ -455,7 +455,7 @@ fn run_as_nobody_serves_with_nobodys_uid() {
 
 #[test]
 fn landlock_status_is_logged_and_can_be_turned_off() {
-    let server = ServerProcess::start(&[]);
+    let server = ServerProcess::start(&["--landlock"]);
     assert!(logged(&server, "server: landlock: "));
     let log = server.log();
     let line = log
@@ -470,6 +470,6 @@ fn landlock_status_is_logged_and_can_be_turned_off() {
     }
     drop(server);
 
-    let server = ServerProcess::start(&["--no-landlock", "--user", "alice:secret"]);
-    assert!(logged(&server, "landlock: off (--no-landlock)"));
+    let server = ServerProcess::start(&["--user", "alice:secret"]);
+    assert!(logged(&server, "landlock: off (--landlock turns it on)"));
 }

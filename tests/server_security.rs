@@ -373,7 +373,18 @@ const IDLE_TRANSFERS: usize = 530;
 
 #[test]
 fn idle_transfers_do_not_freeze_other_sessions_storage() {
-    let server = ServerProcess::start(&["--anonymous", "ro", "--max-transfers", "2000"]);
+    let server = ServerProcess::start(&[
+        "--anonymous",
+        "ro",
+        "--max-transfers",
+        "2000",
+        "--max-connections",
+        "2000",
+        "--max-connections-per-ip",
+        "2000",
+        "--max-passive-per-ip",
+        "2000",
+    ]);
     std::fs::create_dir(server.root.join("pub")).unwrap();
     let file = pattern(64 * 1024, 9);
     std::fs::write(server.root.join("pub/file.bin"), &file).unwrap();
@@ -525,4 +536,105 @@ fn in_place_uploads_and_delete_failed_uploads_flags() {
     drop(data);
     let settled = eventually(|| names_in(&server.root).is_empty());
     assert!(settled, "{:?}", names_in(&server.root));
+}
+
+// ---- session policies wired into the example server ----
+
+/// A client that never logs in is closed at `--login-timeout`, however often it sends `NOOP`.
+#[test]
+fn noop_does_not_keep_an_unauthenticated_session_open() {
+    let server = ServerProcess::start(&["--login-timeout", "1"]);
+    let mut control = Control::connect(server.addr);
+    control.expect_reply(220);
+    let deadline = Instant::now() + support::TIMEOUT;
+    loop {
+        control.send("NOOP");
+        let reply = control.reply();
+        if reply.code == 421 {
+            assert!(reply.text().contains("Login timeout"), "{}", reply.text());
+            break;
+        }
+        assert_eq!(reply.code, 200, "{}", reply.text());
+        assert!(
+            Instant::now() < deadline,
+            "NOOPs kept the session open past the login timeout"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(control.is_closed_by_server());
+}
+
+/// `--anonymous upload`: new files only; nothing existing can be replaced, appended, deleted or renamed.
+#[test]
+fn anonymous_upload_only_creates_new_files() {
+    let server = ServerProcess::start(&["--anonymous", "upload"]);
+    std::fs::write(server.root.join("old.txt"), b"keep me").unwrap();
+    let mut control = anonymous(&server);
+
+    let data = control.pasv();
+    control.send("STOR new.txt");
+    assert_eq!(control.reply().code, 150);
+    write_all_and_close(data, b"fresh");
+    control.expect_reply(226);
+    assert_eq!(
+        std::fs::read(server.root.join("new.txt")).unwrap(),
+        b"fresh"
+    );
+
+    for name in ["old.txt", "new.txt"] {
+        let data = control.pasv();
+        control.send(&format!("STOR {name}"));
+        let reply = control.reply();
+        drop(data);
+        assert_eq!(reply.code, 550, "STOR over {name}: {}", reply.text());
+    }
+    for command in [
+        "DELE old.txt",
+        "RNFR old.txt",
+        "MKD d",
+        "APPE old.txt",
+        "RMD /",
+    ] {
+        let reply = control.expect(command, 550);
+        assert!(
+            reply.text().contains("Permission denied"),
+            "{command}: {}",
+            reply.text()
+        );
+    }
+    assert_eq!(
+        std::fs::read(server.root.join("old.txt")).unwrap(),
+        b"keep me"
+    );
+    assert_eq!(
+        std::fs::read(server.root.join("new.txt")).unwrap(),
+        b"fresh"
+    );
+}
+
+/// `--allow-fxp` lets named users send `PORT` to another host; anonymous users never may, and
+/// `--fxp-user` narrows it to the users named.
+#[test]
+fn fxp_is_granted_per_user_and_never_to_anonymous() {
+    const FOREIGN_PORT: &str = "PORT 127,0,0,2,200,1";
+    let server = ServerProcess::start(&["--user", USER_ARG, "--allow-fxp"]);
+    let mut user = writer(&server);
+    user.expect(FOREIGN_PORT, 200);
+    let mut guest = anonymous(&server);
+    guest.expect(FOREIGN_PORT, 501);
+
+    let server = ServerProcess::start(&[
+        "--user",
+        USER_ARG,
+        "--user",
+        "bob:builder",
+        "--fxp-user",
+        "bob",
+    ]);
+    let mut alice = writer(&server);
+    alice.expect(FOREIGN_PORT, 501);
+    let mut bob = Control::connect(server.addr);
+    bob.expect_reply(220);
+    bob.login("bob", "builder");
+    bob.expect(FOREIGN_PORT, 200);
 }

@@ -1,21 +1,33 @@
-//! The `--user NAME:PASSWORD` table. Every listed user gets read-write access.
+//! The `--user NAME:PASSWORD` table. Every listed user gets read-write access; FXP (data connections to
+//! or from other hosts) only for the users `--allow-fxp` or `--fxp-user` name. Anonymous sessions never
+//! get FXP: the session refuses it to them whatever a grant says.
 
 use std::collections::HashMap;
 
 use ftp_proto::command::{Password, Text};
-use ftp_proto::server::{Access, Completion};
+use ftp_proto::server::{Access, Completion, Grant};
 
 /// Users and their passwords, as given on the command line.
 #[derive(Debug, Default)]
 pub struct Users {
-    passwords: HashMap<Vec<u8>, Vec<u8>>,
+    passwords: HashMap<Vec<u8>, Account>,
+}
+
+#[derive(Debug)]
+struct Account {
+    password: Vec<u8>,
+    /// Whether this user may use foreign data addresses (FXP).
+    fxp: bool,
 }
 
 impl Users {
-    /// Adds (or replaces) a user.
-    pub fn insert(&mut self, name: &str, password: &str) {
-        self.passwords
-            .insert(name.as_bytes().to_vec(), password.as_bytes().to_vec());
+    /// Adds (or replaces) a user; `fxp` lets the user's sessions use foreign data addresses.
+    pub fn insert(&mut self, name: &str, password: &str, fxp: bool) {
+        let account = Account {
+            password: password.as_bytes().to_vec(),
+            fxp,
+        };
+        self.passwords.insert(name.as_bytes().to_vec(), account);
     }
 
     /// Checks a login, answering the session's `Authenticate` action.
@@ -25,14 +37,14 @@ impl Users {
     /// session also delays every 530.)
     pub fn authenticate(&self, user: &Text, password: Option<&Password>) -> Completion {
         let given = password.map(Password::as_bytes).unwrap_or_default();
-        let (expected, known) = match self.passwords.get(user.as_bytes()) {
-            Some(expected) => (expected.as_slice(), true),
-            None => (&b"\0unknown user\0"[..], false),
-        };
-        if constant_time_eq(given, expected) && known {
-            Completion::LoggedIn(Access::ReadWrite)
-        } else {
-            Completion::Denied
+        let account = self.passwords.get(user.as_bytes());
+        let expected = account.map_or(&b"\0unknown user\0"[..], |a| a.password.as_slice());
+        match account {
+            Some(account) if constant_time_eq(given, expected) => {
+                let grant = Grant::new(Access::ReadWrite).with_foreign_data_address(account.fxp);
+                Completion::Granted(grant)
+            }
+            _ => Completion::Denied,
         }
     }
 }

@@ -127,11 +127,15 @@ fn fail(code: u8, message: &str) -> ExitCode {
 /// Landlock, best effort: the outcome is logged, and a kernel without it does not stop the server.
 fn confine(options: &Options, root: &std::path::Path) {
     if !options.limits.landlock {
-        logging::server(format_args!("landlock: off (--no-landlock)"));
+        logging::server(format_args!("landlock: off (--landlock turns it on)"));
         return;
     }
     // Read-write beneath the root only if some login may write.
-    let writable = !options.users.is_empty() || options.anonymous == AnonymousPolicy::ReadWrite;
+    let writable = !options.users.is_empty()
+        || matches!(
+            options.anonymous,
+            AnonymousPolicy::ReadWrite | AnonymousPolicy::UploadOnly
+        );
     let mode = if writable { "read-write" } else { "read-only" };
     match privileges::confine_to(root, writable) {
         Ok(privileges::Confinement::Full) => logging::server(format_args!(
@@ -258,7 +262,8 @@ fn upload_policy(options: &Options) -> UploadPolicy {
 fn server_state(options: &Options, storage: Storage) -> Server {
     let mut users = Users::default();
     for (name, password) in &options.users {
-        users.insert(name, password);
+        let fxp = options.allow_fxp || options.fxp_users.iter().any(|user| user == name);
+        users.insert(name, password, fxp);
     }
     let limits = &options.limits;
     Server {
@@ -287,7 +292,11 @@ fn server_state(options: &Options, storage: Storage) -> Server {
 fn session_config(options: &Options) -> Config {
     let mut config = Config::default();
     config.anonymous = options.anonymous;
-    config.allow_foreign_data_address = options.allow_fxp;
+    // FXP is granted per user at login (see `auth`), never by default, never to anonymous users.
+    config.allow_foreign_data_address = false;
+    if let Some(timeout) = options.login_timeout {
+        config.login_timeout = timeout;
+    }
     if options.strict_crlf {
         config.framer.line_ending = LineEnding::CrLfOnly;
     }
@@ -305,6 +314,7 @@ fn announce(bound: SocketAddr, server: &Server, options: &Options) {
     let anonymous = match options.anonymous {
         AnonymousPolicy::Disabled => "anonymous login off",
         AnonymousPolicy::ReadWrite => "anonymous users may read and write",
+        AnonymousPolicy::UploadOnly => "anonymous users may read and upload new files",
         _ => "anonymous users may read",
     };
     // A wildcard address is no place to connect to; suggest loopback of the same family.
