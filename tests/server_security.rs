@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{Control, ServerProcess, TempDir, pattern, read_all, write_all_and_close};
+use support::{
+    Control, ServerProcess, TempDir, pasv_address, pattern, read_all, write_all_and_close,
+};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "secret";
@@ -419,24 +421,6 @@ fn idle_transfers_do_not_freeze_other_sessions_storage() {
     first.expect_reply(150);
     assert_eq!(read_all(data), file);
     first.expect_reply(226);
-}
-
-/// The address in a `227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)` reply.
-fn pasv_address(reply: &str) -> std::net::SocketAddr {
-    let numbers: Vec<u8> = reply
-        .split(['(', ')'])
-        .nth(1)
-        .map(|inner| {
-            inner
-                .split(',')
-                .filter_map(|n| n.trim().parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    let [h1, h2, h3, h4, p1, p2] = numbers[..] else {
-        panic!("cannot parse {reply:?}");
-    };
-    std::net::SocketAddr::from(([h1, h2, h3, h4], u16::from(p1) << 8 | u16::from(p2)))
 }
 
 #[test]

@@ -330,23 +330,7 @@ impl Control {
     /// `PASV`, then connects to the announced address.
     pub fn pasv(&mut self) -> TcpStream {
         let reply = self.expect("PASV", 227);
-        // 227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)
-        let text = reply.text();
-        let numbers: Vec<u8> = text
-            .split(['(', ')'])
-            .nth(1)
-            .map(|inner| {
-                inner
-                    .split(',')
-                    .filter_map(|n| n.trim().parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let [h1, h2, h3, h4, p1, p2] = numbers[..] else {
-            panic!("cannot parse {text:?}");
-        };
-        let port = u16::from(p1) << 8 | u16::from(p2);
-        data_connect(SocketAddr::from(([h1, h2, h3, h4], port)))
+        data_connect(pasv_address(&reply.text()))
     }
 
     /// Whether the server closed the control connection (reads EOF within [`TIMEOUT`]).
@@ -400,4 +384,22 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
             (state >> 24) as u8
         })
         .collect()
+}
+
+/// The address in a `227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)` reply.
+pub fn pasv_address(reply: &str) -> SocketAddr {
+    let numbers: Vec<u8> = reply
+        .split(['(', ')'])
+        .nth(1)
+        .map(|inner| {
+            inner
+                .split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let [h1, h2, h3, h4, p1, p2] = numbers[..] else {
+        panic!("cannot parse {reply:?}");
+    };
+    SocketAddr::from(([h1, h2, h3, h4], u16::from(p1) << 8 | u16::from(p2)))
 }
