@@ -251,6 +251,20 @@ fn an_address_is_banned_after_repeated_failures_and_welcome_again_later() {
     control.expect("QUIT", 221);
 }
 
+/// Good logins are never counted as failures: many in a row neither slow down nor ban the address.
+#[test]
+fn successful_logins_never_count_towards_a_ban() {
+    let server = ServerProcess::start(&["--user", "alice:secret", "--ban-after", "2"]);
+    for _ in 0..5 {
+        let mut control = Control::connect(server.addr);
+        control.login("alice", "secret");
+        control.expect("QUIT", 221);
+    }
+    let log = server.log();
+    assert!(!log.contains("login failed"), "{log}");
+    assert!(!log.contains("banned"), "{log}");
+}
+
 #[test]
 fn failures_for_unknown_and_known_users_are_answered_and_logged_alike() {
     let server = ServerProcess::start(&["--user", "alice:secret", "--ban-after", "0"]);

@@ -309,7 +309,7 @@ impl Driver {
                     Completion::Denied
                 }
             };
-            if matches!(answer, Completion::LoggedIn(_)) {
+            if matches!(answer, Completion::LoggedIn(_) | Completion::Granted(_)) {
                 server.throttle.succeeded(peer, user.as_bytes());
             } else if server.throttle.failed(peer, user.as_bytes(), now()) {
                 logging::server(format_args!("banned {peer}: too many failed logins"));
