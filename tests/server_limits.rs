@@ -360,6 +360,59 @@ fn an_unused_passive_listener_is_closed_after_the_data_timeout() {
     control.expect("NOOP", 200);
 }
 
+/// A directory `big` with `n` empty files `f0000`, `f0001`, ... under the server's root.
+fn big_directory(server: &ServerProcess, n: usize) -> Vec<String> {
+    let big = server.root.join("big");
+    std::fs::create_dir(&big).unwrap();
+    let names: Vec<String> = (0..n).map(|i| format!("f{i:04}")).collect();
+    for name in &names {
+        std::fs::write(big.join(name), b"").unwrap();
+    }
+    names
+}
+
+#[test]
+fn a_large_directory_is_listed_whole_in_parts_and_a_listing_over_the_cap_gets_450() {
+    let server = ServerProcess::start(&["--max-listings", "1"]);
+    // 2500 entries: three parts of at most 1000, so the listing stays open between them.
+    let names = big_directory(&server, 2500);
+    let mut first = anonymous(TcpStream::connect(server.addr).unwrap());
+    let mut second = anonymous(TcpStream::connect(server.addr).unwrap());
+    let data = first.pasv();
+    // The listing is opened (its first part read) before the data connection: it holds the only
+    // permit while the client takes its time to connect. The permit is taken before the command is
+    // logged, so once the log shows it, a second listing must wait.
+    first.send("NLST big");
+    assert!(logged(&server, "> NLST big"));
+    let reply = second.cmd("STAT big");
+    assert_eq!(reply.code, 450, "{}", reply.full());
+
+    let stream = support::data_connect(data);
+    assert_eq!(first.reply().code, 150);
+    let listed = String::from_utf8(support::read_all(stream)).unwrap();
+    assert_eq!(first.reply().code, 226);
+    let listed: Vec<&str> = listed
+        .lines()
+        .map(|l| l.trim_start_matches("big/"))
+        .collect();
+    assert_eq!(
+        listed, names,
+        "every entry exactly once, in name order across parts"
+    );
+
+    // The permit comes back (as the listing task ends, around the 226), and STAT path reads every
+    // part as well.
+    let mut status = String::new();
+    let back = eventually(TIMEOUT, || {
+        let reply = second.cmd("STAT big");
+        status = reply.full();
+        reply.code == 213
+    });
+    assert!(back, "{status}");
+    let entries = status.lines().filter(|l| l.contains(" f")).count();
+    assert_eq!(entries, names.len(), "{}", &status[..200.min(status.len())]);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Privileges
 
@@ -469,7 +522,8 @@ fn run_as_nobody_serves_with_nobodys_uid() {
 
 #[test]
 fn landlock_status_is_logged_and_can_be_turned_off() {
-    let server = ServerProcess::start(&["--landlock"]);
+    // On by default.
+    let server = ServerProcess::start(&[]);
     assert!(logged(&server, "server: landlock: "));
     let log = server.log();
     let line = log
@@ -484,6 +538,6 @@ fn landlock_status_is_logged_and_can_be_turned_off() {
     }
     drop(server);
 
-    let server = ServerProcess::start(&["--user", "alice:secret"]);
-    assert!(logged(&server, "landlock: off (--landlock turns it on)"));
+    let server = ServerProcess::start(&["--user", "alice:secret", "--no-landlock"]);
+    assert!(logged(&server, "landlock: off (--no-landlock)"));
 }

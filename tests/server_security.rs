@@ -253,7 +253,18 @@ fn a_link_leading_out_answers_like_a_missing_file_and_lists_without_its_target()
 
 #[test]
 fn fifo_is_refused_at_once_by_mfmt_retr_and_stor() {
-    let server = ServerProcess::start(&["--user", USER_ARG]);
+    fifo_is_refused(&["--user", USER_ARG, "--no-landlock"]);
+}
+
+/// Under Landlock (the default) cap-std cannot read `/proc/self/fd` and falls back to paths that open
+/// files; MFMT used to block on the FIFO there.
+#[test]
+fn fifo_is_refused_at_once_under_landlock() {
+    fifo_is_refused(&["--user", USER_ARG]);
+}
+
+fn fifo_is_refused(args: &[&str]) {
+    let server = ServerProcess::start(args);
     let fifo = server.root.join("fifo");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)

@@ -1146,3 +1146,117 @@ fn logged_commands_mask_secrets_and_escape_control_bytes() {
         ["CWD /pub/caf\u{e9}"]
     );
 }
+
+/// A directory `/big` with `n` empty files `f00`, `f01`, ...
+fn with_big_directory(s: &mut Sim, n: usize) {
+    s.fs.insert(b"/big".to_vec(), sim::Node::Dir);
+    for i in 0..n {
+        s.fs.insert(
+            format!("/big/f{i:02}").into_bytes(),
+            sim::Node::File(Vec::new()),
+        );
+    }
+}
+
+fn names(n: usize) -> String {
+    (0..n).map(|i| format!("f{i:02}\r\n")).collect()
+}
+
+#[test]
+fn a_listing_answered_in_parts_asks_for_each_part_once_and_closes_nothing_at_the_end() {
+    let mut s = Sim::new();
+    with_big_directory(&mut s, 10);
+    s.list_part_size = Some(3);
+    s.login_anonymous();
+    s.cmd("CWD /big");
+    s.cmd("PASV");
+    assert_eq!(
+        s.cmd("NLST"),
+        "150 Here comes the directory listing.\r\n226 Directory send OK.\r\n"
+    );
+    assert_eq!(String::from_utf8(s.take_data()).unwrap(), names(10));
+    // Parts of 3, 3, 3 and 1: the first answers the `List` request, the rest are read.
+    assert_eq!(s.entries_reads, 3);
+    assert!(s.file_closes.is_empty(), "{:?}", s.file_closes);
+    let out = s.cmd("STAT /big");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("-rw")).count(),
+        10,
+        "{out}"
+    );
+    assert!(out.ends_with("213 End of status.\r\n"), "{out}");
+    assert_eq!(s.entries_reads, 6);
+}
+
+#[test]
+fn the_listing_bound_counts_over_all_parts_and_lets_go_of_the_rest() {
+    let mut config = Config::default();
+    config.max_listing_entries = 5;
+    let mut s = Sim::with_config(config);
+    with_big_directory(&mut s, 10);
+    s.list_part_size = Some(3);
+    s.list_ignores_limit = true;
+    s.login_anonymous();
+    s.cmd("PASV");
+    assert!(s.cmd("NLST /big").ends_with("226 Directory send OK.\r\n"));
+    let listed = String::from_utf8(s.take_data()).unwrap();
+    assert_eq!(listed.lines().count(), 5, "{listed}");
+    assert_eq!(s.file_closes, [true], "the driver is told to let go");
+    let out = s.cmd("STAT /big");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("-rw")).count(),
+        5,
+        "{out}"
+    );
+    assert_eq!(s.file_closes, [true, true]);
+    assert!(s.cmd("NOOP").starts_with("200"));
+}
+
+#[test]
+fn abor_during_a_listing_in_parts_lets_go_and_a_late_part_is_closed_too() {
+    let mut s = Sim::new();
+    with_big_directory(&mut s, 10);
+    s.list_part_size = Some(3);
+    s.login_anonymous();
+    s.cmd("PASV");
+    s.stall = true;
+    assert!(s.cmd("LIST /big").starts_with("150 "));
+    assert!(
+        s.stalled
+            .iter()
+            .any(|a| matches!(a, ftp_proto::server::Action::ReadEntries { .. })),
+        "{:?}",
+        s.stalled
+    );
+    assert_eq!(
+        s.cmd("ABOR"),
+        "426 Connection closed; transfer aborted.\r\n226 Abort successful.\r\n"
+    );
+    assert_eq!(s.file_closes, [true]);
+    s.listing_rest = Some(Default::default()); // the driver still answers the read it was given
+    s.fs.remove(b"/big/f09".as_slice());
+    s.release();
+    assert_eq!(s.take_control(), "");
+    assert!(s.cmd("NOOP").starts_with("200"), "the session goes on");
+}
+
+proptest! {
+    /// How a driver cuts a listing into parts never changes what the client receives (given parts in
+    /// name order, as the simulated driver sends them).
+    #[test]
+    fn listing_parts_never_matter(n in 0usize..40, part in 1usize..12, window in 1usize..4) {
+        let mut config = Config::default();
+        config.transfer_window = window;
+        let mut whole = Sim::with_config(config.clone());
+        let mut parted = Sim::with_config(config);
+        for s in [&mut whole, &mut parted] {
+            with_big_directory(s, n);
+            s.login_anonymous();
+            s.cmd("PASV");
+        }
+        parted.list_part_size = Some(part);
+        prop_assert_eq!(whole.cmd("LIST /big"), parted.cmd("LIST /big"));
+        prop_assert_eq!(whole.take_data(), parted.take_data());
+        prop_assert!(parted.file_closes.is_empty());
+    }
+}

@@ -31,7 +31,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::buffers::BufferPool;
 use crate::session_task::{Incoming, WorkerLinks};
-use crate::storage::{Storage, storage_error};
+use crate::storage::{DirCursor, Storage, storage_error};
 use crate::upload::Upload;
 
 /// The longest any one storage call (an open, a chunk, a close, a `CWD`, ...) may take before the session
@@ -50,7 +50,7 @@ const WATCHDOG_PERIOD: Duration = Duration::from_secs(1);
 /// What the session asks of its open file.
 #[derive(Debug)]
 pub enum FileOp {
-    /// Read the next chunk (answered with the chunk, or `EndOfData`).
+    /// Read the next chunk (answered with the chunk, or `EndOfData`), or a listing's next part.
     Read,
     /// Append a chunk (answered with `Written`).
     Write(Bytes),
@@ -67,17 +67,18 @@ pub struct FileHandle {
     wake: Arc<Notify>,
 }
 
-/// An open transfer's file.
+/// An open transfer's file, or a listing being read a part at a time.
 enum OpenFile {
     Download(File),
     Upload(Upload),
+    Listing(DirCursor),
 }
 
 /// What a file task needs besides its file.
 pub struct FileContext {
     pub storage: Arc<Storage>,
-    /// The permits of `--max-transfers`.
-    pub transfers: Arc<Semaphore>,
+    /// The permits of `--max-transfers` for a file, of `--max-listings` for a listing.
+    pub permits: Arc<Semaphore>,
     pub links: WorkerLinks,
 }
 
@@ -92,7 +93,11 @@ impl FileHandle {
         let storage = context.storage.clone();
         Self::spawn(id, context, move || {
             let (file, size) = storage.open_read(&path, offset)?;
-            Ok((OpenFile::Download(file), Some(size), path))
+            let size = Some(size);
+            Ok((
+                Completion::FileOpened { size, path },
+                Some(OpenFile::Download(file)),
+            ))
         })
     }
 
@@ -106,22 +111,36 @@ impl FileHandle {
         let storage = context.storage.clone();
         Self::spawn(id, context, move || {
             let (upload, path) = storage.open_write(&path, mode)?;
-            Ok((OpenFile::Upload(upload), None, path))
+            let opened = Completion::FileOpened { size: None, path };
+            Ok((opened, Some(OpenFile::Upload(upload))))
+        })
+    }
+
+    /// Starts a listing in the background; the task answers its first part (`Entries` or `EntriesPart`)
+    /// or `Failed`, and serves `ReadEntries` while parts remain.
+    pub fn open_listing(
+        context: FileContext,
+        id: RequestId,
+        path: VirtualPath,
+        limit: usize,
+    ) -> FileHandle {
+        let storage = context.storage.clone();
+        Self::spawn(id, context, move || {
+            let (first, rest) = storage.open_listing(&path, limit)?;
+            Ok((first, rest.map(OpenFile::Listing)))
         })
     }
 
     fn spawn(
         id: RequestId,
         context: FileContext,
-        open: impl FnOnce() -> Result<(OpenFile, Option<u64>, VirtualPath), StorageError>
-        + Send
-        + 'static,
+        open: impl FnOnce() -> Result<(Completion, Option<OpenFile>), StorageError> + Send + 'static,
     ) -> FileHandle {
         let (ops, ops_rx) = channel();
         let wake = Arc::new(Notify::new());
         // Taken right away, in the order the session asks (not whenever the task first runs), and held
         // until the task ends: the cap counts open files.
-        let permit = context.transfers.try_acquire_owned();
+        let permit = context.permits.try_acquire_owned();
         let task_wake = wake.clone();
         tokio::spawn(async move {
             let links = context.links;
@@ -132,11 +151,14 @@ impl FileHandle {
                 return answer(Completion::Failed(StorageError::Busy));
             };
             match blocking(open).await.and_then(|opened| opened) {
-                Ok((file, size, path)) => {
-                    answer(Completion::FileOpened { size, path });
+                Ok((opened, file)) => {
+                    answer(opened);
+                    // A listing that fit in its first part has nothing more to serve.
+                    let Some(file) = file else { return };
                     let task = FileTask {
                         id,
                         links,
+                        storage: context.storage,
                         wake: task_wake,
                         _permit: permit,
                     };
@@ -187,6 +209,7 @@ enum BurstEnd {
 struct FileTask {
     id: RequestId,
     links: WorkerLinks,
+    storage: Arc<Storage>,
     wake: Arc<Notify>,
     _permit: OwnedSemaphorePermit,
 }
@@ -199,6 +222,7 @@ impl FileTask {
             let burst = Burst {
                 id: self.id,
                 links: self.links.clone(),
+                storage: self.storage.clone(),
                 watch: watch.clone(),
             };
             let thread = tokio::task::spawn_blocking(move || burst.run(parked));
@@ -291,6 +315,7 @@ impl OpWatch {
 struct Burst {
     id: RequestId,
     links: WorkerLinks,
+    storage: Arc<Storage>,
     watch: Arc<OpWatch>,
 }
 
@@ -336,12 +361,21 @@ impl Burst {
         !self.watch.is_abandoned() && self.links.incoming.send(message).is_ok()
     }
 
-    /// Reads up to a chunk into a (recycled) buffer that becomes the chunk itself.
+    /// Reads up to a chunk into a (recycled) buffer that becomes the chunk itself, or a listing's next
+    /// part (after the last one the listing is done).
     fn read(&self, file: OpenFile) -> (Option<OpenFile>, Incoming) {
         let id = self.id;
-        let OpenFile::Download(mut f) = file else {
-            let error = StorageError::Other("read from an upload".into());
-            return (None, Incoming::Completion(id, Completion::Failed(error)));
+        let mut f = match file {
+            OpenFile::Download(f) => f,
+            OpenFile::Listing(mut cursor) => {
+                let (part, more) = self.storage.next_listing_part(&mut cursor);
+                let next = more.then_some(OpenFile::Listing(cursor));
+                return (next, Incoming::Completion(id, part));
+            }
+            OpenFile::Upload(_) => {
+                let error = StorageError::Other("read from an upload".into());
+                return (None, Incoming::Completion(id, Completion::Failed(error)));
+            }
         };
         match read_chunk(&mut f, &self.links.buffers) {
             Ok(Some(chunk)) => (Some(OpenFile::Download(f)), Incoming::Data(id, chunk)),
@@ -364,7 +398,7 @@ impl Burst {
                     (None, Err(e))
                 }
             },
-            OpenFile::Download(_) => (None, Err(StorageError::Other("write to a download".into()))),
+            _ => (None, Err(StorageError::Other("write to a download".into()))),
         };
         self.links.buffers.recycle(data);
         let done = |c| Incoming::Completion(self.id, c);
@@ -377,7 +411,7 @@ impl Burst {
     /// Closes the file; a finished upload is published and answered `Done` (or `Failed`).
     fn close(&self, file: OpenFile, aborted: bool) {
         let completion = match file {
-            OpenFile::Download(_) => return,
+            OpenFile::Download(_) | OpenFile::Listing(_) => return,
             OpenFile::Upload(upload) if aborted => return upload.abort(),
             OpenFile::Upload(upload) => match upload.finish() {
                 Ok(()) => Completion::Done,

@@ -127,7 +127,7 @@ fn fail(code: u8, message: &str) -> ExitCode {
 /// Landlock, best effort: the outcome is logged, and a kernel without it does not stop the server.
 fn confine(options: &Options, root: &std::path::Path) {
     if !options.limits.landlock {
-        logging::server(format_args!("landlock: off (--landlock turns it on)"));
+        logging::server(format_args!("landlock: off (--no-landlock)"));
         return;
     }
     // Read-write beneath the root only if some login may write.
@@ -286,6 +286,7 @@ fn server_state(options: &Options, storage: Storage) -> Server {
             table_size: limits.login_table_size,
         }),
         transfers: Arc::new(Semaphore::new(options.storage.max_transfers)),
+        listings: Arc::new(Semaphore::new(options.storage.max_listings)),
     }
 }
 

@@ -75,6 +75,8 @@ pub struct Server {
     pub throttle: LoginThrottle,
     /// Permits for open transfers (`--max-transfers`), shared by every session.
     pub transfers: Arc<tokio::sync::Semaphore>,
+    /// Permits for listings being read (`--max-listings`), shared by every session.
+    pub listings: Arc<tokio::sync::Semaphore>,
 }
 
 /// Serves one control connection until the session ends or the client goes away.
@@ -255,7 +257,7 @@ impl Driver {
             },
             Action::CloseData { aborted } => self.close_data(aborted).await,
             Action::Storage { id, request } => self.storage(id, request),
-            Action::ReadFile { id } => self.file_op(id, FileOp::Read),
+            Action::ReadFile { id } | Action::ReadEntries { id } => self.file_op(id, FileOp::Read),
             Action::WriteFile { id, data } => self.file_op(id, FileOp::Write(data)),
             Action::CloseFile { id, aborted } => self.close_file(id, aborted),
             Action::CloseControl => return ControlFlow::Break(()),
@@ -362,19 +364,26 @@ impl Driver {
         }
     }
 
-    /// Opens run in a file task, which then serves the transfer; everything else is one blocking job,
-    /// bounded in time like every file operation.
+    /// Opens and listings run in a file task, which then serves the transfer (or the listing's later
+    /// parts); everything else is one blocking job, bounded in time like every file operation.
     fn storage(&mut self, id: RequestId, request: StorageRequest) {
         let storage = self.server.storage.clone();
+        let transfers = self.server.transfers.clone();
+        // A file or listing still open from an earlier transfer is closed by dropping its handle. The
+        // session runs one transfer or storage request at a time (`STAT path` waits for a transfer's
+        // end), so one slot is enough.
         match request {
-            // A file still open from an earlier transfer is closed by dropping its handle.
             StorageRequest::OpenRead { path, offset } => {
-                let context = self.file_context();
+                let context = self.file_context(transfers);
                 self.file = Some(FileHandle::open_read(context, id, path, offset));
             }
             StorageRequest::OpenWrite { path, mode } => {
-                let context = self.file_context();
+                let context = self.file_context(transfers);
                 self.file = Some(FileHandle::open_write(context, id, path, mode));
+            }
+            StorageRequest::List { path, limit } => {
+                let context = self.file_context(self.server.listings.clone());
+                self.file = Some(FileHandle::open_listing(context, id, path, limit));
             }
             request => {
                 let incoming = self.incoming.clone();
@@ -388,10 +397,10 @@ impl Driver {
         }
     }
 
-    fn file_context(&self) -> FileContext {
+    fn file_context(&self, permits: Arc<tokio::sync::Semaphore>) -> FileContext {
         FileContext {
             storage: self.server.storage.clone(),
-            transfers: self.server.transfers.clone(),
+            permits,
             links: self.links(),
         }
     }

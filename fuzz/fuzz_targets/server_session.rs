@@ -52,7 +52,7 @@ const MAX_PENDING_COMMANDS: usize = 256;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(40);
 /// Completion numbers for "any completion" answers (see `completion`).
-const COMPLETIONS: u8 = 27;
+const COMPLETIONS: u8 = 28;
 /// More actions than one `handle_*` call can legitimately produce (a 255-byte chunk of input holds at
 /// most 255 lines, each answered by one reply; Telnet refusals are fewer; transfers are windowed).
 const MAX_ACTIONS_PER_CALL: usize = 10_000;
@@ -136,6 +136,7 @@ fn waiting_id(action: &Action) -> Option<RequestId> {
         | Action::ReceiveData { id }
         | Action::Storage { id, .. }
         | Action::ReadFile { id }
+        | Action::ReadEntries { id }
         | Action::WriteFile { id, .. }
         | Action::CloseFile { id, aborted: false } => Some(*id),
         _ => None,
@@ -143,7 +144,10 @@ fn waiting_id(action: &Action) -> Option<RequestId> {
 }
 
 fn is_read(action: &Action) -> bool {
-    matches!(action, Action::ReadFile { .. } | Action::ReceiveData { .. })
+    matches!(
+        action,
+        Action::ReadFile { .. } | Action::ReceiveData { .. } | Action::ReadEntries { .. }
+    )
 }
 
 /// Checks one `SendControl` payload (see the module docs).
@@ -358,6 +362,18 @@ fn completion(
                 [Access::ReadOnly, Access::ReadWrite, Access::UploadOnly][usize::from(byte % 3)];
             Completion::Granted(Grant::new(access).with_foreign_data_address(byte & 0x80 != 0))
         }
+        27 => {
+            // A listing's part, more to follow.
+            let now = mtime(input.u8()).unwrap_or(Timestamp::UNIX_EPOCH);
+            let count = input.u8() % 6;
+            let entries = (0..count)
+                .map(|_| {
+                    let meta = metadata(input);
+                    DirEntry::new(input.short_bytes().to_vec(), meta)
+                })
+                .collect();
+            Completion::EntriesPart { entries, now }
+        }
         _ => Completion::LoggedIn(Access::UploadOnly),
     }
 }
@@ -370,9 +386,10 @@ fn right_variant(action: Option<&Action>, choice: u8) -> u8 {
         Some(Action::AcceptData { .. } | Action::ConnectData { .. }) => 5,
         Some(Action::SendData { .. } | Action::WriteFile { .. }) => 10,
         Some(Action::ReadFile { .. } | Action::ReceiveData { .. }) => 11,
+        Some(Action::ReadEntries { .. }) => [8, 27][usize::from(choice % 2)],
         Some(Action::Storage { request, .. }) => match request {
             StorageRequest::Stat(_) => 7,
-            StorageRequest::List { .. } => 8,
+            StorageRequest::List { .. } => [8, 27][usize::from(choice % 2)],
             StorageRequest::OpenRead { .. } | StorageRequest::OpenWrite { .. } => 9,
             _ => 12,
         },

@@ -11,10 +11,11 @@ use crate::hostport::{self, HostPort, NetworkProtocol};
 use crate::listing::{self, DirEntry, EntryKind, FactSet, Permissions};
 use crate::path::VirtualPath;
 use crate::reply::{self, Reply, ReplyCode};
+use crate::time::Timestamp;
 use crate::transcode::{CrLfToLf, LfToCrLf, Transcoder};
 
 use super::io::{
-    Access, Action, Completion, Event, Grant, StorageError, StorageRequest, WriteMode,
+    Access, Action, Completion, Event, Grant, RequestId, StorageError, StorageRequest, WriteMode,
 };
 use super::transfer::{Direction, ListingFormat, ListingSource, Phase, Step, Transfer};
 use super::{AnonymousPolicy, DataChannel, Login, Pending, Session};
@@ -32,8 +33,13 @@ pub(super) enum Then {
     RememberRenameSource(VirtualPath),
     /// `MLST`: the facts of this path on the control connection.
     ReportFacts(VirtualPath),
-    /// `STAT path`: a listing on the control connection.
-    ReportListing(VirtualPath),
+    /// `STAT path`: a listing on the control connection, with the entries of the parts so far.
+    ReportListing {
+        /// The path listed.
+        path: VirtualPath,
+        /// The entries of the parts received so far.
+        entries: Vec<DirEntry>,
+    },
     /// Send this reply on success.
     Reply(ReplyCode, Vec<u8>),
 }
@@ -317,12 +323,15 @@ impl Session {
                     None => Some(self.cwd.clone()),
                 };
                 if let Some(path) = target {
-                    let limit = self.config.max_listing_entries.min(STAT_LISTING_LIMIT);
                     let request = StorageRequest::List {
                         path: path.clone(),
-                        limit,
+                        limit: self.stat_listing_limit(),
                     };
-                    self.storage(request, Then::ReportListing(path));
+                    let then = Then::ReportListing {
+                        path,
+                        entries: Vec::new(),
+                    };
+                    self.storage(request, then);
                 }
             }
             Size(path) => {
@@ -728,7 +737,8 @@ impl Session {
             ListingFormat::Names => args.path().map(|p| p.as_bytes().to_vec()),
             _ => None,
         };
-        let direction = Direction::Listing(ListingSource::new(format, name_prefix));
+        let limit = self.config.max_listing_entries;
+        let direction = Direction::Listing(ListingSource::new(format, name_prefix, limit));
         self.start_transfer(verb, path, direction, Transcoder::Identity, request);
     }
 
@@ -768,18 +778,20 @@ impl Session {
                 self.connect_data(now);
             }
             (
-                Phase::Opening,
+                Phase::Opening | Phase::Running,
                 Completion::Entries {
                     entries,
                     directory,
                     now: wall_clock,
                 },
-            ) => {
-                if let Some(source) = self.transfer.as_mut().and_then(Transfer::listing_mut) {
-                    source.fill(entries, directory, wall_clock);
-                }
-                self.connect_data(now);
-            }
+            ) => self.listing_part(now, entries, directory, wall_clock, false),
+            (
+                Phase::Opening | Phase::Running,
+                Completion::EntriesPart {
+                    entries,
+                    now: wall_clock,
+                },
+            ) => self.listing_part(now, entries, true, wall_clock, true),
             (Phase::Connecting, Completion::DataConnected { peer }) => {
                 self.data_connected(now, peer)
             }
@@ -814,6 +826,43 @@ impl Session {
             }
             (_, _) => self.fail_transfer(ReplyCode::LOCAL_ERROR, "Local error in processing."),
         }
+    }
+
+    /// A listing's entries, all of them or a part (`more`: others follow). The first answer opens the
+    /// data connection; a later one, asked for with `ReadEntries`, refills the window.
+    fn listing_part(
+        &mut self,
+        now: Instant,
+        entries: Vec<DirEntry>,
+        directory: bool,
+        wall_clock: Timestamp,
+        more: bool,
+    ) {
+        let Some(transfer) = self.transfer.as_mut() else {
+            return;
+        };
+        let (id, phase) = (transfer.id, transfer.phase);
+        let Some(source) = transfer.listing_mut() else {
+            // Entries for a file transfer, or a part nobody asked for: the driver's mistake.
+            return self.fail_transfer(ReplyCode::LOCAL_ERROR, "Local error in processing.");
+        };
+        if phase == Phase::Running && !source.is_asked() {
+            return self.fail_transfer(ReplyCode::LOCAL_ERROR, "Local error in processing.");
+        }
+        let cut = source.fill(entries, directory, wall_clock, more);
+        transfer.file_open = source.has_more();
+        if cut {
+            // The listing bound is reached: the driver may let go of the directory now.
+            self.actions
+                .push_back(Action::CloseFile { id, aborted: true });
+        }
+        if phase == Phase::Opening {
+            return self.connect_data(now);
+        }
+        let window = self.config.transfer_window;
+        transfer.pump(window, &mut self.actions);
+        let step = transfer.step();
+        self.after_step(now, Some(step));
     }
 
     fn connect_data(&mut self, now: Instant) {
@@ -1004,7 +1053,13 @@ impl Session {
                 _ => self.login_failed(now, &user),
             },
             Pending::Listen { extended, .. } => self.listening(extended, completion),
-            Pending::Storage { then, .. } => self.storage_answer(then, completion),
+            Pending::Storage { id, then } => match (then, completion) {
+                (
+                    Then::ReportListing { path, entries },
+                    Completion::EntriesPart { entries: part, now },
+                ) => self.stat_listing_part(id, path, entries, part, now),
+                (then, completion) => self.storage_answer(then, completion),
+            },
             Pending::LoginDelay { .. } => {}
         }
     }
@@ -1080,24 +1135,58 @@ impl Session {
                 self.report_facts(path, metadata)
             }
             (
-                Then::ReportListing(path),
-                Completion::Entries {
-                    mut entries, now, ..
+                Then::ReportListing {
+                    path,
+                    entries: mut earlier,
                 },
+                Completion::Entries { entries, now, .. },
             ) => {
-                entries.sort_by(|a, b| a.name.cmp(&b.name));
-                let mut body = Vec::new();
-                for entry in &entries {
-                    listing::format_list_line(entry, now, &mut body);
-                }
-                let mut lines = vec![format!("Status of {}:", path.to_string_lossy()).into_bytes()];
-                lines.extend(split_lines(&body).map(<[u8]>::to_vec));
-                lines.push(b"End of status.".to_vec());
-                self.send(&Reply::multiline(ReplyCode::FILE_STATUS, lines));
+                earlier.extend(entries);
+                earlier.truncate(self.stat_listing_limit());
+                self.report_listing(&path, earlier, now);
             }
             (Then::Reply(code, text), Completion::Done) => self.reply(code, text),
             _ => self.reply(ReplyCode::LOCAL_ERROR, "Local error in processing."),
         }
+    }
+
+    /// One more part of a `STAT path` listing: ask for the next, or reply if the bound is reached.
+    fn stat_listing_part(
+        &mut self,
+        id: RequestId,
+        path: VirtualPath,
+        mut entries: Vec<DirEntry>,
+        part: Vec<DirEntry>,
+        now: Timestamp,
+    ) {
+        let limit = self.stat_listing_limit();
+        entries.extend(part.into_iter().take(limit.saturating_sub(entries.len())));
+        if entries.len() >= limit {
+            self.actions
+                .push_back(Action::CloseFile { id, aborted: true });
+            return self.report_listing(&path, entries, now);
+        }
+        self.actions.push_back(Action::ReadEntries { id });
+        let then = Then::ReportListing { path, entries };
+        self.pending = Some(Pending::Storage { id, then });
+    }
+
+    /// The reply of `STAT path`: its entries as `ls -l` lines, sorted by name.
+    fn report_listing(&mut self, path: &VirtualPath, mut entries: Vec<DirEntry>, now: Timestamp) {
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut body = Vec::new();
+        for entry in &entries {
+            listing::format_list_line(entry, now, &mut body);
+        }
+        let mut lines = vec![format!("Status of {}:", path.to_string_lossy()).into_bytes()];
+        lines.extend(split_lines(&body).map(<[u8]>::to_vec));
+        lines.push(b"End of status.".to_vec());
+        self.send(&Reply::multiline(ReplyCode::FILE_STATUS, lines));
+    }
+
+    /// Entries `STAT path` shows at most.
+    fn stat_listing_limit(&self) -> usize {
+        self.config.max_listing_entries.min(STAT_LISTING_LIMIT)
     }
 
     /// `MLST`: RFC 3659 §7.2, one fact line (starting with a space) between `250-` and `250 End`.

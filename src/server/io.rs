@@ -123,7 +123,9 @@ pub enum StorageRequest {
     /// Metadata of one path. Answer [`Completion::Metadata`].
     Stat(VirtualPath),
     /// The entries of a directory, at most `limit` of them; for a file, its single entry. Answer
-    /// [`Completion::Entries`].
+    /// [`Completion::Entries`], or, to keep a large directory out of memory, in parts: any number of
+    /// [`Completion::EntriesPart`], each sent when the session asks with [`Action::ReadEntries`], and
+    /// [`Completion::Entries`] for the last part. `limit` counts over all parts.
     List {
         /// The directory.
         path: VirtualPath,
@@ -241,6 +243,14 @@ pub enum Action {
         /// The transfer.
         id: RequestId,
     },
+    /// Read the next part of a listing answered with [`Completion::EntriesPart`]. Answer with the next
+    /// part ([`Completion::EntriesPart`], or [`Completion::Entries`] if it is the last), or
+    /// [`Completion::Failed`]. Asked at most once per part, and only when the session has formatted
+    /// everything before it: a client that stops reading its listing holds one part, not the directory.
+    ReadEntries {
+        /// The listing (the id of its [`StorageRequest::List`]).
+        id: RequestId,
+    },
     /// Write a chunk to the open file. Answer [`Completion::Written`].
     WriteFile {
         /// The transfer.
@@ -248,8 +258,10 @@ pub enum Action {
         /// The bytes to append at the current position.
         data: Bytes,
     },
-    /// Close the open file. After an upload (`aborted == false`) answer [`Completion::Done`] once the
-    /// data is safely stored, or [`Completion::Failed`]; after a download or an abort no answer is needed.
+    /// Close the open file, or let go of a listing that was answered in parts and not finished (the
+    /// driver may hold its directory open between parts). After an upload (`aborted == false`) answer
+    /// [`Completion::Done`] once the data is safely stored, or [`Completion::Failed`]; after a download,
+    /// a listing or an abort no answer is needed.
     CloseFile {
         /// The transfer.
         id: RequestId,
@@ -330,6 +342,16 @@ pub enum Completion {
         /// Whether the path listed is a directory. `false`: it is a file, and `entries` holds its single
         /// entry (as `ls -l file` shows it).
         directory: bool,
+        /// The current time, from the driver's clock.
+        now: Timestamp,
+    },
+    /// Some of a directory's entries, with more to follow: the session asks for the next part with
+    /// [`Action::ReadEntries`] when it has sent these, and lets go of the rest with
+    /// [`Action::CloseFile`] (`aborted`) if the listing ends early. Each part is sorted by name; the
+    /// order of the parts is the driver's. Only for a directory (a file is a single entry).
+    EntriesPart {
+        /// Some entries, in any order.
+        entries: Vec<DirEntry>,
         /// The current time, from the driver's clock.
         now: Timestamp,
     },

@@ -274,9 +274,13 @@ impl Session {
             if let Some(pending) = self.pending.take() {
                 self.pending_completion(now, pending, completion);
             }
-        } else if matches!(completion, Completion::FileOpened { .. }) {
-            // The transfer was aborted while the driver was opening its file: close it, so no driver
-            // leaks a handle (the driver never has to cancel anything itself).
+        } else if matches!(
+            completion,
+            Completion::FileOpened { .. } | Completion::EntriesPart { .. }
+        ) {
+            // The transfer was aborted while the driver was opening its file or reading a listing's
+            // part: close it, so no driver leaks a handle (the driver never has to cancel anything
+            // itself).
             self.actions
                 .push_back(Action::CloseFile { id, aborted: true });
         }

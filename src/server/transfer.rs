@@ -42,7 +42,8 @@ pub(super) enum ListingFormat {
     Facts(FactSet, Permissions),
 }
 
-/// A listing being formatted lazily, one chunk at a time.
+/// A listing being formatted lazily, one chunk at a time, from entries the driver delivers whole or in
+/// parts (see [`Completion::EntriesPart`](super::Completion::EntriesPart)).
 #[derive(Debug)]
 pub(super) struct ListingSource {
     pub(super) format: ListingFormat,
@@ -51,13 +52,31 @@ pub(super) struct ListingSource {
     name_prefix: Option<Vec<u8>>,
     /// Whether the path listed is a directory (else `entries` is the file's single entry).
     directory: bool,
+    /// The current part; `next` is the first entry not yet formatted.
     entries: Vec<DirEntry>,
     next: usize,
     now: Timestamp,
+    /// Whether the driver has more parts, and whether the next one has been asked for.
+    more: bool,
+    asked: bool,
+    /// Entries still accepted: the listing bound, over all parts, enforced here too so that a driver
+    /// that sends more than asked cannot grow the session.
+    room: usize,
+}
+
+/// What a listing has to send next.
+#[derive(Debug)]
+pub(super) enum ListingNext {
+    /// Formatted entries.
+    Chunk(Bytes),
+    /// Everything delivered is sent; the driver's next part is needed.
+    NeedMore,
+    /// Every entry is sent.
+    Done,
 }
 
 impl ListingSource {
-    pub(super) fn new(format: ListingFormat, name_prefix: Option<Vec<u8>>) -> Self {
+    pub(super) fn new(format: ListingFormat, name_prefix: Option<Vec<u8>>, limit: usize) -> Self {
         ListingSource {
             format,
             name_prefix,
@@ -65,15 +84,42 @@ impl ListingSource {
             entries: Vec::new(),
             next: 0,
             now: Timestamp::UNIX_EPOCH,
+            more: false,
+            asked: false,
+            room: limit,
         }
     }
 
-    /// Installs the entries the driver read, sorted by name as `ls` does.
-    pub(super) fn fill(&mut self, mut entries: Vec<DirEntry>, directory: bool, now: Timestamp) {
+    /// Installs a part the driver read (`more`: others follow), sorted by name as `ls` does. Returns
+    /// `true` if the listing bound cut the listing short while the driver still had more: the driver
+    /// must then be told to let go of the rest.
+    pub(super) fn fill(
+        &mut self,
+        mut entries: Vec<DirEntry>,
+        directory: bool,
+        now: Timestamp,
+        more: bool,
+    ) -> bool {
+        entries.truncate(self.room);
+        self.room -= entries.len();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         self.entries = entries;
+        self.next = 0;
         self.directory = directory;
         self.now = now;
+        self.asked = false;
+        self.more = more && self.room > 0;
+        more && !self.more
+    }
+
+    /// Whether the next part has been asked for and not yet delivered.
+    pub(super) fn is_asked(&self) -> bool {
+        self.asked
+    }
+
+    /// Whether the driver still holds more of this listing.
+    pub(super) fn has_more(&self) -> bool {
+        self.more
     }
 
     /// The name `NLST` shows for an entry.
@@ -93,8 +139,8 @@ impl ListingSource {
         }
     }
 
-    /// Formats the next chunk of at most about [`LISTING_CHUNK`] bytes; `None` when all are sent.
-    fn next_chunk(&mut self) -> Option<Bytes> {
+    /// Formats the next chunk of at most about [`LISTING_CHUNK`] bytes.
+    pub(super) fn next_chunk(&mut self) -> ListingNext {
         let mut out = Vec::new();
         while out.len() < LISTING_CHUNK {
             let Some(entry) = self.entries.get(self.next) else {
@@ -109,7 +155,21 @@ impl ListingSource {
             }
             self.next += 1;
         }
-        (!out.is_empty()).then(|| Bytes::from(out))
+        if !out.is_empty() {
+            ListingNext::Chunk(Bytes::from(out))
+        } else if self.more {
+            // The formatted part is dropped before the next one arrives: one part in memory at a time.
+            self.entries = Vec::new();
+            self.next = 0;
+            ListingNext::NeedMore
+        } else {
+            ListingNext::Done
+        }
+    }
+
+    /// Marks the next part as asked for; `false` if it already was.
+    fn ask(&mut self) -> bool {
+        !std::mem::replace(&mut self.asked, true)
     }
 }
 
@@ -180,7 +240,8 @@ impl Transfer {
         }
     }
 
-    /// Asks for chunks until the window is full. Listings produce their chunks right here.
+    /// Asks for chunks until the window is full. Listings produce their chunks right here (asking the
+    /// driver for a listing's next part when the current one is all sent).
     pub(super) fn pump(&mut self, window: usize, actions: &mut VecDeque<Action>) {
         let id = self.id;
         while self.in_flight < window.max(1) && !self.source_done {
@@ -188,11 +249,17 @@ impl Transfer {
                 Direction::Download => actions.push_back(Action::ReadFile { id }),
                 Direction::Upload => actions.push_back(Action::ReceiveData { id }),
                 Direction::Listing(source) => match source.next_chunk() {
-                    Some(data) => {
+                    ListingNext::Chunk(data) => {
                         self.bytes += data.len() as u64;
                         actions.push_back(Action::SendData { id, data });
                     }
-                    None => {
+                    ListingNext::NeedMore => {
+                        if source.ask() {
+                            actions.push_back(Action::ReadEntries { id });
+                        }
+                        break;
+                    }
+                    ListingNext::Done => {
                         self.source_done = true;
                         break;
                     }

@@ -59,6 +59,16 @@ pub struct Sim {
     pub alice_login: Completion,
     /// Every storage request seen, in order.
     pub storage_requests: Vec<StorageRequest>,
+    /// When set, a directory is listed in parts of this many entries (`EntriesPart` ... `Entries`).
+    pub list_part_size: Option<usize>,
+    /// The entries of a listing answered in parts that are not delivered yet.
+    pub listing_rest: Option<VecDeque<DirEntry>>,
+    /// A driver that lists more than the session's `limit` (the session must still keep its bound).
+    pub list_ignores_limit: bool,
+    /// How many `ReadEntries` were answered.
+    pub entries_reads: usize,
+    /// Every `CloseFile` seen, with its `aborted` flag.
+    pub file_closes: Vec<bool>,
     pub closed: bool,
     control: Vec<u8>,
     reading: Option<(Bytes, usize)>,
@@ -101,6 +111,11 @@ impl Sim {
             held_upload_close: None,
             alice_login: Completion::LoggedIn(Access::ReadWrite),
             storage_requests: Vec::new(),
+            list_part_size: None,
+            listing_rest: None,
+            list_ignores_limit: false,
+            entries_reads: 0,
+            file_closes: Vec::new(),
             closed: false,
             control: Vec::new(),
             reading: None,
@@ -201,7 +216,9 @@ impl Sim {
     pub fn run(&mut self) {
         while let Some(action) = self.session.poll_action() {
             let stalls = match action {
-                Action::ReadFile { .. } | Action::ReceiveData { .. } => self.stall,
+                Action::ReadFile { .. }
+                | Action::ReceiveData { .. }
+                | Action::ReadEntries { .. } => self.stall,
                 Action::AcceptData { .. } => self.stall_accept,
                 _ => false,
             };
@@ -288,8 +305,15 @@ impl Sim {
                 }
                 self.session.handle_completion(now, id, Completion::Written);
             }
+            Action::ReadEntries { id } => {
+                self.entries_reads += 1;
+                let c = self.next_listing_part();
+                self.session.handle_completion(now, id, c);
+            }
             Action::CloseFile { id, aborted } => {
+                self.file_closes.push(aborted);
                 self.reading = None;
+                self.listing_rest = None;
                 // A partial upload stays on disk, as the example server leaves it.
                 if let Some((path, content)) = self.writing.take() {
                     self.fs.insert(path, Node::File(content));
@@ -395,7 +419,31 @@ impl Sim {
             .collect()
     }
 
-    fn list(&self, path: &VirtualPath, limit: usize) -> Result<Completion, StorageError> {
+    /// The next part of a listing answered in parts; the last one is `Entries`.
+    fn next_listing_part(&mut self) -> Completion {
+        let (Some(rest), Some(size)) = (self.listing_rest.as_mut(), self.list_part_size) else {
+            return Completion::Failed(StorageError::Other("no listing in parts".into()));
+        };
+        let part: Vec<DirEntry> = rest.drain(..size.min(rest.len())).collect();
+        let now = Timestamp::parse_ftp(b"20240301000000").unwrap();
+        if rest.is_empty() {
+            self.listing_rest = None;
+            Completion::Entries {
+                entries: part,
+                directory: true,
+                now,
+            }
+        } else {
+            Completion::EntriesPart { entries: part, now }
+        }
+    }
+
+    fn list(&mut self, path: &VirtualPath, limit: usize) -> Result<Completion, StorageError> {
+        let limit = if self.list_ignores_limit {
+            usize::MAX
+        } else {
+            limit
+        };
         let directory = matches!(self.node(path)?, Node::Dir);
         let entries = match self.node(path)? {
             Node::Dir => self
@@ -409,6 +457,10 @@ impl Sim {
                 self.metadata(file),
             )],
         };
+        if directory && self.list_part_size.is_some() {
+            self.listing_rest = Some(entries.into());
+            return Ok(self.next_listing_part());
+        }
         let now = Timestamp::parse_ftp(b"20240301000000").unwrap();
         Ok(Completion::Entries {
             entries,

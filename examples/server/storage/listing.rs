@@ -1,5 +1,11 @@
 //! `LIST`, `MLSD` and `STAT`: directory entries and what each one shows.
 //!
+//! A large directory is listed in parts of [`LISTING_PART`] entries ([`DirCursor`]), each sent when the
+//! session asks for it. Its names are read and sorted up front (a listing is in name order, as `ls` and
+//! vsftpd give it, and clients and people expect); the expensive part (a `stat` per entry, owner names,
+//! the formatted line) is done a part at a time, so a client that stalls its listing holds the names and
+//! one part, not every entry's metadata.
+//!
 //! A symlink whose target stays beneath the root is listed as `name -> target`, as `ls -l` does. A link
 //! that leads out (or that cannot be followed beneath the root at all) is listed as a symlink with no
 //! target and size 0: the entry is there (hiding it would surprise whoever made it, and `DELE`/`RNFR`
@@ -8,8 +14,9 @@
 
 use cap_std::fs::MetadataExt;
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use cap_std::fs::{Dir, FileType, Metadata as FsMetadata};
@@ -37,53 +44,101 @@ impl IdNames {
     }
 }
 
-/// A directory's entries (at most `limit`), or the single entry of a file.
+/// Entries per part of a streamed listing: about 200 KiB of metadata in memory per listing, however large
+/// the directory. A directory that fits in one part (nearly all) is listed in one.
+pub const LISTING_PART: usize = 1000;
+
+/// A directory being listed a part at a time: its open handle and the sorted names not yet listed.
+/// Between parts it holds one file descriptor and those names (at most the listing bound of them).
+pub struct DirCursor {
+    dir: Dir,
+    /// The directory's path from the root, to check where each symlink leads.
+    rel: PathBuf,
+    /// The names still to list, in name order.
+    rest: std::vec::IntoIter<OsString>,
+}
+
+impl std::fmt::Debug for DirCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirCursor")
+            .field("rel", &self.rel)
+            .field("rest", &self.rest.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first part of a listing: a file's single entry, a whole directory (`None`: nothing more), or the
+/// first [`LISTING_PART`] entries of a large one with the cursor for the rest.
 pub fn list(
     root: &Dir,
     names: &IdNames,
     path: &VirtualPath,
     limit: usize,
-) -> Result<Completion, StorageError> {
+) -> Result<(Completion, Option<DirCursor>), StorageError> {
     let rel = relative(path);
     let metadata = root.metadata(&rel).map_err(storage_error)?;
-    let directory = metadata.is_dir();
-    let entries = if directory {
-        read_directory(root, &rel, names, limit)?
-    } else {
+    if !metadata.is_dir() {
         let name = path.file_name().unwrap_or(b"/").to_vec();
-        vec![DirEntry::new(name, to_metadata(names, &metadata, None))]
+        let entries = vec![DirEntry::new(name, to_metadata(names, &metadata, None))];
+        let completion = Completion::Entries {
+            entries,
+            directory: false,
+            now: wall_clock(),
+        };
+        return Ok((completion, None));
+    }
+    let dir = root.open_dir(&rel).map_err(storage_error)?;
+    // An entry that cannot be read is left out rather than failing the listing. Bytewise order, as the
+    // session sorts each part.
+    let mut sorted: Vec<OsString> = dir
+        .entries()
+        .map_err(storage_error)?
+        .filter_map(|item| item.ok().map(|item| item.file_name()))
+        .take(limit)
+        .collect();
+    sorted.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    let mut cursor = DirCursor {
+        dir,
+        rel,
+        rest: sorted.into_iter(),
     };
-    let now = Timestamp::from_system_time(SystemTime::now()).unwrap_or(Timestamp::UNIX_EPOCH);
-    Ok(Completion::Entries {
-        entries,
-        directory,
-        now,
-    })
+    let (completion, more) = cursor.next_part(root, names);
+    Ok((completion, more.then_some(cursor)))
 }
 
-fn read_directory(
-    root: &Dir,
-    rel: &Path,
-    names: &IdNames,
-    limit: usize,
-) -> Result<Vec<DirEntry>, StorageError> {
-    let dir = root.open_dir(rel).map_err(storage_error)?;
-    let mut entries = Vec::new();
-    for item in dir.entries().map_err(storage_error)?.take(limit) {
-        // An entry that vanished or cannot be read is left out rather than failing the listing.
-        let Ok(item) = item else { continue };
-        let Ok(metadata) = item.metadata() else {
-            continue;
+impl DirCursor {
+    /// The next part (`EntriesPart`, or `Entries` for the last one) and whether more follow.
+    pub fn next_part(&mut self, root: &Dir, names: &IdNames) -> (Completion, bool) {
+        let mut entries = Vec::new();
+        for name in self.rest.by_ref().take(LISTING_PART) {
+            // An entry that vanished since the names were read is left out.
+            let Ok(metadata) = self.dir.symlink_metadata(&name) else {
+                continue;
+            };
+            let link = metadata
+                .file_type()
+                .is_symlink()
+                .then(|| link_target(root, &self.dir, &self.rel.join(&name), &name));
+            let shown = to_metadata(names, &metadata, link);
+            entries.push(DirEntry::new(name.as_bytes().to_vec(), shown));
+        }
+        let now = wall_clock();
+        let more = self.rest.len() > 0;
+        let completion = if more {
+            Completion::EntriesPart { entries, now }
+        } else {
+            Completion::Entries {
+                entries,
+                directory: true,
+                now,
+            }
         };
-        let name = item.file_name();
-        let link = metadata
-            .file_type()
-            .is_symlink()
-            .then(|| link_target(root, &dir, &rel.join(&name), &name));
-        let shown = to_metadata(names, &metadata, link);
-        entries.push(DirEntry::new(name.as_bytes().to_vec(), shown));
+        (completion, more)
     }
-    Ok(entries)
+}
+
+fn wall_clock() -> Timestamp {
+    Timestamp::from_system_time(SystemTime::now()).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 /// What a symlink entry shows as its target: `Some(text)` if following it stays beneath the root

@@ -30,6 +30,7 @@ use ftp_proto::time::Timestamp;
 
 use crate::locks::LockTable;
 use crate::upload::{Upload, UploadPolicy};
+pub use listing::DirCursor;
 use listing::IdNames;
 pub use open::{create_new, open_for_read, open_for_write};
 pub use resolve::{entry, relative, storage_error};
@@ -65,14 +66,12 @@ impl Storage {
         &self.root_path
     }
 
-    /// Carries out a request that is not an open (those belong to [`crate::files`]). Blocking.
+    /// Carries out a request that is not an open or a listing (those belong to [`crate::files`]).
+    /// Blocking.
     pub fn execute(&self, request: StorageRequest) -> Completion {
         let done = |result: Result<(), StorageError>| result.map(|()| Completion::Done);
         let result = match request {
             StorageRequest::Stat(path) => self.stat(&path).map(Completion::Metadata),
-            StorageRequest::List { path, limit } => {
-                listing::list(&self.root, &self.names, &path, limit)
-            }
             StorageRequest::Delete(path) => done(self.delete(&path)),
             StorageRequest::MakeDirectory(path) => done(self.make_directory(&path)),
             StorageRequest::RemoveDirectory(path) => done(self.remove_directory(&path)),
@@ -83,6 +82,21 @@ impl Storage {
             ))),
         };
         result.unwrap_or_else(Completion::Failed)
+    }
+
+    /// Starts a listing (`LIST`, `NLST`, `MLSD`, `STAT path`): its first part, and the cursor for the
+    /// rest if the directory is larger than one part.
+    pub fn open_listing(
+        &self,
+        path: &VirtualPath,
+        limit: usize,
+    ) -> Result<(Completion, Option<DirCursor>), StorageError> {
+        listing::list(&self.root, &self.names, path, limit)
+    }
+
+    /// The next part of a listing started with [`Storage::open_listing`], and whether more follow.
+    pub fn next_listing_part(&self, cursor: &mut DirCursor) -> (Completion, bool) {
+        cursor.next_part(&self.root, &self.names)
     }
 
     /// Opens a file for `RETR`, positioned at `offset`; returns it with its size.
@@ -135,26 +149,61 @@ impl Storage {
             .map_err(storage_error)
     }
 
-    /// `MFMT`: sets the time with `utimensat(AT_SYMLINK_NOFOLLOW)` on the fully resolved path, never by
-    /// opening the file (opening a FIFO would block). Only files and directories.
+    /// `MFMT`: sets the time with `utimensat(AT_SYMLINK_NOFOLLOW)` on the name in a handle on its parent,
+    /// never by opening the file (opening a FIFO would block). Only files and directories; a symlink
+    /// inside the root has its target's time set, as `touch` does.
     fn set_modified(&self, path: &VirtualPath, time: Timestamp) -> Result<(), StorageError> {
         // A time this platform cannot represent is a bad argument, not a crash.
         let time = time.to_system_time().ok_or(StorageError::InvalidName)?;
-        // Symlinks beneath the root resolved, so the last component is the real entry.
-        let resolved = self
-            .root
-            .canonicalize(relative(path))
-            .map_err(storage_error)?;
-        let metadata = self
-            .root
-            .symlink_metadata(&resolved)
-            .map_err(storage_error)?;
-        if !(metadata.is_file() || metadata.is_dir()) {
+        let rel = relative(path);
+        // What the path leads to, following links beneath the root. A stat: nothing is opened for
+        // reading, so a FIFO is safe to look at.
+        let target = self.root.metadata(&rel).map_err(storage_error)?;
+        if !(target.is_file() || target.is_dir()) {
             return Err(StorageError::WrongKind);
         }
-        let mtime = SystemTimeSpec::from(cap_std::time::SystemTime::from_std(time));
-        self.root
-            .set_symlink_times(&resolved, None, Some(mtime))
-            .map_err(storage_error)
+        let (dir, name) = entry(&self.root, path)?;
+        if dir
+            .symlink_metadata(&name)
+            .map_err(storage_error)?
+            .is_symlink()
+        {
+            // Rare: a link inside the root. Its target, resolved beneath the root, is a file or a
+            // directory (checked above), so canonicalizing it never opens a FIFO.
+            let resolved = self.root.canonicalize(&rel).map_err(storage_error)?;
+            let mtime = SystemTimeSpec::from(cap_std::time::SystemTime::from_std(time));
+            return self
+                .root
+                .set_symlink_times(&resolved, None, Some(mtime))
+                .map_err(storage_error);
+        }
+        let times = rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: 0,
+                tv_nsec: rustix::fs::UTIME_OMIT,
+            },
+            last_modification: timespec(time).ok_or(StorageError::InvalidName)?,
+        };
+        rustix::fs::utimensat(&dir, &name, &times, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| storage_error(e.into()))
     }
+}
+
+/// `time` as a `timespec` (seconds may be negative: before 1970; nanoseconds always in 0..10⁹).
+fn timespec(time: std::time::SystemTime) -> Option<rustix::fs::Timespec> {
+    let (tv_sec, tv_nsec) = match time.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => (i64::try_from(after.as_secs()).ok()?, after.subsec_nanos()),
+        Err(before) => {
+            let before = before.duration();
+            let secs = i64::try_from(before.as_secs()).ok()?;
+            match before.subsec_nanos() {
+                0 => (secs.checked_neg()?, 0),
+                nanos => (secs.checked_neg()?.checked_sub(1)?, 1_000_000_000 - nanos),
+            }
+        }
+    };
+    Some(rustix::fs::Timespec {
+        tv_sec,
+        tv_nsec: tv_nsec.into(),
+    })
 }
