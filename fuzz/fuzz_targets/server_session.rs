@@ -319,14 +319,7 @@ fn completion(
         },
         7 => Completion::Metadata(metadata(input)),
         8 => {
-            let now = mtime(input.u8()).unwrap_or(Timestamp::UNIX_EPOCH);
-            let count = input.u8() % 6;
-            let entries = (0..count)
-                .map(|_| {
-                    let meta = metadata(input);
-                    DirEntry::new(input.short_bytes().to_vec(), meta)
-                })
-                .collect();
+            let (entries, now) = listing_part(input);
             let directory = !input.u8().is_multiple_of(4);
             Completion::Entries {
                 entries,
@@ -364,18 +357,24 @@ fn completion(
         }
         27 => {
             // A listing's part, more to follow.
-            let now = mtime(input.u8()).unwrap_or(Timestamp::UNIX_EPOCH);
-            let count = input.u8() % 6;
-            let entries = (0..count)
-                .map(|_| {
-                    let meta = metadata(input);
-                    DirEntry::new(input.short_bytes().to_vec(), meta)
-                })
-                .collect();
+            let (entries, now) = listing_part(input);
             Completion::EntriesPart { entries, now }
         }
         _ => Completion::LoggedIn(Access::UploadOnly),
     }
+}
+
+/// Up to five entries and the time they were read: a whole listing or one of its parts.
+fn listing_part(input: &mut Reader<'_>) -> (Vec<DirEntry>, Timestamp) {
+    let now = mtime(input.u8()).unwrap_or(Timestamp::UNIX_EPOCH);
+    let count = input.u8() % 6;
+    let entries = (0..count)
+        .map(|_| {
+            let meta = metadata(input);
+            DirEntry::new(input.short_bytes().to_vec(), meta)
+        })
+        .collect();
+    (entries, now)
 }
 
 /// The completion a correct driver gives for `action`: `choice` picks among the right ones.
