@@ -100,6 +100,19 @@
 //! The bundled `examples/server` is a complete tokio driver with storage on the local file system.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Never panic on input: no unwrap, expect, indexing or explicit panic in library code (tests may).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 pub mod client;
 pub mod command;
