@@ -2684,3 +2684,30 @@ fn host_names_are_checked_before_sending() {
             .is_ok()
     );
 }
+
+/// The driver contract: a spurious `handle_timeout` (early, repeated, or with a time from the past)
+/// changes nothing; the real deadline still fires.
+#[test]
+fn spurious_timeouts_are_harmless() {
+    let mut s = Script::greeted();
+    let id = s.request(login("alice", "secret"));
+    assert_eq!(s.sent(), "USER alice\r\n");
+    let deadline = s.session.poll_timeout().expect("the reply timer runs");
+    for now in [
+        s.now,
+        s.now,
+        s.now.checked_sub(Duration::from_secs(60)).unwrap_or(s.now),
+        deadline - Duration::from_millis(1),
+    ] {
+        s.session.handle_timeout(now);
+        assert!(s.data_actions().is_empty());
+        assert_eq!(s.sent(), "");
+        assert!(s.events().is_empty());
+        assert_eq!(s.session.poll_timeout(), Some(deadline));
+    }
+    // The conversation goes on as if nothing happened.
+    s.reply("331 password\r\n");
+    assert_eq!(s.sent(), "PASS secret\r\n");
+    s.reply("230 ok\r\n");
+    assert!(s.result(id).is_ok());
+}

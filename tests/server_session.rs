@@ -1260,3 +1260,59 @@ proptest! {
         prop_assert!(parted.file_closes.is_empty());
     }
 }
+
+/// The script with a failed login (a pending login delay, so a timer is set while commands queue).
+const TIMED_SCRIPT: &[u8] = b"USER alice\r\nPASS wrong\r\nUSER anonymous\r\nPASS x\r\nTYPE I\r\n\
+PASV\r\nRETR pub/data.bin\r\nPASV\r\nLIST pub\r\nSTAT pub\r\nNOOP\r\n";
+
+/// Runs `TIMED_SCRIPT` cut at `cuts`; after chunk `i`, `extra[i]` spurious `handle_timeout` calls: at the
+/// current time (before every deadline) and, every other one, at a time 10 s in the past.
+fn timed_transcript(cuts: &[usize], extra: &[u8]) -> String {
+    let mut s = Sim::new();
+    s.chunk_size = 5;
+    // What the client has seen at each step, so a reply sent early shows.
+    let mut out = String::new();
+    let mut start = 0;
+    for (i, &cut) in cuts
+        .iter()
+        .chain(std::iter::once(&TIMED_SCRIPT.len()))
+        .enumerate()
+    {
+        s.input(&TIMED_SCRIPT[start..cut]);
+        start = cut;
+        for k in 0..extra.get(i).copied().unwrap_or(0) {
+            let now = if k % 2 == 0 {
+                s.now
+            } else {
+                s.now.checked_sub(Duration::from_secs(10)).unwrap_or(s.now)
+            };
+            s.session.handle_timeout(now);
+            s.run();
+        }
+        // Time moves on by less than any timer, so only the driver's own calls can fire one.
+        s.advance(Duration::from_millis(100));
+        out.push_str(&s.take_control());
+        out.push_str("--- step\n");
+    }
+    // The login delay runs out; the queued commands run.
+    s.advance(Duration::from_secs(2));
+    out.push_str(&s.take_control());
+    out.push_str(&String::from_utf8_lossy(&s.take_data()));
+    out
+}
+
+proptest! {
+    /// The driver contract: a spurious `handle_timeout` (early, or with a time from the past) changes
+    /// nothing.
+    #[test]
+    fn spurious_timeouts_are_harmless(
+        cuts in proptest::collection::vec(0..TIMED_SCRIPT.len(), 0..8),
+        extra in proptest::collection::vec(0u8..4, 0..9),
+    ) {
+        let mut cuts = cuts;
+        cuts.sort_unstable();
+        let expected = timed_transcript(&cuts, &[]);
+        prop_assert!(expected.contains("226 Directory send OK."), "{}", expected);
+        prop_assert_eq!(timed_transcript(&cuts, &extra), expected);
+    }
+}

@@ -19,6 +19,17 @@
 //! [`Session::poll_timeout`] and arranges to call `handle_timeout` then. [`Session::poll_event`] yields
 //! the results; drain it too (it only grows with unread completions).
 //!
+//! The rest of the driver contract:
+//! - **Time** is an input: every `now` comes from the driver's monotonic clock and should not go
+//!   backwards. The session never reads a clock. An earlier `now` cannot make it panic; a timer runs from
+//!   the `now` it was set at, so a clock that jumps back shifts it by as much.
+//! - **A spurious [`Session::handle_timeout`]**, called early or twice, is harmless: each timer checks
+//!   its own deadline against `now` (tested with random extra calls, some with past times).
+//! - **Re-entrancy**: a `handle_*` call may come in the middle of a [`Session::poll_action`] drain, for
+//!   example to answer an action as soon as it is popped. Actions form one FIFO queue, so those already
+//!   queued still come out first, in order. The test simulator drives sessions that way.
+//! - Nothing is spawned and nothing blocks: every method returns at once.
+//!
 //! Requests run one at a time, in order: the session sends a command only when the previous one is
 //! answered, so a reply is never matched to the wrong command. A session waits for the server's 220
 //! greeting before its first command. Replies are parsed by a bounded [`ReplyParser`], so how the bytes

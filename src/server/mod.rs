@@ -15,6 +15,17 @@
 //! carries the actions out in order, then reads [`Session::poll_timeout`] and arranges to call
 //! `handle_timeout` then. [`Session::poll_event`] yields log-worthy events and may be drained at leisure.
 //!
+//! The rest of the driver contract:
+//! - **Time** is an input: every `now` comes from the driver's monotonic clock and should not go
+//!   backwards. The session never reads a clock. An earlier `now` cannot make it panic; a timer runs from
+//!   the `now` it was set at, so a clock that jumps back shifts it by as much.
+//! - **A spurious [`Session::handle_timeout`]**, called early or twice, is harmless: each timer checks
+//!   its own deadline against `now` (tested with random extra calls, some with past times).
+//! - **Re-entrancy**: a `handle_*` call may come in the middle of a [`Session::poll_action`] drain, for
+//!   example to answer an action as soon as it is popped. Actions form one FIFO queue, so those already
+//!   queued still come out first, in order. The test simulator drives sessions that way.
+//! - Nothing is spawned and nothing blocks: every method returns at once.
+//!
 //! Logins: anonymous ones (`USER anonymous` or `USER ftp`) follow [`Config::anonymous`] and never leave the
 //! session; for any other user the driver checks the password ([`Action::Authenticate`]) and answers
 //! [`Completion::LoggedIn`] with an [`Access`], or [`Completion::Granted`] with a [`Grant`] when rights
