@@ -2291,7 +2291,6 @@ mod wired {
                     self.client_reading = false;
                 }
                 Action::CloseControl => {}
-                other => panic!("unexpected client action {other:?}"),
             }
         }
 
@@ -2451,7 +2450,6 @@ mod wired {
                     None => Failed(StorageError::NotFound),
                 },
                 StorageRequest::SetModified { .. } => Done,
-                other => panic!("unexpected storage request {other:?}"),
             }
         }
     }

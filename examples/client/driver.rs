@@ -757,7 +757,6 @@ impl Driver {
                 }
             }
             Action::CloseControl => return ControlFlow::Break(()),
-            other => eprintln!("client driver: unsupported action {other:?}"),
         }
         ControlFlow::Continue(())
     }

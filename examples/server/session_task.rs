@@ -261,7 +261,6 @@ impl Driver {
             Action::WriteFile { id, data } => self.file_op(id, FileOp::Write(data)),
             Action::CloseFile { id, aborted } => self.close_file(id, aborted),
             Action::CloseControl => return ControlFlow::Break(()),
-            other => self.log(format_args!("unsupported action {other:?}")),
         }
         ControlFlow::Continue(())
     }

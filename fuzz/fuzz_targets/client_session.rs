@@ -723,7 +723,6 @@ impl World {
                 self.close_control = true;
                 self.duties.clear();
             }
-            _ => {}
         }
     }
 

@@ -283,7 +283,8 @@ pub enum UsageError {
 /// after every `handle_*` call (and after [`Session::request`](super::Session::request)), and carry them
 /// out in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
+// Not `#[non_exhaustive]`: a driver must match every variant, so a variant added in a new version is
+// a compile error in the driver, not an action silently dropped (which would hang a transfer).
 pub enum Action {
     /// Write these bytes (one encoded command) to the control connection.
     SendControl(Bytes),

@@ -118,7 +118,8 @@ pub enum WriteMode {
 /// A storage operation the session needs. Every path is absolute, normalised and never above `/`: the
 /// driver maps it below its root without further checks for `..`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
+// Not `#[non_exhaustive]`: a driver must match every variant, so a variant added in a new version is
+// a compile error in the driver, not an action silently dropped (which would hang a transfer).
 pub enum StorageRequest {
     /// Metadata of one path. Answer [`Completion::Metadata`].
     Stat(VirtualPath),
@@ -173,7 +174,8 @@ pub enum StorageRequest {
 /// Something the driver must do. Drain them with [`Session::poll_action`](super::Session::poll_action)
 /// after every `handle_*` call, and carry them out in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
+// Not `#[non_exhaustive]`: a driver must match every variant, so a variant added in a new version is
+// a compile error in the driver, not an action silently dropped (which would hang a transfer).
 pub enum Action {
     /// Write these bytes (one or more encoded replies) to the control connection.
     SendControl(Bytes),

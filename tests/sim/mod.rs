@@ -325,7 +325,6 @@ impl Sim {
                 }
             }
             Action::CloseControl => self.closed = true,
-            other => panic!("unexpected action {other:?}"),
         }
     }
 
@@ -399,7 +398,6 @@ impl Sim {
                 }
                 Err(e) => Err(e),
             },
-            other => panic!("unexpected storage request {other:?}"),
         };
         result.unwrap_or_else(Completion::Failed)
     }
