@@ -38,7 +38,7 @@ use std::net::SocketAddr;
 use nom::branch::alt;
 use nom::bytes::complete::{tag_no_case, take_while1};
 use nom::character::complete::{char, digit1};
-use nom::combinator::{all_consuming, eof, map_res, opt, value};
+use nom::combinator::{all_consuming, eof, map_opt, opt, value};
 use nom::sequence::preceded;
 use nom::{IResult, Parser};
 
@@ -585,14 +585,8 @@ fn verb_and_argument(line: &[u8]) -> IResult<&[u8], VerbAndArgument<'_>> {
 }
 
 /// Parses a decimal number with no sign, no spaces, and no overflow.
-fn decimal<T: std::str::FromStr>(input: &[u8]) -> IResult<&[u8], T> {
-    map_res(digit1, |digits: &[u8]| {
-        // digit1 guarantees ASCII, so this is valid UTF-8.
-        std::str::from_utf8(digits)
-            .map_err(|_| ())
-            .and_then(|s| s.parse::<T>().map_err(|_| ()))
-    })
-    .parse(input)
+fn decimal<T: TryFrom<u64>>(input: &[u8]) -> IResult<&[u8], T> {
+    map_opt(digit1, crate::decimal::parse::<T>).parse(input)
 }
 
 /// Runs `parser` over the whole argument.

@@ -33,6 +33,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
+use crate::decimal;
+
 /// Why a host-port text could not be parsed.
 #[non_exhaustive]
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
@@ -282,7 +284,7 @@ pub fn parse_eprt(arg: &[u8]) -> Result<SocketAddr, HostPortError> {
         return Err(HostPortError::Malformed);
     };
 
-    let protocol = parse_decimal_u32(protocol).ok_or(HostPortError::Malformed)?;
+    let protocol = decimal::parse::<u32>(protocol).ok_or(HostPortError::Malformed)?;
     let protocol = u8::try_from(protocol)
         .ok()
         .and_then(NetworkProtocol::from_number)
@@ -367,23 +369,12 @@ fn is_rfc2428_delimiter(b: u8) -> bool {
     (33..=126).contains(&b)
 }
 
-/// Parses a non-empty run of ASCII digits into a `u32`; `None` on anything else or on overflow.
-fn parse_decimal_u32(digits: &[u8]) -> Option<u32> {
-    if digits.is_empty() {
-        return None;
-    }
-    digits.iter().try_fold(0u32, |acc, &b| {
-        let digit = char::from(b).to_digit(10)?;
-        acc.checked_mul(10)?.checked_add(digit)
-    })
-}
-
 /// A decimal field that must be all digits: empty or non-digit => `Malformed`, too big => `OutOfRange`.
 fn parse_bounded(digits: &[u8], max: u32) -> Result<u32, HostPortError> {
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return Err(HostPortError::Malformed);
     }
-    match parse_decimal_u32(digits) {
+    match decimal::parse::<u32>(digits) {
         Some(n) if n <= max => Ok(n),
         _ => Err(HostPortError::OutOfRange),
     }

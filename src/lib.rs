@@ -116,6 +116,7 @@
 
 pub mod client;
 pub mod command;
+mod decimal;
 pub mod framing;
 pub mod hostport;
 pub mod listing;

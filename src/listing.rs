@@ -39,6 +39,7 @@
 
 use std::fmt;
 
+use crate::decimal::parse_u64;
 use crate::time::{CivilTime, MONTH_ABBREVIATIONS, Timestamp};
 
 // ================================================================================================
@@ -1260,16 +1261,6 @@ fn mlsx_kind(value: &[u8]) -> MlsxKind {
 
 fn is_digits(token: &[u8]) -> bool {
     !token.is_empty() && token.iter().all(u8::is_ascii_digit)
-}
-
-/// Decimal digits only, `None` on overflow.
-fn parse_u64(token: &[u8]) -> Option<u64> {
-    if !is_digits(token) {
-        return None;
-    }
-    token.iter().try_fold(0u64, |acc, &b| {
-        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-    })
 }
 
 /// At most `max_digits` decimal digits.

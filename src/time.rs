@@ -18,6 +18,8 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::decimal::parse_u64;
+
 /// A point in time: whole seconds since 1970-01-01T00:00:00Z plus a sub-second part.
 ///
 /// The civil form covers years 0 to 9999, the range a 4-digit `YYYY` can express.
@@ -150,7 +152,7 @@ impl Timestamp {
         if whole.len() != 14 {
             return None;
         }
-        let field = |range: std::ops::Range<usize>| parse_digits(whole.get(range)?);
+        let field = |range: std::ops::Range<usize>| parse_u64(whole.get(range)?);
         let civil = CivilTime {
             year: i32::try_from(field(0..4)?).ok()?,
             month: u8::try_from(field(4..6)?).ok()?,
@@ -165,7 +167,7 @@ impl Timestamp {
                 return None;
             }
             let scale = 10u32.pow(9 - fraction.len() as u32);
-            t.nanos = u32::try_from(parse_digits(fraction)?).ok()? * scale;
+            t.nanos = u32::try_from(parse_u64(fraction)?).ok()? * scale;
         }
         Some(t)
     }
@@ -224,17 +226,6 @@ pub const fn days_in_month(year: i32, month: u8) -> u8 {
         2 => 28,
         _ => 0,
     }
-}
-
-/// Parses ASCII digits only (no sign, no spaces) into a `u64`; `None` on anything else or overflow.
-fn parse_digits(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |acc, &b| {
-        let d = b.checked_sub(b'0').filter(|d| *d <= 9)?;
-        acc.checked_mul(10)?.checked_add(u64::from(d))
-    })
 }
 
 /// Days since 1970-01-01 of a valid civil date (Hinnant, "chrono-Compatible Low-Level Date Algorithms").

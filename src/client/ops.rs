@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use crate::command::{Command, OptsArg, Password, Pathname, Text, TransferType};
+use crate::decimal::parse_u64;
 use crate::listing::parse_mlsx_line;
 use crate::reply::{Reply, ReplyCode, ReplyKind, parse_quoted_pathname};
 use crate::time::Timestamp;
@@ -259,7 +260,7 @@ impl Session {
                 None => Err(bad_text(reply)),
             },
             Expect::Created => Ok(Outcome::Created(parse_quoted_pathname(reply.first_line()))),
-            Expect::Size => match parse_decimal(text) {
+            Expect::Size => match parse_u64(text) {
                 Some(size) => Ok(Outcome::Size(size)),
                 None => Err(bad_text(reply)),
             },
@@ -329,29 +330,9 @@ fn single_command(request: Request) -> (Command, Expect) {
     }
 }
 
-/// A decimal number with nothing else (`213 1234`), without overflow.
-fn parse_decimal(text: &[u8]) -> Option<u64> {
-    if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    text.iter().try_fold(0u64, |n, &d| {
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimal_sizes() {
-        assert_eq!(parse_decimal(b"0"), Some(0));
-        assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(parse_decimal(b"18446744073709551616"), None);
-        assert_eq!(parse_decimal(b""), None);
-        assert_eq!(parse_decimal(b"12 bytes"), None);
-        assert_eq!(parse_decimal(b"+12"), None);
-    }
 
     #[test]
     fn refusals_split_by_kind() {

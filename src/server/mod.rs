@@ -363,16 +363,19 @@ impl Session {
     }
 
     /// The next action for the driver, or `None` when there is nothing more to do right now.
+    #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
     /// The next event for the log, if any.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// When [`Session::handle_timeout`] should be called next, or `None` if no timer runs.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.closed {
             return None;
