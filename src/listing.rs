@@ -712,8 +712,10 @@ pub fn parse_listing(body: &[u8], now: Timestamp) -> Vec<Result<ListEntry, ListL
         .collect()
 }
 
-/// The non-empty lines of a body, without their CR/LF.
-fn body_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+/// The non-empty lines of a body (`LIST`, `MLSD`, `NLST`, a `STAT` reply), without their line ends: the
+/// crate's one line splitter. Lines end at LF; every CR before it is dropped, as some servers send
+/// CR CR LF.
+pub(crate) fn body_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
     body.split(|&b| b == b'\n')
         .map(trim_line_end)
         .filter(|line| !line.is_empty())

@@ -2709,3 +2709,13 @@ fn spurious_timeouts_are_harmless() {
     s.reply("230 ok\r\n");
     assert!(s.result(id).is_ok());
 }
+
+/// Some servers send CR CR LF in ASCII mode; every CR before the LF is a line end, in NLST as in LIST.
+#[test]
+fn nlst_names_lose_every_cr_before_the_lf() {
+    let nlst = Request::Nlst { path: None };
+    assert_eq!(
+        finished_listing(Config::default(), nlst, b"a\r\r\nb c\r\n".to_vec()),
+        Ok(Outcome::Names(vec![b"a".to_vec(), b"b c".to_vec()]))
+    );
+}

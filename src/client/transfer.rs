@@ -25,7 +25,7 @@ use bytes::Bytes;
 
 use crate::command::{Command, ListArgs, Pathname, TransferType};
 use crate::hostport::{self, HostPort, NetworkProtocol};
-use crate::listing::{parse_list_line, parse_mlsx_line};
+use crate::listing::{body_lines, parse_list_line, parse_mlsx_line};
 use crate::reply::{Reply, ReplyCode, ReplyKind};
 use crate::time::Timestamp;
 use crate::transcode::Transcoder;
@@ -160,20 +160,16 @@ impl Transfer {
             TransferKind::Retrieve => Outcome::Retrieved { bytes: self.bytes },
             TransferKind::Store { .. } => Outcome::Stored { bytes: self.bytes },
             TransferKind::List(now) => Outcome::Listing(at_most(
-                listing_lines(&body).map(|line| parse_list_line(line, now)),
+                body_lines(&body).map(|line| parse_list_line(line, now)),
                 max_entries,
             )?),
             TransferKind::Mlsd => Outcome::Facts(at_most(
-                listing_lines(&body).map(parse_mlsx_line),
+                body_lines(&body).map(parse_mlsx_line),
                 max_entries,
             )?),
-            TransferKind::Nlst => Outcome::Names(at_most(
-                body.split(|&b| b == b'\n')
-                    .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-                    .filter(|line| !line.is_empty())
-                    .map(<[u8]>::to_vec),
-                max_entries,
-            )?),
+            TransferKind::Nlst => {
+                Outcome::Names(at_most(body_lines(&body).map(<[u8]>::to_vec), max_entries)?)
+            }
         })
     }
 }
@@ -188,17 +184,6 @@ fn is_extension_refusal(code: ReplyCode, fallback_serves: bool) -> bool {
         ReplyCode::EXTENDED_PORT_FAILURE => fallback_serves,
         _ => false,
     }
-}
-
-/// The non-empty lines of a `LIST` or `MLSD` body without their line ends, as
-/// [`parse_listing`](crate::listing::parse_listing) reads them.
-fn listing_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
-    body.split(|&b| b == b'\n')
-        .map(|line| {
-            let end = line.iter().rposition(|&b| b != b'\r').map_or(0, |i| i + 1);
-            line.get(..end).unwrap_or_default()
-        })
-        .filter(|line| !line.is_empty())
 }
 
 /// The entries of a listing, or an error if there are more than `limit` (found by reading one past it).

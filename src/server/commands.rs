@@ -1179,7 +1179,7 @@ impl Session {
             listing::format_list_line(entry, now, &mut body);
         }
         let mut lines = vec![format!("Status of {}:", path.to_string_lossy()).into_bytes()];
-        lines.extend(split_lines(&body).map(<[u8]>::to_vec));
+        lines.extend(listing::body_lines(&body).map(<[u8]>::to_vec));
         lines.push(b"End of status.".to_vec());
         self.send(&Reply::multiline(ReplyCode::FILE_STATUS, lines));
     }
@@ -1334,11 +1334,4 @@ impl Session {
         self.actions.push_back(Action::Storage { id, request });
         self.pending = Some(Pending::Storage { id, then });
     }
-}
-
-/// Splits CRLF-terminated lines, without their line ends.
-fn split_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
-    body.split(|&b| b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-        .filter(|line| !line.is_empty())
 }
