@@ -131,6 +131,26 @@ pub struct ConnectionInfo {
     pub peer: SocketAddr,
 }
 
+impl ConnectionInfo {
+    /// Whether `ip` is the peer's address, an IPv4-mapped IPv6 address counting as its IPv4 one: the
+    /// check data connections must pass in active mode (RFC 2577).
+    ///
+    /// ```
+    /// use ftp_proto::client::ConnectionInfo;
+    ///
+    /// let info = ConnectionInfo {
+    ///     local: "127.0.0.1:21".parse().unwrap(),
+    ///     peer: "192.0.2.7:50000".parse().unwrap(),
+    /// };
+    /// assert!(info.is_peer("192.0.2.7".parse().unwrap()));
+    /// assert!(info.is_peer("::ffff:192.0.2.7".parse().unwrap()));
+    /// assert!(!info.is_peer("192.0.2.8".parse().unwrap()));
+    /// ```
+    pub fn is_peer(&self, ip: std::net::IpAddr) -> bool {
+        ip.to_canonical() == self.peer.ip().to_canonical()
+    }
+}
+
 /// One control connection's client state. See the [module documentation](self).
 #[derive(Debug)]
 pub struct Session {

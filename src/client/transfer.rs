@@ -501,7 +501,7 @@ impl Session {
             }
             Completion::DataConnected { peer } if t.data == Data::Pending => {
                 let active = self.config.mode == DataMode::Active;
-                if active && peer.ip().to_canonical() != self.info.peer.ip().to_canonical() {
+                if active && !self.info.is_peer(peer.ip()) {
                     // RFC 2577 §5: someone else reached our listener first.
                     return self.data_failed(
                         id,

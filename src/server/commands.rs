@@ -540,8 +540,7 @@ impl Session {
         self.rename_from = None;
         // A PORT to another host was checked against the old user's grant; the next user must not
         // inherit it (an anonymous login after an FXP user's PORT would otherwise bounce).
-        let peer_ip = self.info.peer.ip().to_canonical();
-        if matches!(self.data, DataChannel::Active(addr) if addr.ip().to_canonical() != peer_ip) {
+        if matches!(self.data, DataChannel::Active(addr) if !self.info.is_peer(addr.ip())) {
             self.data = DataChannel::None;
         }
     }
@@ -599,7 +598,7 @@ impl Session {
             );
             return;
         }
-        if !self.foreign_data_allowed() && addr.ip().to_canonical() != peer_ip {
+        if !self.foreign_data_allowed() && !self.info.is_peer(addr.ip()) {
             self.reply(
                 ReplyCode::SYNTAX_ERROR_ARGUMENTS,
                 format!("Illegal {verb} command: the address is not yours."),
@@ -880,8 +879,7 @@ impl Session {
     }
 
     fn data_connected(&mut self, now: Instant, peer: SocketAddr) {
-        let expected = self.info.peer.ip().to_canonical();
-        if !self.foreign_data_allowed() && peer.ip().to_canonical() != expected {
+        if !self.foreign_data_allowed() && !self.info.is_peer(peer.ip()) {
             // RFC 2577 §5: someone else connected to our listener first ("PASV port theft").
             self.fail_transfer(
                 ReplyCode::CANT_OPEN_DATA,
