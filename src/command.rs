@@ -168,6 +168,19 @@ pub enum TransferType {
     Local(u8),
 }
 
+impl TransferType {
+    /// `TYPE A N`, what a connection starts with and returns to after `REIN` (RFC 959 §3.1.1.1: "The
+    /// default representation type is ASCII Non-print").
+    pub const DEFAULT: TransferType = TransferType::Ascii(FormatControl::NonPrint);
+}
+
+impl Default for TransferType {
+    /// [`TransferType::DEFAULT`].
+    fn default() -> Self {
+        TransferType::DEFAULT
+    }
+}
+
 /// The format-control parameter of `TYPE A` and `TYPE E`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum FormatControl {

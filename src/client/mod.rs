@@ -118,9 +118,6 @@ pub use io::{
 use abort::AbortState;
 use ops::{Current, Flow, Op};
 
-/// The TYPE of a new connection, and after `REIN` (RFC 959 §3.1.1.1, §4.1.1).
-const DEFAULT_TYPE: TransferType = TransferType::Ascii(FormatControl::NonPrint);
-
 /// The two ends of the control connection. The session connects passive data connections to the
 /// peer's IP, and announces the local IP in `EPRT`/`PORT`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,7 +197,7 @@ impl Session {
             actions: VecDeque::new(),
             events: VecDeque::new(),
             next_id: 0,
-            transfer_type: DEFAULT_TYPE,
+            transfer_type: TransferType::DEFAULT,
             type_unconfirmed: false,
             epsv_refused: false,
             eprt_refused: false,

@@ -299,7 +299,7 @@ impl Session {
     /// guess, the session keeps the TYPE it was asked for and sends it again before the next transfer.
     /// Not needed when that TYPE is the default: then both possibilities agree.
     pub(super) fn type_may_be_reset(&mut self) {
-        if self.transfer_type != super::DEFAULT_TYPE {
+        if self.transfer_type != TransferType::DEFAULT {
             self.type_unconfirmed = true;
         }
     }

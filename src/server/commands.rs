@@ -521,7 +521,7 @@ impl Session {
         self.logging_out(now);
         self.login = Login::AwaitingUser;
         self.forget_login();
-        self.transfer_type = TransferType::Ascii(FormatControl::NonPrint);
+        self.transfer_type = TransferType::DEFAULT;
         self.mlst_facts = FactSet::default();
         self.pbsz_seen = false;
         self.epsv_all = false;

@@ -227,7 +227,7 @@ impl Session {
             login: Login::AwaitingUser,
             login_failures: 0,
             cwd: VirtualPath::root(),
-            transfer_type: TransferType::Ascii(Default::default()),
+            transfer_type: TransferType::DEFAULT,
             restart_offset: 0,
             rename_from: None,
             data: DataChannel::None,
