@@ -633,3 +633,36 @@ fn fxp_is_granted_per_user_and_never_to_anonymous() {
     bob.login("bob", "builder");
     bob.expect(FOREIGN_PORT, 200);
 }
+
+/// MFMT sets times through a handle on the parent, never by opening: through a link inside the root
+/// it sets the target's time (as `touch` does) and leaves the link alone; `/` is the root itself.
+#[test]
+fn mfmt_follows_links_inside_the_root_and_sets_the_root_itself() {
+    let server = ServerProcess::start(&["--user", USER_ARG]);
+    std::fs::create_dir(server.root.join("sub")).unwrap();
+    std::fs::write(server.root.join("sub/inner"), b"x").unwrap();
+    std::os::unix::fs::symlink("sub/inner", server.root.join("link")).unwrap();
+    let mut ftp = writer(&server);
+    let mtime = |p: &str| {
+        std::fs::metadata(server.root.join(p))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let link_time = std::fs::symlink_metadata(server.root.join("link"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let y2020 = std::time::UNIX_EPOCH + Duration::from_secs(1_577_836_800);
+
+    ftp.expect("MFMT 20200101000000 link", 213);
+    assert_eq!(mtime("sub/inner"), y2020);
+    let link_after = std::fs::symlink_metadata(server.root.join("link"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(link_after, link_time, "the link itself is untouched");
+
+    ftp.expect("MFMT 20200101000000 /", 213);
+    assert_eq!(mtime(""), y2020);
+}

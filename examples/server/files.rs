@@ -398,7 +398,10 @@ impl Burst {
                     (None, Err(e))
                 }
             },
-            _ => (None, Err(StorageError::Other("write to a download".into()))),
+            OpenFile::Download(_) | OpenFile::Listing(_) => {
+                let error = StorageError::Other("write to a file opened for reading".into());
+                (None, Err(error))
+            }
         };
         self.links.buffers.recycle(data);
         let done = |c| Incoming::Completion(self.id, c);

@@ -1139,8 +1139,7 @@ impl Session {
                 },
                 Completion::Entries { entries, now, .. },
             ) => {
-                earlier.extend(entries);
-                earlier.truncate(self.stat_listing_limit());
+                self.append_bounded(&mut earlier, entries);
                 self.report_listing(&path, earlier, now);
             }
             (Then::Reply(code, text), Completion::Done) => self.reply(code, text),
@@ -1157,9 +1156,8 @@ impl Session {
         part: Vec<DirEntry>,
         now: Timestamp,
     ) {
-        let limit = self.stat_listing_limit();
-        entries.extend(part.into_iter().take(limit.saturating_sub(entries.len())));
-        if entries.len() >= limit {
+        self.append_bounded(&mut entries, part);
+        if entries.len() >= self.stat_listing_limit() {
             self.actions
                 .push_back(Action::CloseFile { id, aborted: true });
             return self.report_listing(&path, entries, now);
@@ -1180,6 +1178,12 @@ impl Session {
         lines.extend(listing::body_lines(&body).map(<[u8]>::to_vec));
         lines.push(b"End of status.".to_vec());
         self.send(&Reply::multiline(ReplyCode::FILE_STATUS, lines));
+    }
+
+    /// Appends a part of a `STAT path` listing, up to the entries it shows at most.
+    fn append_bounded(&self, entries: &mut Vec<DirEntry>, part: Vec<DirEntry>) {
+        let room = self.stat_listing_limit().saturating_sub(entries.len());
+        entries.extend(part.into_iter().take(room));
     }
 
     /// Entries `STAT path` shows at most.

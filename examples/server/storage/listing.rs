@@ -15,7 +15,7 @@
 use cap_std::fs::MetadataExt;
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -120,7 +120,7 @@ impl DirCursor {
                 .is_symlink()
                 .then(|| link_target(root, &self.dir, &self.rel.join(&name), &name));
             let shown = to_metadata(names, &metadata, link);
-            entries.push(DirEntry::new(name.as_bytes().to_vec(), shown));
+            entries.push(DirEntry::new(name.into_vec(), shown));
         }
         let now = wall_clock();
         let more = self.rest.len() > 0;

@@ -21,7 +21,6 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use cap_fs_ext::{DirExt, SystemTimeSpec};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use ftp_proto::path::VirtualPath;
@@ -162,20 +161,32 @@ impl Storage {
         if !(target.is_file() || target.is_dir()) {
             return Err(StorageError::WrongKind);
         }
-        let (dir, name) = entry(&self.root, path)?;
+        let (mut dir, mut name) = if path.is_root() {
+            // `/`: the root directory itself, through its own handle.
+            let root = self.root.try_clone().map_err(storage_error)?;
+            (root, std::ffi::OsString::from("."))
+        } else {
+            entry(&self.root, path)?
+        };
         if dir
             .symlink_metadata(&name)
             .map_err(storage_error)?
             .is_symlink()
         {
             // Rare: a link inside the root. Its target, resolved beneath the root, is a file or a
-            // directory (checked above), so canonicalizing it never opens a FIFO.
+            // directory (checked above), so canonicalizing it never opens a FIFO; its time is set the
+            // same way, on its own name in its own parent.
             let resolved = self.root.canonicalize(&rel).map_err(storage_error)?;
-            let mtime = SystemTimeSpec::from(cap_std::time::SystemTime::from_std(time));
-            return self
-                .root
-                .set_symlink_times(&resolved, None, Some(mtime))
-                .map_err(storage_error);
+            let (Some(parent), Some(target)) = (resolved.parent(), resolved.file_name()) else {
+                return Err(StorageError::PermissionDenied); // the root itself
+            };
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
+            dir = self.root.open_dir(parent).map_err(storage_error)?;
+            name = target.to_owned();
         }
         let times = rustix::fs::Timestamps {
             last_access: rustix::fs::Timespec {
