@@ -513,74 +513,468 @@ impl ParseError {
 /// The longest verb we accept; real verbs have 3 or 4 letters, so anything past this is noise.
 const MAX_VERB_LEN: usize = 16;
 
-/// The verbs this crate parses, with their X aliases, as one table so lookup and `verb()` agree.
-/// Each entry maps a wire verb to the canonical verb name.
-const VERBS: &[(&str, &str)] = &[
-    ("USER", "USER"),
-    ("PASS", "PASS"),
-    ("ACCT", "ACCT"),
-    ("CWD", "CWD"),
-    ("XCWD", "CWD"),
-    ("CDUP", "CDUP"),
-    ("XCUP", "CDUP"),
-    ("SMNT", "SMNT"),
-    ("REIN", "REIN"),
-    ("QUIT", "QUIT"),
-    ("PORT", "PORT"),
-    ("PASV", "PASV"),
-    ("TYPE", "TYPE"),
-    ("STRU", "STRU"),
-    ("MODE", "MODE"),
-    ("RETR", "RETR"),
-    ("STOR", "STOR"),
-    ("STOU", "STOU"),
-    ("APPE", "APPE"),
-    ("ALLO", "ALLO"),
-    ("REST", "REST"),
-    ("RNFR", "RNFR"),
-    ("RNTO", "RNTO"),
-    ("ABOR", "ABOR"),
-    ("DELE", "DELE"),
-    ("RMD", "RMD"),
-    ("XRMD", "RMD"),
-    ("MKD", "MKD"),
-    ("XMKD", "MKD"),
-    ("PWD", "PWD"),
-    ("XPWD", "PWD"),
-    ("LIST", "LIST"),
-    ("NLST", "NLST"),
-    ("SITE", "SITE"),
-    ("SYST", "SYST"),
-    ("STAT", "STAT"),
-    ("HELP", "HELP"),
-    ("NOOP", "NOOP"),
-    ("AUTH", "AUTH"),
-    ("ADAT", "ADAT"),
-    ("PBSZ", "PBSZ"),
-    ("PROT", "PROT"),
-    ("CCC", "CCC"),
-    ("MIC", "MIC"),
-    ("CONF", "CONF"),
-    ("ENC", "ENC"),
-    ("FEAT", "FEAT"),
-    ("OPTS", "OPTS"),
-    ("EPRT", "EPRT"),
-    ("EPSV", "EPSV"),
-    ("LANG", "LANG"),
-    ("SIZE", "SIZE"),
-    ("MDTM", "MDTM"),
-    ("MLST", "MLST"),
-    ("MLSD", "MLSD"),
-    ("HOST", "HOST"),
-    ("MFMT", "MFMT"),
+/// What the crate knows of one verb. [`VERBS`] is the one list of them: the parser, [`known_verbs`],
+/// `HELP`, and the server's login and transfer-time gating all read it, so adding a command is one row
+/// here plus its arm in the parser and in [`Command::verb`] (the `every_verb_parses` test keeps those
+/// in step with the table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verb {
+    /// The canonical name (`PWD`, not `XPWD`).
+    pub name: &'static str,
+    /// Other wire names that mean the same command (the RFC 775 `X` forms).
+    pub aliases: &'static [&'static str],
+    /// Whether it works before login: RFC 959 §5.4's login sequence, the security extensions (RFC 2228,
+    /// 4217) and the feature negotiation clients use before logging in (RFC 2389, 2640, 7151).
+    pub before_login: bool,
+    /// Whether it may be sent while a transfer runs (RFC 959 §4.1.3: `ABOR`, `STAT`, `QUIT`); the server
+    /// queues anything else until the transfer ends.
+    pub during_transfer: bool,
+    /// The line a server lists in its `FEAT` reply (RFC 2389) for this verb, if it is an extension
+    /// announced there. `MLST`'s line names the facts, so a server builds it itself.
+    pub feat: Option<&'static str>,
+    /// The syntax `HELP verb` shows, in the RFCs' notation.
+    pub syntax: &'static str,
+}
+
+impl Verb {
+    /// Whether `wire` (any case) names this verb or one of its aliases.
+    pub fn is_named(&self, wire: &[u8]) -> bool {
+        wire.eq_ignore_ascii_case(self.name.as_bytes())
+            || self
+                .aliases
+                .iter()
+                .any(|alias| wire.eq_ignore_ascii_case(alias.as_bytes()))
+    }
+
+    /// The verb `wire` names (any case, aliases included), if the crate knows it.
+    pub fn lookup(wire: &[u8]) -> Option<&'static Verb> {
+        VERBS.iter().find(|verb| verb.is_named(wire))
+    }
+}
+
+/// Every verb this crate parses, in RFC order.
+pub const VERBS: &[Verb] = &[
+    Verb {
+        name: "USER",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "USER <SP> <username>",
+    },
+    Verb {
+        name: "PASS",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "PASS [<SP> <password>]",
+    },
+    Verb {
+        name: "ACCT",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "ACCT <SP> <account-information>",
+    },
+    Verb {
+        name: "CWD",
+        aliases: &["XCWD"],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "CWD <SP> <pathname>",
+    },
+    Verb {
+        name: "CDUP",
+        aliases: &["XCUP"],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "CDUP",
+    },
+    Verb {
+        name: "SMNT",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "SMNT <SP> <pathname>",
+    },
+    Verb {
+        name: "REIN",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "REIN",
+    },
+    Verb {
+        name: "QUIT",
+        aliases: &[],
+        before_login: true,
+        during_transfer: true,
+        feat: None,
+        syntax: "QUIT",
+    },
+    Verb {
+        name: "PORT",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "PORT <SP> h1,h2,h3,h4,p1,p2",
+    },
+    Verb {
+        name: "PASV",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: Some("PASV"),
+        syntax: "PASV",
+    },
+    Verb {
+        name: "TYPE",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "TYPE <SP> A [N] | I | L 8",
+    },
+    Verb {
+        name: "STRU",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "STRU <SP> F",
+    },
+    Verb {
+        name: "MODE",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "MODE <SP> S",
+    },
+    Verb {
+        name: "RETR",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "RETR <SP> <pathname>",
+    },
+    Verb {
+        name: "STOR",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "STOR <SP> <pathname>",
+    },
+    Verb {
+        name: "STOU",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "STOU [<SP> <pathname>]",
+    },
+    Verb {
+        name: "APPE",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "APPE <SP> <pathname>",
+    },
+    Verb {
+        name: "ALLO",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "ALLO <SP> <decimal-integer> [<SP> R <SP> <decimal-integer>]",
+    },
+    Verb {
+        name: "REST",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: Some("REST STREAM"),
+        syntax: "REST <SP> <offset>",
+    },
+    Verb {
+        name: "RNFR",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "RNFR <SP> <pathname>",
+    },
+    Verb {
+        name: "RNTO",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "RNTO <SP> <pathname>",
+    },
+    Verb {
+        name: "ABOR",
+        aliases: &[],
+        before_login: true,
+        during_transfer: true,
+        feat: None,
+        syntax: "ABOR",
+    },
+    Verb {
+        name: "DELE",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "DELE <SP> <pathname>",
+    },
+    Verb {
+        name: "RMD",
+        aliases: &["XRMD"],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "RMD <SP> <pathname>",
+    },
+    Verb {
+        name: "MKD",
+        aliases: &["XMKD"],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "MKD <SP> <pathname>",
+    },
+    Verb {
+        name: "PWD",
+        aliases: &["XPWD"],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "PWD",
+    },
+    Verb {
+        name: "LIST",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "LIST [<SP> <pathname>]",
+    },
+    Verb {
+        name: "NLST",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "NLST [<SP> <pathname>]",
+    },
+    Verb {
+        name: "SITE",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "SITE <SP> <string>",
+    },
+    Verb {
+        name: "SYST",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "SYST",
+    },
+    Verb {
+        name: "STAT",
+        aliases: &[],
+        before_login: false,
+        during_transfer: true,
+        feat: None,
+        syntax: "STAT [<SP> <pathname>]",
+    },
+    Verb {
+        name: "HELP",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "HELP [<SP> <string>]",
+    },
+    Verb {
+        name: "NOOP",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "NOOP",
+    },
+    Verb {
+        name: "AUTH",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "AUTH <SP> <mechanism-name>",
+    },
+    Verb {
+        name: "ADAT",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "ADAT <SP> <base64data>",
+    },
+    Verb {
+        name: "PBSZ",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "PBSZ <SP> <decimal-integer>",
+    },
+    Verb {
+        name: "PROT",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "PROT <SP> C | S | E | P",
+    },
+    Verb {
+        name: "CCC",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "CCC",
+    },
+    Verb {
+        name: "MIC",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "MIC <SP> <base64data>",
+    },
+    Verb {
+        name: "CONF",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "CONF <SP> <base64data>",
+    },
+    Verb {
+        name: "ENC",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "ENC <SP> <base64data>",
+    },
+    Verb {
+        name: "FEAT",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "FEAT",
+    },
+    Verb {
+        name: "OPTS",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "OPTS <SP> <command-name> [<SP> <command-options>]",
+    },
+    Verb {
+        name: "EPRT",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: Some("EPRT"),
+        syntax: "EPRT <SP> |<net-prt>|<net-addr>|<tcp-port>|",
+    },
+    Verb {
+        name: "EPSV",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: Some("EPSV"),
+        syntax: "EPSV [<SP> <net-prt> | ALL]",
+    },
+    Verb {
+        name: "LANG",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: None,
+        syntax: "LANG [<SP> <language-tag>]",
+    },
+    Verb {
+        name: "SIZE",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: Some("SIZE"),
+        syntax: "SIZE <SP> <pathname>",
+    },
+    Verb {
+        name: "MDTM",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: Some("MDTM"),
+        syntax: "MDTM <SP> <pathname>",
+    },
+    Verb {
+        name: "MLST",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "MLST [<SP> <pathname>]",
+    },
+    Verb {
+        name: "MLSD",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "MLSD [<SP> <pathname>]",
+    },
+    Verb {
+        name: "HOST",
+        aliases: &[],
+        before_login: true,
+        during_transfer: false,
+        feat: Some("HOST"),
+        syntax: "HOST <SP> <hostname>",
+    },
+    Verb {
+        name: "MFMT",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: Some("MFMT"),
+        syntax: "MFMT <SP> <YYYYMMDDHHMMSS[.sss]> <SP> <pathname>",
+    },
 ];
 
 /// Every canonical verb this crate knows (for `HELP` and `502` decisions), in RFC order.
 pub fn known_verbs() -> impl Iterator<Item = &'static str> {
-    VERBS
-        .iter()
-        .filter(|(wire, canonical)| wire == canonical)
-        .map(|(_, canonical)| *canonical)
+    VERBS.iter().map(|verb| verb.name)
 }
 
 /// Splits a line into the verb and the argument (`None` when absent or empty).
@@ -704,17 +1098,21 @@ impl Command {
         if wire_verb.len() > MAX_VERB_LEN {
             return Err(ParseError::InvalidVerb);
         }
-        let Some(verb) = VERBS
-            .iter()
-            .find(|(wire, _)| wire_verb.eq_ignore_ascii_case(wire.as_bytes()))
-            .map(|(_, canonical)| *canonical)
-        else {
+        let Some(verb) = Verb::lookup(wire_verb).map(|verb| verb.name) else {
             return unknown(wire_verb, arg);
         };
         if arg.is_some_and(|a| a.iter().copied().any(is_forbidden)) {
             return Err(ParseError::ForbiddenByte { verb });
         }
         parse_known(verb, arg)
+    }
+
+    /// The table row of this command's verb; `None` for [`Command::Unknown`].
+    pub fn verb_info(&self) -> Option<&'static Verb> {
+        match self {
+            Command::Unknown { .. } => None,
+            known => Verb::lookup(known.verb().as_bytes()),
+        }
     }
 
     /// The canonical verb (`XPWD` parses to `PWD`), or the unknown verb as sent.
@@ -1107,12 +1505,56 @@ mod tests {
     }
 
     #[test]
+    fn each_wire_name_is_in_the_table_once_and_looks_up_in_any_case() {
+        let mut seen = std::collections::HashSet::new();
+        for verb in VERBS {
+            for wire in std::iter::once(verb.name).chain(verb.aliases.iter().copied()) {
+                assert!(seen.insert(wire), "{wire} is in the table twice");
+                assert_eq!(Verb::lookup(wire.to_lowercase().as_bytes()), Some(verb));
+            }
+            assert!(
+                verb.syntax.starts_with(verb.name),
+                "{}: {}",
+                verb.name,
+                verb.syntax
+            );
+        }
+        assert_eq!(Verb::lookup(b"XYZZY"), None);
+        assert_eq!(
+            Command::parse(b"XPWD")
+                .ok()
+                .and_then(|c| c.verb_info())
+                .map(|v| v.name),
+            Some("PWD")
+        );
+        assert_eq!(
+            Command::parse(b"XYZZY").ok().and_then(|c| c.verb_info()),
+            None
+        );
+    }
+
+    #[test]
+    fn only_abor_stat_and_quit_may_interrupt_a_transfer() {
+        let during: Vec<_> = VERBS
+            .iter()
+            .filter(|v| v.during_transfer)
+            .map(|v| v.name)
+            .collect();
+        assert_eq!(during, ["QUIT", "ABOR", "STAT"]);
+    }
+
+    #[test]
     fn every_verb_parses() {
         // Each known verb with a plausible argument parses to a command whose canonical verb matches.
-        for (wire, canonical) in VERBS {
-            let arg = match *canonical {
+        let wire_names = VERBS.iter().flat_map(|v| {
+            std::iter::once(v.name)
+                .chain(v.aliases.iter().copied())
+                .map(move |w| (w, v.name))
+        });
+        for (wire, canonical) in wire_names {
+            let arg = match canonical {
                 "PORT" => " 127,0,0,1,4,1",
-                "TYPE" | "STRU" | "MODE" | "PROT" => match *canonical {
+                "TYPE" | "STRU" | "MODE" | "PROT" => match canonical {
                     "TYPE" => " I",
                     "STRU" => " F",
                     "MODE" => " S",
@@ -1131,7 +1573,7 @@ mod tests {
             let line = format!("{}{arg}", wire.to_lowercase());
             let cmd =
                 Command::parse(line.as_bytes()).unwrap_or_else(|e| panic!("{line:?} failed: {e}"));
-            assert_eq!(cmd.verb(), *canonical, "{line:?}");
+            assert_eq!(cmd.verb(), canonical, "{line:?}");
             assert_eq!(
                 Command::parse(&cmd.to_bytes()[..cmd.to_bytes().len() - 2]),
                 Ok(cmd)
@@ -1441,7 +1883,8 @@ mod tests {
         let verb = prop::sample::select(
             VERBS
                 .iter()
-                .map(|(w, _)| w.to_string())
+                .flat_map(|v| std::iter::once(v.name).chain(v.aliases.iter().copied()))
+                .map(str::to_string)
                 .chain(["XYZ".to_string()])
                 .collect::<Vec<_>>(),
         );

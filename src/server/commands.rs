@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::command::{
     Command, EpsvArg, FormatControl, ListArgs, OptsArg, Pathname, Structure, Text, TransferMode,
-    TransferType,
+    TransferType, Verb,
 };
 use crate::hostport::{self, HostPort, NetworkProtocol};
 use crate::listing::{self, DirEntry, EntryKind, FactSet, Permissions};
@@ -42,35 +42,6 @@ pub(super) enum Then {
     },
     /// Send this reply on success.
     Reply(ReplyCode, Vec<u8>),
-}
-
-/// Verbs that work before login (RFC 959 §5.4 and the security and feature extensions, which clients use
-/// before logging in). Everything else gets 530.
-fn allowed_before_login(verb: &str) -> bool {
-    matches!(
-        verb,
-        "USER"
-            | "PASS"
-            | "ACCT"
-            | "QUIT"
-            | "HELP"
-            | "FEAT"
-            | "SYST"
-            | "NOOP"
-            | "AUTH"
-            | "ADAT"
-            | "PBSZ"
-            | "PROT"
-            | "CCC"
-            | "MIC"
-            | "CONF"
-            | "ENC"
-            | "OPTS"
-            | "HOST"
-            | "LANG"
-            | "REIN"
-            | "ABOR"
-    )
 }
 
 /// Names a client may use for anonymous login (RFC 1635).
@@ -145,18 +116,9 @@ fn storage_error_reply(error: &StorageError) -> (ReplyCode, String) {
 /// cannot be streamed like a data-connection listing), so it gets a tighter bound than `LIST`.
 const STAT_LISTING_LIMIT: usize = 10_000;
 
-const FEATURES: &[&str] = &[
-    "EPRT",
-    "EPSV",
-    "HOST",
-    "MDTM",
-    "MFMT",
-    "PASV",
-    "REST STREAM",
-    "SIZE",
-    "TVFS",
-    "UTF8",
-];
+/// The `FEAT` lines that belong to no one verb of [`crate::command::VERBS`] (whose `feat` column gives
+/// the rest): RFC 3659's `TVFS` (`/`-separated paths) and RFC 2640's `UTF8`.
+const FEATURES_WITHOUT_A_VERB: &[&str] = &["TVFS", "UTF8"];
 
 impl Session {
     /// Handles one command line.
@@ -167,7 +129,9 @@ impl Session {
         let command = match Command::parse(line) {
             Ok(command) => command,
             Err(error) => {
-                let needs_login = error.verb().is_some_and(|v| !allowed_before_login(v));
+                let needs_login = (error.verb())
+                    .and_then(|verb| Verb::lookup(verb.as_bytes()))
+                    .is_some_and(|verb| !verb.before_login);
                 if needs_login && !self.is_logged_in() {
                     self.reply_not_logged_in();
                 } else {
@@ -176,11 +140,11 @@ impl Session {
                 return;
             }
         };
+        // An unknown verb is answered 500 before login too: it needs no login to be unknown.
+        let needs_login = command.verb_info().is_some_and(|verb| !verb.before_login);
         if self.transfer.is_some() {
             self.command_during_transfer(command);
-        } else if let Command::Unknown { .. } = command {
-            self.reply(ReplyCode::SYNTAX_ERROR, "Unknown command.");
-        } else if !self.is_logged_in() && !allowed_before_login(command.verb()) {
+        } else if needs_login && !self.is_logged_in() {
             self.reply_not_logged_in();
         } else {
             self.dispatch(now, command, rename_from);
@@ -425,8 +389,7 @@ impl Session {
                 self.reply(ReplyCode::BAD_SEQUENCE, "PROT requires PBSZ first.")
             }
             Prot(_) => self.reply(ReplyCode::NOT_IMPLEMENTED, "PROT not implemented."),
-            // Unknown commands are answered in `handle_line`; new variants get 502 until implemented.
-            _ => self.reply(ReplyCode::NOT_IMPLEMENTED, "Command not implemented."),
+            Unknown { .. } => self.reply(ReplyCode::SYNTAX_ERROR, "Unknown command."),
         }
     }
 
@@ -1233,11 +1196,8 @@ impl Session {
 
     fn help(&mut self, topic: Option<&[u8]>) {
         if let Some(topic) = topic {
-            let known =
-                crate::command::known_verbs().any(|v| topic.eq_ignore_ascii_case(v.as_bytes()));
-            if known {
-                let topic = String::from_utf8_lossy(topic).to_ascii_uppercase();
-                self.reply(ReplyCode::HELP, format!("{topic} is supported."));
+            if let Some(verb) = Verb::lookup(topic) {
+                self.reply(ReplyCode::HELP, format!("Syntax: {}", verb.syntax));
             } else {
                 self.reply(ReplyCode::SYNTAX_ERROR_ARGUMENTS, "Unknown command.");
             }
@@ -1252,7 +1212,9 @@ impl Session {
 
     fn features(&mut self) {
         let mut lines = vec!["Features:".to_owned()];
-        lines.extend(FEATURES.iter().map(|f| format!(" {f}")));
+        let verb_features = crate::command::VERBS.iter().filter_map(|verb| verb.feat);
+        let features = verb_features.chain(FEATURES_WITHOUT_A_VERB.iter().copied());
+        lines.extend(features.map(|f| format!(" {f}")));
         lines.push(self.mlst_facts.feat_line());
         lines.sort_by(|a, b| (a != "Features:").cmp(&(b != "Features:")).then(a.cmp(b)));
         lines.push("End".to_owned());

@@ -69,7 +69,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::command::{Text, TransferType};
+use crate::command::{Text, TransferType, Verb};
 use crate::framing::{self, Frame, LineFramer};
 use crate::listing::FactSet;
 use crate::path::VirtualPath;
@@ -572,14 +572,19 @@ impl Session {
 /// transfer to abort (RFC 959: 226 alone).
 fn is_transfer_time_command(input: &Input, phase: transfer::Phase) -> bool {
     use transfer::Phase;
-    let running = phase == Phase::Running;
     let Input::Line(line) = input else {
         return false;
     };
     let verb_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
     let verb = line.get(..verb_end).unwrap_or_default();
-    let is = |name: &[u8]| verb.eq_ignore_ascii_case(name);
-    (is(b"ABOR") && phase != Phase::Closing)
-        || is(b"QUIT")
-        || (running && is(b"STAT") && verb_end == line.len())
+    let Some(verb) = Verb::lookup(verb).filter(|verb| verb.during_transfer) else {
+        return false;
+    };
+    match verb.name {
+        // Once an upload is closing, its data is in; an abort could no longer undo it.
+        "ABOR" => phase != Phase::Closing,
+        // `STAT path` is a listing, which waits; a bare `STAT` reports on the transfer.
+        "STAT" => phase == Phase::Running && verb_end == line.len(),
+        _ => true,
+    }
 }

@@ -295,7 +295,7 @@ class TestArguments(FtpTest):
         self.assertEqual(self.ftp.sendcmd("STRU F"), "200 Structure set to F.")
         self.assertEqual(self.ftp.sendcmd("MODE S"), "200 Mode set to S.")
         self.assertEqual(self.ftp.sendcmd("ALLO 100"), "202 No storage allocation necessary.")
-        self.assertEqual(self.ftp.sendcmd("HELP RETR"), "214 RETR is supported.")
+        self.assertEqual(self.ftp.sendcmd("HELP RETR"), "214 Syntax: RETR <SP> <pathname>")
         self.assert_perm("501 Unknown command.", self.ftp.sendcmd, "HELP XYZZY")
         self.assertEqual(
             self.ftp.sendcmd("REST 10"), "350 Restarting at 10. Send STORE or RETRIEVE."
