@@ -613,6 +613,8 @@ pub enum ListFormat {
     Dos,
     /// EPLF: `+facts,\tname`.
     Eplf,
+    /// Not a `LIST` line: an `MLSD`/`MLST` entry converted with `From<MlsxEntry>`.
+    Mlsx,
 }
 
 /// A listing time: listings are often imprecise, so the precision is kept with the value. Times are read
@@ -1242,6 +1244,74 @@ fn parse_mlsx_body(line: &[u8]) -> Result<MlsxEntry, ListLineError> {
     }
     entry.facts = facts;
     Ok(entry)
+}
+
+impl MlsxKind {
+    /// The one entry kind the crate uses everywhere else: `cdir` and `pdir` are directories (see
+    /// [`is_self_or_parent`](Self::is_self_or_parent) to leave them out of a listing), and a type the
+    /// RFC does not define is [`EntryKind::Other`].
+    pub fn entry_kind(&self) -> EntryKind {
+        match self {
+            MlsxKind::File => EntryKind::File,
+            MlsxKind::Dir | MlsxKind::Cdir | MlsxKind::Pdir => EntryKind::Directory,
+            MlsxKind::Symlink => EntryKind::Symlink,
+            MlsxKind::Other(_) => EntryKind::Other,
+        }
+    }
+
+    /// Whether this is `cdir` (the listed directory itself) or `pdir` (a parent): entries a user
+    /// listing a directory does not expect to see among its contents.
+    pub fn is_self_or_parent(&self) -> bool {
+        matches!(self, MlsxKind::Cdir | MlsxKind::Pdir)
+    }
+}
+
+impl MlsxEntry {
+    /// Whether the entry is the listed directory itself or a parent (see
+    /// [`MlsxKind::is_self_or_parent`]).
+    pub fn is_self_or_parent(&self) -> bool {
+        self.kind.as_ref().is_some_and(MlsxKind::is_self_or_parent)
+    }
+}
+
+/// One entry kind for both listing forms: an `MLSD` entry as a [`ListEntry`], so that a client can
+/// treat `LIST` and `MLSD` results alike. The `type` fact gives the kind (no `type` fact:
+/// [`EntryKind::Other`]), `modify` an exact time, `perm` the permissions, and the older
+/// `OS.unix=slink:target` form the link's target.
+///
+/// ```
+/// use ftp_proto::listing::{parse_mlsx_line, EntryKind, ListEntry, ListFormat};
+///
+/// let mlsd = parse_mlsx_line(b"type=file;size=42;modify=20240102030405;perm=r; notes.txt").unwrap();
+/// let entry = ListEntry::from(mlsd);
+/// assert_eq!((entry.kind, entry.size, entry.format), (EntryKind::File, Some(42), ListFormat::Mlsx));
+/// assert_eq!(entry.permissions.as_deref(), Some("r"));
+/// ```
+impl From<MlsxEntry> for ListEntry {
+    fn from(entry: MlsxEntry) -> Self {
+        let symlink_target = entry.facts.iter().find_map(|(name, value)| {
+            let lower = value.to_ascii_lowercase();
+            let is_slink = name == "type" && lower.starts_with(b"os.unix=slink:");
+            is_slink.then(|| {
+                value
+                    .get(b"os.unix=slink:".len()..)
+                    .unwrap_or_default()
+                    .to_vec()
+            })
+        });
+        ListEntry {
+            kind: entry
+                .kind
+                .as_ref()
+                .map_or(EntryKind::Other, MlsxKind::entry_kind),
+            name: entry.name,
+            size: entry.size,
+            modified: entry.modified.map(ListTime::Exact),
+            symlink_target: symlink_target.filter(|target| !target.is_empty()),
+            permissions: entry.perm,
+            format: ListFormat::Mlsx,
+        }
+    }
 }
 
 fn mlsx_kind(value: &[u8]) -> MlsxKind {
@@ -2144,6 +2214,30 @@ mod tests {
         assert_eq!(
             parse_mlsx_line(b"type=pdir; ..").unwrap().kind,
             Some(MlsxKind::Pdir)
+        );
+
+        // One entry kind: MLSD entries convert to the LIST entry type.
+        let link = ListEntry::from(parse_mlsx_line(b"type=OS.unix=slink:/target; l").unwrap());
+        assert_eq!(link.kind, EntryKind::Symlink);
+        assert_eq!(link.symlink_target.as_deref(), Some(&b"/target"[..]));
+        let dir = parse_mlsx_line(b"type=dir;modify=20240102130405; d").unwrap();
+        assert!(!dir.is_self_or_parent());
+        let dir = ListEntry::from(dir);
+        assert_eq!(
+            (dir.kind, dir.modified),
+            (
+                EntryKind::Directory,
+                Some(ListTime::Exact(ts("20240102130405")))
+            )
+        );
+        assert_eq!(dir.symlink_target, None);
+        let parent = parse_mlsx_line(b"type=pdir; ..").unwrap();
+        assert!(parent.is_self_or_parent());
+        assert_eq!(ListEntry::from(parent).kind, EntryKind::Directory);
+        let untyped = ListEntry::from(parse_mlsx_line(b"size=1; x").unwrap());
+        assert_eq!(
+            (untyped.kind, untyped.permissions),
+            (EntryKind::Other, None)
         );
 
         // No facts at all: " name"; a leading space without facts after it is part of the pathname.

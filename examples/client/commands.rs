@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use ftp_proto::client::{ClientError, DataMode, Outcome, Request};
 use ftp_proto::command::{FormatControl, Pathname, TransferType};
-use ftp_proto::listing::{EntryKind, ListEntry, ListTime, MlsxEntry, MlsxKind};
+use ftp_proto::listing::{EntryKind, ListEntry, ListTime, MlsxEntry};
 use ftp_proto::time::Timestamp;
 use ftp_proto::url::{FtpUrl, TypeCode};
 use tokio::io::AsyncSeekExt;
@@ -170,7 +170,7 @@ async fn list(url: &FtpUrl, options: ClientOptions) -> Result<(), Failure> {
             })
             .await
         {
-            Ok(Outcome::Facts(entries)) => lines = Some(mlsd_lines(entries)),
+            Ok(Outcome::Facts(entries)) => lines = Some(list_lines(mlsd_entries(entries))),
             // A path that is a file, or a server that offers MLST but not MLSD: fall back to LIST.
             Ok(_) | Err(DriverError::Session(ClientError::Reply(_))) => {}
             Err(error) => {
@@ -202,24 +202,15 @@ async fn list(url: &FtpUrl, options: ClientOptions) -> Result<(), Failure> {
     Ok(())
 }
 
-fn mlsd_lines(entries: Vec<Result<MlsxEntry, ftp_proto::listing::ListLineError>>) -> Vec<Line> {
-    let mut lines = Vec::new();
-    for entry in entries.into_iter().flatten() {
-        let kind = match entry.kind {
-            Some(MlsxKind::Cdir | MlsxKind::Pdir) => continue,
-            Some(MlsxKind::File) => "file",
-            Some(MlsxKind::Dir) => "dir",
-            Some(MlsxKind::Symlink) => "link",
-            _ => "?",
-        };
-        lines.push(Line {
-            kind,
-            size: entry.size,
-            modified: entry.modified,
-            name: entry.name,
-        });
-    }
-    lines
+/// `MLSD` entries as `LIST` entries (one entry kind), without the directory itself and its parent.
+fn mlsd_entries(
+    entries: Vec<Result<MlsxEntry, ftp_proto::listing::ListLineError>>,
+) -> Vec<Result<ListEntry, ftp_proto::listing::ListLineError>> {
+    let listed = entries
+        .into_iter()
+        .flatten()
+        .filter(|e| !e.is_self_or_parent());
+    listed.map(|e| Ok(ListEntry::from(e))).collect()
 }
 
 fn list_lines(entries: Vec<Result<ListEntry, ftp_proto::listing::ListLineError>>) -> Vec<Line> {
@@ -547,7 +538,7 @@ async fn list_dir(
     };
     if *use_mlsd {
         match client.run(Request::Mlsd { path: path.clone() }).await {
-            Ok(Outcome::Facts(entries)) => return Ok(mlsd_items(entries)),
+            Ok(Outcome::Facts(entries)) => return Ok(list_items(mlsd_entries(entries))),
             Ok(_) | Err(DriverError::Session(ClientError::Reply(_))) => *use_mlsd = false,
             Err(error) => {
                 return Err(Failure::Failed {
@@ -564,39 +555,21 @@ async fn list_dir(
         .await
         .context(|| format!("LIST {}", show(dir)))?
     {
-        Outcome::Listing(entries) => Ok(entries
-            .into_iter()
-            .flatten()
-            .filter(|e| e.name != b"." && e.name != b"..")
-            .map(|e| Item {
-                name: e.name,
-                kind: e.kind,
-                size: e.size,
-                modified: e.modified.as_ref().map(ListTime::timestamp),
-            })
-            .collect()),
+        Outcome::Listing(entries) => Ok(list_items(entries)),
         _ => Ok(Vec::new()),
     }
 }
 
-fn mlsd_items(entries: Vec<Result<MlsxEntry, ftp_proto::listing::ListLineError>>) -> Vec<Item> {
+fn list_items(entries: Vec<Result<ListEntry, ftp_proto::listing::ListLineError>>) -> Vec<Item> {
     entries
         .into_iter()
         .flatten()
-        .filter_map(|e| {
-            let kind = match e.kind {
-                Some(MlsxKind::File) => EntryKind::File,
-                Some(MlsxKind::Dir) => EntryKind::Directory,
-                Some(MlsxKind::Cdir | MlsxKind::Pdir) => return None,
-                Some(MlsxKind::Symlink) => EntryKind::Symlink,
-                _ => EntryKind::Other,
-            };
-            Some(Item {
-                name: e.name,
-                kind,
-                size: e.size,
-                modified: e.modified,
-            })
+        .filter(|e| e.name != b"." && e.name != b"..")
+        .map(|e| Item {
+            name: e.name,
+            kind: e.kind,
+            size: e.size,
+            modified: e.modified.as_ref().map(ListTime::timestamp),
         })
         .collect()
 }
