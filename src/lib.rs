@@ -13,6 +13,7 @@
 //! |---|---|
 //! | [`command`] | typed [`command::Command`]: nom parser and encoder for every RFC verb |
 //! | [`reply`] | reply codes, multi-line replies, a streaming reply parser for clients |
+//! | [`feat`] | the `FEAT` reply (RFC 2389) as one model, formatted by the server and parsed by the client |
 //! | [`hostport`] | `PORT`/`PASV` and `EPRT`/`EPSV` address forms |
 //! | [`framing`] | the control-connection line framer: CRLF, Telnet IAC, length bound |
 //! | [`transcode`] | TYPE A/I data conversion, streaming across chunk boundaries |
@@ -117,6 +118,7 @@
 pub mod client;
 pub mod command;
 mod decimal;
+pub mod feat;
 pub mod framing;
 pub mod hostport;
 pub mod listing;

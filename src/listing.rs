@@ -40,6 +40,7 @@
 use std::fmt;
 
 use crate::decimal::parse_u64;
+use crate::feat::MlstFact;
 use crate::time::{CivilTime, MONTH_ABBREVIATIONS, Timestamp};
 
 // ================================================================================================
@@ -321,7 +322,7 @@ fn push_fmt(out: &mut Vec<u8>, args: fmt::Arguments<'_>) {
 /// let set = FactSet::parse_opts(b"Type;SIZE;bogus;");
 /// assert!(set.contains(FactSet::TYPE) && set.contains(FactSet::SIZE) && !set.contains(FactSet::PERM));
 /// assert_eq!(set.opts_reply_text(), "MLST OPTS type;size;");
-/// assert_eq!(set.feat_line(), " MLST type*;size*;modify;perm;unique;UNIX.mode;");
+/// assert_eq!(set.feat_line(), "MLST type*;size*;modify;perm;unique;UNIX.mode;");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FactSet {
@@ -395,18 +396,18 @@ impl FactSet {
             .fold(FactSet::empty(), FactSet::union)
     }
 
-    /// The `FEAT` line (without CRLF) listing every supported fact, `*` marking the enabled ones
-    /// (RFC 3659 §7.8): `" MLST type*;size*;modify*;perm*;unique*;UNIX.mode;"`.
+    /// Every supported fact, enabled or not, as the `FEAT` model ([`crate::feat`]) names them.
+    pub fn offered(&self) -> Vec<MlstFact> {
+        let facts = FACT_NAMES.iter();
+        facts
+            .map(|&(fact, name)| MlstFact::new(name, self.contains(fact)))
+            .collect()
+    }
+
+    /// The `FEAT` line (without its leading space) listing every supported fact, `*` marking the
+    /// enabled ones (RFC 3659 §7.8): `"MLST type*;size*;modify*;perm*;unique*;UNIX.mode;"`.
     pub fn feat_line(&self) -> String {
-        let mut line = String::from(" MLST ");
-        for (fact, name) in FACT_NAMES {
-            line.push_str(name);
-            if self.contains(fact) {
-                line.push('*');
-            }
-            line.push(';');
-        }
-        line
+        MlstFact::feature_line(&self.offered())
     }
 
     /// The text of the `200` reply to `OPTS MLST` (RFC 3659 §7.9): `"MLST OPTS type;size;"`, or
@@ -1625,15 +1626,15 @@ mod tests {
     fn fact_sets() {
         assert_eq!(
             FactSet::default().feat_line(),
-            " MLST type*;size*;modify*;perm*;unique*;UNIX.mode;"
+            "MLST type*;size*;modify*;perm*;unique*;UNIX.mode;"
         );
         assert_eq!(
             FactSet::all().feat_line(),
-            " MLST type*;size*;modify*;perm*;unique*;UNIX.mode*;"
+            "MLST type*;size*;modify*;perm*;unique*;UNIX.mode*;"
         );
         assert_eq!(
             FactSet::empty().feat_line(),
-            " MLST type;size;modify;perm;unique;UNIX.mode;"
+            "MLST type;size;modify;perm;unique;UNIX.mode;"
         );
         assert_eq!(FactSet::empty().opts_reply_text(), "MLST OPTS");
         assert_eq!(

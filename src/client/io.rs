@@ -19,7 +19,7 @@ use crate::listing::{ListEntry, ListLineError, MlsxEntry};
 use crate::reply::{Reply, ReplyError};
 use crate::time::Timestamp;
 
-use super::features::FeatureSet;
+use crate::feat::FeatureSet;
 
 /// Names one request of a session: its completion, and the actions and answers that belong to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

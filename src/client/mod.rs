@@ -91,7 +91,6 @@
 
 mod abort;
 mod config;
-mod features;
 pub mod fxp;
 mod io;
 mod ops;
@@ -109,8 +108,8 @@ use crate::reply::{Reply, ReplyCode, ReplyError, ReplyParser};
 use crate::time::Timestamp;
 use crate::url::{FtpUrl, TypeCode};
 
+pub use crate::feat::{FeatureSet, MlstFact};
 pub use config::{Config, DataMode};
-pub use features::{FeatureSet, MlstFact};
 pub use io::{
     Action, ClientError, Completion, Event, Outcome, ProtocolError, Request, RequestId, UsageError,
 };

@@ -10,9 +10,9 @@ use crate::time::Timestamp;
 
 use super::Session;
 use super::abort::AbortState;
-use super::features::FeatureSet;
 use super::io::{ClientError, Event, Outcome, ProtocolError, Request, RequestId};
 use super::transfer::{Transfer, TransferKind};
+use crate::feat::FeatureSet;
 
 /// The request in progress.
 #[derive(Debug)]

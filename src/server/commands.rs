@@ -7,6 +7,7 @@ use crate::command::{
     Command, EpsvArg, FormatControl, ListArgs, OptsArg, Pathname, Structure, Text, TransferMode,
     TransferType, Verb,
 };
+use crate::feat::FeatureSet;
 use crate::hostport::{self, HostPort, NetworkProtocol};
 use crate::listing::{self, DirEntry, EntryKind, FactSet, Permissions};
 use crate::path::VirtualPath;
@@ -1211,14 +1212,13 @@ impl Session {
     }
 
     fn features(&mut self) {
-        let mut lines = vec!["Features:".to_owned()];
         let verb_features = crate::command::VERBS.iter().filter_map(|verb| verb.feat);
-        let features = verb_features.chain(FEATURES_WITHOUT_A_VERB.iter().copied());
-        lines.extend(features.map(|f| format!(" {f}")));
-        lines.push(self.mlst_facts.feat_line());
-        lines.sort_by(|a, b| (a != "Features:").cmp(&(b != "Features:")).then(a.cmp(b)));
-        lines.push("End".to_owned());
-        self.send(&Reply::multiline(ReplyCode::SYSTEM_STATUS, lines));
+        let mlst = self.mlst_facts.feat_line();
+        let lines = verb_features
+            .chain(FEATURES_WITHOUT_A_VERB.iter().copied())
+            .chain(std::iter::once(mlst.as_str()));
+        let reply = FeatureSet::from_lines(lines).to_reply();
+        self.send(&reply);
     }
 
     fn options(&mut self, arg: OptsArg) {

@@ -1,10 +1,11 @@
-//! The answer to `FEAT` (RFC 2389 §3), as a typed [`FeatureSet`].
+//! The answer to `FEAT` (RFC 2389 §3), as a typed [`FeatureSet`]: one model that the server formats
+//! ([`FeatureSet::to_reply`]) and the client parses ([`FeatureSet::from_reply`]).
 //!
 //! A server lists one feature per inner line of a multi-line 211 reply, each line starting with a space:
 //! the feature name, then optional parameters (`REST STREAM`, `MLST type*;size*;`, `AUTH TLS`). Names are
 //! case-insensitive (RFC 2389 §3.2). A single-line 211 reply means "no extensions".
 
-use crate::reply::Reply;
+use crate::reply::{Reply, ReplyCode};
 
 /// The most `AUTH` mechanisms kept. Servers name two or three (`TLS`, `SSL`, `TLS-C`); without a bound a
 /// 1 MiB `FEAT` reply could name 170 000, each checked against all kept before.
@@ -23,7 +24,7 @@ pub struct MlstFact {
 /// The extensions a server announced in its `FEAT` reply.
 ///
 /// ```
-/// use ftp_proto::client::FeatureSet;
+/// use ftp_proto::feat::FeatureSet;
 /// use ftp_proto::reply::{Reply, ReplyCode};
 ///
 /// let reply = Reply::multiline(
@@ -85,6 +86,48 @@ impl FeatureSet {
         set
     }
 
+    /// A set of these feature lines (each without its leading space), read as a client would.
+    ///
+    /// ```
+    /// use ftp_proto::feat::{FeatureSet, MlstFact};
+    ///
+    /// let facts = [MlstFact::new("type", true), MlstFact::new("unique", false)];
+    /// let set = FeatureSet::from_lines(["UTF8", "EPSV", &MlstFact::feature_line(&facts)]);
+    /// let wire = set.to_reply().to_bytes();
+    /// assert_eq!(wire, b"211-Features:\r\n EPSV\r\n MLST type*;unique;\r\n UTF8\r\n211 End\r\n");
+    /// let parsed = FeatureSet::from_reply(&set.to_reply());
+    /// assert!(parsed.utf8 && parsed.epsv && !parsed.eprt);
+    /// assert_eq!(parsed.mlst.as_deref(), Some(&facts[..]));
+    /// ```
+    pub fn from_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> FeatureSet {
+        let mut set = FeatureSet::default();
+        for line in lines
+            .into_iter()
+            .map(str::trim_ascii)
+            .filter(|line| !line.is_empty())
+        {
+            set.add_line(line.as_bytes());
+        }
+        set
+    }
+
+    /// The `211` reply listing these features, sorted by name as vsftpd and ProFTPD list them (a set
+    /// with no features still lists none between `Features:` and `End`, which clients accept).
+    pub fn to_reply(&self) -> Reply {
+        let mut lines: Vec<&[u8]> = self.lines.iter().map(Vec::as_slice).collect();
+        lines.sort_unstable();
+        let inner = lines.into_iter().map(|line| {
+            let mut text = Vec::with_capacity(line.len() + 1);
+            text.push(b' ');
+            text.extend_from_slice(line);
+            text
+        });
+        let all = std::iter::once(b"Features:".to_vec())
+            .chain(inner)
+            .chain(std::iter::once(b"End".to_vec()));
+        Reply::multiline(ReplyCode::SYSTEM_STATUS, all)
+    }
+
     /// Whether the server named feature `name` (case-insensitive), with or without parameters.
     pub fn supports(&self, name: &str) -> bool {
         self.parameters(name).is_some()
@@ -137,6 +180,30 @@ impl FeatureSet {
             _ => {}
         }
         self.lines.push(line.to_vec());
+    }
+}
+
+impl MlstFact {
+    /// A fact `name`, marked `enabled` or not.
+    pub fn new(name: impl Into<String>, enabled: bool) -> Self {
+        MlstFact {
+            name: name.into(),
+            enabled,
+        }
+    }
+
+    /// The `MLST` feature line for these facts (RFC 3659 §7.8), without the leading space:
+    /// `MLST type*;size*;unique;`.
+    pub fn feature_line(facts: &[MlstFact]) -> String {
+        let mut line = String::from("MLST ");
+        for fact in facts {
+            line.push_str(&fact.name);
+            if fact.enabled {
+                line.push('*');
+            }
+            line.push(';');
+        }
+        line
     }
 }
 
