@@ -16,6 +16,7 @@
 //! | [`hostport`] | `PORT`/`PASV` and `EPRT`/`EPSV` address forms |
 //! | [`framing`] | the control-connection line framer: CRLF, Telnet IAC, length bound |
 //! | [`transcode`] | TYPE A/I data conversion, streaming across chunk boundaries |
+//! | [`data`] | the data channel both sessions share: data-connection and local-end actions, their answers |
 //! | [`path`] | virtual paths that never climb above `/` |
 //! | [`listing`] | `LIST`/`NLST`/`MLSD` formatting (server) and parsing (client) |
 //! | [`time`] | RFC 3659 timestamps without a clock |
@@ -116,6 +117,7 @@
 
 pub mod client;
 pub mod command;
+pub mod data;
 mod decimal;
 pub mod framing;
 pub mod hostport;
