@@ -21,7 +21,7 @@
 //!   since it sees plaintext chunks either way.
 //! - **Driver-moved bytes** (sendfile/splice): a [`LocalAction`] asking the driver to copy a file range to
 //!   the data connection itself, answered with a byte count; the session keeps the protocol (the `REST`
-//!   offset, `ABOR`, the count in `226`, the timeouts) and the [`Pump`] counts what the driver reports.
+//!   offset, `ABOR`, the count in `226`, the timeouts) and the pump counts what the driver reports.
 
 use std::io;
 use std::net::SocketAddr;
