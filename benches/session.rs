@@ -13,8 +13,9 @@
 //!
 //! The client sends one command at a time and waits for its reply, as real clients do. The driver follows
 //! the session's contract: after every `handle_*` call it drains `poll_action` until `None` (and the
-//! events too, as a logging driver would). It answers `ReadFile` with a `Bytes::slice` of one shared
-//! 64 MiB buffer and `SendData` by counting the bytes, so the only work measured is the session's.
+//! events too, as a logging driver would). It answers `LocalAction::Read` with a `Bytes::slice` of one
+//! shared 64 MiB buffer and `DataAction::Send` by counting the bytes, so the only work measured is the
+//! session's.
 //! `tests/sim` is not reused: its 4-byte default chunks, its copy of every data byte into a `Vec` and its
 //! `BTreeMap` scan per listing would be measured instead of the session.
 
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use ftp_proto::data::{DataAction, DataCompletion, LocalAction};
 use ftp_proto::listing::{DirEntry, Metadata};
 use ftp_proto::server::{
     Access, Action, Completion, Config, ConnectionInfo, Session, StorageRequest,
@@ -126,19 +128,20 @@ impl Driver {
                 self.session
                     .handle_completion(now, id, Completion::LoggedIn(Access::ReadOnly));
             }
-            Action::ListenPassive { id, .. } => {
+            Action::Data(DataAction::Listen { id, .. }) => {
                 let addr = "127.0.0.1:40000".parse().expect("address");
                 self.session
-                    .handle_completion(now, id, Completion::Listening(addr));
+                    .handle_completion(now, id, DataCompletion::Listening(addr).into());
             }
-            Action::AcceptData { id } => {
+            Action::Data(DataAction::Accept { id, .. }) => {
                 let peer = self.data_peer;
                 self.session
-                    .handle_completion(now, id, Completion::DataConnected { peer });
+                    .handle_completion(now, id, DataCompletion::Connected { peer }.into());
             }
-            Action::SendData { id, data } => {
+            Action::Data(DataAction::Send { id, data }) => {
                 self.data_bytes += data.len() as u64;
-                self.session.handle_completion(now, id, Completion::Written);
+                self.session
+                    .handle_completion(now, id, DataCompletion::Written.into());
             }
             Action::Storage { id, request } => {
                 let completion = match request {
@@ -158,7 +161,7 @@ impl Driver {
                 };
                 self.session.handle_completion(now, id, completion);
             }
-            Action::ReadFile { id } => {
+            Action::Local(LocalAction::Read { id }) => {
                 let end = (self.read_pos + self.chunk).min(self.file.len());
                 if self.read_pos < end {
                     let chunk = self.file.slice(self.read_pos..end);
@@ -166,10 +169,10 @@ impl Driver {
                     self.session.handle_data(now, id, chunk);
                 } else {
                     self.session
-                        .handle_completion(now, id, Completion::EndOfData);
+                        .handle_completion(now, id, DataCompletion::EndOfData.into());
                 }
             }
-            Action::CloseData { .. } | Action::CloseFile { .. } => {}
+            Action::Data(DataAction::Close { .. }) | Action::Local(LocalAction::Close { .. }) => {}
             Action::CloseControl => self.closed = true,
             other => panic!("unexpected action {other:?}"),
         }

@@ -17,6 +17,7 @@
 //! | [`hostport`] | `PORT`/`PASV` and `EPRT`/`EPSV` address forms |
 //! | [`framing`] | the control-connection line framer: CRLF, Telnet IAC, length bound |
 //! | [`transcode`] | TYPE A/I data conversion, streaming across chunk boundaries |
+//! | [`data`] | the data channel both sessions share: data-connection and local-end actions, their answers |
 //! | [`path`] | virtual paths that never climb above `/` |
 //! | [`listing`] | `LIST`/`NLST`/`MLSD` formatting (server) and parsing (client) |
 //! | [`time`] | RFC 3659 timestamps without a clock |
@@ -43,12 +44,16 @@
 //!
 //! A driver feeds the session what happens (control bytes, answers to its requests, data chunks, the time)
 //! and carries out what it asks. After **every** `handle_*` call, drain `poll_action` until it returns
-//! `None`, then read `poll_timeout`. Here the "driver" is a few lines that answer from memory:
+//! `None`, then read `poll_timeout`. A transfer speaks the vocabulary of [`data`]: the session asks for
+//! the data connection with [`data::DataAction`] and for its open file with [`data::LocalAction`], and
+//! the driver answers both with [`data::DataCompletion`]. Here the "driver" is a few lines that answer
+//! from memory:
 //!
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Instant;
 //! use bytes::Bytes;
+//! use ftp_proto::data::{DataAction, DataCompletion, LocalAction};
 //! use ftp_proto::server::{Action, Completion, Config, ConnectionInfo, Session, StorageRequest};
 //!
 //! let info = ConnectionInfo {
@@ -63,38 +68,50 @@
 //! let mut control = Vec::new();
 //! let mut data = Vec::new();
 //! let mut file_sent = false;
+//! let mut listener = None; // the id the session gave its passive listener
+//! let mut closed = Vec::new(); // the listener and data connection it let go of
 //! while let Some(action) = session.poll_action() {
 //!     match action {
 //!         Action::SendControl(bytes) => control.extend_from_slice(&bytes),
-//!         Action::ListenPassive { id, .. } => {
-//!             let bound = "127.0.0.1:50000".parse().unwrap();
-//!             session.handle_completion(now, id, Completion::Listening(bound));
-//!         }
 //!         Action::Storage { id, request: StorageRequest::OpenRead { path, .. } } => {
 //!             assert_eq!(path.as_bytes(), b"/hello.txt");
 //!             let size = Some(file.len() as u64);
 //!             session.handle_completion(now, id, Completion::FileOpened { size, path });
 //!         }
-//!         Action::AcceptData { id } => {
-//!             let peer = "127.0.0.1:40001".parse().unwrap();
-//!             session.handle_completion(now, id, Completion::DataConnected { peer });
+//!         Action::Data(DataAction::Listen { id, .. }) => {
+//!             listener = Some(id);
+//!             let bound = "127.0.0.1:50000".parse().unwrap();
+//!             session.handle_completion(now, id, DataCompletion::Listening(bound).into());
 //!         }
-//!         Action::ReadFile { id } if !file_sent => {
+//!         Action::Data(DataAction::Accept { id, listener: from }) => {
+//!             assert_eq!(Some(from), listener);
+//!             let peer = "127.0.0.1:40001".parse().unwrap();
+//!             session.handle_completion(now, id, DataCompletion::Connected { peer }.into());
+//!         }
+//!         Action::Local(LocalAction::Read { id }) if !file_sent => {
 //!             file_sent = true;
 //!             session.handle_data(now, id, file.clone()); // TYPE I: passed through without a copy
 //!         }
-//!         Action::ReadFile { id } => session.handle_completion(now, id, Completion::EndOfData),
-//!         Action::SendData { id, data: chunk } => {
-//!             data.extend_from_slice(&chunk);
-//!             session.handle_completion(now, id, Completion::Written);
+//!         Action::Local(LocalAction::Read { id }) => {
+//!             session.handle_completion(now, id, DataCompletion::EndOfData.into());
 //!         }
-//!         _ => {} // CloseData, CloseFile: nothing to close here
+//!         Action::Data(DataAction::Send { id, data: chunk }) => {
+//!             data.extend_from_slice(&chunk);
+//!             session.handle_completion(now, id, DataCompletion::Written.into());
+//!         }
+//!         Action::Data(DataAction::Close { id, aborted }) => closed.push((id, aborted)),
+//!         Action::Local(LocalAction::Close { .. }) => {} // a download's close needs no answer
+//!         other => panic!("not in this example: {other:?}"),
 //!     }
 //! }
 //! let control = String::from_utf8(control).unwrap();
 //! assert!(control.contains("227 Entering Passive Mode (127,0,0,1,195,80)."));
 //! assert!(control.ends_with("226 Transfer complete.\r\n"));
 //! assert_eq!(data, b"Hello, world!\n");
+//! // The transfer's data connection, then the listener it came through, both closed cleanly.
+//! assert_eq!(closed.len(), 2);
+//! assert!(closed.iter().all(|&(_, aborted)| !aborted));
+//! assert_eq!(closed.last().map(|&(id, _)| id), listener);
 //! assert!(session.poll_timeout().is_some()); // the idle timer
 //! ```
 //!
@@ -117,6 +134,7 @@
 
 pub mod client;
 pub mod command;
+pub mod data;
 mod decimal;
 pub mod feat;
 pub mod framing;

@@ -2067,6 +2067,11 @@ mod wired {
     use ftp_proto::listing::{DirEntry, Metadata};
     use ftp_proto::path::VirtualPath;
     use ftp_proto::server::{self, Access, StorageError, StorageRequest, WriteMode};
+    // The server's data channel (the client's lines name theirs themselves).
+    use ftp_proto::data::{
+        DataAction as ServerData, DataCompletion as ServerDataCompletion,
+        LocalAction as ServerLocal,
+    };
 
     const SERVER_DATA: &str = "198.51.100.1:6000";
     const CLIENT_DATA: &str = "192.0.2.7:40000";
@@ -2198,9 +2203,9 @@ mod wired {
                 self.server.handle_completion(
                     now,
                     s,
-                    server::Completion::DataConnected {
+                    server::Completion::Data(ServerDataCompletion::Connected {
                         peer: addr(CLIENT_DATA),
-                    },
+                    }),
                 );
             }
         }
@@ -2229,8 +2234,11 @@ mod wired {
                     moved = true;
                 } else if self.c2s_closed {
                     self.server_reads -= 1;
-                    self.server
-                        .handle_completion(now, s, server::Completion::EndOfData);
+                    self.server.handle_completion(
+                        now,
+                        s,
+                        server::Completion::Data(ServerDataCompletion::EndOfData),
+                    );
                     moved = true;
                 }
             }
@@ -2303,52 +2311,74 @@ mod wired {
                     id,
                     server::Completion::LoggedIn(Access::ReadWrite),
                 ),
-                server::Action::ListenPassive { id, .. } => self.server.handle_completion(
-                    now,
-                    id,
-                    server::Completion::Listening(addr(SERVER_DATA)),
-                ),
-                server::Action::AcceptData { id } | server::Action::ConnectData { id, .. } => {
+                server::Action::Data(ServerData::Listen { id, .. }) => {
+                    self.server.handle_completion(
+                        now,
+                        id,
+                        server::Completion::Data(ServerDataCompletion::Listening(addr(
+                            SERVER_DATA,
+                        ))),
+                    )
+                }
+                server::Action::Data(
+                    ServerData::Accept { id, .. } | ServerData::Connect { id, .. },
+                ) => {
                     self.server_data = Some(id);
                     self.server_ready = true;
                     self.connect_if_both_ready();
                 }
-                server::Action::SendData { id, data } => {
+                server::Action::Data(ServerData::Send { id, data }) => {
                     self.s2c.push_back(data);
-                    self.server
-                        .handle_completion(now, id, server::Completion::Written);
+                    self.server.handle_completion(
+                        now,
+                        id,
+                        server::Completion::Data(ServerDataCompletion::Written),
+                    );
                 }
-                server::Action::ReceiveData { .. } => self.server_reads += 1,
-                server::Action::CloseData { .. } => {
-                    self.s2c_closed = true;
-                    self.server_ready = false;
-                    self.server_reads = 0;
+                server::Action::Data(ServerData::Receive { .. }) => self.server_reads += 1,
+                // The transfer's data connection; the passive listener's close (another id) changes
+                // nothing here, there being one connection in this world.
+                server::Action::Data(ServerData::Close { id, .. }) => {
+                    if self.server_data == Some(id) {
+                        self.s2c_closed = true;
+                        self.server_ready = false;
+                        self.server_reads = 0;
+                    }
                 }
                 server::Action::Storage { id, request } => {
                     let completion = self.storage(request);
                     self.server.handle_completion(now, id, completion);
                 }
-                server::Action::ReadFile { .. } => self.reads_pending += 1,
-                server::Action::WriteFile { id, data } => {
+                server::Action::Local(ServerLocal::Read { .. }) => self.reads_pending += 1,
+                server::Action::Local(ServerLocal::Write { id, data }) => {
                     if let Some((_, content)) = &mut self.writing {
                         content.extend_from_slice(&data);
                     }
-                    self.server
-                        .handle_completion(now, id, server::Completion::Written);
+                    self.server.handle_completion(
+                        now,
+                        id,
+                        server::Completion::Data(ServerDataCompletion::Written),
+                    );
                 }
-                server::Action::CloseFile { id, aborted } => {
+                server::Action::Local(ServerLocal::Close { id, aborted }) => {
                     self.reading = None;
                     self.reads_pending = 0;
                     if let Some((path, content)) = self.writing.take() {
                         self.files.insert(path, content);
                         if !aborted {
-                            self.server
-                                .handle_completion(now, id, server::Completion::Done);
+                            // The upload is stored.
+                            self.server.handle_completion(
+                                now,
+                                id,
+                                server::Completion::Data(ServerDataCompletion::Written),
+                            );
                         }
                     }
                 }
                 server::Action::CloseControl => {}
-                other => panic!("unexpected server action {other:?}"),
+                server::Action::ReadEntries { .. } => {
+                    panic!("this world lists a directory in one part")
+                }
             }
         }
 
@@ -2362,8 +2392,11 @@ mod wired {
             let chunk = content[*position..end].to_vec();
             *position = end;
             if chunk.is_empty() {
-                self.server
-                    .handle_completion(now, id, server::Completion::EndOfData);
+                self.server.handle_completion(
+                    now,
+                    id,
+                    server::Completion::Data(ServerDataCompletion::EndOfData),
+                );
             } else {
                 self.server.handle_data(now, id, Bytes::from(chunk));
             }

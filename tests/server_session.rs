@@ -171,6 +171,12 @@ fn passive_retrieve_binary_and_ascii() {
     );
     assert_eq!(s.take_data(), (0..=255u8).collect::<Vec<_>>());
     assert_eq!(s.data_closes, [false]);
+    assert_eq!(
+        s.listener_closes,
+        [false],
+        "the listener goes with the transfer"
+    );
+    assert!(s.listeners.is_empty() && s.connections.is_empty());
 
     s.cmd("TYPE A");
     assert_eq!(
@@ -197,10 +203,9 @@ fn missing_file_is_550_without_touching_the_data_connection() {
     s.login_anonymous();
     s.cmd("PASV");
     assert_eq!(s.cmd("RETR /nope"), "550 No such file or directory.\r\n");
-    assert!(
-        s.data_closes.contains(&true),
-        "the unused listener is closed"
-    );
+    assert_eq!(s.listener_closes, [true], "the unused listener is closed");
+    assert!(s.data_closes.is_empty(), "no data connection was made");
+    assert!(s.listeners.is_empty());
 }
 
 #[test]
@@ -650,6 +655,7 @@ fn a_bad_line_between_rnfr_and_rnto_forgets_the_rename() {
 
 #[test]
 fn pasv_accepts_an_ipv4_mapped_listener_address() {
+    use ftp_proto::data::{DataAction, DataCompletion};
     use ftp_proto::server::{Action, Completion};
     let mut s = Sim::new();
     s.login_anonymous();
@@ -657,10 +663,10 @@ fn pasv_accepts_an_ipv4_mapped_listener_address() {
     let mut replies = Vec::new();
     while let Some(action) = s.session.poll_action() {
         match action {
-            Action::ListenPassive { id, .. } => {
+            Action::Data(DataAction::Listen { id, .. }) => {
                 let mapped = "[::ffff:127.0.0.1]:40000".parse().unwrap();
-                s.session
-                    .handle_completion(s.now, id, Completion::Listening(mapped));
+                let listening = Completion::Data(DataCompletion::Listening(mapped));
+                s.session.handle_completion(s.now, id, listening);
             }
             Action::SendControl(bytes) => replies.extend_from_slice(&bytes),
             other => panic!("unexpected {other:?}"),
@@ -674,6 +680,7 @@ fn pasv_accepts_an_ipv4_mapped_listener_address() {
 
 #[test]
 fn a_file_opened_after_abor_is_closed() {
+    use ftp_proto::data::LocalAction;
     use ftp_proto::path::VirtualPath;
     use ftp_proto::server::{Action, Completion, StorageRequest};
     let mut s = Sim::new();
@@ -699,16 +706,16 @@ fn a_file_opened_after_abor_is_closed() {
     s.session.handle_completion(s.now, open_id, opened);
     assert_eq!(
         s.session.poll_action(),
-        Some(Action::CloseFile {
+        Some(Action::Local(LocalAction::Close {
             id: open_id,
             aborted: true
-        })
+        }))
     );
 }
 
 #[test]
 fn abor_after_an_upload_is_complete_waits_for_its_226() {
-    use ftp_proto::server::Completion;
+    use ftp_proto::data::DataCompletion;
     let mut s = Sim::new();
     s.login_writer();
     s.upload = [Bytes::from_static(b"data")].into();
@@ -718,7 +725,7 @@ fn abor_after_an_upload_is_complete_waits_for_its_226() {
     let close_id = s
         .held_upload_close
         .take()
-        .expect("the upload reached CloseFile");
+        .expect("the upload reached its LocalAction::Close");
     s.input(b"ABOR\r\n");
     assert_eq!(
         s.take_control(),
@@ -726,7 +733,7 @@ fn abor_after_an_upload_is_complete_waits_for_its_226() {
         "ABOR waits while the upload is being stored"
     );
     s.session
-        .handle_completion(s.now, close_id, Completion::Done);
+        .handle_completion(s.now, close_id, DataCompletion::Written.into());
     s.run();
     assert_eq!(codes(&s.take_control()), ["226", "226"]);
     assert_eq!(
@@ -998,7 +1005,12 @@ fn upload_only_creates_new_files_and_changes_nothing() {
     s.cmd("PASV");
     assert_eq!(s.cmd("STOR /upload/new"), "550 File exists.\r\n");
     assert_eq!(s.file("/upload/new"), Some(&b"new"[..]));
-    assert_eq!(s.data_closes.last(), Some(&true), "the listener is closed");
+    assert_eq!(
+        s.listener_closes.last(),
+        Some(&true),
+        "the listener is closed"
+    );
+    assert!(s.listeners.is_empty());
 
     // STOU picks a fresh name as before; reading and listing work.
     s.upload = [Bytes::from_static(b"u")].into();
@@ -1319,4 +1331,114 @@ proptest! {
         prop_assert!(expected.contains("226 Directory send OK."), "{}", expected);
         prop_assert_eq!(timed_transcript(&cuts, &extra), expected);
     }
+}
+
+#[test]
+fn every_passive_listener_is_closed_by_its_id() {
+    use ftp_proto::data::DataAction;
+    use ftp_proto::hostport::NetworkProtocol;
+    use ftp_proto::server::Action;
+    let mut s = Sim::new();
+    s.login_anonymous();
+    // A second PASV replaces the first listener, which the session lets go of before binding anew.
+    s.cmd("PASV");
+    let first = *s.listeners.iter().next().unwrap();
+    s.session.handle_control_input(s.now, b"EPSV\r\n");
+    let close = s.session.poll_action();
+    assert_eq!(
+        close,
+        Some(Action::Data(DataAction::Close {
+            id: first,
+            aborted: true
+        }))
+    );
+    s.answer_for_test(close);
+    s.run();
+    assert_eq!(
+        s.take_control(),
+        "229 Entering Extended Passive Mode (|||40000|)\r\n"
+    );
+    assert_eq!(s.listener_closes, [true]);
+    assert_eq!(s.listeners.len(), 1);
+    assert!(!s.listeners.contains(&first));
+    assert_eq!(
+        s.listen_families,
+        [NetworkProtocol::V4, NetworkProtocol::V4]
+    );
+    // The transfer accepts from the listener that is open, and closes both when it ends.
+    assert_eq!(codes(&s.cmd("RETR /pub/data.bin")), ["150", "226"]);
+    assert!(s.listeners.is_empty() && s.connections.is_empty());
+    assert_eq!(s.listener_closes, [true, false]);
+    assert_eq!(s.data_closes, [false]);
+
+    // PORT, REIN and QUIT let go of an unused listener too.
+    s.cmd("PASV");
+    assert!(s.cmd("PORT 127,0,0,1,200,1").starts_with("200 "));
+    assert!(s.listeners.is_empty());
+    s.cmd("PASV");
+    assert!(s.cmd("REIN").starts_with("220 "));
+    assert!(s.listeners.is_empty());
+    s.login_anonymous();
+    s.cmd("EPSV");
+    assert!(s.cmd("QUIT").starts_with("221 "));
+    assert!(s.closed);
+    assert!(s.listeners.is_empty());
+    assert_eq!(s.listener_closes, [true, false, true, true, true]);
+}
+
+#[test]
+fn a_data_connection_that_fails_gets_425_before_and_426_during_the_transfer() {
+    let mut s = Sim::new();
+    s.login_anonymous();
+    s.fail_data = true;
+    s.cmd("PASV");
+    assert_eq!(
+        s.cmd("RETR /pub/data.bin"),
+        "425 Failed to establish data connection.\r\n"
+    );
+    assert!(s.listeners.is_empty(), "the listener is closed");
+    s.fail_data = false;
+    s.fail_sends = true;
+    assert!(s.cmd("PORT 127,0,0,1,200,1").starts_with("200 "));
+    assert_eq!(
+        s.cmd("RETR /pub/data.bin"),
+        "150 Opening ASCII mode data connection for /pub/data.bin (256 bytes).\r\n\
+         426 Connection closed; transfer aborted.\r\n"
+    );
+    assert!(s.connections.is_empty(), "the broken connection is closed");
+    assert_eq!(s.data_closes, [true]);
+    assert_eq!(s.file_closes, [true, true], "both files were closed");
+    assert!(s.cmd("NOOP").starts_with("200 "));
+}
+
+#[test]
+fn abor_while_accepting_closes_the_transfer_and_its_listener_by_id() {
+    use ftp_proto::data::{DataAction, DataCompletion};
+    use ftp_proto::server::Action;
+    let mut s = Sim::new();
+    s.login_anonymous();
+    s.cmd("PASV");
+    let listener = *s.listeners.iter().next().unwrap();
+    s.stall_accept = true;
+    s.cmd("RETR /pub/data.bin");
+    let transfer = match s.stalled.as_slice() {
+        [Action::Data(DataAction::Accept { id, listener: l })] if *l == listener => *id,
+        other => panic!("expected a stalled accept from {listener:?}, got {other:?}"),
+    };
+    s.stalled.clear();
+    s.session.handle_control_input(s.now, b"ABOR\r\n");
+    let closes: Vec<_> = std::iter::from_fn(|| s.session.poll_action())
+        .filter_map(|action| match action {
+            Action::Data(DataAction::Close { id, aborted }) => Some((id, aborted)),
+            _ => None,
+        })
+        .collect();
+    // The accept still in progress is cancelled by the close of its transfer's id.
+    assert_eq!(closes, [(transfer, true), (listener, true)]);
+    // An accept that completes anyway is not the session's business any more.
+    let peer = s.data_peer;
+    s.session
+        .handle_completion(s.now, transfer, DataCompletion::Connected { peer }.into());
+    assert_eq!(s.session.poll_action(), None);
+    assert!(s.cmd("NOOP").starts_with("200 "));
 }

@@ -1,31 +1,41 @@
-//! The data connection of a session, owned by one tokio task.
+//! A session's data connections and passive listeners, each owned by a tokio task of its own.
 //!
-//! A [`DataChannel`] is made by `ListenPassive` (it then owns the bound listener) or by `ConnectData`
-//! (it then dials the client). The session's socket actions (`AcceptData`, `SendData`, `ReceiveData`)
-//! reach the task in order over a channel, and each answer goes back to the session task as an
+//! The session names every listener and connection with an id (the `PASV`/`EPSV` request for a listener,
+//! the transfer for a connection), and [`DataConnections`] keeps their tasks by that id: it carries out
+//! the session's [`DataAction`]s as they come, the same vocabulary the client session speaks. `Listen`
+//! starts a task that owns the bound listener, `Connect` one that dials the client; `Accept`, `Send` and
+//! `Receive` reach the task in order over a channel, and each answer goes back to the session task as an
 //! [`Incoming`] message, so the session task never waits on the data connection and keeps reading the
 //! control connection (`ABOR`, `STAT`) during a transfer.
 //!
 //! There is no need to accept in advance: the kernel completes the client's handshake into the listen
-//! backlog as soon as it arrives, and `accept` just takes it when the session asks.
+//! backlog as soon as it arrives, and `accept` just takes it when the session asks. The accepting task
+//! then drops its listener (one connection per `PASV`: the port and the slot are free at once) and goes
+//! on as the transfer's connection, known by the transfer's id; the session's later `Close` of the
+//! listener's id finds nothing left to close.
 //!
 //! A passive listener that nobody asked to accept from within the data timeout is closed (its port and
 //! its client's [`Slot`] of `--max-passive-per-ip` freed): a client that sends PASV and walks away must
 //! not hold a port until the session ends.
 //!
-//! Closing comes in two kinds. A finished transfer ([`DataChannel::finish`]) shuts the socket down
-//! cleanly and waits for that, so the client has seen the end of the data before it reads 226. An aborted
-//! one ([`DataChannel::abort`]) interrupts whatever the task is doing and resets the connection
-//! (`SO_LINGER` 0: an RST, unsent data discarded) so that the client stops at once.
+//! Closing comes in two kinds. A finished transfer (`Close` with `aborted == false`,
+//! [`DataChannel::finish`]) shuts the socket down cleanly and waits for that, so the client has seen the
+//! end of the data before it reads 226. An aborted one ([`DataChannel::abort`]) interrupts whatever the
+//! task is doing and resets the connection (`SO_LINGER` 0: an RST, unsent data discarded) so that the
+//! client stops at once.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::{ControlFlow, RangeInclusive};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ftp_proto::server::{Completion, RequestId, StorageError};
+use ftp_proto::data::{DataAction, DataCompletion, DataError};
+use ftp_proto::hostport::NetworkProtocol;
+use ftp_proto::server::{Completion, RequestId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -35,7 +45,8 @@ use tokio::time::Instant;
 
 use crate::buffers::BufferPool;
 use crate::limits::Slot;
-use crate::session_task::{Incoming, WorkerLinks};
+use crate::logging;
+use crate::session_task::{Incoming, Server, WorkerLinks};
 
 /// How long closing may take before we stop waiting: a clean shutdown or a reset is one system call, so
 /// this is only reached if the task is somehow stuck.
@@ -122,7 +133,140 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// An operation on the data connection, in the session's order.
+/// One session's data connections and passive listeners, by the id the session gave each.
+pub struct DataConnections {
+    server: Arc<Server>,
+    /// The session's number, for the log.
+    number: u64,
+    /// Where passive listeners bind and active connections come from.
+    local_ip: IpAddr,
+    /// The client's address, for the per-address listener cap.
+    peer: IpAddr,
+    links: WorkerLinks,
+    channels: HashMap<RequestId, DataChannel>,
+}
+
+impl DataConnections {
+    pub fn new(
+        server: Arc<Server>,
+        number: u64,
+        local_ip: IpAddr,
+        peer: IpAddr,
+        links: WorkerLinks,
+    ) -> DataConnections {
+        DataConnections {
+            server,
+            number,
+            local_ip,
+            peer,
+            links,
+            channels: HashMap::new(),
+        }
+    }
+
+    /// Carries out one of the session's data actions. Only closing and binding wait; everything else is
+    /// queued to the task it names, which answers through the session task's channel.
+    pub async fn perform(&mut self, action: DataAction<RequestId>) {
+        match action {
+            DataAction::Listen { id, family } => self.listen(id, family).await,
+            DataAction::Accept { id, listener } => match self.channels.remove(&listener) {
+                Some(channel) => {
+                    channel.accept(id);
+                    self.insert(id, channel).await;
+                }
+                None => self.fail(id, io::ErrorKind::NotConnected),
+            },
+            DataAction::Connect { id, addr } => {
+                let channel = DataChannel::connect(id, self.local_ip, addr, self.links.clone());
+                self.insert(id, channel).await;
+            }
+            DataAction::Send { id, data } => match self.channels.get(&id) {
+                Some(channel) => channel.send(id, data),
+                None => self.fail(id, io::ErrorKind::NotConnected),
+            },
+            DataAction::Receive { id } => match self.channels.get(&id) {
+                Some(channel) => channel.receive(id),
+                None => self.fail(id, io::ErrorKind::NotConnected),
+            },
+            // Nothing under this id: a listener already taken by its transfer, or a transfer that
+            // ended before it connected.
+            DataAction::Close { id, aborted } => match self.channels.remove(&id) {
+                Some(channel) if aborted => channel.abort().await,
+                Some(channel) => channel.finish().await,
+                None => {}
+            },
+        }
+    }
+
+    /// Resets every connection and closes every listener (the session is over).
+    pub async fn close_all(&mut self) {
+        for (_, channel) in self.channels.drain() {
+            channel.abort().await;
+        }
+    }
+
+    /// Keeps `channel` under `id`; a channel already there (a session never reuses an id) is reset.
+    async fn insert(&mut self, id: RequestId, channel: DataChannel) {
+        if let Some(old) = self.channels.insert(id, channel) {
+            old.abort().await;
+        }
+    }
+
+    /// Answers an action right away. Through the channel like every other answer, so that it reaches the
+    /// session after the current drain, never in the middle of one.
+    fn answer(&self, id: RequestId, completion: DataCompletion) {
+        let _ = self
+            .links
+            .incoming
+            .send(Incoming::Completion(id, completion.into()));
+    }
+
+    fn fail(&self, id: RequestId, kind: io::ErrorKind) {
+        self.answer(id, DataCompletion::Failed(DataError::new(kind)));
+    }
+
+    /// Binds a passive listener on the control connection's address, which must be of `family` (this
+    /// server does not look for another address of the host), within the client's listener cap.
+    async fn listen(&mut self, id: RequestId, family: NetworkProtocol) {
+        if NetworkProtocol::of(&SocketAddr::new(self.local_ip, 0)) != family {
+            return self.fail(id, io::ErrorKind::AddrNotAvailable);
+        }
+        // Taken before binding, held by the data task as long as its listener lives.
+        let slot = match self.server.passive_listeners.try_acquire(self.peer) {
+            Ok(slot) => slot,
+            Err(_) => {
+                self.log(format_args!(
+                    "passive listener refused: too many for {}",
+                    self.peer
+                ));
+                return self.fail(id, io::ErrorKind::Other);
+            }
+        };
+        let ports = &self.server.passive_ports;
+        let timeout = self.server.config.data_timeout;
+        let links = self.links.clone();
+        match DataChannel::listen(self.local_ip, ports, slot, timeout, links).await {
+            Ok((channel, bound)) => {
+                self.insert(id, channel).await;
+                let reported = match self.server.masquerade {
+                    Some(ip) => SocketAddr::new(IpAddr::V4(ip), bound.port()),
+                    None => bound,
+                };
+                self.answer(id, DataCompletion::Listening(reported));
+            }
+            Err(error) => {
+                self.log(format_args!("passive listener failed: {error}"));
+                self.answer(id, DataCompletion::Failed(DataError::from(&error)));
+            }
+        }
+    }
+
+    fn log(&self, message: std::fmt::Arguments<'_>) {
+        logging::session(self.number, message);
+    }
+}
+
+/// An operation on one data connection, in the session's order.
 #[derive(Debug)]
 enum DataOp {
     /// Take the client's connection from the listener.
@@ -141,7 +285,7 @@ enum DataOp {
     Finish(oneshot::Sender<()>),
 }
 
-/// The session task's end of a data connection task.
+/// The session task's end of one data connection's (or listener's) task.
 #[derive(Debug)]
 pub struct DataChannel {
     ops: UnboundedSender<DataOp>,
@@ -181,7 +325,7 @@ impl DataChannel {
         Err(last_error)
     }
 
-    /// Starts dialling the client at `addr` from `local`; the task answers `DataConnected` or `Failed`.
+    /// Starts dialling the client at `addr` from `local`; the task answers `Connected` or `Failed`.
     pub fn connect(
         id: RequestId,
         local: IpAddr,
@@ -206,7 +350,7 @@ impl DataChannel {
         DataChannel { ops, abort, task }
     }
 
-    /// Queues taking the passive connection (answered `DataConnected`).
+    /// Queues taking the passive connection for transfer `id` (answered `Connected`).
     pub fn accept(&self, id: RequestId) {
         self.queue(DataOp::Accept(id));
     }
@@ -269,6 +413,11 @@ struct DataWorker {
     buffers: BufferPool,
 }
 
+/// A failure of the data connection, as the session is told it.
+fn failed(kind: io::ErrorKind) -> DataCompletion {
+    DataCompletion::Failed(DataError::new(kind))
+}
+
 impl DataWorker {
     /// Performs operations in order until finished, aborted, or dropped by the session (which also counts
     /// as an abort: the session is gone).
@@ -311,11 +460,9 @@ impl DataWorker {
 
     async fn perform(&mut self, op: DataOp) -> ControlFlow<()> {
         let message = match op {
-            DataOp::Accept(id) => Incoming::Completion(id, self.accept().await),
-            DataOp::Connect { id, local, addr } => {
-                Incoming::Completion(id, self.connect(local, addr).await)
-            }
-            DataOp::Send(id, data) => Incoming::Completion(id, self.send(data).await),
+            DataOp::Accept(id) => completion(id, self.accept().await),
+            DataOp::Connect { id, local, addr } => completion(id, self.connect(local, addr).await),
+            DataOp::Send(id, data) => completion(id, self.send(data).await),
             DataOp::Receive(id) => self.receive(id).await,
             DataOp::Finish(done) => {
                 if let Endpoint::Connected(stream) = &mut self.endpoint {
@@ -333,27 +480,28 @@ impl DataWorker {
         }
     }
 
-    async fn accept(&mut self) -> Completion {
+    async fn accept(&mut self) -> DataCompletion {
         let Endpoint::Listening { listener, .. } = &self.endpoint else {
-            return Completion::Failed(StorageError::DataConnection);
+            // Never bound, or closed for the data timeout.
+            return failed(io::ErrorKind::NotConnected);
         };
         match listener.accept().await {
             Ok((stream, peer)) => {
                 // One connection per PASV: dropping the listener frees the port (and the slot) at once.
                 self.connected(stream);
-                Completion::DataConnected { peer }
+                DataCompletion::Connected { peer }
             }
-            Err(_) => Completion::Failed(StorageError::DataConnection),
+            Err(error) => DataCompletion::Failed(DataError::from(error)),
         }
     }
 
-    async fn connect(&mut self, local: IpAddr, addr: SocketAddr) -> Completion {
+    async fn connect(&mut self, local: IpAddr, addr: SocketAddr) -> DataCompletion {
         match dial(local, addr).await {
             Ok(stream) => {
                 self.connected(stream);
-                Completion::DataConnected { peer: addr }
+                DataCompletion::Connected { peer: addr }
             }
-            Err(_) => Completion::Failed(StorageError::DataConnection),
+            Err(error) => DataCompletion::Failed(DataError::from(error)),
         }
     }
 
@@ -363,29 +511,29 @@ impl DataWorker {
         self.endpoint = Endpoint::Connected(stream);
     }
 
-    async fn send(&mut self, data: Bytes) -> Completion {
+    async fn send(&mut self, data: Bytes) -> DataCompletion {
         let Endpoint::Connected(stream) = &mut self.endpoint else {
-            return Completion::Failed(StorageError::DataConnection);
+            return failed(io::ErrorKind::NotConnected);
         };
         let written = stream.write_all(&data).await;
         // Back to the pool before `Written` makes the session ask for the next chunk.
         self.buffers.recycle(data);
         match written {
-            Ok(()) => Completion::Written,
-            Err(_) => Completion::Failed(StorageError::DataConnection),
+            Ok(()) => DataCompletion::Written,
+            Err(error) => DataCompletion::Failed(DataError::from(error)),
         }
     }
 
     async fn receive(&mut self, id: RequestId) -> Incoming {
         let Endpoint::Connected(stream) = &mut self.endpoint else {
-            return Incoming::Completion(id, Completion::Failed(StorageError::DataConnection));
+            return completion(id, failed(io::ErrorKind::NotConnected));
         };
         // `read_buf` fills the spare capacity without zeroing it first; the buffer becomes the chunk.
         let mut buffer = self.buffers.take_empty();
         match stream.read_buf(&mut buffer).await {
-            Ok(0) => Incoming::Completion(id, Completion::EndOfData),
+            Ok(0) => completion(id, DataCompletion::EndOfData),
             Ok(_) => Incoming::Data(id, buffer.freeze()),
-            Err(_) => Incoming::Completion(id, Completion::Failed(StorageError::DataConnection)),
+            Err(error) => completion(id, DataCompletion::Failed(DataError::from(error))),
         }
     }
 
@@ -396,6 +544,11 @@ impl DataWorker {
         }
         self.endpoint = Endpoint::Closed;
     }
+}
+
+/// The message that answers action `id`.
+fn completion(id: RequestId, completion: DataCompletion) -> Incoming {
+    Incoming::Completion(id, Completion::Data(completion))
 }
 
 /// Connects to `addr` from an ephemeral port on `local` (the control connection's address, so the

@@ -4,13 +4,14 @@
 //! read straight into the `Bytes` that the session then hands to the data connection (no copy), rather than
 //! `tokio::fs::File`, which reads into its own buffer and copies out.
 //!
-//! The session's operations (`ReadFile`, `WriteFile`, `CloseFile`) arrive in order over a channel. A file
-//! task serves them in *bursts*: on the first operation it takes one thread of tokio's blocking pool,
-//! which then serves operation after operation straight off the channel, and gives the file back to the
-//! task once no operation has come for [`BURST_IDLE`]. A transfer in full flow therefore costs one thread
-//! and no hop per chunk (a hop per 256 KiB chunk cost a fifth of RETR and STOR throughput), while a
-//! transfer waiting for its data connection or for a slow client holds no thread: hundreds of idle
-//! transfers cannot starve the pool that every other storage request needs (security review, §4).
+//! The session's operations (`LocalAction::Read`, `Write` and `Close`, and `ReadEntries` for a listing)
+//! arrive in order over a channel. A file task serves them in *bursts*: on the first operation it takes
+//! one thread of tokio's blocking pool, which then serves operation after operation straight off the
+//! channel, and gives the file back to the task once no operation has come for [`BURST_IDLE`]. A
+//! transfer in full flow therefore costs one thread and no hop per chunk (a hop per 256 KiB chunk cost a
+//! fifth of RETR and STOR throughput), while a transfer waiting for its data connection or for a slow
+//! client holds no thread: hundreds of idle transfers cannot starve the pool that every other storage
+//! request needs (security review, §4).
 //!
 //! Every operation is bounded by [`STORAGE_TIMEOUT`] (a watchdog on the async side answers `Failed` and
 //! abandons the thread, which ends when the kernel returns), and the number of open transfers by
@@ -25,6 +26,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use ftp_proto::data::DataCompletion;
 use ftp_proto::path::VirtualPath;
 use ftp_proto::server::{Completion, RequestId, StorageError, WriteMode};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -54,7 +56,7 @@ pub enum FileOp {
     Read,
     /// Append a chunk (answered with `Written`).
     Write(Bytes),
-    /// Close; an upload that was not aborted is synced and published first and answered with `Done`.
+    /// Close; an upload that was not aborted is synced and published first and answered with `Written`.
     Close { aborted: bool },
 }
 
@@ -381,7 +383,7 @@ impl Burst {
             Ok(Some(chunk)) => (Some(OpenFile::Download(f)), Incoming::Data(id, chunk)),
             Ok(None) => (
                 Some(OpenFile::Download(f)),
-                Incoming::Completion(id, Completion::EndOfData),
+                Incoming::Completion(id, DataCompletion::EndOfData.into()),
             ),
             Err(e) => (None, Incoming::Completion(id, Completion::Failed(e))),
         }
@@ -406,18 +408,18 @@ impl Burst {
         self.links.buffers.recycle(data);
         let done = |c| Incoming::Completion(self.id, c);
         match result {
-            (file, Ok(())) => (file, done(Completion::Written)),
+            (file, Ok(())) => (file, done(DataCompletion::Written.into())),
             (_, Err(e)) => (None, done(Completion::Failed(e))),
         }
     }
 
-    /// Closes the file; a finished upload is published and answered `Done` (or `Failed`).
+    /// Closes the file; a finished upload is published and answered `Written` (or `Failed`).
     fn close(&self, file: OpenFile, aborted: bool) {
         let completion = match file {
             OpenFile::Download(_) | OpenFile::Listing(_) => return,
             OpenFile::Upload(upload) if aborted => return upload.abort(),
             OpenFile::Upload(upload) => match upload.finish() {
-                Ok(()) => Completion::Done,
+                Ok(()) => DataCompletion::Written.into(),
                 Err(e) => Completion::Failed(e),
             },
         };

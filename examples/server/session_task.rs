@@ -3,22 +3,25 @@
 //! The loop waits on three things at once (`tokio::select!`): bytes on the control connection, messages
 //! from the helper tasks (completions and data chunks, over one channel), and the session's timer. After
 //! each input it drains `poll_action` and carries every action out in order, then logs the events. Slow
-//! work never runs in this task: the data connection ([`DataChannel`]), the open file ([`FileHandle`]) and
-//! other storage operations (on the blocking pool) run elsewhere and answer through the channel, so the
-//! control connection is read during a transfer and `ABOR` and `STAT` work.
+//! work never runs in this task: the data connections and listeners ([`DataConnections`], which takes
+//! the session's `DataAction`s as they are), the open file ([`FileHandle`], the session's
+//! `LocalAction`s) and other storage operations (on the blocking pool) run elsewhere and answer through
+//! the channel, so the control connection is read during a transfer and `ABOR` and `STAT` work.
 //!
 //! Control replies are gathered while the actions are carried out and written once at the end, in their
-//! order. The one ordering that involves the data connection is kept by waiting: a clean `CloseData`
-//! finishes (the client has its EOF) before the `226` that follows it is even queued.
+//! order. The one ordering that involves the data connection is kept by waiting: a clean
+//! `DataAction::Close` finishes (the client has its EOF) before the `226` that follows it is even
+//! queued.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use ftp_proto::command::{Password, Text};
+use ftp_proto::data::{DataCompletion, LocalAction};
 use ftp_proto::server::{
     Action, Completion, Config, ConnectionInfo, Event, RequestId, Session, StorageError,
     StorageRequest,
@@ -31,7 +34,7 @@ use tokio::time::Instant;
 
 use crate::auth::Users;
 use crate::buffers::BufferPool;
-use crate::data::{DataChannel, PassivePorts};
+use crate::data::{DataConnections, PassivePorts};
 use crate::files::{FileContext, FileHandle, FileOp, blocking};
 use crate::limits::AddressCounts;
 use crate::logging;
@@ -94,16 +97,22 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
     let (incoming, mut messages) = unbounded_channel();
     let info = ConnectionInfo { local, peer };
     let session = Session::new(server.config.clone(), info, now());
+    // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; data sockets want the IPv4 form.
+    let (local_ip, peer_ip) = (local.ip().to_canonical(), peer.ip().to_canonical());
+    let buffers = BufferPool::default();
+    let links = WorkerLinks {
+        incoming: incoming.clone(),
+        buffers: buffers.clone(),
+    };
+    let data = DataConnections::new(server.clone(), number, local_ip, peer_ip, links);
     let mut driver = Driver {
-        // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; data sockets want the IPv4 form.
-        local_ip: local.ip().to_canonical(),
-        peer: peer.ip().to_canonical(),
+        peer: peer_ip,
         server,
         number,
         session,
         incoming,
-        buffers: BufferPool::default(),
-        data: None,
+        buffers,
+        data,
         file: None,
         out: Vec::new(),
         started: HashMap::new(),
@@ -138,7 +147,7 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
             () = &mut timer, if deadline.is_some() => driver.session.handle_timeout(now()),
         }
     }
-    driver.close_data(true).await;
+    driver.data.close_all().await;
     let _ = writer.shutdown().await;
     linger(&mut reader, &mut buffer).await;
     driver.log(format_args!("closed"));
@@ -192,15 +201,14 @@ struct Driver {
     server: Arc<Server>,
     number: u64,
     session: Session,
-    /// Where passive listeners bind and active connections come from.
-    local_ip: IpAddr,
     /// The client's address, for per-address accounting and the log.
     peer: IpAddr,
     /// The sending end of this task's channel, cloned into every helper.
     incoming: UnboundedSender<Incoming>,
     /// Chunk buffers shared by this session's file and data tasks.
     buffers: BufferPool,
-    data: Option<DataChannel>,
+    /// The data connections and passive listeners, by the session's ids.
+    data: DataConnections,
     file: Option<FileHandle>,
     /// Control replies not yet written.
     out: Vec<u8>,
@@ -237,29 +245,13 @@ impl Driver {
         match action {
             Action::SendControl(bytes) => self.out.extend_from_slice(&bytes),
             Action::Authenticate { id, user, password } => self.authenticate(id, user, password),
-            Action::ListenPassive { id, ipv4_only } => self.listen(id, ipv4_only).await,
-            Action::AcceptData { id } => match &self.data {
-                Some(data) => data.accept(id),
-                None => self.answer(id, Completion::Failed(StorageError::DataConnection)),
-            },
-            Action::ConnectData { id, addr } => {
-                self.close_data(true).await;
-                let channel = DataChannel::connect(id, self.local_ip, addr, self.links());
-                self.data = Some(channel);
-            }
-            Action::SendData { id, data } => match &self.data {
-                Some(channel) => channel.send(id, data),
-                None => self.answer(id, Completion::Failed(StorageError::DataConnection)),
-            },
-            Action::ReceiveData { id } => match &self.data {
-                Some(channel) => channel.receive(id),
-                None => self.answer(id, Completion::Failed(StorageError::DataConnection)),
-            },
-            Action::CloseData { aborted } => self.close_data(aborted).await,
+            Action::Data(action) => self.data.perform(action).await,
             Action::Storage { id, request } => self.storage(id, request),
-            Action::ReadFile { id } | Action::ReadEntries { id } => self.file_op(id, FileOp::Read),
-            Action::WriteFile { id, data } => self.file_op(id, FileOp::Write(data)),
-            Action::CloseFile { id, aborted } => self.close_file(id, aborted),
+            Action::Local(LocalAction::Read { id }) | Action::ReadEntries { id } => {
+                self.file_op(id, FileOp::Read)
+            }
+            Action::Local(LocalAction::Write { id, data }) => self.file_op(id, FileOp::Write(data)),
+            Action::Local(LocalAction::Close { id, aborted }) => self.close_file(id, aborted),
             Action::CloseControl => return ControlFlow::Break(()),
         }
         ControlFlow::Continue(())
@@ -269,7 +261,7 @@ impl Driver {
     fn deliver(&mut self, message: Incoming) {
         match message {
             Incoming::Completion(id, completion) => {
-                if let Completion::DataConnected { .. } = completion {
+                if let Completion::Data(DataCompletion::Connected { .. }) = completion {
                     self.started.insert(id, Instant::now());
                 }
                 self.session.handle_completion(now(), id, completion);
@@ -317,50 +309,6 @@ impl Driver {
             }
             let _ = incoming.send(Incoming::Completion(id, answer));
         });
-    }
-
-    async fn listen(&mut self, id: RequestId, ipv4_only: bool) {
-        self.close_data(true).await;
-        if ipv4_only && !self.local_ip.is_ipv4() {
-            self.answer(id, Completion::Failed(StorageError::DataConnection));
-            return;
-        }
-        // Taken before binding, held by the data task as long as its listener lives.
-        let slot = match self.server.passive_listeners.try_acquire(self.peer) {
-            Ok(slot) => slot,
-            Err(_) => {
-                self.log(format_args!(
-                    "passive listener refused: too many for {}",
-                    self.peer
-                ));
-                self.answer(id, Completion::Failed(StorageError::DataConnection));
-                return;
-            }
-        };
-        let ports = &self.server.passive_ports;
-        let timeout = self.server.config.data_timeout;
-        match DataChannel::listen(self.local_ip, ports, slot, timeout, self.links()).await {
-            Ok((channel, bound)) => {
-                self.data = Some(channel);
-                let reported = match self.server.masquerade {
-                    Some(ip) => SocketAddr::new(IpAddr::V4(ip), bound.port()),
-                    None => bound,
-                };
-                self.answer(id, Completion::Listening(reported));
-            }
-            Err(error) => {
-                self.log(format_args!("passive listener failed: {error}"));
-                self.answer(id, Completion::Failed(StorageError::DataConnection));
-            }
-        }
-    }
-
-    async fn close_data(&mut self, aborted: bool) {
-        match self.data.take() {
-            Some(channel) if aborted => channel.abort().await,
-            Some(channel) => channel.finish().await,
-            None => {}
-        }
     }
 
     /// Opens and listings run in a file task, which then serves the transfer (or the listing's later

@@ -10,7 +10,7 @@
 //! answer op picks a waiting action and answers it with the completion its kind expects, or, for a choice
 //! byte >= 128, with any completion (wrong kinds, `Failed` with each `StorageError`, data connections from
 //! a foreign or a v4-mapped address, PASV listeners of the wrong family). Data and end-of-data ops answer
-//! a waiting `ReadFile`/`ReceiveData` (any old id if none waits). A stale op answers an id already
+//! a waiting `LocalAction::Read`/`DataAction::Receive` (any old id if none waits). A stale op answers an id already
 //! answered or abandoned. Time ops move the clock and call `handle_timeout` whenever `poll_timeout` is due.
 //!
 //! Oracles, after every `handle_*` call:
@@ -20,6 +20,8 @@
 //!   digit, a multi-line reply closed by `ddd ` with the same code, CR inside a line only as CR NUL;
 //! - `buffered_input_len()` <= `max_line_len + max_pending_commands`;
 //! - no action after `CloseControl`; `is_closed()` exactly when it was sent; a closed session has no timer;
+//! - every `DataAction::Accept` names a listener the session asked for with `DataAction::Listen` and has
+//!   not closed;
 //! - `handle_timeout` at a due `poll_timeout` moves the deadline into the future (a driver would spin
 //!   otherwise);
 //! - `421 Timeout` comes no earlier than `idle_timeout` after the session was last busy with a transfer
@@ -36,6 +38,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use ftp_proto::data::{DataAction, DataCompletion, DataError, LocalAction};
 use ftp_proto::framing::{FramerConfig, LineEnding};
 use ftp_proto::listing::{DirEntry, EntryKind, Metadata};
 use ftp_proto::path::{PathLimits, VirtualPath};
@@ -129,24 +132,33 @@ fn config(byte: u8) -> (Config, ConnectionInfo) {
 fn waiting_id(action: &Action) -> Option<RequestId> {
     match action {
         Action::Authenticate { id, .. }
-        | Action::ListenPassive { id, .. }
-        | Action::AcceptData { id }
-        | Action::ConnectData { id, .. }
-        | Action::SendData { id, .. }
-        | Action::ReceiveData { id }
+        | Action::Data(
+            DataAction::Listen { id, .. }
+            | DataAction::Accept { id, .. }
+            | DataAction::Connect { id, .. }
+            | DataAction::Send { id, .. }
+            | DataAction::Receive { id },
+        )
         | Action::Storage { id, .. }
-        | Action::ReadFile { id }
-        | Action::ReadEntries { id }
-        | Action::WriteFile { id, .. }
-        | Action::CloseFile { id, aborted: false } => Some(*id),
-        _ => None,
+        | Action::Local(
+            LocalAction::Read { id }
+            | LocalAction::Write { id, .. }
+            | LocalAction::Close { id, aborted: false },
+        )
+        | Action::ReadEntries { id } => Some(*id),
+        Action::SendControl(_)
+        | Action::Data(DataAction::Close { .. })
+        | Action::Local(LocalAction::Close { aborted: true, .. })
+        | Action::CloseControl => None,
     }
 }
 
 fn is_read(action: &Action) -> bool {
     matches!(
         action,
-        Action::ReadFile { .. } | Action::ReceiveData { .. } | Action::ReadEntries { .. }
+        Action::Local(LocalAction::Read { .. })
+            | Action::Data(DataAction::Receive { .. })
+            | Action::ReadEntries { .. }
     )
 }
 
@@ -283,40 +295,51 @@ fn completion(
     input: &mut Reader<'_>,
 ) -> Completion {
     let client = info.peer.ip();
-    let errors = [
-        StorageError::NotFound,
-        StorageError::PermissionDenied,
-        StorageError::WrongKind,
-        StorageError::AlreadyExists,
-        StorageError::NotEmpty,
-        StorageError::InvalidOffset,
-        StorageError::NoSpace,
-        StorageError::InvalidName,
-        StorageError::DataConnection,
-        StorageError::Busy,
-        StorageError::Other("disk on fire at /srv/secret".to_owned()),
+    let failure = |error| Completion::Failed(error);
+    // In the place `StorageError::DataConnection` had, so that seeds keep their meaning.
+    let data_failure = Completion::Data(DataCompletion::Failed(DataError::new(
+        std::io::ErrorKind::ConnectionReset,
+    )));
+    let failures = [
+        failure(StorageError::NotFound),
+        failure(StorageError::PermissionDenied),
+        failure(StorageError::WrongKind),
+        failure(StorageError::AlreadyExists),
+        failure(StorageError::NotEmpty),
+        failure(StorageError::InvalidOffset),
+        failure(StorageError::NoSpace),
+        failure(StorageError::InvalidName),
+        data_failure,
+        failure(StorageError::Busy),
+        failure(StorageError::Other(
+            "disk on fire at /srv/secret".to_owned(),
+        )),
     ];
     match variant {
         0 => Completion::LoggedIn(Access::ReadOnly),
         1 => Completion::LoggedIn(Access::ReadWrite),
         2 => Completion::Denied,
-        3 => Completion::Listening(SocketAddr::new(
+        3 => DataCompletion::Listening(SocketAddr::new(
             IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
             input.u16(),
-        )),
-        4 => Completion::Listening(SocketAddr::new(
+        ))
+        .into(),
+        4 => DataCompletion::Listening(SocketAddr::new(
             IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
             input.u16(),
-        )),
-        5 => Completion::DataConnected {
+        ))
+        .into(),
+        5 => DataCompletion::Connected {
             peer: SocketAddr::new(client, 1024 + u16::from(input.u8()) * 200),
-        },
-        6 => Completion::DataConnected {
+        }
+        .into(),
+        6 => DataCompletion::Connected {
             peer: SocketAddr::new(
                 IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)),
                 1024 + u16::from(input.u8()),
             ),
-        },
+        }
+        .into(),
         7 => Completion::Metadata(metadata(input)),
         8 => {
             let (entries, now) = listing_part(input);
@@ -334,21 +357,22 @@ fn completion(
                 path: opened_path(action, input.u8()),
             }
         }
-        10 => Completion::Written,
-        11 => Completion::EndOfData,
+        10 => DataCompletion::Written.into(),
+        11 => DataCompletion::EndOfData.into(),
         12 => Completion::Done,
-        13..=22 => Completion::Failed(errors[usize::from(variant - 13)].clone()),
+        13..=22 => failures[usize::from(variant - 13)].clone(),
         23 => {
             // The client's IPv4 address written as an IPv4-mapped IPv6 one: the same host.
             let mapped = match client {
                 IpAddr::V4(v4) => IpAddr::V6(v4.to_ipv6_mapped()),
                 v6 => v6,
             };
-            Completion::DataConnected {
+            DataCompletion::Connected {
                 peer: SocketAddr::new(mapped, 40000),
             }
+            .into()
         }
-        24 => Completion::Listening(SocketAddr::new(info.local.ip(), input.u16())),
+        24 => DataCompletion::Listening(SocketAddr::new(info.local.ip(), input.u16())).into(),
         25 => {
             let byte = input.u8();
             let access =
@@ -381,10 +405,16 @@ fn listing_part(input: &mut Reader<'_>) -> (Vec<DirEntry>, Timestamp) {
 fn right_variant(action: Option<&Action>, choice: u8) -> u8 {
     match action {
         Some(Action::Authenticate { .. }) => [0, 1, 2, 25, 26][usize::from(choice % 5)],
-        Some(Action::ListenPassive { .. }) => 24,
-        Some(Action::AcceptData { .. } | Action::ConnectData { .. }) => 5,
-        Some(Action::SendData { .. } | Action::WriteFile { .. }) => 10,
-        Some(Action::ReadFile { .. } | Action::ReceiveData { .. }) => 11,
+        Some(Action::Data(DataAction::Listen { .. })) => 24,
+        Some(Action::Data(DataAction::Accept { .. } | DataAction::Connect { .. })) => 5,
+        // A finished upload's close is answered `Written` too, once the file is stored.
+        Some(Action::Data(DataAction::Send { .. }) | Action::Local(LocalAction::Write { .. })) => {
+            10
+        }
+        Some(Action::Local(LocalAction::Close { .. })) => 10,
+        Some(
+            Action::Local(LocalAction::Read { .. }) | Action::Data(DataAction::Receive { .. }),
+        ) => 11,
         Some(Action::ReadEntries { .. }) => [8, 27][usize::from(choice % 2)],
         Some(Action::Storage { request, .. }) => match request {
             StorageRequest::Stat(_) => 7,
@@ -409,6 +439,8 @@ struct Harness {
     busy_at: Option<Instant>,
     /// When the session started (its login deadline counts from here at the earliest).
     started: Instant,
+    /// Listeners asked for with `DataAction::Listen` and not closed yet.
+    listeners: Vec<RequestId>,
 }
 
 impl Harness {
@@ -442,6 +474,12 @@ impl Harness {
                     }
                 }
                 Action::CloseControl => self.close_sent = true,
+                Action::Data(DataAction::Listen { id, .. }) => self.listeners.push(*id),
+                Action::Data(DataAction::Close { id, .. }) => self.listeners.retain(|l| l != id),
+                Action::Data(DataAction::Accept { listener, .. }) => assert!(
+                    self.listeners.contains(listener),
+                    "accept from {listener:?}, which is not an open listener"
+                ),
                 _ => {}
             }
             if let Some(id) = waiting_id(&action) {
@@ -591,6 +629,7 @@ fuzz_target!(|data: &[u8]| {
         close_sent: false,
         busy_at: None,
         started: now,
+        listeners: Vec::new(),
     };
     h.drain();
 
@@ -624,7 +663,7 @@ fuzz_target!(|data: &[u8]| {
                 if let Some((id, _)) = h.pick(sel, true) {
                     trace!("-> end of data {id:?}");
                     h.session
-                        .handle_completion(h.now, id, Completion::EndOfData);
+                        .handle_completion(h.now, id, DataCompletion::EndOfData.into());
                 }
             }
             7 => {

@@ -7,6 +7,7 @@ use crate::command::{
     Command, EpsvArg, FormatControl, ListArgs, OptsArg, Pathname, Structure, Text, TransferMode,
     TransferType, Verb,
 };
+use crate::data::{DataAction, DataCompletion, LocalAction};
 use crate::feat::FeatureSet;
 use crate::hostport::{self, HostPort, NetworkProtocol};
 use crate::listing::{self, DirEntry, EntryKind, FactSet, Permissions};
@@ -100,7 +101,6 @@ fn storage_error_reply(error: &StorageError) -> (ReplyCode, String) {
     let code = match error {
         StorageError::NoSpace => ReplyCode::EXCEEDED_STORAGE,
         StorageError::InvalidName => ReplyCode::FILE_NAME_NOT_ALLOWED,
-        StorageError::DataConnection => ReplyCode::CANT_OPEN_DATA,
         StorageError::Busy => ReplyCode::FILE_UNAVAILABLE,
         StorageError::Other(_) => ReplyCode::LOCAL_ERROR,
         _ => ReplyCode::FILE_UNAVAILABLE_PERMANENT,
@@ -189,7 +189,7 @@ impl Session {
             }
             Command::Stat(None) => {
                 let (verb, path, bytes) = match &self.transfer {
-                    Some(t) => (t.verb, t.path.to_string_lossy(), t.bytes),
+                    Some(t) => (t.verb, t.path.to_string_lossy(), t.bytes()),
                     None => return,
                 };
                 self.reply(
@@ -489,9 +489,7 @@ impl Session {
         self.mlst_facts = FactSet::default();
         self.pbsz_seen = false;
         self.epsv_all = false;
-        if self.data == DataChannel::Passive {
-            self.actions.push_back(Action::CloseData { aborted: true });
-        }
+        self.close_listener();
         self.data = DataChannel::None;
         let greeting = self.config.greeting.clone();
         self.reply(ReplyCode::SERVICE_READY, greeting);
@@ -576,9 +574,7 @@ impl Session {
             );
             return;
         }
-        if self.data == DataChannel::Passive {
-            self.actions.push_back(Action::CloseData { aborted: true });
-        }
+        self.close_listener();
         self.data = DataChannel::Active(addr);
         self.reply(ReplyCode::COMMAND_OK, format!("{verb} command successful."));
     }
@@ -606,11 +602,17 @@ impl Session {
             self.reply(ReplyCode::EXTENDED_PORT_FAILURE, text);
             return;
         }
+        // The new listener replaces the old one, which no transfer used.
+        self.close_listener();
         let id = self.next_id();
-        self.actions.push_back(Action::ListenPassive {
-            id,
-            ipv4_only: !extended,
-        });
+        // PASV can describe only an IPv4 address (and is refused above on an IPv6 connection).
+        let family = if extended {
+            local_protocol
+        } else {
+            NetworkProtocol::V4
+        };
+        self.actions
+            .push_back(Action::Data(DataAction::Listen { id, family }));
         self.pending = Some(Pending::Listen { id, extended });
     }
 
@@ -755,34 +757,35 @@ impl Session {
                     now: wall_clock,
                 },
             ) => self.listing_part(now, entries, true, wall_clock, true),
-            (Phase::Connecting, Completion::DataConnected { peer }) => {
+            (Phase::Connecting, Completion::Data(DataCompletion::Connected { peer })) => {
                 self.data_connected(now, peer)
             }
-            (Phase::Connecting, Completion::Failed(_)) => self.fail_transfer(
+            (Phase::Opening | Phase::Connecting, Completion::Data(DataCompletion::Failed(_)))
+            | (Phase::Connecting, Completion::Failed(_)) => self.fail_transfer(
                 ReplyCode::CANT_OPEN_DATA,
                 "Failed to establish data connection.",
             ),
-            (Phase::Running, Completion::Written) => {
+            (Phase::Running, Completion::Data(DataCompletion::Written)) => {
                 let step = self.transfer.as_mut().map(|t| t.on_written());
                 self.after_step(now, step);
             }
-            (Phase::Running, Completion::EndOfData) => {
+            (Phase::Running, Completion::Data(DataCompletion::EndOfData)) => {
                 let step = self
                     .transfer
                     .as_mut()
                     .map(|t| t.on_end_of_source(&mut self.actions));
                 self.after_step(now, step);
             }
-            (Phase::Closing, Completion::Done) => {
+            // The upload's file is stored (the answer to its `LocalAction::Close`).
+            (Phase::Closing, Completion::Data(DataCompletion::Written)) => {
                 self.reply(ReplyCode::CLOSING_DATA, "Transfer complete.");
                 self.end_transfer(true);
             }
-            (Phase::Running | Phase::Closing, Completion::Failed(StorageError::DataConnection)) => {
-                self.fail_transfer(
+            (Phase::Running | Phase::Closing, Completion::Data(DataCompletion::Failed(_))) => self
+                .fail_transfer(
                     ReplyCode::TRANSFER_ABORTED,
                     "Connection closed; transfer aborted.",
-                )
-            }
+                ),
             (_, Completion::Failed(error)) => {
                 let (code, text) = storage_error_reply(&error);
                 self.fail_transfer(code, &text);
@@ -817,7 +820,7 @@ impl Session {
         if cut {
             // The listing bound is reached: the driver may let go of the directory now.
             self.actions
-                .push_back(Action::CloseFile { id, aborted: true });
+                .push_back(Action::Local(LocalAction::Close { id, aborted: true }));
         }
         if phase == Phase::Opening {
             return self.connect_data(now);
@@ -836,10 +839,21 @@ impl Session {
         transfer.deadline = now.checked_add(self.config.data_timeout);
         let id = transfer.id;
         let action = match std::mem::replace(&mut self.data, DataChannel::None) {
-            DataChannel::Active(addr) => Action::ConnectData { id, addr },
-            _ => Action::AcceptData { id },
+            DataChannel::Active(addr) => DataAction::Connect { id, addr },
+            DataChannel::Passive(listener) => {
+                // The listener is the transfer's now: it is closed with the transfer.
+                transfer.listener = Some(listener);
+                DataAction::Accept { id, listener }
+            }
+            // `start_transfer` checked for a channel, and nothing forgets it during a transfer.
+            DataChannel::None => {
+                return self.fail_transfer(
+                    ReplyCode::CANT_OPEN_DATA,
+                    "Failed to establish data connection.",
+                );
+            }
         };
-        self.actions.push_back(action);
+        self.actions.push_back(Action::Data(action));
     }
 
     fn data_connected(&mut self, now: Instant, peer: SocketAddr) {
@@ -905,18 +919,26 @@ impl Session {
             return;
         };
         let id = transfer.id;
-        self.actions.push_back(Action::CloseData { aborted: false });
+        let aborted = false;
+        self.actions
+            .push_back(Action::Data(DataAction::Close { id, aborted }));
+        if let Some(listener) = transfer.listener {
+            self.actions.push_back(Action::Data(DataAction::Close {
+                id: listener,
+                aborted,
+            }));
+        }
         if transfer.is_upload() {
             transfer.phase = Phase::Closing;
             transfer.deadline = None;
             self.actions
-                .push_back(Action::CloseFile { id, aborted: false });
+                .push_back(Action::Local(LocalAction::Close { id, aborted }));
             return;
         }
         let listing = transfer.listing_mut().is_some();
         if transfer.file_open {
             self.actions
-                .push_back(Action::CloseFile { id, aborted: false });
+                .push_back(Action::Local(LocalAction::Close { id, aborted }));
         }
         let text = if listing {
             "Directory send OK."
@@ -957,20 +979,29 @@ impl Session {
         let Some(transfer) = self.transfer.take() else {
             return;
         };
-        // This also closes a passive listener the transfer had not used yet, so forget it.
+        let id = transfer.id;
+        let aborted = true;
+        self.actions
+            .push_back(Action::Data(DataAction::Close { id, aborted }));
+        // The transfer's listener, or the one it had not used yet (its file was still opening): the
+        // channel was for this transfer, so it goes too.
+        if let Some(listener) = transfer.listener {
+            self.actions.push_back(Action::Data(DataAction::Close {
+                id: listener,
+                aborted,
+            }));
+        }
+        self.close_listener();
         self.data = DataChannel::None;
-        self.actions.push_back(Action::CloseData { aborted: true });
         if transfer.file_open {
-            self.actions.push_back(Action::CloseFile {
-                id: transfer.id,
-                aborted: true,
-            });
+            self.actions
+                .push_back(Action::Local(LocalAction::Close { id, aborted }));
         }
         self.event(Event::TransferEnded {
-            id: transfer.id,
+            id,
             verb: transfer.verb,
+            bytes: transfer.bytes(),
             path: transfer.path,
-            bytes: transfer.bytes,
             completed: false,
         });
     }
@@ -980,8 +1011,8 @@ impl Session {
             self.event(Event::TransferEnded {
                 id: transfer.id,
                 verb: transfer.verb,
+                bytes: transfer.bytes(),
                 path: transfer.path,
-                bytes: transfer.bytes,
                 completed,
             });
         }
@@ -1014,7 +1045,7 @@ impl Session {
                 Completion::Granted(grant) => self.logged_in(&user, grant),
                 _ => self.login_failed(now, &user),
             },
-            Pending::Listen { extended, .. } => self.listening(extended, completion),
+            Pending::Listen { id, extended } => self.listening(id, extended, completion),
             Pending::Storage { id, then } => match (then, completion) {
                 (
                     Then::ReportListing { path, entries },
@@ -1026,9 +1057,9 @@ impl Session {
         }
     }
 
-    fn listening(&mut self, extended: bool, completion: Completion) {
+    fn listening(&mut self, id: RequestId, extended: bool, completion: Completion) {
         let addr = match completion {
-            Completion::Listening(addr) => addr,
+            Completion::Data(DataCompletion::Listening(addr)) => addr,
             _ => {
                 self.reply(ReplyCode::CANT_OPEN_DATA, "Can't open passive connection.");
                 return;
@@ -1040,12 +1071,14 @@ impl Session {
             (true, addr) => hostport::epsv_reply_text(addr.port()),
             (false, SocketAddr::V4(v4)) => HostPort::from(v4).pasv_reply_text(),
             (false, SocketAddr::V6(_)) => {
-                self.actions.push_back(Action::CloseData { aborted: true });
+                // A listener PASV cannot describe is of no use: let it go.
+                self.actions
+                    .push_back(Action::Data(DataAction::Close { id, aborted: true }));
                 self.reply(ReplyCode::CANT_OPEN_DATA, "Can't open passive connection.");
                 return;
             }
         };
-        self.data = DataChannel::Passive;
+        self.data = DataChannel::Passive(id);
         let code = if extended {
             ReplyCode::ENTERING_EXTENDED_PASSIVE
         } else {
@@ -1123,7 +1156,7 @@ impl Session {
         self.append_bounded(&mut entries, part);
         if entries.len() >= self.stat_listing_limit() {
             self.actions
-                .push_back(Action::CloseFile { id, aborted: true });
+                .push_back(Action::Local(LocalAction::Close { id, aborted: true }));
             return self.report_listing(&path, entries, now);
         }
         self.actions.push_back(Action::ReadEntries { id });

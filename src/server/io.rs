@@ -6,11 +6,10 @@
 //! id, the way rustls hands its caller decisions. A completion whose id the session no longer waits for (the
 //! client sent `ABOR` or `REIN` in the meantime) is ignored, so the driver never has to cancel anything.
 
-use std::net::SocketAddr;
-
 use bytes::Bytes;
 
 use crate::command::{Password, Text};
+use crate::data::{DataAction, DataCompletion, LocalAction};
 use crate::listing::{DirEntry, Metadata};
 use crate::path::VirtualPath;
 use crate::time::Timestamp;
@@ -134,7 +133,7 @@ pub enum StorageRequest {
         limit: usize,
     },
     /// Open a file for reading from byte `offset`. Answer [`Completion::FileOpened`]; then the session asks
-    /// for chunks with [`Action::ReadFile`].
+    /// for chunks with [`LocalAction::Read`] (in [`Action::Local`]), with this request's id.
     OpenRead {
         /// The file.
         path: VirtualPath,
@@ -142,7 +141,7 @@ pub enum StorageRequest {
         offset: u64,
     },
     /// Open a file for writing. Answer [`Completion::FileOpened`]; then the session sends chunks with
-    /// [`Action::WriteFile`].
+    /// [`LocalAction::Write`] (in [`Action::Local`]), with this request's id.
     OpenWrite {
         /// The file.
         path: VirtualPath,
@@ -189,61 +188,12 @@ pub enum Action {
         /// The password from `PASS` (`None` for an empty one).
         password: Option<Password>,
     },
-    /// Bind a passive data listener (closing any previous one) on the control connection's local address
-    /// family. Answer [`Completion::Listening`] with the address clients should connect to (for NAT, the
-    /// public address; the session uses only its port for `EPSV`).
-    ListenPassive {
-        /// The request.
-        id: RequestId,
-        /// Whether the session needs an IPv4 listener (`PASV` can describe no other kind).
-        ipv4_only: bool,
-    },
-    /// Take the data connection the client made to the passive listener (waiting for it if needed).
-    /// Answer [`Completion::DataConnected`] with the peer's address; the session checks it.
-    AcceptData {
-        /// The request (the transfer's id).
-        id: RequestId,
-    },
-    /// Connect the data channel to the client (active mode, `PORT`/`EPRT`). Answer
-    /// [`Completion::DataConnected`] or [`Completion::Failed`].
-    ConnectData {
-        /// The request (the transfer's id).
-        id: RequestId,
-        /// Where to connect.
-        addr: SocketAddr,
-    },
-    /// Write a chunk to the data connection. Answer [`Completion::Written`] once it is written.
-    SendData {
-        /// The transfer.
-        id: RequestId,
-        /// The bytes (the file's own `Bytes` in TYPE I: no copy was made).
-        data: Bytes,
-    },
-    /// Read the next chunk from the data connection. Answer with
-    /// [`Session::handle_data`](super::Session::handle_data), or [`Completion::EndOfData`] when the client
-    /// closed it.
-    ReceiveData {
-        /// The transfer.
-        id: RequestId,
-    },
-    /// Close the data connection and any passive listener. `aborted` says whether to reset rather than
-    /// finish it (after `ABOR`, a failure or a timeout). Needs no answer.
-    CloseData {
-        /// Whether the transfer was cut short.
-        aborted: bool,
-    },
     /// A storage operation. Answer as [`StorageRequest`]'s variants say, or [`Completion::Failed`].
     Storage {
         /// The request.
         id: RequestId,
         /// What to do.
         request: StorageRequest,
-    },
-    /// Read the next chunk of the open file. Answer with
-    /// [`Session::handle_data`](super::Session::handle_data), or [`Completion::EndOfData`] at the end.
-    ReadFile {
-        /// The transfer.
-        id: RequestId,
     },
     /// Read the next part of a listing answered with [`Completion::EntriesPart`]. Answer with the next
     /// part ([`Completion::EntriesPart`], or [`Completion::Entries`] if it is the last), or
@@ -253,23 +203,27 @@ pub enum Action {
         /// The listing (the id of its [`StorageRequest::List`]).
         id: RequestId,
     },
-    /// Write a chunk to the open file. Answer [`Completion::Written`].
-    WriteFile {
-        /// The transfer.
-        id: RequestId,
-        /// The bytes to append at the current position.
-        data: Bytes,
-    },
-    /// Close the open file, or let go of a listing that was answered in parts and not finished (the
-    /// driver may hold its directory open between parts). After an upload (`aborted == false`) answer
-    /// [`Completion::Done`] once the data is safely stored, or [`Completion::Failed`]; after a download,
-    /// a listing or an abort no answer is needed.
-    CloseFile {
-        /// The transfer.
-        id: RequestId,
-        /// Whether the transfer was cut short (the partial upload stays, so `REST`+`STOR` can resume it).
-        aborted: bool,
-    },
+    /// An operation on a data connection or a passive listener: `PORT`/`EPRT` make the server
+    /// [`Connect`](DataAction::Connect), `PASV`/`EPSV` make it [`Listen`](DataAction::Listen) (with the
+    /// id of that request) and then [`Accept`](DataAction::Accept) one connection for the transfer.
+    /// Chunks go out with [`Send`](DataAction::Send) (downloads, listings) and come in with
+    /// [`Receive`](DataAction::Receive) (uploads). Each data connection and each listener is let go with
+    /// a [`Close`](DataAction::Close) naming it: after the transfer (its connection, then its
+    /// listener), when `PORT`, `PASV` or `EPSV` replaces an unused listener, on `REIN`, when a transfer
+    /// is aborted or fails, and when the session ends. Answer as [`DataAction`]'s variants say, with
+    /// [`Completion::Data`].
+    Data(DataAction<RequestId>),
+    /// An operation on the transfer's open file (opened with [`StorageRequest::OpenRead`] or
+    /// [`StorageRequest::OpenWrite`]): [`Read`](LocalAction::Read) for a download,
+    /// [`Write`](LocalAction::Write) for an upload, and [`Close`](LocalAction::Close) at the end. After
+    /// a finished upload (`aborted == false`) answer the close with
+    /// [`DataCompletion::Written`] once the data is safely stored, or with [`Completion::Failed`]; a
+    /// close after a download or with `aborted` needs no answer (a partial upload stays, so that
+    /// `REST`+`STOR` can resume it). [`Close`](LocalAction::Close) with `aborted` also lets go of a
+    /// listing that was answered in parts and not finished (the driver may hold its directory open
+    /// between parts). Read and write failures of the file are [`Completion::Failed`] with a
+    /// [`StorageError`].
+    Local(LocalAction<RequestId>),
     /// Flush what was sent and close the control connection. The session is over.
     CloseControl,
 }
@@ -302,9 +256,6 @@ pub enum StorageError {
     /// A name the storage cannot hold (553).
     #[error("File name not allowed")]
     InvalidName,
-    /// A data connection could not be made or broke (425 before a transfer, 426 during one).
-    #[error("Data connection failed")]
-    DataConnection,
     /// The file is in use or a limit on concurrent work was reached: try again later (450). For example an
     /// upload to a name another upload is writing, or a server at its cap of open transfers.
     #[error("File busy, try again later")]
@@ -328,13 +279,6 @@ pub enum Completion {
     Granted(Grant),
     /// The credentials are wrong (the session delays its 530 and counts the failure).
     Denied,
-    /// The passive listener is bound at this address.
-    Listening(SocketAddr),
-    /// The data connection is open; `peer` is the client end's address.
-    DataConnected {
-        /// The remote address of the data connection.
-        peer: SocketAddr,
-    },
     /// The metadata of the path asked about.
     Metadata(Metadata),
     /// A directory's entries, and the wall-clock time they were read (for the six-month rule of `LIST`).
@@ -349,7 +293,7 @@ pub enum Completion {
     },
     /// Some of a directory's entries, with more to follow: the session asks for the next part with
     /// [`Action::ReadEntries`] when it has sent these, and lets go of the rest with
-    /// [`Action::CloseFile`] (`aborted`) if the listing ends early. Each part is sorted by name; the
+    /// [`LocalAction::Close`] (`aborted`) if the listing ends early. Each part is sorted by name; the
     /// order of the parts is the driver's. Only for a directory (a file is a single entry).
     EntriesPart {
         /// Some entries, in any order.
@@ -365,14 +309,24 @@ pub enum Completion {
         /// The file's path.
         path: VirtualPath,
     },
-    /// A chunk passed to `SendData` or `WriteFile` is written.
-    Written,
-    /// The file or the data connection has no more bytes.
-    EndOfData,
-    /// The operation succeeded and has nothing to report.
+    /// A storage operation succeeded and has nothing to report ([`StorageRequest::Delete`],
+    /// [`StorageRequest::Rename`], ...).
     Done,
-    /// The operation failed.
+    /// A storage operation failed: a [`StorageRequest`], [`Action::ReadEntries`], or the open file
+    /// ([`Action::Local`]). A data connection's failure is [`DataCompletion::Failed`] instead.
     Failed(StorageError),
+    /// The answer to an [`Action::Data`], or to an [`Action::Local`] that needs one:
+    /// [`DataCompletion::Listening`], [`DataCompletion::Connected`], [`DataCompletion::Written`] (a chunk
+    /// is written, or a finished upload is stored), [`DataCompletion::EndOfData`] (the file or the data
+    /// connection has no more bytes), or [`DataCompletion::Failed`] (the data connection could not be
+    /// opened, 425, or broke during the transfer, 426).
+    Data(DataCompletion),
+}
+
+impl From<DataCompletion> for Completion {
+    fn from(completion: DataCompletion) -> Self {
+        Completion::Data(completion)
+    }
 }
 
 /// Something that happened, for the driver's logs and metrics. Drain with

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | bytes from the control connection | [`Session::handle_control_input`] / [`Session::handle_control_eof`] |
 //! | the answer to an [`Action`] | [`Session::handle_completion`] |
-//! | a chunk read from a file or from the data connection | [`Session::handle_data`] |
+//! | a chunk read from the file ([`LocalAction::Read`]) or the data connection ([`DataAction::Receive`]) | [`Session::handle_data`] |
 //! | the time reaching [`Session::poll_timeout`] | [`Session::handle_timeout`] |
 //!
 //! After **every** `handle_*` call the driver drains [`Session::poll_action`] until it returns `None`,
@@ -25,6 +25,17 @@
 //!   example to answer an action as soon as it is popped. Actions form one FIFO queue, so those already
 //!   queued still come out first, in order. The test simulator drives sessions that way.
 //! - Nothing is spawned and nothing blocks: every method returns at once.
+//! - **Transfers** use the data-channel vocabulary both sessions share ([`crate::data`]):
+//!   [`Action::Data`] carries a [`DataAction`] for the data connection and the passive listener,
+//!   [`Action::Local`] a [`LocalAction`] for the transfer's open file, and both are answered with
+//!   [`Completion::Data`] (`DataCompletion::into()` makes one). `PASV`/`EPSV` send
+//!   [`DataAction::Listen`] with the id of that request; a transfer's actions all carry the id of the
+//!   [`StorageRequest`] that opened its file or listing, [`DataAction::Accept`] naming the listener
+//!   too. Every listener and every data connection is let go with a [`DataAction::Close`] naming it (a
+//!   `Close` of an id with nothing open is ignored), so a driver can key its sockets by id. A data
+//!   connection that cannot be opened or breaks is
+//!   [`DataCompletion::Failed`](crate::data::DataCompletion::Failed) (425 before it was open, 426
+//!   during the transfer); a storage failure, the file's included, is [`Completion::Failed`].
 //!
 //! Logins: anonymous ones (`USER anonymous` or `USER ftp`) follow [`Config::anonymous`] and never leave the
 //! session; for any other user the driver checks the password ([`Action::Authenticate`]) and answers
@@ -70,6 +81,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::command::{Text, TransferType, Verb};
+use crate::data::{DataAction, LocalAction};
 use crate::framing::{self, Frame, LineFramer};
 use crate::listing::FactSet;
 use crate::path::VirtualPath;
@@ -150,8 +162,8 @@ enum DataChannel {
     None,
     /// Active mode: connect to this address.
     Active(SocketAddr),
-    /// Passive mode: the driver's listener is bound.
-    Passive,
+    /// Passive mode: the driver's listener, named by the id of its `PASV`/`EPSV`, is bound.
+    Passive(RequestId),
 }
 
 /// A request whose answer the session is waiting for before it reads the next command.
@@ -313,15 +325,15 @@ impl Session {
             // part: close it, so no driver leaks a handle (the driver never has to cancel anything
             // itself).
             self.actions
-                .push_back(Action::CloseFile { id, aborted: true });
+                .push_back(Action::Local(LocalAction::Close { id, aborted: true }));
         }
         if !self.login_expired(now) {
             self.process_queue(now);
         }
     }
 
-    /// Feeds a chunk read for [`Action::ReadFile`] or [`Action::ReceiveData`]. The chunk is passed on to
-    /// the other side without copying in TYPE I.
+    /// Feeds a chunk read for [`LocalAction::Read`] (from the file) or [`DataAction::Receive`] (from
+    /// the data connection). The chunk is passed on to the other side without copying in TYPE I.
     pub fn handle_data(&mut self, now: Instant, id: RequestId, chunk: Bytes) {
         if self.closed {
             return;
@@ -452,7 +464,7 @@ impl Session {
 
     /// Bytes moved by the transfer in progress, if one is.
     pub fn transfer_progress(&self) -> Option<u64> {
-        self.transfer.as_ref().map(|t| t.bytes)
+        self.transfer.as_ref().map(|t| t.bytes())
     }
 
     // ---- internals ----
@@ -559,8 +571,21 @@ impl Session {
 
     fn close(&mut self) {
         if !self.closed {
+            self.close_listener();
             self.closed = true;
             self.actions.push_back(Action::CloseControl);
+        }
+    }
+
+    /// Lets go of the passive listener that `PASV`/`EPSV` bound and no transfer has taken, if there is
+    /// one.
+    fn close_listener(&mut self) {
+        if let DataChannel::Passive(listener) = self.data {
+            self.data = DataChannel::None;
+            self.actions.push_back(Action::Data(DataAction::Close {
+                id: listener,
+                aborted: true,
+            }));
         }
     }
 }

@@ -1,15 +1,16 @@
 //! One data transfer: a download, an upload or a listing, from opening to the final reply.
 //!
-//! The transfer pumps chunks between a source and a sink with at most `window` chunks in flight, so memory
-//! per session is bounded by `window × chunk size` whatever the file size, and the driver's file and socket
-//! work can overlap. Every chunk passes through here as `Bytes`: counted (for `STAT` and the log),
-//! converted in TYPE A, handed on untouched in TYPE I.
+//! The transfer pumps chunks between a source and a sink with at most `window` chunks in flight (the
+//! shared [`Pump`]), so memory per session is bounded by `window × chunk size` whatever the file size, and
+//! the driver's file and socket work can overlap. Every chunk passes through here as `Bytes`: counted (for
+//! `STAT` and the log), converted in TYPE A, handed on untouched in TYPE I.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::data::{DataAction, LocalAction, NetworkEnd, Pump};
 use crate::listing::{self, DirEntry, FactSet, Permissions};
 use crate::path::VirtualPath;
 use crate::time::Timestamp;
@@ -194,17 +195,16 @@ pub(super) struct Transfer {
     pub(super) path: VirtualPath,
     pub(super) direction: Direction,
     pub(super) phase: Phase,
-    /// Bytes that crossed the data connection.
-    pub(super) bytes: u64,
     /// The size the driver reported when it opened the file.
     pub(super) size: Option<u64>,
     /// When the transfer fails unless it makes progress.
     pub(super) deadline: Option<Instant>,
     /// Whether a file is open at the driver (so aborting must close it).
     pub(super) file_open: bool,
-    transcoder: Transcoder,
-    in_flight: usize,
-    source_done: bool,
+    /// The passive listener (the id of its `PASV`/`EPSV`) this transfer took its data connection from:
+    /// it is closed with the transfer.
+    pub(super) listener: Option<RequestId>,
+    pump: Pump,
 }
 
 /// What the session should do after the transfer took a step.
@@ -224,112 +224,106 @@ impl Transfer {
         direction: Direction,
         transcoder: Transcoder,
     ) -> Self {
+        // The bytes counted are those on the data connection: read from it for an upload, written to it
+        // for a download or a listing.
+        let network = match direction {
+            Direction::Upload => NetworkEnd::Source,
+            Direction::Download | Direction::Listing(_) => NetworkEnd::Sink,
+        };
         Transfer {
             id,
             verb,
             path,
             direction,
             phase: Phase::Opening,
-            bytes: 0,
             size: None,
             deadline: None,
             file_open: false,
-            transcoder,
-            in_flight: 0,
-            source_done: false,
+            listener: None,
+            pump: Pump::new(transcoder, network),
         }
+    }
+
+    /// Bytes that crossed the data connection so far.
+    pub(super) fn bytes(&self) -> u64 {
+        self.pump.bytes()
     }
 
     /// Asks for chunks until the window is full. Listings produce their chunks right here (asking the
     /// driver for a listing's next part when the current one is all sent).
     pub(super) fn pump(&mut self, window: usize, actions: &mut VecDeque<Action>) {
         let id = self.id;
-        while self.in_flight < window.max(1) && !self.source_done {
+        while self.pump.ask(window) {
             match &mut self.direction {
-                Direction::Download => actions.push_back(Action::ReadFile { id }),
-                Direction::Upload => actions.push_back(Action::ReceiveData { id }),
+                Direction::Download => actions.push_back(Action::Local(LocalAction::Read { id })),
+                Direction::Upload => actions.push_back(Action::Data(DataAction::Receive { id })),
                 Direction::Listing(source) => match source.next_chunk() {
                     ListingNext::Chunk(data) => {
-                        self.bytes += data.len() as u64;
-                        actions.push_back(Action::SendData { id, data });
+                        if let Some(data) = self.pump.made(data) {
+                            actions.push_back(Action::Data(DataAction::Send { id, data }));
+                        }
                     }
                     ListingNext::NeedMore => {
+                        self.pump.release();
                         if source.ask() {
                             actions.push_back(Action::ReadEntries { id });
                         }
                         break;
                     }
                     ListingNext::Done => {
-                        self.source_done = true;
+                        self.pump.release();
+                        self.pump.finish_source();
                         break;
                     }
                 },
             }
-            self.in_flight += 1;
         }
     }
 
     /// A chunk arrived from the source (the file for a download, the data connection for an upload).
-    /// Converts it and passes it to the sink.
+    /// Converts it and passes it to the sink; a chunk that converted to nothing (a lone CR held back)
+    /// frees its window slot instead.
     pub(super) fn on_chunk(&mut self, chunk: Bytes, actions: &mut VecDeque<Action>) {
         let id = self.id;
         match self.direction {
             Direction::Download => {
-                let data = self.transcoder.process(chunk);
-                self.bytes += data.len() as u64;
-                self.forward(Action::SendData { id, data }, actions);
+                if let Some(data) = self.pump.chunk(chunk) {
+                    actions.push_back(Action::Data(DataAction::Send { id, data }));
+                }
             }
             Direction::Upload => {
-                self.bytes += chunk.len() as u64;
-                let data = self.transcoder.process(chunk);
-                self.forward(Action::WriteFile { id, data }, actions);
+                if let Some(data) = self.pump.chunk(chunk) {
+                    actions.push_back(Action::Local(LocalAction::Write { id, data }));
+                }
             }
             // A listing has no external source; a stray chunk is the driver's mistake and is dropped.
             Direction::Listing(_) => {}
         }
     }
 
-    /// Sends `action` on unless its data is empty (a chunk that converted to nothing, e.g. a lone CR held
-    /// back), in which case its window slot is free again.
-    fn forward(&mut self, action: Action, actions: &mut VecDeque<Action>) {
-        let empty = matches!(&action, Action::SendData { data, .. } | Action::WriteFile { data, .. } if data.is_empty());
-        if empty {
-            self.in_flight = self.in_flight.saturating_sub(1);
-        } else {
-            actions.push_back(action);
-        }
-    }
-
     /// The source has no more bytes: flush the converter.
     pub(super) fn on_end_of_source(&mut self, actions: &mut VecDeque<Action>) -> Step {
-        self.in_flight = self.in_flight.saturating_sub(1);
-        if self.source_done {
-            return self.step();
-        }
-        self.source_done = true;
-        let tail = self.transcoder.finish();
-        if !tail.is_empty() {
+        if let Some(data) = self.pump.source_ended() {
             let id = self.id;
-            self.in_flight += 1;
-            match self.direction {
-                Direction::Download => {
-                    self.bytes += tail.len() as u64;
-                    actions.push_back(Action::SendData { id, data: tail });
+            let action = match self.direction {
+                Direction::Upload => Action::Local(LocalAction::Write { id, data }),
+                Direction::Download | Direction::Listing(_) => {
+                    Action::Data(DataAction::Send { id, data })
                 }
-                _ => actions.push_back(Action::WriteFile { id, data: tail }),
-            }
+            };
+            actions.push_back(action);
         }
         self.step()
     }
 
     /// A chunk was written by the sink.
     pub(super) fn on_written(&mut self) -> Step {
-        self.in_flight = self.in_flight.saturating_sub(1);
+        self.pump.written();
         self.step()
     }
 
     pub(super) fn step(&self) -> Step {
-        if self.source_done && self.in_flight == 0 {
+        if self.pump.is_finished() {
             Step::Finished
         } else {
             Step::Continue

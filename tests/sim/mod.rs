@@ -3,17 +3,20 @@
 //! would answer later, so tests read like transcripts: send a line, read the replies.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use ftp_proto::data::{DataAction, DataCompletion, DataError, LocalAction};
+use ftp_proto::hostport::NetworkProtocol;
 use ftp_proto::listing::{DirEntry, EntryKind, Metadata};
 use ftp_proto::path::VirtualPath;
 use ftp_proto::server::{
-    Access, Action, Completion, Config, ConnectionInfo, Session, StorageError, StorageRequest,
-    WriteMode,
+    Access, Action, Completion, Config, ConnectionInfo, RequestId, Session, StorageError,
+    StorageRequest, WriteMode,
 };
 use ftp_proto::time::Timestamp;
 
@@ -43,18 +46,29 @@ pub struct Sim {
     pub chunk_size: usize,
     /// While true, file and data-connection reads are held in `stalled` instead of answered.
     pub stall: bool,
-    /// While true, `AcceptData` is held in `stalled` (the client never connects).
+    /// While true, `DataAction::Accept` is held in `stalled` (the client never connects).
     pub stall_accept: bool,
     pub stalled: Vec<Action>,
-    /// Every `CloseData` seen, with its `aborted` flag.
+    /// Passive listeners bound and not closed yet, by the id of their `Listen`.
+    pub listeners: BTreeSet<RequestId>,
+    /// Data connections open and not closed yet, by transfer id.
+    pub connections: BTreeSet<RequestId>,
+    /// Every `DataAction::Close` of an open data connection, with its `aborted` flag.
     pub data_closes: Vec<bool>,
-    /// The address of the last `ConnectData`.
+    /// Every `DataAction::Close` of an open listener, with its `aborted` flag.
+    pub listener_closes: Vec<bool>,
+    /// The address family of every `DataAction::Listen`.
+    pub listen_families: Vec<NetworkProtocol>,
+    /// The address of the last `DataAction::Connect`.
     pub connected_to: Option<SocketAddr>,
-    /// Answer `AcceptData`/`ConnectData` with a failure.
+    /// Answer `DataAction::Accept`/`Connect` with a failure.
     pub fail_data: bool,
-    /// While true, an upload's `CloseFile` stores the file but its `Done` is held in `held_upload_close`.
+    /// Answer `DataAction::Send` with a failure (the client reset the connection mid-transfer).
+    pub fail_sends: bool,
+    /// While true, an upload's `LocalAction::Close` stores the file but its `Written` is held in
+    /// `held_upload_close`.
     pub hold_upload_close: bool,
-    pub held_upload_close: Option<ftp_proto::server::RequestId>,
+    pub held_upload_close: Option<RequestId>,
     /// The answer to `alice`'s good password (`LoggedIn(ReadWrite)` unless a test changes it).
     pub alice_login: Completion,
     /// Every storage request seen, in order.
@@ -67,7 +81,7 @@ pub struct Sim {
     pub list_ignores_limit: bool,
     /// How many `ReadEntries` were answered.
     pub entries_reads: usize,
-    /// Every `CloseFile` seen, with its `aborted` flag.
+    /// Every `LocalAction::Close` seen, with its `aborted` flag.
     pub file_closes: Vec<bool>,
     pub closed: bool,
     control: Vec<u8>,
@@ -104,9 +118,14 @@ impl Sim {
             stall: false,
             stall_accept: false,
             stalled: Vec::new(),
+            listeners: BTreeSet::new(),
+            connections: BTreeSet::new(),
             data_closes: Vec::new(),
+            listener_closes: Vec::new(),
+            listen_families: Vec::new(),
             connected_to: None,
             fail_data: false,
+            fail_sends: false,
             hold_upload_close: false,
             held_upload_close: None,
             alice_login: Completion::LoggedIn(Access::ReadWrite),
@@ -216,10 +235,10 @@ impl Sim {
     pub fn run(&mut self) {
         while let Some(action) = self.session.poll_action() {
             let stalls = match action {
-                Action::ReadFile { .. }
-                | Action::ReceiveData { .. }
+                Action::Local(LocalAction::Read { .. })
+                | Action::Data(DataAction::Receive { .. })
                 | Action::ReadEntries { .. } => self.stall,
-                Action::AcceptData { .. } => self.stall_accept,
+                Action::Data(DataAction::Accept { .. }) => self.stall_accept,
                 _ => false,
             };
             if stalls {
@@ -245,47 +264,94 @@ impl Sim {
                 };
                 self.session.handle_completion(now, id, c);
             }
-            Action::ListenPassive { id, .. } => {
-                let addr = "127.0.0.1:40000".parse().unwrap();
-                self.session
-                    .handle_completion(now, id, Completion::Listening(addr));
-            }
-            Action::AcceptData { id } => {
-                let c = if self.fail_data {
-                    Completion::Failed(StorageError::DataConnection)
-                } else {
-                    Completion::DataConnected {
-                        peer: self.data_peer,
-                    }
-                };
-                self.session.handle_completion(now, id, c);
-            }
-            Action::ConnectData { id, addr } => {
-                self.connected_to = Some(addr);
-                let c = if self.fail_data {
-                    Completion::Failed(StorageError::DataConnection)
-                } else {
-                    Completion::DataConnected { peer: addr }
-                };
-                self.session.handle_completion(now, id, c);
-            }
-            Action::SendData { id, data } => {
-                self.data_received.extend_from_slice(&data);
-                self.session.handle_completion(now, id, Completion::Written);
-            }
-            Action::ReceiveData { id } => match self.upload.pop_front() {
-                Some(chunk) => self.session.handle_data(now, id, chunk),
-                None => self
-                    .session
-                    .handle_completion(now, id, Completion::EndOfData),
-            },
-            Action::CloseData { aborted } => self.data_closes.push(aborted),
+            Action::Data(action) => self.data_action(action),
             Action::Storage { id, request } => {
                 self.storage_requests.push(request.clone());
                 let c = self.storage(request);
                 self.session.handle_completion(now, id, c);
             }
-            Action::ReadFile { id } => {
+            Action::Local(action) => self.local_action(action),
+            Action::ReadEntries { id } => {
+                self.entries_reads += 1;
+                let c = self.next_listing_part();
+                self.session.handle_completion(now, id, c);
+            }
+            Action::CloseControl => self.closed = true,
+        }
+    }
+
+    /// Carries out one action a test took from the session itself (`None`: nothing).
+    pub fn answer_for_test(&mut self, action: Option<Action>) {
+        if let Some(action) = action {
+            self.answer(action);
+        }
+    }
+
+    /// The data connections and passive listeners, kept by id as a real driver keeps its sockets.
+    fn data_action(&mut self, action: DataAction<RequestId>) {
+        let now = self.now;
+        let failed = || DataCompletion::Failed(DataError::new(ErrorKind::ConnectionRefused));
+        match action {
+            DataAction::Listen { id, family } => {
+                self.listen_families.push(family);
+                assert!(self.listeners.insert(id), "listener {id:?} bound twice");
+                let addr = "127.0.0.1:40000".parse().unwrap();
+                self.session
+                    .handle_completion(now, id, DataCompletion::Listening(addr).into());
+            }
+            DataAction::Accept { id, listener } => {
+                // A listener closed in the meantime (the transfer timed out) has nothing to accept.
+                let c = if self.fail_data || !self.listeners.contains(&listener) {
+                    failed()
+                } else {
+                    self.connections.insert(id);
+                    DataCompletion::Connected {
+                        peer: self.data_peer,
+                    }
+                };
+                self.session.handle_completion(now, id, c.into());
+            }
+            DataAction::Connect { id, addr } => {
+                self.connected_to = Some(addr);
+                let c = if self.fail_data {
+                    failed()
+                } else {
+                    self.connections.insert(id);
+                    DataCompletion::Connected { peer: addr }
+                };
+                self.session.handle_completion(now, id, c.into());
+            }
+            DataAction::Send { id, .. } if self.fail_sends => {
+                let reset = DataCompletion::Failed(DataError::new(ErrorKind::ConnectionReset));
+                self.session.handle_completion(now, id, reset.into());
+            }
+            DataAction::Send { id, data } => {
+                self.data_received.extend_from_slice(&data);
+                self.session
+                    .handle_completion(now, id, DataCompletion::Written.into());
+            }
+            DataAction::Receive { id } => match self.upload.pop_front() {
+                Some(chunk) => self.session.handle_data(now, id, chunk),
+                None => self
+                    .session
+                    .handle_completion(now, id, DataCompletion::EndOfData.into()),
+            },
+            // A `Close` of an id with nothing open (a transfer aborted before it connected) is ignored.
+            DataAction::Close { id, aborted } => {
+                if self.listeners.remove(&id) {
+                    self.listener_closes.push(aborted);
+                } else if self.connections.remove(&id) {
+                    self.data_closes.push(aborted);
+                }
+            }
+        }
+    }
+
+    /// The transfer's open file.
+    fn local_action(&mut self, action: LocalAction<RequestId>) {
+        let now = self.now;
+        match action {
+            LocalAction::Read { id } => {
                 let chunk = self.reading.as_mut().and_then(|(content, pos)| {
                     let end = (*pos + self.chunk_size).min(content.len());
                     let chunk = content.slice(*pos..end);
@@ -294,23 +360,20 @@ impl Sim {
                 });
                 match chunk {
                     Some(chunk) => self.session.handle_data(now, id, chunk),
-                    None => self
-                        .session
-                        .handle_completion(now, id, Completion::EndOfData),
+                    None => {
+                        self.session
+                            .handle_completion(now, id, DataCompletion::EndOfData.into())
+                    }
                 }
             }
-            Action::WriteFile { id, data } => {
+            LocalAction::Write { id, data } => {
                 if let Some((_, content)) = self.writing.as_mut() {
                     content.extend_from_slice(&data);
                 }
-                self.session.handle_completion(now, id, Completion::Written);
+                self.session
+                    .handle_completion(now, id, DataCompletion::Written.into());
             }
-            Action::ReadEntries { id } => {
-                self.entries_reads += 1;
-                let c = self.next_listing_part();
-                self.session.handle_completion(now, id, c);
-            }
-            Action::CloseFile { id, aborted } => {
+            LocalAction::Close { id, aborted } => {
                 self.file_closes.push(aborted);
                 self.reading = None;
                 self.listing_rest = None;
@@ -320,11 +383,11 @@ impl Sim {
                     if !aborted && self.hold_upload_close {
                         self.held_upload_close = Some(id);
                     } else if !aborted {
-                        self.session.handle_completion(now, id, Completion::Done);
+                        self.session
+                            .handle_completion(now, id, DataCompletion::Written.into());
                     }
                 }
             }
-            Action::CloseControl => self.closed = true,
         }
     }
 
