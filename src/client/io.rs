@@ -300,8 +300,9 @@ pub enum UsageError {
 /// | [`LocalAction::Write`] (download) | `Written` or `Failed` |
 /// | [`LocalAction::Close`] | after a download's last write (`aborted: false`): `Written` once the sink is stored (flushed), or `Failed`; otherwise none |
 ///
-/// Every [`Request::Retrieve`] and [`Request::Store`] ends with exactly one [`LocalAction::Close`], even
-/// one that failed before a byte moved, so the driver can let go of the user's sink or source there.
+/// Every [`Request::Retrieve`] and [`Request::Store`] the session starts ends with exactly one
+/// [`LocalAction::Close`], even one that failed before a byte moved, so the driver can let go of the
+/// user's sink or source there (one still queued when the session closes just completes).
 /// Listings have no local end: the session collects them. At most
 /// [`Config::transfer_window`](super::Config::transfer_window) chunks of a transfer are in flight at once
 /// (reads asked and writes not yet acknowledged), so a slow end holds back the other.
