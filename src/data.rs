@@ -270,7 +270,8 @@ impl Pump {
     }
 
     /// The source has no more bytes; its slot is free. Returns the converter's tail, which takes a slot
-    /// of its own, if there is one. A second end of the source is ignored.
+    /// of its own, if there is one. A later end (another read in flight, answered at the end) only frees
+    /// its slot.
     pub(crate) fn source_ended(&mut self) -> Option<Bytes> {
         self.in_flight = self.in_flight.saturating_sub(1);
         if std::mem::replace(&mut self.source_done, true) {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ftp_proto::client::{
-    Action, ClientError, Completion, Config, ConnectionInfo, DataMode, Event, Outcome,
-    ProtocolError, Request, RequestId, Session, UsageError,
+    Action, ClientError, Config, ConnectionInfo, DataAction, DataCompletion, DataMode, Event,
+    LocalAction, Outcome, ProtocolError, Request, RequestId, Session, UsageError,
 };
 use ftp_proto::command::{Command, FormatControl, Password, Pathname, Text, TransferType};
 use ftp_proto::listing::{EntryKind, MlsxKind};
@@ -98,7 +98,7 @@ impl Script {
         self.session.handle_control_input(self.now, wire.as_bytes());
     }
 
-    fn complete(&mut self, id: RequestId, completion: Completion) {
+    fn complete(&mut self, id: RequestId, completion: DataCompletion) {
         self.session.handle_completion(self.now, id, completion);
     }
 
@@ -158,6 +158,30 @@ impl Script {
         let (got, result) = completed.remove(0);
         assert_eq!(got, id);
         result
+    }
+
+    /// Plays the user's sink: acknowledges every chunk the session writes to it, and reports it stored
+    /// when it is closed after the last write. Returns the bytes written; other actions are dropped.
+    fn sink(&mut self) -> Vec<u8> {
+        let mut written = Vec::new();
+        loop {
+            let actions = self.data_actions();
+            if actions.is_empty() {
+                return written;
+            }
+            for action in actions {
+                match action {
+                    Action::Local(LocalAction::Write { id, data }) => {
+                        written.extend_from_slice(&data);
+                        self.complete(id, DataCompletion::Written);
+                    }
+                    Action::Local(LocalAction::Close { id, aborted: false }) => {
+                        self.complete(id, DataCompletion::Written)
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 
     fn advance(&mut self, by: Duration) {
@@ -429,7 +453,7 @@ fn a_preliminary_reply_to_a_raw_command_suspends_the_reply_timer() {
 }
 
 /// Finishes a download whose data channel is being set up: checks the commands, feeds `body` and the
-/// replies, and returns the bytes delivered.
+/// replies, plays the sink, and returns the bytes written to it.
 fn finish_download(
     s: &mut Script,
     id: RequestId,
@@ -440,23 +464,17 @@ fn finish_download(
     assert_eq!(s.sent(), expected_command);
     s.complete(
         id,
-        Completion::DataConnected {
+        DataCompletion::Connected {
             peer: addr("198.51.100.1:5000"),
         },
     );
     s.reply("150 Opening data connection.\r\n");
     s.data(id, body);
-    s.complete(id, Completion::EndOfData);
+    s.complete(id, DataCompletion::EndOfData);
     s.reply("226 Transfer complete.\r\n");
+    let written = s.sink();
     assert!(s.result(id).is_ok());
-    s.data_actions()
-        .into_iter()
-        .filter_map(|action| match action {
-            Action::DeliverData { data, .. } => Some(data.to_vec()),
-            _ => None,
-        })
-        .flatten()
-        .collect()
+    written
 }
 
 /// Regression: a raw `REIN` (which resets TYPE, RFC 959 §4.1.1) or `USER`/`PASS` (some servers reset
@@ -549,7 +567,7 @@ fn epsv(s: &mut Script, id: RequestId, port: u16) -> String {
         "229 Entering Extended Passive Mode (|||{port}|)\r\n"
     ));
     let actions = s.data_actions();
-    let [Action::ConnectData { id: got, addr }] = actions.as_slice() else {
+    let [Action::Data(DataAction::Connect { id: got, addr })] = actions.as_slice() else {
         panic!("{actions:?}");
     };
     assert_eq!(*got, id);
@@ -564,47 +582,64 @@ fn retrieve_with_rest() {
         offset: 1000,
     });
     assert_eq!(epsv(&mut s, id, 6446), "198.51.100.1:6446");
-    // REST goes out with the ConnectData, before the connection is even open.
+    // REST goes out with the Connect, before the connection is even open.
     assert_eq!(s.sent(), "REST 1000\r\n");
     s.reply("350 Restarting at 1000.\r\n");
     assert_eq!(s.sent(), "RETR big.iso\r\n");
     s.complete(
         id,
-        Completion::DataConnected {
+        DataCompletion::Connected {
             peer: addr("198.51.100.1:6446"),
         },
     );
-    assert_eq!(s.data_actions(), [Action::ReceiveData { id }]);
+    assert_eq!(s.data_actions(), [Action::Data(DataAction::Receive { id })]);
     s.reply("150 Opening BINARY mode data connection for big.iso (2000 bytes).\r\n");
     s.data(id, b"\x00\x01\r\n");
-    s.data(id, b"tail");
-    s.complete(id, Completion::EndOfData);
+    let write = |data| Action::Local(LocalAction::Write { id, data });
     assert_eq!(
         s.data_actions(),
         [
-            Action::DeliverData {
-                id,
-                data: Bytes::from_static(b"\x00\x01\n")
-            },
-            Action::ReceiveData { id },
-            Action::DeliverData {
-                id,
-                data: Bytes::from_static(b"tail")
-            },
-            Action::ReceiveData { id },
-            Action::CloseData { id, aborted: false },
+            write(Bytes::from_static(b"\x00\x01\n")),
+            Action::Data(DataAction::Receive { id }),
         ],
-        "TYPE A by default: CRLF became LF"
+        "TYPE A by default: CRLF became LF; a read overlaps the write"
+    );
+    s.data(id, b"tail");
+    assert_eq!(
+        s.data_actions(),
+        [write(Bytes::from_static(b"tail"))],
+        "the window (2) is full: no read until a write is acknowledged"
+    );
+    s.complete(id, DataCompletion::Written);
+    assert_eq!(s.data_actions(), [Action::Data(DataAction::Receive { id })]);
+    s.complete(id, DataCompletion::EndOfData);
+    assert_eq!(
+        s.data_actions(),
+        [Action::Data(DataAction::Close { id, aborted: false })],
+        "the sink still writes"
+    );
+    s.complete(id, DataCompletion::Written);
+    assert_eq!(
+        s.data_actions(),
+        [Action::Local(LocalAction::Close { id, aborted: false })]
     );
     let events = s.events();
     assert!(matches!(&events[0], Event::Preliminary { id: Some(i), .. } if *i == id));
     assert_eq!(
-        events[1],
-        Event::Progress { id, bytes: 8 },
-        "progress events merged"
+        events.last(),
+        Some(&Event::Progress { id, bytes: 8 }),
+        "the bytes on the wire, before the conversion"
     );
-    assert_eq!(events.len(), 2, "not complete before the 226");
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Completed { .. })),
+        "not complete before the 226"
+    );
     s.reply("226 Transfer complete.\r\n");
+    assert!(
+        s.completed().is_empty(),
+        "not complete before the sink is stored"
+    );
+    s.complete(id, DataCompletion::Written);
     assert_eq!(s.result(id), Ok(Outcome::Retrieved { bytes: 8 }));
 }
 
@@ -624,7 +659,7 @@ fn final_reply_before_eof_waits_for_the_data() {
     // Data and replies in the "wrong" order: data first, 226 before EOF.
     s.complete(
         id,
-        Completion::DataConnected {
+        DataCompletion::Connected {
             peer: addr("198.51.100.1:5000"),
         },
     );
@@ -632,15 +667,25 @@ fn final_reply_before_eof_waits_for_the_data() {
     s.session.handle_data(s.now, id, chunk.clone());
     s.reply("150 Here it comes.\r\n226 Transfer complete.\r\n");
     assert!(s.completed().is_empty());
-    s.complete(id, Completion::EndOfData);
-    assert_eq!(s.result(id), Ok(Outcome::Retrieved { bytes: 4 }));
+    s.complete(id, DataCompletion::EndOfData);
     let delivered = s.data_actions().into_iter().find_map(|a| match a {
-        Action::DeliverData { data, .. } => Some(data),
+        Action::Local(LocalAction::Write { data, .. }) => Some(data),
         _ => None,
     });
     let delivered = delivered.unwrap();
     assert_eq!(delivered, chunk, "TYPE I: unchanged");
     assert_eq!(delivered.as_ptr(), chunk.as_ptr(), "TYPE I: not copied");
+    assert!(
+        s.completed().is_empty(),
+        "the write is not acknowledged yet"
+    );
+    s.complete(id, DataCompletion::Written);
+    assert_eq!(
+        s.data_actions(),
+        [Action::Local(LocalAction::Close { id, aborted: false })]
+    );
+    s.complete(id, DataCompletion::Written);
+    assert_eq!(s.result(id), Ok(Outcome::Retrieved { bytes: 4 }));
 }
 
 #[test]
@@ -655,21 +700,21 @@ fn epsv_refused_falls_back_to_pasv_for_good() {
     // The private address in the 227 is ignored: the control connection's peer is used.
     assert_eq!(
         actions,
-        [Action::ConnectData {
+        [Action::Data(DataAction::Connect {
             id: first,
             addr: addr("198.51.100.1:5001")
-        }]
+        })]
     );
     assert_eq!(s.sent(), "NLST\r\n");
     s.complete(
         first,
-        Completion::DataConnected {
+        DataCompletion::Connected {
             peer: addr("198.51.100.1:5001"),
         },
     );
     s.reply("150 Here comes the listing.\r\n");
     s.data(first, b"a.txt\r\nb.txt\r\n");
-    s.complete(first, Completion::EndOfData);
+    s.complete(first, DataCompletion::EndOfData);
     s.reply("226 Directory send OK.\r\n");
     assert_eq!(
         s.result(first),
@@ -684,7 +729,7 @@ fn epsv_refused_falls_back_to_pasv_for_good() {
     s.reply("227 Entering Passive Mode (10,0,0,5,19,138).\r\n");
     assert_eq!(s.sent(), "NLST sub\r\n");
     assert!(
-        matches!(s.data_actions().as_slice(), [Action::ConnectData { id, .. }] if *id == second)
+        matches!(s.data_actions().as_slice(), [Action::Data(DataAction::Connect { id, .. })] if *id == second)
     );
 }
 
@@ -703,10 +748,10 @@ fn pasv_address_is_used_when_trusted() {
     s.reply("227 Entering Passive Mode (203,0,113,4,4,1)\r\n");
     assert_eq!(
         s.data_actions(),
-        [Action::ConnectData {
+        [Action::Data(DataAction::Connect {
             id,
             addr: addr("203.0.113.4:1025")
-        }]
+        })]
     );
 }
 
@@ -726,7 +771,7 @@ fn store_with_chunks_and_window() {
     assert_eq!(s.sent(), "STOR up.bin\r\n");
     s.complete(
         id,
-        Completion::DataConnected {
+        DataCompletion::Connected {
             peer: addr("198.51.100.1:7000"),
         },
     );
@@ -734,7 +779,10 @@ fn store_with_chunks_and_window() {
     s.reply("150 Ok to send data.\r\n");
     assert_eq!(
         s.data_actions(),
-        [Action::ReadSource { id }, Action::ReadSource { id }],
+        [
+            Action::Local(LocalAction::Read { id }),
+            Action::Local(LocalAction::Read { id })
+        ],
         "two chunks in flight"
     );
     s.data(id, b"first\n");
@@ -742,22 +790,29 @@ fn store_with_chunks_and_window() {
     assert_eq!(
         s.data_actions(),
         [
-            Action::SendData {
+            Action::Data(DataAction::Send {
                 id,
                 data: Bytes::from_static(b"first\n")
-            },
-            Action::SendData {
+            }),
+            Action::Data(DataAction::Send {
                 id,
                 data: Bytes::from_static(b"second")
-            },
+            }),
         ]
     );
-    s.complete(id, Completion::Written);
-    assert_eq!(s.data_actions(), [Action::ReadSource { id }]);
-    s.complete(id, Completion::EndOfData);
+    s.complete(id, DataCompletion::Written);
+    assert_eq!(s.data_actions(), [Action::Local(LocalAction::Read { id })]);
+    s.complete(id, DataCompletion::EndOfData);
     assert_eq!(s.data_actions(), [], "the second chunk is not written yet");
-    s.complete(id, Completion::Written);
-    assert_eq!(s.data_actions(), [Action::CloseData { id, aborted: false }]);
+    s.complete(id, DataCompletion::Written);
+    assert_eq!(
+        s.data_actions(),
+        [
+            Action::Data(DataAction::Close { id, aborted: false }),
+            Action::Local(LocalAction::Close { id, aborted: false }),
+        ],
+        "the source is done with; closing it needs no answer"
+    );
     assert!(s.completed().is_empty(), "waits for the 226");
     s.reply("226 Transfer complete.\r\n");
     assert_eq!(s.result(id), Ok(Outcome::Stored { bytes: 12 }));
@@ -778,10 +833,16 @@ fn store_resume_and_append() {
     s.reply("553 Could not create file.\r\n");
     assert_eq!(
         s.data_actions(),
-        [Action::CloseData {
-            id: resume,
-            aborted: true
-        }]
+        [
+            Action::Data(DataAction::Close {
+                id: resume,
+                aborted: true
+            }),
+            Action::Local(LocalAction::Close {
+                id: resume,
+                aborted: true
+            }),
+        ]
     );
     assert_eq!(reply_code(&s.result(resume)), Some(553));
 
@@ -794,7 +855,7 @@ fn store_resume_and_append() {
     s.reply("229 Entering Extended Passive Mode (|||7002|)\r\n");
     assert_eq!(s.sent(), "APPE log\r\n", "no REST with APPE");
     assert!(
-        matches!(s.data_actions().as_slice(), [Action::ConnectData { id, .. }] if *id == append)
+        matches!(s.data_actions().as_slice(), [Action::Data(DataAction::Connect { id, .. })] if *id == append)
     );
 }
 
@@ -821,23 +882,17 @@ fn type_a_converts_both_ways() {
     s.sent();
     s.complete(
         get,
-        Completion::DataConnected {
+        DataCompletion::Connected {
             peer: addr("198.51.100.1:6000"),
         },
     );
     s.reply("150 Opening ASCII mode data connection.\r\n");
     s.data(get, b"one\r");
+    let mut delivered = s.sink();
     s.data(get, b"\ntwo\r");
-    s.complete(get, Completion::EndOfData);
-    let delivered: Vec<u8> = s
-        .data_actions()
-        .into_iter()
-        .filter_map(|a| match a {
-            Action::DeliverData { data, .. } => Some(data.to_vec()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    delivered.extend(s.sink());
+    s.complete(get, DataCompletion::EndOfData);
+    delivered.extend(s.sink());
     assert_eq!(delivered, b"one\ntwo\r");
     s.reply("226 ok\r\n");
     assert_eq!(s.result(get), Ok(Outcome::Retrieved { bytes: 9 }));
@@ -852,7 +907,7 @@ fn type_a_converts_both_ways() {
     s.sent();
     s.complete(
         put,
-        Completion::DataConnected {
+        DataCompletion::Connected {
             peer: addr("198.51.100.1:6001"),
         },
     );
@@ -862,7 +917,7 @@ fn type_a_converts_both_ways() {
         .data_actions()
         .into_iter()
         .filter_map(|a| match a {
-            Action::SendData { data, .. } => Some(data),
+            Action::Data(DataAction::Send { data, .. }) => Some(data),
             _ => None,
         })
         .collect();
@@ -881,7 +936,7 @@ fn list_and_mlsd_are_parsed() {
     assert_eq!(s.sent(), "LIST /pub\r\n");
     s.complete(
         list,
-        Completion::DataConnected {
+        DataCompletion::Connected {
             peer: addr("198.51.100.1:6100"),
         },
     );
@@ -891,7 +946,7 @@ fn list_and_mlsd_are_parsed() {
         b"total 8\r\ndrwxr-xr-x    2 0  0  4096 Jan 02 13:04 incoming\r\n-rw-r--r--    1 0",
     );
     s.data(list, b"  0  1234 Jun 01  2023 read me.txt\r\n");
-    s.complete(list, Completion::EndOfData);
+    s.complete(list, DataCompletion::EndOfData);
     s.reply("226 Directory send OK.\r\n");
     let Ok(Outcome::Listing(entries)) = s.result(list) else {
         panic!("no listing");
@@ -920,7 +975,7 @@ fn list_and_mlsd_are_parsed() {
     s.reply("150 Opening data connection.\r\n226 Done.\r\n");
     s.complete(
         mlsd,
-        Completion::DataConnected {
+        DataCompletion::Connected {
             peer: addr("198.51.100.1:6101"),
         },
     );
@@ -928,7 +983,7 @@ fn list_and_mlsd_are_parsed() {
         mlsd,
         b"type=cdir;modify=20240101000000; .\r\ntype=file;size=12;modify=20240102030405; a;b c\r\n",
     );
-    s.complete(mlsd, Completion::EndOfData);
+    s.complete(mlsd, DataCompletion::EndOfData);
     let Ok(Outcome::Facts(facts)) = s.result(mlsd) else {
         panic!("no facts");
     };
@@ -951,7 +1006,7 @@ fn listing_beyond_the_bound_fails() {
     s.reply("229 (|||6200|)\r\n");
     s.complete(
         id,
-        Completion::DataConnected {
+        DataCompletion::Connected {
             peer: addr("198.51.100.1:6200"),
         },
     );
@@ -961,7 +1016,7 @@ fn listing_beyond_the_bound_fails() {
     let actions = s.data_actions();
     assert_eq!(
         actions.last(),
-        Some(&Action::CloseData { id, aborted: true })
+        Some(&Action::Data(DataAction::Close { id, aborted: true }))
     );
     assert!(
         s.completed().is_empty(),
@@ -991,13 +1046,13 @@ fn finished_listing(
     s.sent();
     s.complete(
         id,
-        Completion::DataConnected {
+        DataCompletion::Connected {
             peer: addr("198.51.100.1:6200"),
         },
     );
     s.reply("150 ok\r\n");
     s.session.handle_data(s.now, id, Bytes::from(body));
-    s.complete(id, Completion::EndOfData);
+    s.complete(id, DataCompletion::EndOfData);
     s.reply("226 ok\r\n");
     s.result(id)
 }
@@ -1060,7 +1115,10 @@ fn empty_listing_answered_without_a_transfer() {
     epsv(&mut s, id, 6300);
     s.reply("226 No files found.\r\n");
     assert_eq!(s.result(id), Ok(Outcome::Names(Vec::new())));
-    assert_eq!(s.data_actions(), [Action::CloseData { id, aborted: true }]);
+    assert_eq!(
+        s.data_actions(),
+        [Action::Data(DataAction::Close { id, aborted: true })]
+    );
 }
 
 #[test]
@@ -1073,13 +1131,20 @@ fn retr_refused_with_550() {
     epsv(&mut s, id, 6400);
     assert_eq!(s.sent(), "RETR missing\r\n");
     s.reply("550 Failed to open file.\r\n");
-    assert_eq!(s.data_actions(), [Action::CloseData { id, aborted: true }]);
+    assert_eq!(
+        s.data_actions(),
+        [
+            Action::Data(DataAction::Close { id, aborted: true }),
+            Action::Local(LocalAction::Close { id, aborted: true }),
+        ],
+        "the sink is let go too, though nothing was written to it"
+    );
     let result = s.result(id);
     assert_eq!(reply_code(&result), Some(550));
     // A late completion for the dead transfer is ignored.
     s.complete(
         id,
-        Completion::DataConnected {
+        DataCompletion::Connected {
             peer: addr("198.51.100.1:6400"),
         },
     );
@@ -1148,7 +1213,7 @@ fn only_500_502_and_522_make_eprt_fall_back() {
         let mut s = Script::with_config(config.clone());
         s.reply("220 hi\r\n");
         let id = s.request(Request::Nlst { path: None });
-        s.complete(id, Completion::Listening(addr("192.0.2.7:40000")));
+        s.complete(id, DataCompletion::Listening(addr("192.0.2.7:40000")));
         assert_eq!(s.sent(), "EPRT |1|192.0.2.7|40000|\r\n");
         (s, id)
     };
@@ -1157,7 +1222,7 @@ fn only_500_502_and_522_make_eprt_fall_back() {
     assert_eq!(s.sent(), "");
     assert_eq!(reply_code(&s.result(id)), Some(501));
     let id = s.request(Request::Nlst { path: None });
-    s.complete(id, Completion::Listening(addr("192.0.2.7:40001")));
+    s.complete(id, DataCompletion::Listening(addr("192.0.2.7:40001")));
     assert_eq!(s.sent(), "EPRT |1|192.0.2.7|40001|\r\n", "not remembered");
 
     let (mut s, _) = start(&config);
@@ -1179,25 +1244,38 @@ fn active_mode_eprt_then_port_fallback() {
     });
     assert_eq!(s.sent(), "");
     assert!(
-        matches!(s.data_actions().as_slice(), [Action::ListenActive { id: i, .. }] if *i == id)
+        matches!(s.data_actions().as_slice(), [Action::Data(DataAction::Listen { id: i, .. })] if *i == id)
     );
     // An unspecified address is replaced by the control connection's local IP.
-    s.complete(id, Completion::Listening(addr("0.0.0.0:40000")));
+    s.complete(id, DataCompletion::Listening(addr("0.0.0.0:40000")));
     assert_eq!(s.sent(), "EPRT |1|192.0.2.7|40000|\r\n");
     s.reply("500 EPRT not understood\r\n");
     assert_eq!(s.sent(), "PORT 192,0,2,7,156,64\r\n");
     s.reply("200 PORT command successful.\r\n");
     assert_eq!(s.sent(), "RETR f\r\n");
+    assert_eq!(
+        s.data_actions(),
+        [Action::Data(DataAction::Accept { id, listener: id })],
+        "the server's connection is taken once the command is out"
+    );
     s.reply("150 Opening data connection.\r\n");
     s.complete(
         id,
-        Completion::DataConnected {
+        DataCompletion::Connected {
             peer: addr("198.51.100.1:20"),
         },
     );
-    assert_eq!(s.data_actions(), [Action::ReceiveData { id }]);
-    s.complete(id, Completion::EndOfData);
+    assert_eq!(s.data_actions(), [Action::Data(DataAction::Receive { id })]);
+    s.complete(id, DataCompletion::EndOfData);
     s.reply("226 ok\r\n");
+    assert_eq!(
+        s.data_actions(),
+        [
+            Action::Data(DataAction::Close { id, aborted: false }),
+            Action::Local(LocalAction::Close { id, aborted: false }),
+        ]
+    );
+    s.complete(id, DataCompletion::Written);
     assert_eq!(s.result(id), Ok(Outcome::Retrieved { bytes: 0 }));
 
     // Remembered: PORT straight away. And a connection from a foreign host is refused.
@@ -1205,12 +1283,12 @@ fn active_mode_eprt_then_port_fallback() {
         path: path("g"),
         offset: 0,
     });
-    s.complete(id, Completion::Listening(addr("192.0.2.7:40001")));
+    s.complete(id, DataCompletion::Listening(addr("192.0.2.7:40001")));
     assert_eq!(s.sent(), "PORT 192,0,2,7,156,65\r\n");
     s.reply("200 ok\r\n150 ok\r\n");
     s.complete(
         id,
-        Completion::DataConnected {
+        DataCompletion::Connected {
             peer: addr("203.0.113.66:20"),
         },
     );
@@ -1219,7 +1297,9 @@ fn active_mode_eprt_then_port_fallback() {
     s.reply("426 Connection closed; transfer aborted.\r\n226 Abort successful\r\n200 NOOP ok\r\n");
     assert_eq!(
         s.result(id),
-        Err(ClientError::DataConnection(ErrorKind::PermissionDenied))
+        Err(ClientError::DataConnection(
+            ErrorKind::PermissionDenied.into()
+        ))
     );
 }
 
@@ -1232,7 +1312,10 @@ fn abort_while_the_listener_is_being_bound() {
     let id = s.request(Request::Nlst { path: None });
     s.data_actions();
     let abort = s.request(Request::Abort);
-    assert_eq!(s.data_actions(), [Action::CloseData { id, aborted: true }]);
+    assert_eq!(
+        s.data_actions(),
+        [Action::Data(DataAction::Close { id, aborted: true })]
+    );
     assert_eq!(s.sent(), "ABOR\r\n");
     s.reply("225 No transfer to ABOR.\r\n");
     let results = s.completed();
@@ -1255,13 +1338,13 @@ fn download_in_progress(s: &mut Script) -> RequestId {
     assert_eq!(s.sent(), "RETR big\r\n");
     s.complete(
         id,
-        Completion::DataConnected {
+        DataCompletion::Connected {
             peer: addr("198.51.100.1:6500"),
         },
     );
     s.reply("150 Opening data connection.\r\n");
     s.data(id, b"some bytes");
-    s.data_actions();
+    s.sink();
     s.events();
     id
 }
@@ -1272,7 +1355,13 @@ fn abort_during_download_426_then_226() {
     let id = download_in_progress(&mut s);
     let queued = s.request(Request::Noop);
     let abort = s.request(Request::Abort);
-    assert_eq!(s.data_actions(), [Action::CloseData { id, aborted: true }]);
+    assert_eq!(
+        s.data_actions(),
+        [
+            Action::Data(DataAction::Close { id, aborted: true }),
+            Action::Local(LocalAction::Close { id, aborted: true }),
+        ]
+    );
     assert_eq!(
         s.sent(),
         "ABOR\r\nNOOP\r\n",
@@ -1382,13 +1471,24 @@ fn abort_requested_during_setup_cancels_at_the_next_step() {
 fn broken_data_connection_aborts_the_transfer() {
     let mut s = Script::greeted();
     let id = download_in_progress(&mut s);
-    s.complete(id, Completion::Failed(ErrorKind::ConnectionReset));
-    assert_eq!(s.data_actions(), [Action::CloseData { id, aborted: true }]);
+    s.complete(
+        id,
+        DataCompletion::Failed(ErrorKind::ConnectionReset.into()),
+    );
+    assert_eq!(
+        s.data_actions(),
+        [
+            Action::Data(DataAction::Close { id, aborted: true }),
+            Action::Local(LocalAction::Close { id, aborted: true }),
+        ]
+    );
     assert_eq!(s.sent(), "ABOR\r\nNOOP\r\n");
     s.reply("426 Transfer aborted.\r\n226 Abort ok.\r\n200 NOOP ok.\r\n");
     assert_eq!(
         s.result(id),
-        Err(ClientError::DataConnection(ErrorKind::ConnectionReset))
+        Err(ClientError::DataConnection(
+            ErrorKind::ConnectionReset.into()
+        ))
     );
 }
 
@@ -1406,12 +1506,15 @@ fn refusal_that_resets_the_data_connection_reports_the_refusal() {
     assert_eq!(s.sent(), "RETR missing\r\n");
     s.complete(
         id,
-        Completion::DataConnected {
+        DataCompletion::Connected {
             peer: addr("198.51.100.1:6500"),
         },
     );
     s.data_actions();
-    s.complete(id, Completion::Failed(ErrorKind::ConnectionReset));
+    s.complete(
+        id,
+        DataCompletion::Failed(ErrorKind::ConnectionReset.into()),
+    );
     assert_eq!(s.sent(), "ABOR\r\nNOOP\r\n");
     s.reply("550 No such file.\r\n225 No transfer to abort.\r\n200 NOOP ok.\r\n");
     let result = s.result(id);
@@ -1435,14 +1538,19 @@ fn failed_connect_while_rest_is_pending_undoes_the_rest() {
     });
     epsv(&mut s, id, 6700);
     assert_eq!(s.sent(), "REST 99\r\n");
-    s.complete(id, Completion::Failed(ErrorKind::ConnectionRefused));
+    s.complete(
+        id,
+        DataCompletion::Failed(ErrorKind::ConnectionRefused.into()),
+    );
     s.reply("350 Restarting at 99.\r\n");
     // RETR is never sent; REST 0 makes sure the offset cannot apply to a later transfer.
     assert_eq!(s.sent(), "REST 0\r\n");
     s.reply("350 Restarting at 0.\r\n");
     assert_eq!(
         s.result(id),
-        Err(ClientError::DataConnection(ErrorKind::ConnectionRefused))
+        Err(ClientError::DataConnection(
+            ErrorKind::ConnectionRefused.into()
+        ))
     );
 }
 
@@ -1505,6 +1613,7 @@ fn the_data_timer_replaces_the_reply_timer_while_data_flows() {
     for _ in 0..5 {
         s.advance(Duration::from_secs(50));
         s.data(id, b"more");
+        s.sink();
     }
     assert!(!s.session.is_closed());
     assert_eq!(
@@ -1514,8 +1623,11 @@ fn the_data_timer_replaces_the_reply_timer_while_data_flows() {
     s.advance(Duration::from_secs(60));
     assert!(!s.session.is_closed());
     assert_eq!(
-        s.data_actions().last(),
-        Some(&Action::CloseData { id, aborted: true })
+        s.data_actions(),
+        [
+            Action::Data(DataAction::Close { id, aborted: true }),
+            Action::Local(LocalAction::Close { id, aborted: true }),
+        ]
     );
 }
 
@@ -1529,7 +1641,13 @@ fn a_data_timeout_aborts_only_the_transfer() {
     let queued = s.request(Request::Pwd);
     s.advance(Duration::from_secs(60));
     assert!(!s.session.is_closed());
-    assert_eq!(s.data_actions(), [Action::CloseData { id, aborted: true }]);
+    assert_eq!(
+        s.data_actions(),
+        [
+            Action::Data(DataAction::Close { id, aborted: true }),
+            Action::Local(LocalAction::Close { id, aborted: true }),
+        ]
+    );
     assert_eq!(s.sent(), "ABOR\r\nNOOP\r\n");
     assert!(s.completed().is_empty(), "waits for the sentinel");
     s.reply("426 Transfer aborted.\r\n226 Abort ok.\r\n200 NOOP ok.\r\n");
@@ -1571,11 +1689,128 @@ fn after_eof_the_final_reply_is_timed_again() {
     let mut s = Script::greeted();
     let id = download_in_progress(&mut s);
     s.advance(Duration::from_secs(30));
-    s.complete(id, Completion::EndOfData);
+    s.complete(id, DataCompletion::EndOfData);
     assert_eq!(
         s.session.poll_timeout(),
         Some(s.now + Duration::from_secs(60))
     );
+}
+
+// ---- the download's sink ----
+
+/// A download whose write to the user's sink fails is aborted like one whose connection broke.
+#[test]
+fn a_failing_sink_aborts_the_download() {
+    let mut s = Script::greeted();
+    let id = download_in_progress(&mut s);
+    s.data(id, b"more");
+    assert_eq!(
+        s.data_actions(),
+        [
+            Action::Local(LocalAction::Write {
+                id,
+                data: Bytes::from_static(b"more")
+            }),
+            Action::Data(DataAction::Receive { id }),
+        ]
+    );
+    s.complete(id, DataCompletion::Failed(ErrorKind::StorageFull.into()));
+    assert_eq!(
+        s.data_actions(),
+        [
+            Action::Data(DataAction::Close { id, aborted: true }),
+            Action::Local(LocalAction::Close { id, aborted: true }),
+        ]
+    );
+    assert_eq!(s.sent(), "ABOR\r\nNOOP\r\n");
+    s.reply("426 Transfer aborted.\r\n226 Abort ok.\r\n200 NOOP ok.\r\n");
+    assert_eq!(
+        s.result(id),
+        Err(ClientError::DataConnection(ErrorKind::StorageFull.into()))
+    );
+}
+
+/// The server's 226 is not the end of a download: the sink must be stored too. If it cannot be (its
+/// flush fails, or takes longer than the data timeout), the download fails, without an `ABOR`: the
+/// server has finished.
+#[test]
+fn a_download_fails_if_its_sink_cannot_be_stored() {
+    for slow in [false, true] {
+        let mut s = Script::greeted();
+        let id = download_in_progress(&mut s);
+        s.complete(id, DataCompletion::EndOfData);
+        assert_eq!(
+            s.data_actions(),
+            [
+                Action::Data(DataAction::Close { id, aborted: false }),
+                Action::Local(LocalAction::Close { id, aborted: false }),
+            ]
+        );
+        s.reply("226 Transfer complete.\r\n");
+        assert!(s.completed().is_empty());
+        assert_eq!(
+            s.session.poll_timeout(),
+            Some(s.now + Duration::from_secs(60)),
+            "the flush is timed"
+        );
+        let error = if slow {
+            s.advance(Duration::from_secs(60));
+            ClientError::Timeout
+        } else {
+            s.complete(id, DataCompletion::Failed(ErrorKind::StorageFull.into()));
+            ClientError::DataConnection(ErrorKind::StorageFull.into())
+        };
+        assert_eq!(s.result(id), Err(error));
+        assert_eq!(s.sent(), "");
+        assert_eq!(s.data_actions(), [], "the sink was closed once");
+        assert!(!s.session.is_closed());
+        // A late answer changes nothing.
+        s.complete(id, DataCompletion::Written);
+        assert!(s.events().is_empty());
+    }
+}
+
+/// `transfer_window` bounds a download's reads and unacknowledged writes together.
+#[test]
+fn a_download_window_of_one_alternates_reads_and_writes() {
+    let mut config = Config::default();
+    config.transfer_window = 1;
+    let mut s = Script::with_config(config);
+    s.reply("220 hi\r\n");
+    s.request(Request::SetType(TransferType::Image));
+    s.reply("200 ok\r\n");
+    s.completed();
+    s.sent();
+    let id = s.request(Request::Retrieve {
+        path: path("f"),
+        offset: 0,
+    });
+    epsv(&mut s, id, 6800);
+    s.sent();
+    s.complete(
+        id,
+        DataCompletion::Connected {
+            peer: addr("198.51.100.1:6800"),
+        },
+    );
+    let receive = || Action::Data(DataAction::Receive { id });
+    assert_eq!(s.data_actions(), [receive()]);
+    s.data(id, b"abc");
+    let write = Action::Local(LocalAction::Write {
+        id,
+        data: Bytes::from_static(b"abc"),
+    });
+    assert_eq!(s.data_actions(), [write]);
+    s.data(id, b"unasked");
+    assert_eq!(s.data_actions(), [], "a chunk nobody asked for is ignored");
+    s.complete(id, DataCompletion::Written);
+    assert_eq!(s.data_actions(), [receive()]);
+    s.complete(id, DataCompletion::Written);
+    assert_eq!(s.data_actions(), [], "nothing was written: a stray answer");
+    s.complete(id, DataCompletion::EndOfData);
+    s.reply("150 ok\r\n226 ok\r\n");
+    assert_eq!(s.sink(), b"");
+    assert_eq!(s.result(id), Ok(Outcome::Retrieved { bytes: 3 }));
 }
 
 // ---- garbage and closing ----
@@ -1829,12 +2064,12 @@ fn run_split(chunk_sizes: &[usize]) -> (Vec<Action>, Vec<Event>) {
     session.handle_completion(
         now,
         nlst,
-        Completion::DataConnected {
+        DataCompletion::Connected {
             peer: addr("198.51.100.1:4000"),
         },
     );
     session.handle_data(now, nlst, Bytes::from_static(b"x\r\n"));
-    session.handle_completion(now, nlst, Completion::EndOfData);
+    session.handle_completion(now, nlst, DataCompletion::EndOfData);
     feed_split(&mut session, now, SERVER_AFTER_DATA.as_bytes(), chunk_sizes);
     let actions = std::iter::from_fn(|| session.poll_action()).collect();
     let events = std::iter::from_fn(|| session.poll_event()).collect();
@@ -1969,18 +2204,18 @@ fn random_request(i: usize) -> Request {
     }
 }
 
-fn random_completion(i: usize) -> Completion {
+fn random_completion(i: usize) -> DataCompletion {
     match i % 6 {
-        0 => Completion::DataConnected {
+        0 => DataCompletion::Connected {
             peer: addr("198.51.100.1:4000"),
         },
-        1 => Completion::DataConnected {
+        1 => DataCompletion::Connected {
             peer: addr("203.0.113.1:20"),
         },
-        2 => Completion::Listening(addr("0.0.0.0:40000")),
-        3 => Completion::EndOfData,
-        4 => Completion::Written,
-        _ => Completion::Failed(ErrorKind::ConnectionReset),
+        2 => DataCompletion::Listening(addr("0.0.0.0:40000")),
+        3 => DataCompletion::EndOfData,
+        4 => DataCompletion::Written,
+        _ => DataCompletion::Failed(ErrorKind::ConnectionReset.into()),
     }
 }
 
@@ -2196,7 +2431,7 @@ mod wired {
                 self.client.handle_completion(
                     now,
                     c,
-                    Completion::DataConnected {
+                    DataCompletion::Connected {
                         peer: addr(SERVER_DATA),
                     },
                 );
@@ -2223,7 +2458,8 @@ mod wired {
                     moved = true;
                 } else if self.s2c_closed {
                     self.client_reading = false;
-                    self.client.handle_completion(now, c, Completion::EndOfData);
+                    self.client
+                        .handle_completion(now, c, DataCompletion::EndOfData);
                     moved = true;
                 }
             }
@@ -2255,7 +2491,7 @@ mod wired {
             let now = self.now;
             match action {
                 Action::SendControl(bytes) => self.server.handle_control_input(now, &bytes),
-                Action::ConnectData { id, addr: to } => {
+                Action::Data(DataAction::Connect { id, addr: to }) => {
                     assert_eq!(
                         to,
                         addr(SERVER_DATA),
@@ -2265,38 +2501,55 @@ mod wired {
                     self.client_ready = true;
                     self.connect_if_both_ready();
                 }
-                Action::ListenActive { id, .. } => {
-                    self.client_data = Some(id);
+                Action::Data(DataAction::Listen { id, .. }) => {
                     self.client.handle_completion(
                         now,
                         id,
-                        Completion::Listening(addr("0.0.0.0:40000")),
+                        DataCompletion::Listening(addr("0.0.0.0:40000")),
                     );
+                }
+                Action::Data(DataAction::Accept { id, listener }) => {
+                    assert_eq!(
+                        id, listener,
+                        "the client accepts on its transfer's own listener"
+                    );
+                    self.client_data = Some(id);
                     self.client_ready = true;
                     self.connect_if_both_ready();
                 }
-                Action::SendData { id, data } => {
+                Action::Data(DataAction::Send { id, data }) => {
                     self.c2s.push_back(data);
-                    self.client.handle_completion(now, id, Completion::Written);
+                    self.client
+                        .handle_completion(now, id, DataCompletion::Written);
                 }
-                Action::ReceiveData { .. } => self.client_reading = true,
-                Action::ReadSource { id } => match self.upload.pop_front() {
+                Action::Data(DataAction::Receive { .. }) => self.client_reading = true,
+                Action::Data(DataAction::Close { .. }) => {
+                    self.c2s_closed = true;
+                    self.client_ready = false;
+                    self.client_reading = false;
+                }
+                Action::Local(LocalAction::Read { id }) => match self.upload.pop_front() {
                     Some(chunk) => self.client.handle_data(now, id, chunk),
                     None => self
                         .client
-                        .handle_completion(now, id, Completion::EndOfData),
+                        .handle_completion(now, id, DataCompletion::EndOfData),
                 },
-                Action::DeliverData { data, .. } => {
+                Action::Local(LocalAction::Write { id, data }) => {
                     self.downloaded.extend_from_slice(&data);
+                    self.client
+                        .handle_completion(now, id, DataCompletion::Written);
                     if self.abort_after.is_some_and(|n| self.downloaded.len() >= n) {
                         self.abort_after = None;
                         self.client.request(now, Request::Abort).unwrap();
                     }
                 }
-                Action::CloseData { .. } => {
-                    self.c2s_closed = true;
-                    self.client_ready = false;
-                    self.client_reading = false;
+                // A download's sink is stored at once (an upload's source needs no answer; the session
+                // ignores this one).
+                Action::Local(LocalAction::Close { id, aborted }) => {
+                    if !aborted {
+                        self.client
+                            .handle_completion(now, id, DataCompletion::Written);
+                    }
                 }
                 Action::CloseControl => {}
             }

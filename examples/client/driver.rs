@@ -4,8 +4,9 @@
 //! ```text
 //!  Client (handle)  --Submit-->  driver task  --(SendControl)-->  control connection
 //!        ^                         |  ^   ^
-//!        '------- Notice ----------'  |   '-- Incoming -- data task (one per transfer: connect/listen,
-//!                                     |                    read, write, close)
+//!        '------- Notice ----------'  |   '-- Incoming -- data task (one per transfer: carries out the
+//!                                     |                    session's DataActions: connect or listen and
+//!                                     |                    accept, send, receive, close)
 //!                                     '------ Incoming -- sink task (download: writes the user's writer)
 //!                                                         source task (upload: reads the user's reader)
 //! ```
@@ -18,11 +19,13 @@
 //! handle, and writes the control bytes. So the control connection is read at all times, even during a
 //! transfer, and chunks travel as [`Bytes`] from socket to file and back without copies.
 //!
-//! A download's completion is held back until its sink task has written and flushed everything, so when
-//! [`Client::download`] returns the local file is complete; a failed or aborted one completes at once, and
-//! its writer is dropped where it stands (a stuck writer cannot hold up the failure). A download whose sink falls
-//! [`SINK_WINDOW`] chunks behind stops reading the data connection until it catches up (TCP then slows the
-//! server down): memory stays bounded whatever the disk's speed.
+//! Flow control is the session's: every chunk written, to the data connection or to the user's writer,
+//! is answered with `Written`, and the session keeps at most `Config::transfer_window` chunks in flight.
+//! A slow disk therefore stops the session reading the data connection (TCP then slows the server down):
+//! memory stays bounded whatever the disk's speed. When the session closes a download's sink after its
+//! last chunk, the sink task flushes and shuts the writer down before answering, and the session reports
+//! the download only then, so when [`Client::download`] returns the local file is complete. A failed or
+//! aborted transfer drops its writer where it stands (a stuck writer cannot hold up the failure).
 //!
 //! This file is self-contained so that tests can include it with `#[path]`.
 
@@ -39,8 +42,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use ftp_proto::client::fxp::{FxpError, FxpTransfer, Side};
 use ftp_proto::client::{
-    Action, ClientError, Completion, Config, ConnectionInfo, Event, Outcome, Request, RequestId,
-    Session, UsageError, requests_for_url,
+    Action, ClientError, Config, ConnectionInfo, DataAction, DataCompletion, DataError, Event,
+    LocalAction, Outcome, Request, RequestId, Session, UsageError, requests_for_url,
 };
 use ftp_proto::command::Pathname;
 use ftp_proto::hostport::NetworkProtocol;
@@ -58,10 +61,6 @@ use tokio::time::Instant;
 /// Bytes asked of one read of a data connection or an upload source. 64 KiB keeps the per-chunk cost
 /// (a channel message, a session call) negligible next to the bytes.
 pub const CHUNK_SIZE: usize = 64 * 1024;
-
-/// Downloaded chunks that may wait for the local writer before the driver stops reading the data
-/// connection: 4 × 64 KiB, enough to keep a disk busy while a chunk is read.
-pub const SINK_WINDOW: usize = 4;
 
 /// Bytes read from the control connection at a time.
 const CONTROL_READ_SIZE: usize = 4096;
@@ -340,8 +339,7 @@ impl Client {
     /// Waits for request `id` to complete, calling `progress` with the bytes transferred so far. Other
     /// requests' completions and the session's end are kept for [`Client::next_notice`]; other events
     /// (preliminary replies, progress of other requests) are dropped, so that a long run of `wait`s
-    /// keeps no backlog. Completions may come out of submission order: a download's waits for its
-    /// local file to be flushed.
+    /// keeps no backlog.
     pub async fn wait(
         &mut self,
         id: RequestId,
@@ -531,25 +529,19 @@ fn now() -> std::time::Instant {
 #[derive(Debug)]
 enum Incoming {
     /// The answer to an action.
-    Completion(RequestId, Completion),
-    /// A chunk read from the data connection (download) or the source (upload).
+    Completion(RequestId, DataCompletion),
+    /// A chunk read from the data connection (download, listing) or the source (upload).
     Data(RequestId, Bytes),
-    /// The sink wrote one chunk.
-    SinkWritten(RequestId),
-    /// The sink task ended: flushed and shut down, or failed.
-    SinkClosed(RequestId, io::Result<()>),
-    /// Reading the upload source failed (a `Completion::Failed` follows).
-    SourceFailed(RequestId, io::Error),
+    /// The user's writer or reader failed (a `DataCompletion::Failed` follows): the request fails with
+    /// this error, which says more than its kind.
+    LocalFailed(RequestId, io::Error),
 }
 
 /// A download's writer task, as the driver sees it.
 struct Sink {
-    /// `None` once the task ended or was told to finish.
+    /// The chunks to write; `None` once the session closed the sink after its last write (the task then
+    /// flushes and shuts the writer down).
     chunks: Option<UnboundedSender<Bytes>>,
-    /// Chunks handed over and not yet written.
-    backlog: usize,
-    /// A `ReceiveData` waits until the backlog shrinks.
-    receive_waiting: bool,
     /// The writer task: stopped at once when the download fails (a writer that blocks must not hold up
     /// the failure).
     task: JoinHandle<()>,
@@ -562,15 +554,12 @@ struct Driver {
     write_timeout: Duration,
     incoming: UnboundedSender<Incoming>,
     notices: UnboundedSender<Notice>,
-    data: HashMap<RequestId, DataChannel>,
+    data: HashMap<RequestId, DataChannel<RequestId>>,
     sinks: HashMap<RequestId, Sink>,
     sources: HashMap<RequestId, UnboundedSender<()>>,
-    /// Completions of downloads waiting for their sink to be flushed.
-    held: HashMap<RequestId, Result<Outcome, ClientError>>,
     /// Local failures that override a request's result.
     local_errors: HashMap<RequestId, io::Error>,
-    /// Requests the driver made itself (an abort after a local failure, the final `QUIT`): their
-    /// completions are nobody's business.
+    /// Requests the driver made itself (the final `QUIT`): their completions are nobody's business.
     internal: HashSet<RequestId>,
     /// Control bytes not yet written.
     out: Vec<u8>,
@@ -595,7 +584,6 @@ async fn run_driver(
         data: HashMap::new(),
         sinks: HashMap::new(),
         sources: HashMap::new(),
-        held: HashMap::new(),
         local_errors: HashMap::new(),
         internal: HashSet::new(),
         out: Vec::new(),
@@ -641,7 +629,7 @@ async fn run_driver(
         }
     }
     let _ = writer.shutdown().await;
-    driver.finish(&mut messages).await;
+    driver.finish();
 }
 
 impl Driver {
@@ -651,12 +639,18 @@ impl Driver {
             stream,
             reply,
         } = submit;
+        let download = matches!(request, Request::Retrieve { .. });
+        let upload = matches!(request, Request::Store { .. });
         let result = self.session.request(now(), request);
         if let Ok(id) = result {
+            // Every download gets a sink and every upload a source, so that the session's local actions
+            // always find one: without a stream, bytes are discarded or the file is empty.
             match stream {
-                Stream::None => {}
-                Stream::Sink(writer) => self.attach_sink(id, writer),
-                Stream::Source(reader) => self.attach_source(id, reader),
+                Stream::Sink(writer) if download => self.attach_sink(id, writer),
+                Stream::Source(reader) if upload => self.attach_source(id, reader),
+                _ if download => self.attach_sink(id, Box::new(tokio::io::sink())),
+                _ if upload => self.attach_source(id, Box::new(tokio::io::empty())),
+                _ => {}
             }
         }
         let _ = reply.send(result);
@@ -674,8 +668,6 @@ impl Driver {
         let task = tokio::spawn(sink_task(id, writer, chunks_rx, self.incoming.clone()));
         let sink = Sink {
             chunks: Some(chunks),
-            backlog: 0,
-            receive_waiting: false,
             task,
         };
         self.sinks.insert(id, sink);
@@ -718,42 +710,36 @@ impl Driver {
         flow
     }
 
+    /// Carries out one action without waiting: helper tasks answer through the channel.
     fn perform(&mut self, action: Action) -> ControlFlow<()> {
         match action {
             Action::SendControl(bytes) => self.out.extend_from_slice(&bytes),
-            Action::ConnectData { id, addr } => {
-                let channel = DataChannel::connect(id, addr, self.incoming.clone());
-                self.replace_data(id, channel);
-            }
-            Action::ListenActive { id, family } => {
-                // The control connection's local IP: the server can reach it.
-                let local = self.info.local.ip().to_canonical();
-                let ip = match family {
-                    NetworkProtocol::V4 if !local.is_ipv4() => IpAddr::from([0, 0, 0, 0]),
-                    NetworkProtocol::V6 if !local.is_ipv6() => IpAddr::from([0u16; 8]),
-                    _ => local,
-                };
-                let channel = DataChannel::listen(id, ip, self.incoming.clone());
-                self.replace_data(id, channel);
-            }
-            Action::SendData { id, data } => match self.data.get(&id) {
-                Some(channel) => channel.queue(DataOp::Send(data)),
-                None => self.answer(id, Completion::Failed(io::ErrorKind::NotConnected)),
-            },
-            Action::ReceiveData { id } => self.receive(id),
-            Action::ReadSource { id } => match self.sources.get(&id) {
+            Action::Data(action) => self.data_action(action),
+            Action::Local(LocalAction::Read { id }) => match self.sources.get(&id) {
                 Some(reads) if reads.send(()).is_ok() => {}
-                // No source (or it ended): the upload is an empty file.
-                _ => self.answer(id, Completion::EndOfData),
+                // The source task ended (it failed, and said so): nothing more comes from it.
+                _ => self.answer(id, DataCompletion::EndOfData),
             },
-            Action::DeliverData { id, data } => self.deliver_chunk(id, data),
-            Action::CloseData { id, aborted } => {
-                if let Some(channel) = self.data.remove(&id) {
-                    if aborted {
-                        channel.abort();
-                    } else {
-                        channel.finish();
+            Action::Local(LocalAction::Write { id, data }) => {
+                let chunks = self.sinks.get(&id).and_then(|sink| sink.chunks.as_ref());
+                if chunks.is_none_or(|chunks| chunks.send(data).is_err()) {
+                    // The sink task ended (it failed, and said so): the session no longer writes.
+                    let gone = io::ErrorKind::BrokenPipe.into();
+                    self.answer(id, DataCompletion::Failed(gone));
+                }
+            }
+            Action::Local(LocalAction::Close { id, aborted }) => {
+                // The source task ends when its channel closes.
+                self.sources.remove(&id);
+                if aborted {
+                    // What was written stays; a writer that blocks does not hold anything up.
+                    if let Some(sink) = self.sinks.remove(&id) {
+                        sink.task.abort();
                     }
+                } else if let Some(sink) = self.sinks.get_mut(&id) {
+                    // Closing the channel tells the sink task to flush and shut down after the queued
+                    // writes, then answer `Written`.
+                    sink.chunks = None;
                 }
             }
             Action::CloseControl => return ControlFlow::Break(()),
@@ -761,39 +747,44 @@ impl Driver {
         ControlFlow::Continue(())
     }
 
-    fn replace_data(&mut self, id: RequestId, channel: DataChannel) {
-        if let Some(old) = self.data.insert(id, channel) {
-            old.abort();
-        }
-    }
-
-    /// Reads the next chunk, unless the download's sink is too far behind.
-    fn receive(&mut self, id: RequestId) {
-        if let Some(sink) = self.sinks.get_mut(&id) {
-            if sink.chunks.is_some() && sink.backlog >= SINK_WINDOW {
-                sink.receive_waiting = true;
-                return;
+    /// Passes a data-connection action to its data task, starting one for `Connect` and `Listen`.
+    fn data_action(&mut self, action: DataAction<RequestId>) {
+        match action {
+            DataAction::Connect { id, .. } | DataAction::Listen { id, .. } => {
+                let incoming = self.incoming.clone();
+                let report = move |id, report| {
+                    let message = match report {
+                        DataReport::Answer(completion) => Incoming::Completion(id, completion),
+                        DataReport::Chunk(chunk) => Incoming::Data(id, chunk),
+                    };
+                    incoming.send(message).is_ok()
+                };
+                let local_ip = self.info.local.ip().to_canonical();
+                // A channel the id had already is dropped, which resets its connection.
+                self.data
+                    .insert(id, DataChannel::spawn(action, local_ip, report));
             }
-        }
-        match self.data.get(&id) {
-            Some(channel) => channel.queue(DataOp::Receive),
-            None => self.answer(id, Completion::Failed(io::ErrorKind::NotConnected)),
-        }
-    }
-
-    fn deliver_chunk(&mut self, id: RequestId, data: Bytes) {
-        let Some(sink) = self.sinks.get_mut(&id) else {
-            return; // a download without a sink: discard
-        };
-        if let Some(chunks) = &sink.chunks {
-            if chunks.send(data).is_ok() {
-                sink.backlog += 1;
+            // The client accepts on its transfer's own listener (`listener == id`).
+            DataAction::Accept { id, listener } => match self.data.get_mut(&listener) {
+                Some(channel) => channel.perform(action),
+                None => self.answer(id, not_connected()),
+            },
+            DataAction::Send { id, .. } | DataAction::Receive { id } => {
+                match self.data.get_mut(&id) {
+                    Some(channel) => channel.perform(action),
+                    None => self.answer(id, not_connected()),
+                }
+            }
+            DataAction::Close { id, .. } => {
+                if let Some(mut channel) = self.data.remove(&id) {
+                    channel.perform(action);
+                }
             }
         }
     }
 
     /// Answers an action through the channel, so that it reaches the session after the current drain.
-    fn answer(&self, id: RequestId, completion: Completion) {
+    fn answer(&self, id: RequestId, completion: DataCompletion) {
         let _ = self.incoming.send(Incoming::Completion(id, completion));
     }
 
@@ -804,112 +795,56 @@ impl Driver {
                 self.session.handle_completion(now(), id, completion)
             }
             Incoming::Data(id, chunk) => self.session.handle_data(now(), id, chunk),
-            Incoming::SinkWritten(id) => {
-                let Some(sink) = self.sinks.get_mut(&id) else {
-                    return;
-                };
-                sink.backlog = sink.backlog.saturating_sub(1);
-                if sink.receive_waiting && sink.backlog < SINK_WINDOW {
-                    sink.receive_waiting = false;
-                    self.receive(id);
-                }
-            }
-            Incoming::SinkClosed(id, result) => self.sink_closed(id, result),
-            Incoming::SourceFailed(id, error) => {
+            Incoming::LocalFailed(id, error) => {
                 self.local_errors.entry(id).or_insert(error);
             }
         }
     }
 
-    fn sink_closed(&mut self, id: RequestId, result: io::Result<()>) {
-        if let Err(error) = result {
-            self.local_errors.entry(id).or_insert(error);
-        }
-        if let Some(completed) = self.held.remove(&id) {
-            self.sinks.remove(&id);
-            self.complete(id, completed);
-        } else if let Some(sink) = self.sinks.get_mut(&id) {
-            // The writer failed mid-transfer: stop the download; it completes with the local error.
-            sink.chunks = None;
-            if sink.receive_waiting {
-                sink.receive_waiting = false;
-                self.receive(id);
-            }
-            if self.session.current_request() == Some(id) {
-                self.request_internal(Request::Abort);
-            }
-        }
-    }
-
-    /// Passes a session event on to the handle; a download's completion waits for its sink.
+    /// Passes a session event on to the handle; a completed request's helpers are let go.
     fn forward(&mut self, event: Event) {
         let Event::Completed { id, result } = event else {
             let _ = self.notices.send(Notice::Event(event));
             return;
         };
+        // The session closed the transfer's ends already; whatever a helper still holds is moot.
+        self.sources.remove(&id);
+        if let Some(sink) = self.sinks.remove(&id) {
+            sink.task.abort();
+        }
+        self.data.remove(&id);
+        let local_error = self.local_errors.remove(&id);
         if self.internal.remove(&id) {
             return;
         }
-        // The source task ends when its channel closes.
-        self.sources.remove(&id);
-        if let Some(channel) = self.data.remove(&id) {
-            channel.abort();
-        }
-        match self.sinks.get_mut(&id) {
-            Some(sink) if sink.chunks.is_some() && result.is_ok() => {
-                // Closing the channel tells the sink task to flush and shut down, then report.
-                sink.chunks = None;
-                self.held.insert(id, result);
-            }
-            Some(_) => {
-                // Failed (or the writer already did): what was written stays, the rest is moot.
-                if let Some(sink) = self.sinks.remove(&id) {
-                    sink.task.abort();
-                }
-                self.complete(id, result);
-            }
-            None => self.complete(id, result),
-        }
-    }
-
-    fn complete(&mut self, id: RequestId, result: Result<Outcome, ClientError>) {
-        let result = match self.local_errors.remove(&id) {
+        let result = match local_error {
             Some(error) => Err(DriverError::Local(error)),
             None => result.map_err(DriverError::Session),
         };
         let _ = self.notices.send(Notice::Completed { id, result });
     }
 
-    /// After the session ended: lets the sinks still flushing finish, so that their completions go out.
-    async fn finish(&mut self, messages: &mut UnboundedReceiver<Incoming>) {
-        for (_, channel) in self.data.drain() {
-            channel.abort();
-        }
+    /// After the session ended: stops every helper (a dropped data channel resets its connection).
+    fn finish(&mut self) {
+        self.data.clear();
         self.sources.clear();
-        let deadline = Instant::now() + CLOSE_WAIT;
-        while !self.held.is_empty() {
-            match tokio::time::timeout_at(deadline, messages.recv()).await {
-                Ok(Some(Incoming::SinkClosed(id, result))) => self.sink_closed(id, result),
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
-            }
-        }
-        let stuck: Vec<_> = self.held.drain().collect();
-        for (id, _) in stuck {
-            let error = io::Error::new(io::ErrorKind::TimedOut, "the local file did not close");
-            let _ = self.notices.send(Notice::Completed {
-                id,
-                result: Err(DriverError::Local(error)),
-            });
+        for (_, sink) in self.sinks.drain() {
+            sink.task.abort();
         }
     }
+}
+
+fn not_connected() -> DataCompletion {
+    DataCompletion::Failed(io::ErrorKind::NotConnected.into())
 }
 
 // ================================================================================================
 // Helper tasks: the local file ends and the data connection
 // ================================================================================================
 
-/// Writes a download's chunks in order; when the channel closes, flushes and shuts the writer down.
+/// Writes a download's chunks in order, answering `Written` for each; when the channel closes (the
+/// session closed the sink after its last write), flushes and shuts the writer down, and answers
+/// `Written` once more: the file is stored.
 async fn sink_task(
     id: RequestId,
     mut writer: Box<dyn AsyncWrite + Send + Unpin>,
@@ -917,18 +852,37 @@ async fn sink_task(
     incoming: UnboundedSender<Incoming>,
 ) {
     while let Some(chunk) = chunks.recv().await {
-        if let Err(error) = writer.write_all(&chunk).await {
-            let _ = incoming.send(Incoming::SinkClosed(id, Err(error)));
+        let written = writer.write_all(&chunk).await;
+        if !local_answer(&incoming, id, written) {
             return;
         }
-        let _ = incoming.send(Incoming::SinkWritten(id));
     }
-    let result = async {
+    let stored = async {
         writer.flush().await?;
         writer.shutdown().await
     }
     .await;
-    let _ = incoming.send(Incoming::SinkClosed(id, result));
+    local_answer(&incoming, id, stored);
+}
+
+/// Answers a write to the user's file: `Written`, or its failure (the error itself goes to the driver,
+/// for the user; the session gets its kind). `false` when the task should stop.
+fn local_answer(
+    incoming: &UnboundedSender<Incoming>,
+    id: RequestId,
+    result: io::Result<()>,
+) -> bool {
+    match result {
+        Ok(()) => incoming
+            .send(Incoming::Completion(id, DataCompletion::Written))
+            .is_ok(),
+        Err(error) => {
+            let failed = DataCompletion::Failed(DataError::from(&error));
+            let _ = incoming.send(Incoming::LocalFailed(id, error));
+            let _ = incoming.send(Incoming::Completion(id, failed));
+            false
+        }
+    }
 }
 
 /// Reads an upload's source, one chunk per request, until the driver drops the channel.
@@ -941,21 +895,21 @@ async fn source_task(
     let mut ended = false;
     while reads.recv().await.is_some() {
         if ended {
-            let _ = incoming.send(Incoming::Completion(id, Completion::EndOfData));
+            let _ = incoming.send(Incoming::Completion(id, DataCompletion::EndOfData));
             continue;
         }
         let mut buffer = BytesMut::with_capacity(CHUNK_SIZE);
         let message = match reader.read_buf(&mut buffer).await {
             Ok(0) => {
                 ended = true;
-                Incoming::Completion(id, Completion::EndOfData)
+                Incoming::Completion(id, DataCompletion::EndOfData)
             }
             Ok(_) => Incoming::Data(id, buffer.freeze()),
             Err(error) => {
                 ended = true;
-                let kind = error.kind();
-                let _ = incoming.send(Incoming::SourceFailed(id, error));
-                Incoming::Completion(id, Completion::Failed(kind))
+                let failed = DataCompletion::Failed(DataError::from(&error));
+                let _ = incoming.send(Incoming::LocalFailed(id, error));
+                Incoming::Completion(id, failed)
             }
         };
         if incoming.send(message).is_err() {
@@ -964,158 +918,234 @@ async fn source_task(
     }
 }
 
-/// An operation on a data connection, in the session's order.
+/// What a data task reports about its connection: the answer to an action, or a chunk read.
 #[derive(Debug)]
-enum DataOp {
-    Send(Bytes),
-    Receive,
-    /// Shut down cleanly (FIN after the last byte: the end of an upload). Carries the channel's abort
-    /// sender, so that dropping the [`DataChannel`] does not count as an abort while this waits.
-    Finish(oneshot::Sender<()>),
+enum DataReport {
+    Answer(DataCompletion),
+    Chunk(Bytes),
 }
 
-/// The driver's end of one transfer's data-connection task.
-struct DataChannel {
-    ops: UnboundedSender<DataOp>,
-    abort: oneshot::Sender<()>,
+/// The driver's end of one data task. Dropping it resets the connection (or drops the listener),
+/// unless a clean close is queued.
+struct DataChannel<Id> {
+    actions: UnboundedSender<DataAction<Id>>,
+    /// Resets the connection at once, even in the middle of a blocked read or write. `None` once a
+    /// clean close is queued: then the task finishes what is queued and shuts the connection down.
+    abort: Option<oneshot::Sender<()>>,
 }
 
-/// How the data task gets its connection.
-enum Opening {
-    /// Passive mode: dial the server.
-    Connect(SocketAddr),
-    /// Active mode: bind a listener on this IP, report it, accept the server's connection.
-    Listen(IpAddr),
-}
-
-impl DataChannel {
-    fn connect(
-        id: RequestId,
-        addr: SocketAddr,
-        incoming: UnboundedSender<Incoming>,
-    ) -> DataChannel {
-        DataChannel::spawn(id, Opening::Connect(addr), incoming)
-    }
-
-    fn listen(id: RequestId, ip: IpAddr, incoming: UnboundedSender<Incoming>) -> DataChannel {
-        DataChannel::spawn(id, Opening::Listen(ip), incoming)
-    }
-
-    fn spawn(id: RequestId, opening: Opening, incoming: UnboundedSender<Incoming>) -> DataChannel {
-        let (ops, ops_rx) = unbounded_channel();
+impl<Id: Copy + Send + 'static> DataChannel<Id> {
+    /// Starts a data task for `first` (a `Connect` or a `Listen`; anything else is answered as not
+    /// connected). `local_ip` is the control connection's local IP, where a listener is bound.
+    /// `report` passes the task's answers on; `false` from it stops the task.
+    fn spawn(
+        first: DataAction<Id>,
+        local_ip: IpAddr,
+        report: impl Fn(Id, DataReport) -> bool + Send + Sync + 'static,
+    ) -> DataChannel<Id> {
+        let (actions, actions_rx) = unbounded_channel();
         let (abort, abort_rx) = oneshot::channel();
-        tokio::spawn(data_task(id, opening, ops_rx, abort_rx, incoming));
-        DataChannel { ops, abort }
+        tokio::spawn(data_task(first, local_ip, actions_rx, abort_rx, report));
+        DataChannel {
+            actions,
+            abort: Some(abort),
+        }
     }
 
-    /// A task that has ended has nobody to answer: the operation is moot.
-    fn queue(&self, op: DataOp) {
-        let _ = self.ops.send(op);
-    }
-
-    /// Shuts the connection down cleanly after the queued operations.
-    fn finish(self) {
-        let DataChannel { ops, abort } = self;
-        let _ = ops.send(DataOp::Finish(abort));
-    }
-
-    /// Interrupts the task, which resets the connection (or drops the listener). Dropping the channel
-    /// does the same.
-    fn abort(self) {
-        let _ = self.abort.send(());
+    /// Passes an action on, in order; a `Close` resets the connection at once if `aborted`, and
+    /// otherwise shuts it down after what is queued.
+    fn perform(&mut self, action: DataAction<Id>) {
+        match action {
+            DataAction::Close { aborted: true, .. } => {
+                if let Some(abort) = self.abort.take() {
+                    let _ = abort.send(());
+                }
+            }
+            DataAction::Close { aborted: false, .. } => {
+                // A task that has ended has nobody to answer: the action is moot.
+                let _ = self.actions.send(action);
+                self.abort = None;
+            }
+            _ => {
+                let _ = self.actions.send(action);
+            }
+        }
     }
 }
 
-async fn data_task(
-    id: RequestId,
-    opening: Opening,
-    mut ops: UnboundedReceiver<DataOp>,
-    mut abort: oneshot::Receiver<()>,
-    incoming: UnboundedSender<Incoming>,
+impl<Id> Drop for DataChannel<Id> {
+    fn drop(&mut self) {
+        if let Some(abort) = self.abort.take() {
+            let _ = abort.send(());
+        }
+    }
+}
+
+/// One data connection: opens it as `first` asks, then carries out the session's actions on it in
+/// order, answering each through `report`, until a `Close` or the channel's abort.
+async fn data_task<Id: Copy + Send>(
+    first: DataAction<Id>,
+    local_ip: IpAddr,
+    mut actions: UnboundedReceiver<DataAction<Id>>,
+    abort: oneshot::Receiver<()>,
+    report: impl Fn(Id, DataReport) -> bool + Send + Sync,
 ) {
-    let send = |completion| incoming.send(Incoming::Completion(id, completion)).is_ok();
+    // Resolves when the channel asks for an abort (or is dropped without a clean close queued); a
+    // sender dropped after `send` was never called on purpose means the close is clean.
+    let aborted = async move {
+        if abort.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(aborted);
+    let answer = |id, completion| report(id, DataReport::Answer(completion));
     // `biased`: an abort wins over a connection attempt or a blocked read or write.
     let opened = tokio::select! {
         biased;
-        _ = &mut abort => return,
-        opened = open(opening, &send) => opened,
+        () = &mut aborted => return,
+        opened = open(first, local_ip, &mut actions, &answer) => opened,
     };
-    let mut stream = match opened {
-        Ok(stream) => stream,
-        Err(error) => {
-            send(Completion::Failed(error.kind()));
-            return;
-        }
+    let Some((id, mut stream)) = opened else {
+        return;
     };
     let _ = stream.set_nodelay(true);
-    if let Ok(peer) = stream.peer_addr() {
-        if !send(Completion::DataConnected { peer }) {
-            return;
+    let connected = match stream.peer_addr() {
+        Ok(peer) => answer(id, DataCompletion::Connected { peer }),
+        Err(error) => {
+            answer(id, DataCompletion::Failed(error.into()));
+            false
         }
+    };
+    if !connected {
+        return;
     }
     loop {
-        let op = tokio::select! {
+        let action = tokio::select! {
             biased;
-            _ = &mut abort => break,
-            op = ops.recv() => op,
+            () = &mut aborted => break,
+            action = actions.recv() => action,
         };
-        let Some(op) = op else { break };
-        let message = tokio::select! {
+        let Some(action) = action else { break };
+        let done = tokio::select! {
             biased;
-            _ = &mut abort => break,
-            message = perform(&mut stream, id, op) => message,
+            () = &mut aborted => break,
+            done = perform(&mut stream, action, &report) => done,
         };
-        match message {
-            Some(message) => {
-                if incoming.send(message).is_err() {
-                    break;
-                }
-            }
-            None => return, // finished cleanly
+        match done {
+            ControlFlow::Continue(()) => {}
+            ControlFlow::Break(true) => return, // shut down cleanly
+            ControlFlow::Break(false) => break,
         }
     }
     // Cut short: RST rather than FIN, so the server sees the transfer did not end normally.
     let _ = stream.set_zero_linger();
 }
 
-/// Opens the data connection: dials, or listens, reports the address and accepts one connection.
-async fn open(opening: Opening, send: &impl Fn(Completion) -> bool) -> io::Result<TcpStream> {
-    match opening {
-        Opening::Connect(addr) => TcpStream::connect(addr).await,
-        Opening::Listen(ip) => {
-            let socket = match ip {
-                IpAddr::V4(_) => TcpSocket::new_v4()?,
-                IpAddr::V6(_) => TcpSocket::new_v6()?,
+/// Opens the connection `first` asks for: dials, or binds a listener, reports its address and accepts
+/// one connection once an `Accept` asks for it. Returns the connection and the id of its transfer, or
+/// `None` when it failed (answered) or was closed first.
+async fn open<Id: Copy>(
+    first: DataAction<Id>,
+    local_ip: IpAddr,
+    actions: &mut UnboundedReceiver<DataAction<Id>>,
+    answer: &impl Fn(Id, DataCompletion) -> bool,
+) -> Option<(Id, TcpStream)> {
+    let failed = |id, error: io::Error| {
+        answer(id, DataCompletion::Failed(error.into()));
+        None
+    };
+    match first {
+        DataAction::Connect { id, addr } => match TcpStream::connect(addr).await {
+            Ok(stream) => Some((id, stream)),
+            Err(error) => failed(id, error),
+        },
+        DataAction::Listen { id, family } => {
+            let listener = match listen(local_ip, family) {
+                Ok(listener) => listener,
+                Err(error) => return failed(id, error),
             };
-            socket.bind(SocketAddr::new(ip, 0))?;
-            let listener: TcpListener = socket.listen(1)?;
-            send(Completion::Listening(listener.local_addr()?));
-            let (stream, _) = listener.accept().await?;
-            Ok(stream)
+            match listener.local_addr() {
+                Ok(addr) if answer(id, DataCompletion::Listening(addr)) => {}
+                Ok(_) => return None,
+                Err(error) => return failed(id, error),
+            }
+            // Until the session asks to accept, there is no connection to act on.
+            loop {
+                match actions.recv().await? {
+                    DataAction::Accept { id, .. } => {
+                        return match listener.accept().await {
+                            Ok((stream, _)) => Some((id, stream)),
+                            Err(error) => failed(id, error),
+                        };
+                    }
+                    DataAction::Send { id, .. } | DataAction::Receive { id } => {
+                        answer(id, not_connected());
+                    }
+                    DataAction::Close { .. } => return None,
+                    DataAction::Connect { .. } | DataAction::Listen { .. } => {}
+                }
+            }
         }
+        DataAction::Accept { id, .. }
+        | DataAction::Send { id, .. }
+        | DataAction::Receive { id } => {
+            answer(id, not_connected());
+            None
+        }
+        DataAction::Close { .. } => None,
     }
 }
 
-/// One operation; `None` after a clean finish.
-async fn perform(stream: &mut TcpStream, id: RequestId, op: DataOp) -> Option<Incoming> {
-    let completion = |c| Some(Incoming::Completion(id, c));
-    match op {
-        DataOp::Send(data) => match stream.write_all(&data).await {
-            Ok(()) => completion(Completion::Written),
-            Err(error) => completion(Completion::Failed(error.kind())),
+/// A listener of `family` on the control connection's local IP (the server can reach it), or on the
+/// unspecified address if that IP is of the other family.
+fn listen(local_ip: IpAddr, family: NetworkProtocol) -> io::Result<TcpListener> {
+    let ip = match family {
+        NetworkProtocol::V4 if !local_ip.is_ipv4() => IpAddr::from([0, 0, 0, 0]),
+        NetworkProtocol::V6 if !local_ip.is_ipv6() => IpAddr::from([0u16; 8]),
+        _ => local_ip,
+    };
+    let socket = match ip {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(ip, 0))?;
+    socket.listen(1)
+}
+
+/// One action on the open connection. `Break(true)` after a clean shutdown, `Break(false)` when the
+/// connection is to be reset (or nobody listens to the answers any more).
+async fn perform<Id: Copy>(
+    stream: &mut TcpStream,
+    action: DataAction<Id>,
+    report: &impl Fn(Id, DataReport) -> bool,
+) -> ControlFlow<bool> {
+    let answer = |id, completion| report(id, DataReport::Answer(completion));
+    let listening = match action {
+        DataAction::Send { id, data } => match stream.write_all(&data).await {
+            Ok(()) => answer(id, DataCompletion::Written),
+            Err(error) => answer(id, DataCompletion::Failed(error.into())),
         },
-        DataOp::Receive => {
+        DataAction::Receive { id } => {
             // `read_buf` fills spare capacity without zeroing it; the buffer becomes the chunk.
             let mut buffer = BytesMut::with_capacity(CHUNK_SIZE);
             match stream.read_buf(&mut buffer).await {
-                Ok(0) => completion(Completion::EndOfData),
-                Ok(_) => Some(Incoming::Data(id, buffer.freeze())),
-                Err(error) => completion(Completion::Failed(error.kind())),
+                Ok(0) => answer(id, DataCompletion::EndOfData),
+                Ok(_) => report(id, DataReport::Chunk(buffer.freeze())),
+                Err(error) => answer(id, DataCompletion::Failed(error.into())),
             }
         }
-        DataOp::Finish(_keep_open) => {
+        DataAction::Close { aborted: false, .. } => {
+            // FIN after the last byte: how the server learns an upload ended.
             let _ = stream.shutdown().await;
-            None
+            return ControlFlow::Break(true);
         }
+        DataAction::Close { aborted: true, .. } => return ControlFlow::Break(false),
+        // The connection is open already.
+        DataAction::Connect { .. } | DataAction::Listen { .. } | DataAction::Accept { .. } => true,
+    };
+    if listening {
+        ControlFlow::Continue(())
+    } else {
+        ControlFlow::Break(false)
     }
 }

@@ -16,9 +16,10 @@
 //! | `E` | | the control connection's EOF |
 //! | space, CR, LF, TAB | | nothing (separators that make seeds readable) |
 //!
-//! Completion kinds: `c` DataConnected{peer: *addr*}, `l` Listening(*addr*), `e` EndOfData, `w` Written,
-//! `f` Failed(*error*). `K` connects, binds (then accepts from the server), confirms a write, or answers a
-//! read with *n* sample bytes, or its end if *n* is 0.
+//! Completion kinds: `c` Connected{peer: *addr*}, `l` Listening(*addr*), `e` EndOfData, `w` Written,
+//! `f` Failed(*error*). `K` connects, binds, accepts from the server, confirms a write (to the data
+//! connection or the user's sink) or a sink's storing, or answers a read (of the data connection or the
+//! user's source) with *n* sample bytes, or its end if *n* is 0.
 //!
 //! Any other tag byte selects one of these by its value. Arguments: *n* and other numbers are decimal
 //! digits ended by one space or LF, or else a single raw byte's value; a *word* is up to 32 bytes ended by
@@ -34,7 +35,7 @@
 //! Header: `[flags] [line] [reply] [listing] [pending|window] [timeouts]`. Flags: bit 0 active mode,
 //! bit 1 no `EPSV`/`EPRT` first, bit 2 trust the 227 address, bit 3 IPv6 control connection, bit 4 no
 //! timers (`Duration::MAX`). `max_line_len` = 8 + *line*, `max_reply_bytes` = 16 × (*reply* + 1),
-//! `max_listing_bytes` = 4 × *listing*, `max_pending_requests` = low nibble, `upload_window` = bits 4-5,
+//! `max_listing_bytes` = 4 × *listing*, `max_pending_requests` = low nibble, `transfer_window` = bits 4-5,
 //! reply timeout = 1 + low nibble s, data timeout = 1 + high nibble s.
 //!
 //! Oracles: no panic; every drain of `poll_action`/`poll_event` ends; every `SendControl` is one or more
@@ -46,8 +47,10 @@
 //! an early one does nothing; `poll_timeout` is never in the past and, with timers on, is set whenever
 //! something is in progress (no hang, unless a misbehaving driver still owes an answer); passive
 //! connections go to the control peer unless the 227 address is trusted; the queue stays within
-//! `max_pending_requests`; progress only grows; and while the driver behaves, one read at a time and at
-//! most `upload_window` upload chunks in flight.
+//! `max_pending_requests`; progress only grows; a transfer's local end is closed at most once, only for
+//! `Retrieve`/`Store`, and, once used, before the request completes; and while the driver behaves, one
+//! read of the data connection at a time and at most `transfer_window` chunks of a transfer in flight
+//! (reads asked and writes not acknowledged, at either end).
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -58,8 +61,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ftp_proto::client::{
-    Action, Completion, Config, ConnectionInfo, DataMode, Event, Request, RequestId, Session,
-    UsageError,
+    Action, Config, ConnectionInfo, DataAction, DataCompletion, DataMode, Event, LocalAction,
+    Request, RequestId, Session, UsageError,
 };
 use ftp_proto::command::{Command, FormatControl, Password, Pathname, Text, TransferType};
 use ftp_proto::hostport::NetworkProtocol;
@@ -284,7 +287,7 @@ fn config(header: &[u8]) -> (Config, bool, bool) {
     };
     config.max_listing_bytes = 4 * usize::from(byte(3));
     config.max_pending_requests = usize::from(byte(4) & 0x0f);
-    config.upload_window = usize::from((byte(4) >> 4) & 3);
+    config.transfer_window = usize::from((byte(4) >> 4) & 3);
     if timers {
         config.reply_timeout = Duration::from_secs(1 + u64::from(byte(5) & 0x0f));
         config.data_timeout = Duration::from_secs(1 + u64::from(byte(5) >> 4));
@@ -364,11 +367,17 @@ fn check_command_lines(payload: &[u8]) {
 enum Duty {
     Connect(RequestId, SocketAddr),
     Listen(RequestId, NetworkProtocol),
-    /// Active mode: the listener is bound; the server's connection is to be accepted.
+    /// Active mode: the server's connection to the bound listener is to be accepted.
     Accept(RequestId),
     Receive(RequestId),
+    /// A read of the user's upload source.
     Source(RequestId),
+    /// A write to the data connection.
     Write(RequestId),
+    /// A write to the user's download sink.
+    SinkWrite(RequestId),
+    /// A download's sink, closed after its last write, is to be stored.
+    Store(RequestId),
 }
 
 impl Duty {
@@ -379,8 +388,30 @@ impl Duty {
             | Duty::Accept(id)
             | Duty::Receive(id)
             | Duty::Source(id)
-            | Duty::Write(id) => id,
+            | Duty::Write(id)
+            | Duty::SinkWrite(id)
+            | Duty::Store(id) => id,
         }
+    }
+
+    /// Whether it is the data connection's (which closing the connection cancels).
+    fn is_data(self) -> bool {
+        matches!(
+            self,
+            Duty::Connect(..)
+                | Duty::Listen(..)
+                | Duty::Accept(_)
+                | Duty::Receive(_)
+                | Duty::Write(_)
+        )
+    }
+
+    /// Whether it holds a slot of the transfer's window.
+    fn in_window(self) -> bool {
+        matches!(
+            self,
+            Duty::Receive(_) | Duty::Source(_) | Duty::Write(_) | Duty::SinkWrite(_)
+        )
     }
 }
 
@@ -397,6 +428,12 @@ struct World {
     /// Raw requests, and those of them that got a 1xx (no reply timer runs for them then).
     raw_requests: BTreeSet<RequestId>,
     raw_after_preliminary: BTreeSet<RequestId>,
+    /// `Retrieve` and `Store` requests (the ones with a local end), and which of them are downloads.
+    transfers: BTreeSet<RequestId>,
+    downloads: BTreeSet<RequestId>,
+    /// Transfers whose local end was read or written, and those whose local end was closed.
+    local_used: BTreeSet<RequestId>,
+    local_closed: BTreeSet<RequestId>,
     progress: BTreeMap<RequestId, u64>,
     /// The id of the latest data action.
     latest: Option<RequestId>,
@@ -425,6 +462,10 @@ impl World {
             completed: BTreeSet::new(),
             raw_requests: BTreeSet::new(),
             raw_after_preliminary: BTreeSet::new(),
+            transfers: BTreeSet::new(),
+            downloads: BTreeSet::new(),
+            local_used: BTreeSet::new(),
+            local_closed: BTreeSet::new(),
             progress: BTreeMap::new(),
             latest: None,
             connected: false,
@@ -466,6 +507,8 @@ impl World {
     fn request(&mut self, request: Request) {
         let quit = matches!(request, Request::Quit | Request::Raw(Command::Quit));
         let raw = matches!(request, Request::Raw(_));
+        let download = matches!(request, Request::Retrieve { .. });
+        let transfer = download || matches!(request, Request::Store { .. });
         let was_closed = self.close_control || self.session.is_closed();
         let queued = self.session.queued_requests();
         match self.session.request(self.now, request) {
@@ -481,6 +524,12 @@ impl World {
                 self.issued.push(id);
                 if raw {
                     self.raw_requests.insert(id);
+                }
+                if transfer {
+                    self.transfers.insert(id);
+                }
+                if download {
+                    self.downloads.insert(id);
                 }
                 self.quit_queued |= quit;
             }
@@ -502,29 +551,26 @@ impl World {
             0 => {
                 let peer = address(&self.info, extra);
                 self.answer(|d| matches!(d, Duty::Connect(i, _) | Duty::Accept(i) if *i == id));
-                Completion::DataConnected { peer }
+                DataCompletion::Connected { peer }
             }
             1 => {
                 let addr = address(&self.info, extra);
-                if self
-                    .answer(|d| matches!(d, Duty::Listen(i, _) if *i == id))
-                    .is_some()
-                {
-                    self.duties.push(Duty::Accept(id));
-                }
-                Completion::Listening(addr)
+                self.answer(|d| matches!(d, Duty::Listen(i, _) if *i == id));
+                DataCompletion::Listening(addr)
             }
             2 => {
                 self.answer(|d| matches!(d, Duty::Receive(i) | Duty::Source(i) if *i == id));
-                Completion::EndOfData
+                DataCompletion::EndOfData
             }
             3 => {
-                self.answer(|d| matches!(d, Duty::Write(i) if *i == id));
-                Completion::Written
+                self.answer(
+                    |d| matches!(d, Duty::Write(i) | Duty::SinkWrite(i) | Duty::Store(i) if *i == id),
+                );
+                DataCompletion::Written
             }
             _ => {
                 self.answer(|d| d.id() == id);
-                Completion::Failed(error_kind(extra))
+                DataCompletion::Failed(error_kind(extra).into())
             }
         };
         self.session.handle_completion(self.now, id, completion);
@@ -548,7 +594,7 @@ impl World {
         let now = self.now;
         match duty {
             Duty::Connect(id, addr) => {
-                let completion = Completion::DataConnected { peer: addr };
+                let completion = DataCompletion::Connected { peer: addr };
                 self.session.handle_completion(now, id, completion);
             }
             Duty::Listen(id, family) => {
@@ -556,18 +602,17 @@ impl World {
                     NetworkProtocol::V6 => Ipv6Addr::UNSPECIFIED.into(),
                     _ => Ipv4Addr::UNSPECIFIED.into(),
                 };
-                self.duties.push(Duty::Accept(id));
-                let completion = Completion::Listening(SocketAddr::new(ip, 40000));
+                let completion = DataCompletion::Listening(SocketAddr::new(ip, 40000));
                 self.session.handle_completion(now, id, completion);
             }
             Duty::Accept(id) => {
                 let peer = SocketAddr::new(self.info.peer.ip(), 20);
-                let completion = Completion::DataConnected { peer };
+                let completion = DataCompletion::Connected { peer };
                 self.session.handle_completion(now, id, completion);
             }
             Duty::Receive(id) | Duty::Source(id) if n == 0 => {
                 self.session
-                    .handle_completion(now, id, Completion::EndOfData);
+                    .handle_completion(now, id, DataCompletion::EndOfData);
             }
             Duty::Receive(id) | Duty::Source(id) => {
                 let chunk: Vec<u8> = SAMPLE
@@ -580,8 +625,9 @@ impl World {
                 self.sample_pos = self.sample_pos.wrapping_add(n);
                 self.session.handle_data(now, id, Bytes::from(chunk));
             }
-            Duty::Write(id) => {
-                self.session.handle_completion(now, id, Completion::Written);
+            Duty::Write(id) | Duty::SinkWrite(id) | Duty::Store(id) => {
+                self.session
+                    .handle_completion(now, id, DataCompletion::Written);
             }
         }
         self.settle();
@@ -670,8 +716,8 @@ impl World {
         );
         match action {
             Action::SendControl(bytes) => check_command_lines(&bytes),
-            Action::ConnectData { id, addr } => {
-                self.check_id(id, "ConnectData");
+            Action::Data(DataAction::Connect { id, addr }) => {
+                self.check_id(id, "Connect");
                 assert_eq!(self.config.mode, DataMode::Passive);
                 if !self.config.trust_pasv_address {
                     assert_eq!(addr.ip(), self.info.peer.ip(), "connecting to a third host");
@@ -679,44 +725,72 @@ impl World {
                 self.duties.push(Duty::Connect(id, addr));
                 self.latest = Some(id);
             }
-            Action::ListenActive { id, family } => {
-                self.check_id(id, "ListenActive");
+            Action::Data(DataAction::Listen { id, family }) => {
+                self.check_id(id, "Listen");
                 assert_eq!(self.config.mode, DataMode::Active);
                 assert_eq!(family, NetworkProtocol::of(&self.info.local));
                 self.duties.push(Duty::Listen(id, family));
                 self.latest = Some(id);
             }
-            Action::ReceiveData { id } => {
-                self.check_id(id, "ReceiveData");
+            Action::Data(DataAction::Accept { id, listener }) => {
+                self.check_id(id, "Accept");
+                assert_eq!(self.config.mode, DataMode::Active);
+                assert_eq!(
+                    listener, id,
+                    "the client accepts on its transfer's own listener"
+                );
+                self.duties.push(Duty::Accept(id));
+                self.latest = Some(id);
+            }
+            Action::Data(DataAction::Receive { id }) => {
+                self.check_id(id, "Receive");
                 assert!(
                     self.misbehaved || !self.duties.contains(&Duty::Receive(id)),
                     "a second read asked for while one is pending"
                 );
                 self.duties.push(Duty::Receive(id));
-                self.latest = Some(id);
-            }
-            Action::ReadSource { id } => {
-                self.check_id(id, "ReadSource");
-                self.duties.push(Duty::Source(id));
                 self.check_window(id);
                 self.latest = Some(id);
             }
-            Action::SendData { id, data } => {
-                self.check_id(id, "SendData");
-                assert!(!data.is_empty(), "SendData of nothing");
+            Action::Data(DataAction::Send { id, data }) => {
+                self.check_id(id, "Send");
+                assert!(!data.is_empty(), "Send of nothing");
                 self.duties.push(Duty::Write(id));
                 self.check_window(id);
                 self.latest = Some(id);
             }
-            Action::DeliverData { id, data } => {
-                self.check_id(id, "DeliverData");
-                assert!(!data.is_empty(), "DeliverData of nothing");
+            Action::Data(DataAction::Close { id, .. }) => {
+                self.check_id(id, "Close");
+                // Closing the connection cancels whatever was pending on it.
+                self.duties.retain(|d| d.id() != id || !d.is_data());
                 self.latest = Some(id);
             }
-            Action::CloseData { id, .. } => {
-                self.check_id(id, "CloseData");
-                // Closing the connection cancels whatever was pending on it.
-                self.duties.retain(|d| d.id() != id);
+            Action::Local(LocalAction::Read { id }) => {
+                self.check_local(id, "Read");
+                self.duties.push(Duty::Source(id));
+                self.check_window(id);
+                self.latest = Some(id);
+            }
+            Action::Local(LocalAction::Write { id, data }) => {
+                self.check_local(id, "Write");
+                assert!(!data.is_empty(), "Write of nothing");
+                self.duties.push(Duty::SinkWrite(id));
+                self.check_window(id);
+                self.latest = Some(id);
+            }
+            Action::Local(LocalAction::Close { id, aborted }) => {
+                self.check_local(id, "Close");
+                assert!(
+                    self.local_closed.insert(id),
+                    "the local end of request {} closed twice",
+                    id.get()
+                );
+                // Closing the local end cancels its reads; a sink closed after its last write is
+                // stored, and says so.
+                self.duties.retain(|d| d.id() != id || d.is_data());
+                if !aborted && self.downloads.contains(&id) {
+                    self.duties.push(Duty::Store(id));
+                }
                 self.latest = Some(id);
             }
             Action::CloseControl => {
@@ -726,17 +800,34 @@ impl World {
         }
     }
 
-    /// Upload chunks asked of the source or handed to the connection, and not yet written.
+    /// A local action: only for a `Retrieve` or `Store` whose local end is not closed yet.
+    fn check_local(&mut self, id: RequestId, what: &str) {
+        self.check_id(id, what);
+        assert!(
+            self.transfers.contains(&id),
+            "local {what} for request {}, not a Retrieve or Store",
+            id.get()
+        );
+        assert!(
+            !self.local_closed.contains(&id),
+            "local {what} after the local end of request {} closed",
+            id.get()
+        );
+        self.local_used.insert(id);
+    }
+
+    /// Chunks of a transfer asked for (of the data connection or the source) or written (to the data
+    /// connection or the sink) and not yet answered: at most the window.
     fn check_window(&self, id: RequestId) {
         let in_flight = self
             .duties
             .iter()
-            .filter(|d| matches!(d, Duty::Source(i) | Duty::Write(i) if *i == id))
+            .filter(|d| d.id() == id && d.in_window())
             .count();
-        let window = self.config.upload_window.max(1);
+        let window = self.config.transfer_window.max(1);
         assert!(
             self.misbehaved || in_flight <= window,
-            "{in_flight} upload chunks in flight, window {window}"
+            "{in_flight} chunks in flight, window {window}"
         );
     }
 
@@ -753,6 +844,11 @@ impl World {
                 assert!(
                     self.issued.contains(&id),
                     "Completed for an id never issued"
+                );
+                assert!(
+                    !self.local_used.contains(&id) || self.local_closed.contains(&id),
+                    "request {} completed without closing the local end it used",
+                    id.get()
                 );
                 assert!(
                     self.completed.insert(id),
@@ -860,7 +956,7 @@ impl World {
         self.session.handle_timeout(now);
         for id in self.issued.clone() {
             self.session
-                .handle_completion(now, id, Completion::EndOfData);
+                .handle_completion(now, id, DataCompletion::EndOfData);
             self.session
                 .handle_data(now, id, Bytes::from_static(b"late"));
         }

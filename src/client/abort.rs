@@ -100,7 +100,8 @@ impl Session {
         Some(id)
     }
 
-    /// Sends `ABOR` (and the `NOOP` sentinel if a reply may still be owed) and closes the data connection.
+    /// Sends `ABOR` (and the `NOOP` sentinel if a reply may still be owed), closes the data connection and
+    /// gives up the transfer's local end.
     pub(super) fn start_abort(
         &mut self,
         now: Instant,
@@ -109,7 +110,7 @@ impl Session {
         op_error: ClientError,
     ) {
         if let Op::Transfer(transfer) = &mut current.op {
-            self.close_data(current.id, transfer, true);
+            self.close_transfer(current.id, transfer);
         }
         let sentinel = self.outstanding > 0;
         self.send(now, &Command::Abor);

@@ -51,9 +51,10 @@ pub struct Config {
     /// copy: the session cannot see its progress) until the final reply. [`Request::Abort`](
     /// super::Request::Abort) ends such a wait.
     pub reply_timeout: Duration,
-    /// How long to wait for the data connection to open and for each step of progress on it; when it
-    /// runs out the transfer is aborted and fails with [`ClientError::Timeout`](super::ClientError::Timeout),
-    /// but the session goes on. Default 60 s.
+    /// How long to wait for the data connection to open and for each step of progress on it or on the
+    /// transfer's local end (a write to the user's sink, its final flush); when it runs out the transfer
+    /// is aborted and fails with [`ClientError::Timeout`](super::ClientError::Timeout), but the session
+    /// goes on. Default 60 s.
     pub data_timeout: Duration,
     /// Bounds of the reply parser. Default 8 KiB lines and 1 MiB replies (see [`ReplyParserLimits`]).
     pub reply_limits: ReplyParserLimits,
@@ -72,9 +73,11 @@ pub struct Config {
     /// scripts, and a runaway caller gets
     /// [`UsageError::QueueFull`](super::UsageError::QueueFull) instead of growing memory.
     pub max_pending_requests: usize,
-    /// Upload chunks in flight at once (asked of the source but not yet written). Default 2: one read and
-    /// one write can overlap; more only uses memory.
-    pub upload_window: usize,
+    /// Chunks of a transfer in flight at once: for an upload, asked of the source and not yet written to
+    /// the data connection; for a download, asked of the data connection and not yet written to the
+    /// user's sink. Default 2: one read and one write can overlap; more only uses memory. `0` counts as
+    /// 1. A slow sink (or data connection) holds the other end back: memory stays bounded.
+    pub transfer_window: usize,
 }
 
 impl Default for Config {
@@ -89,7 +92,7 @@ impl Default for Config {
             max_listing_bytes: 16 * 1024 * 1024,
             max_listing_entries: 200_000,
             max_pending_requests: 64,
-            upload_window: 2,
+            transfer_window: 2,
         }
     }
 }

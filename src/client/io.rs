@@ -3,18 +3,17 @@
 //!
 //! The user queues [`Request`]s; each gets a [`RequestId`] and, later, exactly one [`Event::Completed`]
 //! with an [`Outcome`] or a [`ClientError`]. While a request runs, the session tells its driver what to do
-//! with [`Action`]s (write to the control connection, open or read a data connection, ...) that carry the
-//! same id, and the driver answers with [`Completion`]s or data chunks for that id. An answer for an id the
-//! session no longer works on (after an abort, a failure or a timeout) is ignored, so the driver never has
-//! to cancel anything.
-
-use std::io::ErrorKind;
-use std::net::SocketAddr;
+//! with [`Action`]s (write to the control connection, open or read a data connection, write to the user's
+//! sink, ...) that carry the same id, and the driver answers with [`DataCompletion`]s or data chunks for
+//! that id. An answer for an id the session no longer works on (after an abort, a failure or a timeout) is
+//! ignored, so the driver never has to cancel anything.
+//!
+//! [`DataCompletion`]: crate::data::DataCompletion
 
 use bytes::Bytes;
 
 use crate::command::{Command, Password, Pathname, Text, TransferType};
-use crate::hostport::NetworkProtocol;
+use crate::data::{DataAction, DataError, LocalAction};
 use crate::listing::{ListEntry, ListLineError, MlsxEntry};
 use crate::reply::{Reply, ReplyError};
 use crate::time::Timestamp;
@@ -104,8 +103,9 @@ pub enum Request {
         /// The directory to list; `None` lists the working directory.
         path: Option<Pathname>,
     },
-    /// `RETR path`, preceded by `REST offset` when `offset > 0` (RFC 3659 §5). The file's bytes arrive as
-    /// [`Action::DeliverData`] (converted CRLF to LF in TYPE A); completes with [`Outcome::Retrieved`].
+    /// `RETR path`, preceded by `REST offset` when `offset > 0` (RFC 3659 §5). The file's bytes go to the
+    /// user's sink as [`LocalAction::Write`] (converted CRLF to LF in TYPE A); completes with
+    /// [`Outcome::Retrieved`] once the server confirmed the transfer and the driver stored the sink.
     Retrieve {
         /// The file.
         path: Pathname,
@@ -113,7 +113,7 @@ pub enum Request {
         offset: u64,
     },
     /// `STOR path` (with `REST offset` before it when `offset > 0`), or `APPE path` when `append` is set
-    /// (then `offset` is ignored). The session asks for the bytes with [`Action::ReadSource`] (converted LF
+    /// (then `offset` is ignored). The session asks for the bytes with [`LocalAction::Read`] (converted LF
     /// to CRLF in TYPE A); completes with [`Outcome::Stored`].
     Store {
         /// The file.
@@ -218,11 +218,11 @@ pub enum ClientError {
     /// The request was cut short by [`Request::Abort`].
     #[error("aborted")]
     Aborted,
-    /// The data connection could not be opened or broke, or the upload source failed; the driver
-    /// reported this error kind. ([`std::io::ErrorKind::PermissionDenied`] when, in active mode, the
-    /// connection came from a host other than the server.)
-    #[error("data connection failed: {0}")]
-    DataConnection(ErrorKind),
+    /// The data connection could not be opened or broke, or the user's upload source or download sink
+    /// failed: the driver reported this error. (Of kind [`std::io::ErrorKind::PermissionDenied`] when, in
+    /// active mode, the connection came from a host other than the server.)
+    #[error("{0}")]
+    DataConnection(DataError),
     /// A listing body exceeded [`Config::max_listing_bytes`](super::Config::max_listing_bytes).
     #[error("listing larger than {limit} bytes")]
     ListingTooLarge {
@@ -282,92 +282,49 @@ pub enum UsageError {
 /// Something the driver must do. Drain them with [`Session::poll_action`](super::Session::poll_action)
 /// after every `handle_*` call (and after [`Session::request`](super::Session::request)), and carry them
 /// out in order.
+///
+/// A transfer's actions all carry its request's id. The data connection's ([`Action::Data`]) and the
+/// local end's ([`Action::Local`]) are answered with
+/// [`Session::handle_completion`](super::Session::handle_completion) (a [`DataCompletion`]) or, for a
+/// chunk read, [`Session::handle_data`](super::Session::handle_data):
+///
+/// | action | answer |
+/// |---|---|
+/// | [`DataAction::Connect`] (passive mode) | [`DataCompletion::Connected`] or [`DataCompletion::Failed`] |
+/// | [`DataAction::Listen`] (active mode) | [`DataCompletion::Listening`] (an unspecified IP, `0.0.0.0` or `::`, is replaced by the control connection's local IP) or `Failed` |
+/// | [`DataAction::Accept`] (active mode, once the transfer command is sent) | `Connected` (from another host than the server: refused, RFC 2577 §5) or `Failed` |
+/// | [`DataAction::Send`] (upload) | [`DataCompletion::Written`] or `Failed` |
+/// | [`DataAction::Receive`] (download, listing; one at a time) | `handle_data` with the chunk, [`DataCompletion::EndOfData`] or `Failed` |
+/// | [`DataAction::Close`] | none |
+/// | [`LocalAction::Read`] (upload; several may be asked, each is answered, after the end with `EndOfData` again) | `handle_data` with the chunk, `EndOfData` or `Failed` |
+/// | [`LocalAction::Write`] (download) | `Written` or `Failed` |
+/// | [`LocalAction::Close`] | after a download's last write (`aborted: false`): `Written` once the sink is stored (flushed), or `Failed`; otherwise none |
+///
+/// Every [`Request::Retrieve`] and [`Request::Store`] the session starts ends with exactly one
+/// [`LocalAction::Close`], even one that failed before a byte moved, so the driver can let go of the
+/// user's sink or source there (one still queued when the session closes just completes).
+/// Listings have no local end: the session collects them. At most
+/// [`Config::transfer_window`](super::Config::transfer_window) chunks of a transfer are in flight at once
+/// (reads asked and writes not yet acknowledged), so a slow end holds back the other.
+///
+/// [`DataCompletion`]: crate::data::DataCompletion
+/// [`DataCompletion::Connected`]: crate::data::DataCompletion::Connected
+/// [`DataCompletion::Failed`]: crate::data::DataCompletion::Failed
+/// [`DataCompletion::Listening`]: crate::data::DataCompletion::Listening
+/// [`DataCompletion::Written`]: crate::data::DataCompletion::Written
+/// [`DataCompletion::EndOfData`]: crate::data::DataCompletion::EndOfData
 #[derive(Clone, Debug, PartialEq, Eq)]
 // Not `#[non_exhaustive]`: a driver must match every variant, so a variant added in a new version is
 // a compile error in the driver, not an action silently dropped (which would hang a transfer).
 pub enum Action {
     /// Write these bytes (one encoded command) to the control connection.
     SendControl(Bytes),
-    /// Passive mode: open a TCP connection to `addr` for the data of request `id`. Answer
-    /// [`Completion::DataConnected`] or [`Completion::Failed`].
-    ConnectData {
-        /// The request.
-        id: RequestId,
-        /// Where to connect.
-        addr: SocketAddr,
-    },
-    /// Active mode: bind a listener of this family (any port, on the host's address), answer
-    /// [`Completion::Listening`] with its address, then accept the one connection the server makes and
-    /// answer [`Completion::DataConnected`] (or [`Completion::Failed`]). An unspecified IP in the
-    /// `Listening` address (`0.0.0.0`, `::`) is replaced by the control connection's local IP.
-    ListenActive {
-        /// The request.
-        id: RequestId,
-        /// The control connection's address family.
-        family: NetworkProtocol,
-    },
-    /// Upload: write this chunk to the data connection, then answer [`Completion::Written`].
-    SendData {
-        /// The request.
-        id: RequestId,
-        /// The bytes (the user's own chunk in TYPE I: no copy was made).
-        data: Bytes,
-    },
-    /// Download: read the next chunk from the data connection and pass it to
-    /// [`Session::handle_data`](super::Session::handle_data), or answer [`Completion::EndOfData`] when the
-    /// server closed it. Only one read is asked for at a time.
-    ReceiveData {
-        /// The request.
-        id: RequestId,
-    },
-    /// Upload: read the next chunk of what to upload from the user's source and pass it to
-    /// [`Session::handle_data`](super::Session::handle_data), or answer [`Completion::EndOfData`] at its
-    /// end.
-    ReadSource {
-        /// The request.
-        id: RequestId,
-    },
-    /// Download: hand these bytes of the file to the user (a chunk received, converted in TYPE A).
-    /// Needs no answer.
-    DeliverData {
-        /// The request.
-        id: RequestId,
-        /// The bytes, in order.
-        data: Bytes,
-    },
-    /// Close the data connection (or listener, or connection attempt) of request `id`. `aborted` says
-    /// whether to reset rather than finish it: `false` after a download's end of data and after an
-    /// upload's last chunk was written (closing is how the server learns the file ended), `true` after a
-    /// failure, a refusal or an abort. Needs no answer.
-    CloseData {
-        /// The request.
-        id: RequestId,
-        /// Whether the transfer was cut short.
-        aborted: bool,
-    },
+    /// Open, use or close a transfer's data connection (or active-mode listener).
+    Data(DataAction<RequestId>),
+    /// Read the user's upload source, write to their download sink, or close either.
+    Local(LocalAction<RequestId>),
     /// Close the control connection. The session is over.
     CloseControl,
-}
-
-/// The driver's answer to an [`Action`], passed to
-/// [`Session::handle_completion`](super::Session::handle_completion) with the action's id.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Completion {
-    /// The active-mode listener is bound at this address.
-    Listening(SocketAddr),
-    /// The data connection is open; `peer` is the server end's address. In active mode the session
-    /// refuses a connection from an IP other than the control connection's peer (RFC 2577 §5).
-    DataConnected {
-        /// The remote address of the data connection.
-        peer: SocketAddr,
-    },
-    /// The data connection (download) or the upload source has no more bytes.
-    EndOfData,
-    /// A chunk passed with [`Action::SendData`] is written.
-    Written,
-    /// Opening, reading or writing the data connection (or reading the upload source) failed.
-    Failed(ErrorKind),
 }
 
 /// Something that happened. Drain with [`Session::poll_event`](super::Session::poll_event).

@@ -10,8 +10,8 @@
 //! |---|---|
 //! | a request of the user | [`Session::request`] (returns its [`RequestId`]) |
 //! | bytes from the control connection | [`Session::handle_control_input`] / [`Session::handle_control_eof`] |
-//! | the answer to an [`Action`] | [`Session::handle_completion`] |
-//! | a chunk read from the data connection (download) or from the upload source | [`Session::handle_data`] |
+//! | the answer to an [`Action::Data`] or [`Action::Local`] (a [`DataCompletion`]) | [`Session::handle_completion`] |
+//! | a chunk read from the data connection (download, listing) or from the upload source | [`Session::handle_data`] |
 //! | the time reaching [`Session::poll_timeout`] | [`Session::handle_timeout`] |
 //!
 //! After **every** call that feeds input (including [`Session::request`]) the driver drains
@@ -29,6 +29,13 @@
 //!   example to answer an action as soon as it is popped. Actions form one FIFO queue, so those already
 //!   queued still come out first, in order. The test simulator drives sessions that way.
 //! - Nothing is spawned and nothing blocks: every method returns at once.
+//! - **Transfers** speak the data-channel vocabulary of [`crate::data`], shared with the server: the data
+//!   connection's [`DataAction`]s (connect, listen, accept, send, receive, close) and the local end's
+//!   [`LocalAction`]s (read the user's upload source, write to their download sink, close either), each
+//!   carrying the request's id. Every write, to the data connection or to the sink, is acknowledged with
+//!   [`DataCompletion::Written`], so at most [`Config::transfer_window`] chunks are in flight and a slow
+//!   end holds the other back; a download's result waits until the driver reports its sink stored. The
+//!   table under [`Action`] says how each action is answered.
 //!
 //! Requests run one at a time, in order: the session sends a command only when the previous one is
 //! answered, so a reply is never matched to the wrong command. A session waits for the server's 220
@@ -108,11 +115,10 @@ use crate::reply::{Reply, ReplyCode, ReplyError, ReplyParser};
 use crate::time::Timestamp;
 use crate::url::{FtpUrl, TypeCode};
 
+pub use crate::data::{DataAction, DataCompletion, DataError, LocalAction};
 pub use crate::feat::{FeatureSet, MlstFact};
 pub use config::{Config, DataMode};
-pub use io::{
-    Action, ClientError, Completion, Event, Outcome, ProtocolError, Request, RequestId, UsageError,
-};
+pub use io::{Action, ClientError, Event, Outcome, ProtocolError, Request, RequestId, UsageError};
 
 use abort::AbortState;
 use ops::{Current, Flow, Op};
@@ -280,9 +286,9 @@ impl Session {
         }
     }
 
-    /// Feeds the driver's answer to the action of request `id`. Answers the session no longer waits
-    /// for are ignored.
-    pub fn handle_completion(&mut self, now: Instant, id: RequestId, completion: Completion) {
+    /// Feeds the driver's answer to a data or local action of request `id` (see [`Action`] for which
+    /// action is answered how). Answers the session no longer waits for are ignored.
+    pub fn handle_completion(&mut self, now: Instant, id: RequestId, completion: DataCompletion) {
         let Some(mut current) = self.take_current(id) else {
             return;
         };
@@ -295,9 +301,9 @@ impl Session {
         self.settle(now, current, flow);
     }
 
-    /// Feeds a chunk for request `id`: read from the data connection after [`Action::ReceiveData`]
-    /// (download), or from the user's source after [`Action::ReadSource`] (upload). In TYPE I the chunk
-    /// is passed on without copying.
+    /// Feeds a chunk for request `id`: read from the data connection after [`DataAction::Receive`]
+    /// (download, listing), or from the user's source after [`LocalAction::Read`] (upload). In TYPE I the
+    /// chunk is passed on without copying.
     pub fn handle_data(&mut self, now: Instant, id: RequestId, chunk: Bytes) {
         let Some(mut current) = self.take_current(id) else {
             return;
@@ -571,7 +577,7 @@ impl Session {
     /// Completes the current request, then whatever waits on it, then starts the next one.
     fn finish(&mut self, now: Instant, mut current: Current, result: Result<Outcome, ClientError>) {
         if let Op::Transfer(transfer) = &mut current.op {
-            self.close_data(current.id, transfer, true);
+            self.close_transfer(current.id, transfer);
         }
         self.complete(current.id, result);
         match current.abort {
@@ -609,7 +615,7 @@ impl Session {
         self.closed = true;
         if let Some(mut current) = self.current.take() {
             if let Op::Transfer(transfer) = &mut current.op {
-                self.close_data(current.id, transfer, true);
+                self.close_transfer(current.id, transfer);
             }
             self.complete(
                 current.id,
@@ -779,7 +785,7 @@ mod tests {
         s.handle_control_input(now, b"220 hi\r\n229 (|||1|)\r\n");
         let id = s.request(now, Request::Nlst { path: None }).unwrap();
         s.handle_control_input(now, b"229 (|||4000|)\r\n");
-        s.handle_completion(now, id, Completion::DataConnected { peer: info.peer });
+        s.handle_completion(now, id, DataCompletion::Connected { peer: info.peer });
         assert_eq!(s.poll_timeout(), None);
         s.handle_timeout(now);
         assert!(!s.is_closed());

@@ -6,16 +6,27 @@
 //! 0. `TYPE`, again, if the server may have reset it since it was set (after `REIN` or a login).
 //! 1. **Data channel.** Passive: `EPSV` (or `PASV` once the server said it does not know `EPSV`: 500,
 //!    502, or 522 on IPv4); on the 229/227 reply the driver is told to connect
-//!    ([`Action::ConnectData`]) and the session goes on at once, without waiting for the connection.
-//!    Active: the driver binds a listener ([`Action::ListenActive`]), then `EPRT` (or `PORT` for IPv4
+//!    ([`DataAction::Connect`]) and the session goes on at once, without waiting for the connection.
+//!    Active: the driver binds a listener ([`DataAction::Listen`]), then `EPRT` (or `PORT` for IPv4
 //!    once the server said it does not know `EPRT`) announces it.
 //! 2. `REST offset` if resuming (it must come right before the transfer command, RFC 3659 §5.5).
-//! 3. The transfer command. `125` or `150` is the preliminary reply, `226` or `250` the final one.
+//! 3. The transfer command. `125` or `150` is the preliminary reply, `226` or `250` the final one. In
+//!    active mode the driver is told to accept the server's connection ([`DataAction::Accept`]) as the
+//!    command goes out.
 //!
-//! The transfer completes only when both the final reply arrived and the data connection ended (its EOF
-//! for a download; for an upload, the user's source ended, every chunk was written and the session
-//! closed the connection, which is how the server learns the file ended). Events may come in any
-//! order: data before the `150`, the `226` before the EOF.
+//! The chunks move through a [`Pump`] with at most [`Config::transfer_window`] of them in flight: a
+//! download asks the data connection for one chunk at a time and hands each to the user's sink
+//! ([`LocalAction::Write`]), whose acknowledgement frees its slot; an upload asks the user's source
+//! ([`LocalAction::Read`]) and sends each chunk on the data connection. A listing is collected by the
+//! session itself: it has no local end.
+//!
+//! The transfer completes only when the final reply arrived, the data connection ended (its EOF for a
+//! download; for an upload, the user's source ended, every chunk was written and the session closed the
+//! connection, which is how the server learns the file ended), and, for a download, the driver reported
+//! the sink stored after [`LocalAction::Close`]. Events may come in any order: data before the `150`,
+//! the `226` before the EOF.
+//!
+//! [`Config::transfer_window`]: super::Config::transfer_window
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -24,6 +35,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::command::{Command, ListArgs, Pathname, TransferType};
+use crate::data::{DataAction, DataCompletion, DataError, LocalAction, NetworkEnd, Pump};
 use crate::hostport::{self, HostPort, NetworkProtocol};
 use crate::listing::{body_lines, parse_list_line, parse_mlsx_line};
 use crate::reply::{Reply, ReplyCode, ReplyKind};
@@ -32,7 +44,7 @@ use crate::transcode::Transcoder;
 
 use super::Session;
 use super::config::DataMode;
-use super::io::{Action, ClientError, Completion, Event, Outcome, ProtocolError, RequestId};
+use super::io::{Action, ClientError, Event, Outcome, ProtocolError, RequestId};
 use super::ops::{Flow, Op, refusal};
 
 /// What is transferred.
@@ -81,12 +93,34 @@ enum Stage {
 enum Data {
     /// Not asked for yet.
     Idle,
-    /// Connecting, or listening for the server's connection.
+    /// Active mode: a listener is asked for (or bound); its connection is not accepted yet.
+    Listening,
+    /// Connecting, or accepting the server's connection.
     Pending,
     Open,
     /// Ended well: EOF of a download, or closed after an upload's last byte.
     Ended,
     /// Closed by the session after a failure or an abort.
+    Closed,
+}
+
+impl Data {
+    /// Something is open or on its way: a listener, a connection attempt, a connection.
+    fn is_live(self) -> bool {
+        matches!(self, Data::Listening | Data::Pending | Data::Open)
+    }
+}
+
+/// The transfer's local end: the user's sink (download) or source (upload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Local {
+    /// A listing: the session collects the body itself.
+    None,
+    /// In use (or not yet): no [`LocalAction::Close`] was sent.
+    Open,
+    /// A download's sink was closed after its last write: the driver owes `Written` once it is stored.
+    Flushing,
+    /// Closed (stored, or given up).
     Closed,
 }
 
@@ -106,15 +140,14 @@ pub(super) struct Transfer {
     data_error: Option<ClientError>,
     /// A listing outgrew `max_listing_bytes`.
     overflow: bool,
-    transcoder: Transcoder,
+    local: Local,
+    /// Moves the chunks (converting them in TYPE A), keeps the window and counts the bytes.
+    pump: Pump,
+    /// A download or listing asked the data connection for a chunk (one at a time) and awaits it.
+    receiving: bool,
     /// A listing's body.
     body: Vec<u8>,
-    /// Bytes on the data connection so far.
-    bytes: u64,
-    /// Upload chunks asked of the source and not yet written.
-    in_flight: usize,
-    source_done: bool,
-    /// When the data connection is overdue (while it is pending or open).
+    /// When the data connection or the local end is overdue (while either is at work).
     deadline: Option<Instant>,
 }
 
@@ -125,12 +158,29 @@ impl Transfer {
 
     /// Data is (supposed to be) moving: the server said so and the connection has not ended.
     pub(super) fn data_flowing(&self) -> bool {
-        self.preliminary && matches!(self.data, Data::Pending | Data::Open)
+        self.preliminary && self.data.is_live()
     }
 
+    /// The data timer runs while the data connection is on its way or open, and while the local end
+    /// still works after the connection ended (writes to the sink, its flush).
     pub(super) fn data_deadline(&self) -> Option<Instant> {
         self.deadline
-            .filter(|_| matches!(self.data, Data::Pending | Data::Open))
+            .filter(|_| self.data.is_live() || self.local_busy())
+    }
+
+    /// The driver still owes the local end's answers: a download's writes after the data ended, or the
+    /// sink's flush.
+    fn local_busy(&self) -> bool {
+        match self.local {
+            Local::Flushing => true,
+            Local::Open => self.data == Data::Ended,
+            Local::None | Local::Closed => false,
+        }
+    }
+
+    /// Whether every local answer is in: nothing stands between the final reply and the outcome.
+    fn local_done(&self) -> bool {
+        matches!(self.local, Local::None | Local::Closed)
     }
 
     /// The transfer command itself.
@@ -157,8 +207,12 @@ impl Transfer {
     fn outcome(&mut self, max_entries: usize) -> Result<Outcome, ClientError> {
         let body = std::mem::take(&mut self.body);
         Ok(match self.kind {
-            TransferKind::Retrieve => Outcome::Retrieved { bytes: self.bytes },
-            TransferKind::Store { .. } => Outcome::Stored { bytes: self.bytes },
+            TransferKind::Retrieve => Outcome::Retrieved {
+                bytes: self.pump.bytes(),
+            },
+            TransferKind::Store { .. } => Outcome::Stored {
+                bytes: self.pump.bytes(),
+            },
             TransferKind::List(now) => Outcome::Listing(at_most(
                 body_lines(&body).map(|line| parse_list_line(line, now)),
                 max_entries,
@@ -215,6 +269,18 @@ impl Session {
             // Listing parsers take CRLF or LF as they come.
             _ => Transcoder::Identity,
         };
+        // The bytes counted are those on the data connection: the sink of an upload, the source of the
+        // rest.
+        let network = if kind.is_upload() {
+            NetworkEnd::Sink
+        } else {
+            NetworkEnd::Source
+        };
+        let local = if kind.is_listing() {
+            Local::None
+        } else {
+            Local::Open
+        };
         let mut transfer = Transfer {
             kind,
             path,
@@ -225,11 +291,10 @@ impl Session {
             final_reply: None,
             data_error: None,
             overflow: false,
-            transcoder,
+            local,
+            pump: Pump::new(transcoder, network),
+            receiving: false,
             body: Vec::new(),
-            bytes: 0,
-            in_flight: 0,
-            source_done: false,
             deadline: None,
         };
         if self.type_unconfirmed {
@@ -256,9 +321,10 @@ impl Session {
             DataMode::Active => {
                 let family =
                     NetworkProtocol::of(&SocketAddr::new(self.info.local.ip().to_canonical(), 0));
-                self.actions.push_back(Action::ListenActive { id, family });
+                self.actions
+                    .push_back(Action::Data(DataAction::Listen { id, family }));
                 t.stage = Stage::Listen;
-                t.data = Data::Pending;
+                t.data = Data::Listening;
                 t.deadline = self.data_due(now);
             }
         }
@@ -301,7 +367,7 @@ impl Session {
             Stage::Listen => Flow::Continue, // nothing was sent: `on_reply` never routes one here
             Stage::Eprt(addr) => {
                 if code.is_positive_completion() {
-                    self.after_channel(now, t)
+                    self.after_channel(now, id, t)
                 } else if addr.is_ipv4() && is_extension_refusal(code, true) {
                     // PORT can describe IPv4 only: for IPv6 a refused EPRT is the answer.
                     self.eprt_refused = true;
@@ -310,19 +376,18 @@ impl Session {
                     Flow::Done(Err(refusal(reply)))
                 }
             }
-            Stage::Port if code.is_positive_completion() => self.after_channel(now, t),
+            Stage::Port if code.is_positive_completion() => self.after_channel(now, id, t),
             Stage::Rest if code == ReplyCode::FILE_ACTION_PENDING => {
                 if doom.is_some() {
                     self.send(now, &Command::Rest(0));
                     t.stage = Stage::ClearRest;
                 } else {
-                    self.send(now, &t.command());
-                    t.stage = Stage::Command;
+                    self.send_command(now, id, t);
                 }
                 Flow::Continue
             }
             Stage::ClearRest => Flow::Done(Err(doom.unwrap_or(ClientError::Aborted))),
-            Stage::Command => self.command_reply(id, t, reply),
+            Stage::Command => self.command_reply(now, id, t, reply),
             Stage::Type | Stage::Port | Stage::Rest => Flow::Done(Err(refusal(reply))),
         }
     }
@@ -379,10 +444,11 @@ impl Session {
         t: &mut Transfer,
         addr: SocketAddr,
     ) -> Flow {
-        self.actions.push_back(Action::ConnectData { id, addr });
+        self.actions
+            .push_back(Action::Data(DataAction::Connect { id, addr }));
         t.data = Data::Pending;
         t.deadline = self.data_due(now);
-        self.after_channel(now, t)
+        self.after_channel(now, id, t)
     }
 
     /// Active mode: announce the listener with `EPRT`, or `PORT` once `EPRT` was refused (IPv4 only).
@@ -406,27 +472,44 @@ impl Session {
                 Flow::Continue
             }
             // Unreachable: only IPv4 addresses get here.
-            Err(_) => Flow::Done(Err(ClientError::DataConnection(ErrorKind::Unsupported))),
+            Err(_) => Flow::Done(Err(ClientError::DataConnection(DataError::new(
+                ErrorKind::Unsupported,
+            )))),
         }
     }
 
     /// The data channel is set up: `REST` if resuming, else the transfer command.
-    fn after_channel(&mut self, now: Instant, t: &mut Transfer) -> Flow {
+    fn after_channel(&mut self, now: Instant, id: RequestId, t: &mut Transfer) -> Flow {
         match t.rest_offset() {
             Some(offset) => {
                 self.send(now, &Command::Rest(offset));
                 t.stage = Stage::Rest;
             }
-            None => {
-                self.send(now, &t.command());
-                t.stage = Stage::Command;
-            }
+            None => self.send_command(now, id, t),
         }
         Flow::Continue
     }
 
+    /// Sends the transfer command. In active mode the server connects once it has it: accept then.
+    fn send_command(&mut self, now: Instant, id: RequestId, t: &mut Transfer) {
+        self.send(now, &t.command());
+        t.stage = Stage::Command;
+        if t.data == Data::Listening {
+            let accept = DataAction::Accept { id, listener: id };
+            self.actions.push_back(Action::Data(accept));
+            t.data = Data::Pending;
+            t.deadline = self.data_due(now);
+        }
+    }
+
     /// A reply to the transfer command.
-    fn command_reply(&mut self, id: RequestId, t: &mut Transfer, reply: Reply) -> Flow {
+    fn command_reply(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        t: &mut Transfer,
+        reply: Reply,
+    ) -> Flow {
         match reply.code().kind() {
             ReplyKind::PositivePreliminary => {
                 // 110 is a restart marker (block mode only); 125/150 start the transfer.
@@ -445,14 +528,15 @@ impl Session {
             _ if t.overflow => Flow::Done(Err(self.too_large())),
             ReplyKind::PositiveCompletion => {
                 t.final_reply = Some(reply);
-                self.try_finish(id, t)
+                self.try_finish(now, id, t)
             }
             _ => Flow::Done(Err(refusal(reply))),
         }
     }
 
-    /// Completes the transfer if both its final reply and the end of its data are in.
-    fn try_finish(&mut self, id: RequestId, t: &mut Transfer) -> Flow {
+    /// Completes the transfer if its final reply, the end of its data and (for a download) the sink's
+    /// safe storage are in.
+    fn try_finish(&mut self, now: Instant, id: RequestId, t: &mut Transfer) -> Flow {
         if t.final_reply.is_none() {
             return Flow::Continue;
         }
@@ -460,37 +544,40 @@ impl Session {
             return Flow::Done(Err(error.clone()));
         }
         match t.data {
-            Data::Ended => Flow::Done(t.outcome(self.config.max_listing_entries)),
+            Data::Ended => {}
             // A final reply without a preliminary one: the server sent nothing (some answer an empty
-            // listing this way). Close what was prepared.
-            Data::Idle | Data::Pending if !t.preliminary => {
+            // listing this way). Close what was prepared; an empty download is still stored.
+            Data::Idle | Data::Listening | Data::Pending if !t.preliminary => {
                 self.close_data(id, t, true);
-                Flow::Done(t.outcome(self.config.max_listing_entries))
+                t.data = Data::Ended;
+                t.pump.finish_source();
+                self.settle_local(now, id, t);
             }
-            _ => Flow::Continue,
+            _ => return Flow::Continue,
+        }
+        if t.local_done() {
+            Flow::Done(t.outcome(self.config.max_listing_entries))
+        } else {
+            Flow::Continue
         }
     }
 
-    /// The driver's answer to a data action.
+    /// The driver's answer to a data or local action. Answers the transfer does not wait for (stale
+    /// ones, after the connection closed, or a driver's mistakes) change nothing.
     pub(super) fn transfer_completion(
         &mut self,
         now: Instant,
         id: RequestId,
         t: &mut Transfer,
-        completion: Completion,
+        completion: DataCompletion,
     ) -> Flow {
-        if t.stage == Stage::Listen
-            && !matches!(completion, Completion::Listening(_) | Completion::Failed(_))
-        {
-            // Nothing can connect to a listener before it is announced: a driver mistake, ignored.
-            // Taking it could end the data before any command is sent, and leave the transfer waiting
-            // without a timer for a `Listening` the driver no longer owes.
-            return Flow::Continue;
-        }
-        t.deadline = self.data_due(now);
         let upload = t.kind.is_upload();
         match completion {
-            Completion::Listening(addr) if t.stage == Stage::Listen => {
+            // Only the listener asked for; nothing can connect to it before it is announced.
+            DataCompletion::Listening(addr)
+                if t.stage == Stage::Listen && t.data == Data::Listening =>
+            {
+                t.deadline = self.data_due(now);
                 let ip = if addr.ip().is_unspecified() {
                     self.info.local.ip()
                 } else {
@@ -499,53 +586,85 @@ impl Session {
                 let addr = SocketAddr::new(ip.to_canonical(), addr.port());
                 self.announce_listener(now, t, addr)
             }
-            Completion::DataConnected { peer } if t.data == Data::Pending => {
+            DataCompletion::Connected { peer } if t.data == Data::Pending => {
+                t.deadline = self.data_due(now);
                 let active = self.config.mode == DataMode::Active;
                 if active && !self.info.is_peer(peer.ip()) {
                     // RFC 2577 §5: someone else reached our listener first.
-                    return self.data_failed(
-                        id,
-                        t,
-                        ClientError::DataConnection(ErrorKind::PermissionDenied),
-                    );
+                    let refused = DataError::new(ErrorKind::PermissionDenied);
+                    return self.data_failed(id, t, ClientError::DataConnection(refused));
                 }
                 t.data = Data::Open;
                 if upload {
                     self.pump_upload(id, t);
                 } else {
-                    self.actions.push_back(Action::ReceiveData { id });
+                    self.pump_receive(id, t);
                 }
                 Flow::Continue
             }
-            Completion::EndOfData if !upload && matches!(t.data, Data::Open | Data::Pending) => {
-                let tail = t.transcoder.finish();
-                if !tail.is_empty() && !t.kind.is_listing() {
-                    self.actions
-                        .push_back(Action::DeliverData { id, data: tail });
+            // The data connection's end (a download or listing).
+            DataCompletion::EndOfData if t.receiving => {
+                t.receiving = false;
+                t.deadline = self.data_due(now);
+                if let Some(tail) = t.pump.source_ended() {
+                    if let Some(flow) = self.deliver(now, id, t, tail) {
+                        return flow;
+                    }
                 }
                 self.actions
-                    .push_back(Action::CloseData { id, aborted: false });
+                    .push_back(Action::Data(DataAction::Close { id, aborted: false }));
                 self.data_ended(now, id, t)
             }
-            // With several reads in flight, each one after the end is answered with EndOfData too.
-            Completion::EndOfData if upload && t.data == Data::Open => {
-                t.in_flight = t.in_flight.saturating_sub(1);
-                t.source_done = true;
+            // The source's end (an upload). With several reads in flight, each one after the end is
+            // answered with EndOfData too.
+            DataCompletion::EndOfData
+                if upload && t.data == Data::Open && t.local == Local::Open =>
+            {
+                t.deadline = self.data_due(now);
+                if let Some(tail) = t.pump.source_ended() {
+                    self.actions
+                        .push_back(Action::Data(DataAction::Send { id, data: tail }));
+                    self.progress(id, t.pump.bytes());
+                }
                 self.upload_step(now, id, t)
             }
-            Completion::Written if upload && t.data == Data::Open => {
-                t.in_flight = t.in_flight.saturating_sub(1);
+            DataCompletion::Written if upload && t.data == Data::Open => {
+                t.deadline = self.data_due(now);
+                t.pump.written();
                 self.upload_step(now, id, t)
             }
-            Completion::Failed(kind) if matches!(t.data, Data::Pending | Data::Open) => {
-                self.data_failed(id, t, ClientError::DataConnection(kind))
+            // The sink is stored.
+            DataCompletion::Written if t.local == Local::Flushing => {
+                t.local = Local::Closed;
+                self.try_finish(now, id, t)
             }
-            // Stale or out-of-place answers (after the data connection closed, or a driver mistake).
-            _ => Flow::Continue,
+            // A write to the sink; the chunks in flight beyond the one awaited read are writes.
+            DataCompletion::Written
+                if !upload
+                    && t.local == Local::Open
+                    && t.pump.in_flight() > usize::from(t.receiving) =>
+            {
+                t.deadline = self.data_due(now);
+                t.pump.written();
+                if t.data == Data::Ended {
+                    self.settle_local(now, id, t);
+                } else {
+                    self.pump_receive(id, t);
+                }
+                Flow::Continue
+            }
+            DataCompletion::Failed(error) if t.data.is_live() || t.local_busy() => {
+                self.data_failed(id, t, ClientError::DataConnection(error))
+            }
+            DataCompletion::Listening(_)
+            | DataCompletion::Connected { .. }
+            | DataCompletion::Written
+            | DataCompletion::EndOfData
+            | DataCompletion::Failed(_) => Flow::Continue,
         }
     }
 
-    /// A chunk from the data connection (download) or the user's source (upload).
+    /// A chunk from the data connection (download, listing) or the user's source (upload).
     pub(super) fn transfer_data(
         &mut self,
         now: Instant,
@@ -553,86 +672,138 @@ impl Session {
         t: &mut Transfer,
         chunk: Bytes,
     ) -> Flow {
-        // No data before the connection can exist (see `transfer_completion` on `Stage::Listen`).
-        if t.stage == Stage::Listen || !matches!(t.data, Data::Open | Data::Pending) {
-            return Flow::Continue;
-        }
-        t.deadline = self.data_due(now);
         if t.kind.is_upload() {
-            if t.source_done {
-                // A chunk after the source said it ended: the user's mistake; the slot is free again.
-                t.in_flight = t.in_flight.saturating_sub(1);
-                return self.upload_step(now, id, t);
-            }
-            let data = t.transcoder.process(chunk);
-            if data.is_empty() {
-                t.in_flight = t.in_flight.saturating_sub(1);
-                self.pump_upload(id, t);
-            } else {
-                t.bytes = t.bytes.saturating_add(data.len() as u64);
-                self.actions.push_back(Action::SendData { id, data });
-                self.progress(id, t.bytes);
-            }
-            return Flow::Continue;
-        }
-        t.bytes = t.bytes.saturating_add(chunk.len() as u64);
-        self.progress(id, t.bytes);
-        if t.kind.is_listing() {
-            let limit = self.config.max_listing_bytes;
-            if t.body.len().saturating_add(chunk.len()) > limit {
-                t.overflow = true;
-                t.body = Vec::new();
-                self.close_data(id, t, true);
-                if t.final_reply.is_some() {
-                    return Flow::Done(Err(self.too_large()));
-                }
-                // The server will notice and send its final reply. Its timer was suspended while the
-                // data flowed: restart it, or its old deadline (maybe long past) would fire at once.
-                self.restart_reply_timer(now);
+            if t.data != Data::Open || t.local != Local::Open {
                 return Flow::Continue;
             }
-            t.body.extend_from_slice(&chunk);
-        } else {
-            let data = t.transcoder.process(chunk);
-            if !data.is_empty() {
-                self.actions.push_back(Action::DeliverData { id, data });
+            t.deadline = self.data_due(now);
+            if t.pump.is_source_done() {
+                // A chunk after the source said it ended: the user's mistake; the slot is free again.
+                t.pump.release();
+                return self.upload_step(now, id, t);
+            }
+            match t.pump.chunk(chunk) {
+                Some(data) => {
+                    self.actions
+                        .push_back(Action::Data(DataAction::Send { id, data }));
+                    self.progress(id, t.pump.bytes());
+                }
+                None => self.pump_upload(id, t),
+            }
+            return Flow::Continue;
+        }
+        // Only the chunk asked for: nothing can come before the connection is open, or after its end.
+        if !t.receiving {
+            return Flow::Continue;
+        }
+        t.receiving = false;
+        t.deadline = self.data_due(now);
+        let data = t.pump.chunk(chunk);
+        self.progress(id, t.pump.bytes());
+        if let Some(data) = data {
+            if let Some(flow) = self.deliver(now, id, t, data) {
+                return flow;
             }
         }
-        self.actions.push_back(Action::ReceiveData { id });
+        self.pump_receive(id, t);
         Flow::Continue
+    }
+
+    /// Passes a received chunk on: to the user's sink (a download, whose slot stays taken until the
+    /// write is acknowledged) or to the listing's body (whose slot is free at once). `Some` when a
+    /// listing outgrew its bound: the transfer's next step.
+    fn deliver(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        t: &mut Transfer,
+        data: Bytes,
+    ) -> Option<Flow> {
+        if !t.kind.is_listing() {
+            self.actions
+                .push_back(Action::Local(LocalAction::Write { id, data }));
+            return None;
+        }
+        t.pump.written();
+        let limit = self.config.max_listing_bytes;
+        if t.body.len().saturating_add(data.len()) > limit {
+            t.overflow = true;
+            t.body = Vec::new();
+            self.close_data(id, t, true);
+            if t.final_reply.is_some() {
+                return Some(Flow::Done(Err(self.too_large())));
+            }
+            // The server will notice and send its final reply. Its timer was suspended while the
+            // data flowed: restart it, or its old deadline (maybe long past) would fire at once.
+            self.restart_reply_timer(now);
+            return Some(Flow::Continue);
+        }
+        t.body.extend_from_slice(&data);
+        None
+    }
+
+    /// Downloads and listings: asks the data connection for the next chunk, one at a time, if the
+    /// window has room (writes to the sink not yet acknowledged hold it).
+    fn pump_receive(&mut self, id: RequestId, t: &mut Transfer) {
+        if t.kind.is_upload() || t.data != Data::Open || t.receiving {
+            return;
+        }
+        if t.pump.ask(self.config.transfer_window) {
+            t.receiving = true;
+            self.actions
+                .push_back(Action::Data(DataAction::Receive { id }));
+        }
     }
 
     /// Asks the source for chunks until the window is full. Uploads start once both the connection is
     /// open and the server sent its preliminary reply.
     fn pump_upload(&mut self, id: RequestId, t: &mut Transfer) {
-        if !t.kind.is_upload() || !t.preliminary || t.data != Data::Open {
+        if !t.kind.is_upload() || !t.preliminary || t.data != Data::Open || t.local != Local::Open {
             return;
         }
-        let window = self.config.upload_window.max(1);
-        while t.in_flight < window && !t.source_done {
-            self.actions.push_back(Action::ReadSource { id });
-            t.in_flight += 1;
+        while t.pump.ask(self.config.transfer_window) {
+            self.actions
+                .push_back(Action::Local(LocalAction::Read { id }));
         }
     }
 
     /// After a chunk was written or the source ended: ask for more, or close once everything is written.
     fn upload_step(&mut self, now: Instant, id: RequestId, t: &mut Transfer) -> Flow {
-        if t.source_done && t.in_flight == 0 {
+        if t.pump.is_finished() {
             // Closing the data connection is the end-of-file mark in stream mode (RFC 959 §3.4.1).
             self.actions
-                .push_back(Action::CloseData { id, aborted: false });
+                .push_back(Action::Data(DataAction::Close { id, aborted: false }));
             return self.data_ended(now, id, t);
         }
         self.pump_upload(id, t);
         Flow::Continue
     }
 
-    /// The data connection ended well; the final reply is due within the reply timeout from now.
+    /// The data connection ended well; the final reply is due within the reply timeout from now, and
+    /// the local end's remaining work within the data timeout.
     fn data_ended(&mut self, now: Instant, id: RequestId, t: &mut Transfer) -> Flow {
         t.data = Data::Ended;
-        t.deadline = None;
+        t.receiving = false;
+        t.deadline = self.data_due(now);
         self.restart_reply_timer(now);
-        self.try_finish(id, t)
+        self.settle_local(now, id, t);
+        self.try_finish(now, id, t)
+    }
+
+    /// Closes the local end once the data ended and every chunk is written: an upload's source needs no
+    /// answer; a download's sink is answered with `Written` once stored.
+    fn settle_local(&mut self, now: Instant, id: RequestId, t: &mut Transfer) {
+        if t.local != Local::Open || t.data != Data::Ended || !t.pump.is_finished() {
+            return;
+        }
+        self.actions
+            .push_back(Action::Local(LocalAction::Close { id, aborted: false }));
+        if t.kind.is_upload() {
+            t.local = Local::Closed;
+        } else {
+            t.local = Local::Flushing;
+            t.deadline = self.data_due(now);
+        }
     }
 
     /// The data stopped flowing: the reply timer, suspended meanwhile, runs again from `now`.
@@ -642,20 +813,22 @@ impl Session {
         }
     }
 
-    /// The data connection failed (or made no progress within the data timeout): close it; then fail
-    /// with `error` now, at the next step, or after aborting the transfer command if the server is
-    /// running it.
+    /// The data connection or the local end failed (or made no progress within the data timeout):
+    /// close both; then fail with `error` now, at the next step, or after aborting the transfer command
+    /// if the server is running it. If the data had already ended well (a download's sink failed
+    /// afterwards), the server's final reply is due anyway: the transfer fails when it comes.
     pub(super) fn data_failed(
         &mut self,
         id: RequestId,
         t: &mut Transfer,
         error: ClientError,
     ) -> Flow {
+        let data_ended = t.data == Data::Ended;
         t.data_error = Some(error.clone());
-        self.close_data(id, t, true);
+        self.close_transfer(id, t);
         if t.final_reply.is_some() {
             Flow::Done(Err(error))
-        } else if t.stage == Stage::Command {
+        } else if t.stage == Stage::Command && !data_ended {
             Flow::Abort(error)
         } else if self.outstanding == 0 {
             Flow::Done(Err(error))
@@ -665,12 +838,28 @@ impl Session {
     }
 
     /// Closes the data connection (or listener, or attempt) if it is pending or open.
-    pub(super) fn close_data(&mut self, id: RequestId, t: &mut Transfer, aborted: bool) {
-        if matches!(t.data, Data::Pending | Data::Open) {
-            self.actions.push_back(Action::CloseData { id, aborted });
+    fn close_data(&mut self, id: RequestId, t: &mut Transfer, aborted: bool) {
+        if t.data.is_live() {
+            self.actions
+                .push_back(Action::Data(DataAction::Close { id, aborted }));
             t.data = if aborted { Data::Closed } else { Data::Ended };
         }
-        t.deadline = None;
+        t.receiving = false;
+    }
+
+    /// Cuts the transfer short: closes the data connection and gives up the local end, if they are
+    /// still open. A sink being flushed is not told twice: its answer is moot now.
+    pub(super) fn close_transfer(&mut self, id: RequestId, t: &mut Transfer) {
+        self.close_data(id, t, true);
+        match t.local {
+            Local::Open => {
+                self.actions
+                    .push_back(Action::Local(LocalAction::Close { id, aborted: true }));
+                t.local = Local::Closed;
+            }
+            Local::Flushing => t.local = Local::Closed,
+            Local::None | Local::Closed => {}
+        }
     }
 
     fn too_large(&self) -> ClientError {
@@ -709,9 +898,9 @@ mod tests {
         std::iter::from_fn(|| session.poll_action()).collect()
     }
 
-    /// Found by the `client_session` fuzz target: a driver that answered `DataConnected` and then
-    /// `EndOfData` before reporting its listener bound made the upload's data end (`CloseData`, no
-    /// timer) while the session still waited for `Listening` with no command sent, forever.
+    /// Found by the `client_session` fuzz target: a driver that answered `Connected` and then
+    /// `EndOfData` before reporting its listener bound made the upload's data end (`Close`, no timer)
+    /// while the session still waited for `Listening` with no command sent, forever.
     #[test]
     fn answers_before_the_listener_is_bound_are_ignored() {
         let now = Instant::now();
@@ -730,16 +919,17 @@ mod tests {
             let mut s = active_session(now);
             let id = s.request(now, request).unwrap();
             let family = NetworkProtocol::V4;
-            assert_eq!(actions(&mut s), [Action::ListenActive { id, family }]);
+            let listen = Action::Data(DataAction::Listen { id, family });
+            assert_eq!(actions(&mut s), [listen]);
             let peer = "198.51.100.1:20".parse().unwrap();
-            s.handle_completion(now, id, Completion::DataConnected { peer });
+            s.handle_completion(now, id, DataCompletion::Connected { peer });
             s.handle_data(now, id, Bytes::from_static(b"early"));
-            s.handle_completion(now, id, Completion::Written);
-            s.handle_completion(now, id, Completion::EndOfData);
+            s.handle_completion(now, id, DataCompletion::Written);
+            s.handle_completion(now, id, DataCompletion::EndOfData);
             assert_eq!(actions(&mut s), [], "mistaken answers must change nothing");
             assert!(s.poll_timeout().is_some(), "the listener is still timed");
             let bound = "0.0.0.0:40000".parse().unwrap();
-            s.handle_completion(now, id, Completion::Listening(bound));
+            s.handle_completion(now, id, DataCompletion::Listening(bound));
             let eprt = Bytes::from_static(b"EPRT |1|192.0.2.7|40000|\r\n");
             assert_eq!(actions(&mut s), [Action::SendControl(eprt)]);
         }
@@ -763,12 +953,12 @@ mod tests {
         let id = s.request(start, Request::Nlst { path: None }).unwrap();
         s.handle_control_input(start, b"229 ok (|||5000|)\r\n");
         let peer = "198.51.100.1:5000".parse().unwrap();
-        s.handle_completion(start, id, Completion::DataConnected { peer });
+        s.handle_completion(start, id, DataCompletion::Connected { peer });
         s.handle_control_input(start, b"150 here\r\n");
         s.handle_data(start, id, Bytes::from(vec![b'x'; 40]));
         let later = start + Duration::from_secs(5);
         s.handle_data(later, id, Bytes::from(vec![b'x'; 40]));
-        let aborted = Action::CloseData { id, aborted: true };
+        let aborted = Action::Data(DataAction::Close { id, aborted: true });
         assert_eq!(actions(&mut s).last(), Some(&aborted));
         assert_eq!(s.poll_timeout(), Some(later + Duration::from_secs(2)));
         s.handle_timeout(later);
