@@ -144,5 +144,6 @@ pub mod path;
 pub mod reply;
 pub mod server;
 pub mod time;
+mod timer;
 pub mod transcode;
 pub mod url;
