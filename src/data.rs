@@ -168,7 +168,7 @@ pub enum DataCompletion {
 /// The session chooses the reply or result from where the transfer was (425 before the connection was
 /// open, 426 after), not from the kind, which is for logs and for the client's user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("data connection failed: {kind}")]
+#[error("data transfer failed: {kind}")]
 pub struct DataError {
     kind: io::ErrorKind,
 }
