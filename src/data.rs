@@ -48,7 +48,8 @@ pub enum DataAction<Id> {
     /// of the other family, on the host's address of this family), any port. Answer
     /// [`DataCompletion::Listening`] with the bound address (a server behind NAT answers with its public
     /// address; the session uses the port for `EPSV`/`EPRT`). The listener stays until
-    /// [`Close`](Self::Close) names `id`.
+    /// [`Close`](Self::Close) names `id`; a driver may also let it go as soon as it has accepted one
+    /// connection, since neither session accepts twice from one listener.
     Listen {
         /// The listener (the server's `PASV`/`EPSV` request, the client's transfer).
         id: Id,
@@ -81,7 +82,8 @@ pub enum DataAction<Id> {
     /// Close the data connection or listener named `id`. `aborted` says whether to reset rather than
     /// finish it: `false` after the last chunk was written or the peer's end of data (closing is how the
     /// receiver learns the file ended), `true` after `ABOR`, a failure, a refusal or a timeout. Needs no
-    /// answer; an `id` with nothing open is ignored.
+    /// answer. A `Connect` or `Accept` still under way counts as open: cancel it (the session ignores
+    /// a `Connected` that comes later anyway). An `id` with nothing open is ignored.
     Close {
         /// The connection or listener.
         id: Id,
