@@ -4,9 +4,9 @@
 //! ```text
 //!  Client (handle)  --Submit-->  driver task  --(SendControl)-->  control connection
 //!        ^                         |  ^   ^
-//!        '------- Notice ----------'  |   '-- Incoming -- data task (one per transfer: carries out the
-//!                                     |                    session's DataActions: connect or listen and
-//!                                     |                    accept, send, receive, close)
+//!        '------- Notice ----------'  |   '-- Incoming -- data task (one per transfer, in the data
+//!                                     |                    channel shared with the example server:
+//!                                     |                    carries out the session's DataActions)
 //!                                     '------ Incoming -- sink task (download: writes the user's writer)
 //!                                                         source task (upload: reads the user's reader)
 //! ```
@@ -14,8 +14,9 @@
 //! The driver task owns the [`Session`] and runs one loop, like the example server's session task: it
 //! waits (`tokio::select!`) on the control connection, on one channel of messages from its helper tasks,
 //! on the handle's requests and on the session's timer. After every input it drains
-//! [`Session::poll_action`] to `None` and carries each action out without waiting (data-connection and
-//! file I/O run in helper tasks that answer through the channel), forwards the session's events to the
+//! [`Session::poll_action`] to `None` and carries each action out without waiting for I/O (data-connection
+//! and file I/O run in helper tasks that answer through the channel; only binding a listener and closing
+//! a data connection, each a system call, are waited for), forwards the session's events to the
 //! handle, and writes the control bytes. So the control connection is read at all times, even during a
 //! transfer, and chunks travel as [`Bytes`] from socket to file and back without copies.
 //!
@@ -27,9 +28,13 @@
 //! the download only then, so when [`Client::download`] returns the local file is complete. A failed or
 //! aborted transfer drops its writer where it stands (a stuck writer cannot hold up the failure).
 //!
-//! This file is self-contained so that tests can include it with `#[path]`.
+//! Tests include this file with `#[path]`. Its one other file, the data channel shared with the example
+//! server, is declared below with a `#[path]` relative to this file, which resolves the same from both.
 
 #![allow(dead_code)] // the CLI and the tests each use a part of the API
+
+#[path = "../common/data_channel.rs"]
+mod data_channel;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -46,17 +51,18 @@ use ftp_proto::client::{
     LocalAction, Outcome, Request, RequestId, Session, UsageError, requests_for_url,
 };
 use ftp_proto::command::Pathname;
-use ftp_proto::hostport::NetworkProtocol;
 use ftp_proto::reply::Reply;
 use ftp_proto::time::Timestamp;
 use ftp_proto::url::{FtpUrl, UrlHost};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use data_channel::{DataChannels, Link, Settings};
 
 /// Bytes asked of one read of a data connection or an upload source. 64 KiB keeps the per-chunk cost
 /// (a channel message, a session call) negligible next to the bytes.
@@ -549,12 +555,11 @@ struct Sink {
 
 struct Driver {
     session: Session,
-    info: ConnectionInfo,
     /// A server that stops reading commands fails the session after this long (the reply timeout).
     write_timeout: Duration,
     incoming: UnboundedSender<Incoming>,
     notices: UnboundedSender<Notice>,
-    data: HashMap<RequestId, DataChannel<RequestId>>,
+    data: DataChannels<RequestId, UnboundedSender<Incoming>>,
     sinks: HashMap<RequestId, Sink>,
     sources: HashMap<RequestId, UnboundedSender<()>>,
     /// Local failures that override a request's result.
@@ -575,13 +580,20 @@ async fn run_driver(
 ) {
     let (mut reader, mut writer) = stream.into_split();
     let (incoming, mut messages) = unbounded_channel();
+    let settings = Settings {
+        local_ip: info.local.ip().to_canonical(),
+        connect_from_local_ip: false,
+        // None of the driver's own: the session's data timeout closes a listener nobody connects to.
+        accept_timeout: None,
+        reuse_address: false,
+        backlog: 1,
+    };
     let mut driver = Driver {
         session,
-        info,
         write_timeout,
+        data: DataChannels::new(incoming.clone(), settings),
         incoming,
         notices,
-        data: HashMap::new(),
         sinks: HashMap::new(),
         sources: HashMap::new(),
         local_errors: HashMap::new(),
@@ -629,6 +641,7 @@ async fn run_driver(
         }
     }
     let _ = writer.shutdown().await;
+    driver.data.close_all().await;
     driver.finish();
 }
 
@@ -684,12 +697,12 @@ impl Driver {
     async fn carry_out(&mut self, writer: &mut OwnedWriteHalf) -> ControlFlow<()> {
         let mut flow = ControlFlow::Continue(());
         while let Some(action) = self.session.poll_action() {
-            if self.perform(action).is_break() {
+            if self.perform(action).await.is_break() {
                 flow = ControlFlow::Break(());
             }
         }
         while let Some(event) = self.session.poll_event() {
-            self.forward(event);
+            self.forward(event).await;
         }
         if !self.out.is_empty() {
             let written =
@@ -699,10 +712,10 @@ impl Driver {
                 // The session learns the connection is gone: it fails what is pending.
                 self.session.handle_control_eof();
                 while let Some(action) = self.session.poll_action() {
-                    let _ = self.perform(action);
+                    let _ = self.perform(action).await;
                 }
                 while let Some(event) = self.session.poll_event() {
-                    self.forward(event);
+                    self.forward(event).await;
                 }
                 return ControlFlow::Break(());
             }
@@ -710,11 +723,12 @@ impl Driver {
         flow
     }
 
-    /// Carries out one action without waiting: helper tasks answer through the channel.
-    fn perform(&mut self, action: Action) -> ControlFlow<()> {
+    /// Carries out one action; helper tasks answer through the channel. Only binding a listener and
+    /// closing a data connection wait.
+    async fn perform(&mut self, action: Action) -> ControlFlow<()> {
         match action {
             Action::SendControl(bytes) => self.out.extend_from_slice(&bytes),
-            Action::Data(action) => self.data_action(action),
+            Action::Data(action) => self.data.perform(action).await,
             Action::Local(LocalAction::Read { id }) => match self.sources.get(&id) {
                 Some(reads) if reads.send(()).is_ok() => {}
                 // The source task ended (it failed, and said so): nothing more comes from it.
@@ -747,42 +761,6 @@ impl Driver {
         ControlFlow::Continue(())
     }
 
-    /// Passes a data-connection action to its data task, starting one for `Connect` and `Listen`.
-    fn data_action(&mut self, action: DataAction<RequestId>) {
-        match action {
-            DataAction::Connect { id, .. } | DataAction::Listen { id, .. } => {
-                let incoming = self.incoming.clone();
-                let report = move |id, report| {
-                    let message = match report {
-                        DataReport::Answer(completion) => Incoming::Completion(id, completion),
-                        DataReport::Chunk(chunk) => Incoming::Data(id, chunk),
-                    };
-                    incoming.send(message).is_ok()
-                };
-                let local_ip = self.info.local.ip().to_canonical();
-                // A channel the id had already is dropped, which resets its connection.
-                self.data
-                    .insert(id, DataChannel::spawn(action, local_ip, report));
-            }
-            // The client accepts on its transfer's own listener (`listener == id`).
-            DataAction::Accept { id, listener } => match self.data.get_mut(&listener) {
-                Some(channel) => channel.perform(action),
-                None => self.answer(id, not_connected()),
-            },
-            DataAction::Send { id, .. } | DataAction::Receive { id } => {
-                match self.data.get_mut(&id) {
-                    Some(channel) => channel.perform(action),
-                    None => self.answer(id, not_connected()),
-                }
-            }
-            DataAction::Close { id, .. } => {
-                if let Some(mut channel) = self.data.remove(&id) {
-                    channel.perform(action);
-                }
-            }
-        }
-    }
-
     /// Answers an action through the channel, so that it reaches the session after the current drain.
     fn answer(&self, id: RequestId, completion: DataCompletion) {
         let _ = self.incoming.send(Incoming::Completion(id, completion));
@@ -802,7 +780,7 @@ impl Driver {
     }
 
     /// Passes a session event on to the handle; a completed request's helpers are let go.
-    fn forward(&mut self, event: Event) {
+    async fn forward(&mut self, event: Event) {
         let Event::Completed { id, result } = event else {
             let _ = self.notices.send(Notice::Event(event));
             return;
@@ -812,7 +790,8 @@ impl Driver {
         if let Some(sink) = self.sinks.remove(&id) {
             sink.task.abort();
         }
-        self.data.remove(&id);
+        let close = DataAction::Close { id, aborted: true };
+        self.data.perform(close).await;
         let local_error = self.local_errors.remove(&id);
         if self.internal.remove(&id) {
             return;
@@ -824,9 +803,8 @@ impl Driver {
         let _ = self.notices.send(Notice::Completed { id, result });
     }
 
-    /// After the session ended: stops every helper (a dropped data channel resets its connection).
+    /// After the session ended (and its data connections were reset): stops every other helper.
     fn finish(&mut self) {
-        self.data.clear();
         self.sources.clear();
         for (_, sink) in self.sinks.drain() {
             sink.task.abort();
@@ -834,12 +812,8 @@ impl Driver {
     }
 }
 
-fn not_connected() -> DataCompletion {
-    DataCompletion::Failed(io::ErrorKind::NotConnected.into())
-}
-
 // ================================================================================================
-// Helper tasks: the local file ends and the data connection
+// Helper tasks: the local file ends (the data connections are in `data_channel`)
 // ================================================================================================
 
 /// Writes a download's chunks in order, answering `Written` for each; when the channel closes (the
@@ -918,234 +892,17 @@ async fn source_task(
     }
 }
 
-/// What a data task reports about its connection: the answer to an action, or a chunk read.
-#[derive(Debug)]
-enum DataReport {
-    Answer(DataCompletion),
-    Chunk(Bytes),
-}
-
-/// The driver's end of one data task. Dropping it resets the connection (or drops the listener),
-/// unless a clean close is queued.
-struct DataChannel<Id> {
-    actions: UnboundedSender<DataAction<Id>>,
-    /// Resets the connection at once, even in the middle of a blocked read or write. `None` once a
-    /// clean close is queued: then the task finishes what is queued and shuts the connection down.
-    abort: Option<oneshot::Sender<()>>,
-}
-
-impl<Id: Copy + Send + 'static> DataChannel<Id> {
-    /// Starts a data task for `first` (a `Connect` or a `Listen`; anything else is answered as not
-    /// connected). `local_ip` is the control connection's local IP, where a listener is bound.
-    /// `report` passes the task's answers on; `false` from it stops the task.
-    fn spawn(
-        first: DataAction<Id>,
-        local_ip: IpAddr,
-        report: impl Fn(Id, DataReport) -> bool + Send + Sync + 'static,
-    ) -> DataChannel<Id> {
-        let (actions, actions_rx) = unbounded_channel();
-        let (abort, abort_rx) = oneshot::channel();
-        tokio::spawn(data_task(first, local_ip, actions_rx, abort_rx, report));
-        DataChannel {
-            actions,
-            abort: Some(abort),
-        }
+/// The data tasks answer through the driver task's channel.
+impl Link<RequestId> for UnboundedSender<Incoming> {
+    fn answer(&self, id: RequestId, completion: DataCompletion) -> bool {
+        self.send(Incoming::Completion(id, completion)).is_ok()
     }
 
-    /// Passes an action on, in order; a `Close` resets the connection at once if `aborted`, and
-    /// otherwise shuts it down after what is queued.
-    fn perform(&mut self, action: DataAction<Id>) {
-        match action {
-            DataAction::Close { aborted: true, .. } => {
-                if let Some(abort) = self.abort.take() {
-                    let _ = abort.send(());
-                }
-            }
-            DataAction::Close { aborted: false, .. } => {
-                // A task that has ended has nobody to answer: the action is moot.
-                let _ = self.actions.send(action);
-                self.abort = None;
-            }
-            _ => {
-                let _ = self.actions.send(action);
-            }
-        }
+    fn chunk(&self, id: RequestId, chunk: Bytes) -> bool {
+        self.send(Incoming::Data(id, chunk)).is_ok()
     }
-}
 
-impl<Id> Drop for DataChannel<Id> {
-    fn drop(&mut self) {
-        if let Some(abort) = self.abort.take() {
-            let _ = abort.send(());
-        }
-    }
-}
-
-/// One data connection: opens it as `first` asks, then carries out the session's actions on it in
-/// order, answering each through `report`, until a `Close` or the channel's abort.
-async fn data_task<Id: Copy + Send>(
-    first: DataAction<Id>,
-    local_ip: IpAddr,
-    mut actions: UnboundedReceiver<DataAction<Id>>,
-    abort: oneshot::Receiver<()>,
-    report: impl Fn(Id, DataReport) -> bool + Send + Sync,
-) {
-    // Resolves when the channel asks for an abort (or is dropped without a clean close queued); a
-    // sender dropped after `send` was never called on purpose means the close is clean.
-    let aborted = async move {
-        if abort.await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::pin!(aborted);
-    let answer = |id, completion| report(id, DataReport::Answer(completion));
-    // `biased`: an abort wins over a connection attempt or a blocked read or write.
-    let opened = tokio::select! {
-        biased;
-        () = &mut aborted => return,
-        opened = open(first, local_ip, &mut actions, &answer) => opened,
-    };
-    let Some((id, mut stream)) = opened else {
-        return;
-    };
-    let _ = stream.set_nodelay(true);
-    let connected = match stream.peer_addr() {
-        Ok(peer) => answer(id, DataCompletion::Connected { peer }),
-        Err(error) => {
-            answer(id, DataCompletion::Failed(error.into()));
-            false
-        }
-    };
-    if !connected {
-        return;
-    }
-    loop {
-        let action = tokio::select! {
-            biased;
-            () = &mut aborted => break,
-            action = actions.recv() => action,
-        };
-        let Some(action) = action else { break };
-        let done = tokio::select! {
-            biased;
-            () = &mut aborted => break,
-            done = perform(&mut stream, action, &report) => done,
-        };
-        match done {
-            ControlFlow::Continue(()) => {}
-            ControlFlow::Break(true) => return, // shut down cleanly
-            ControlFlow::Break(false) => break,
-        }
-    }
-    // Cut short: RST rather than FIN, so the server sees the transfer did not end normally.
-    let _ = stream.set_zero_linger();
-}
-
-/// Opens the connection `first` asks for: dials, or binds a listener, reports its address and accepts
-/// one connection once an `Accept` asks for it. Returns the connection and the id of its transfer, or
-/// `None` when it failed (answered) or was closed first.
-async fn open<Id: Copy>(
-    first: DataAction<Id>,
-    local_ip: IpAddr,
-    actions: &mut UnboundedReceiver<DataAction<Id>>,
-    answer: &impl Fn(Id, DataCompletion) -> bool,
-) -> Option<(Id, TcpStream)> {
-    let failed = |id, error: io::Error| {
-        answer(id, DataCompletion::Failed(error.into()));
-        None
-    };
-    match first {
-        DataAction::Connect { id, addr } => match TcpStream::connect(addr).await {
-            Ok(stream) => Some((id, stream)),
-            Err(error) => failed(id, error),
-        },
-        DataAction::Listen { id, family } => {
-            let listener = match listen(local_ip, family) {
-                Ok(listener) => listener,
-                Err(error) => return failed(id, error),
-            };
-            match listener.local_addr() {
-                Ok(addr) if answer(id, DataCompletion::Listening(addr)) => {}
-                Ok(_) => return None,
-                Err(error) => return failed(id, error),
-            }
-            // Until the session asks to accept, there is no connection to act on.
-            loop {
-                match actions.recv().await? {
-                    DataAction::Accept { id, .. } => {
-                        return match listener.accept().await {
-                            Ok((stream, _)) => Some((id, stream)),
-                            Err(error) => failed(id, error),
-                        };
-                    }
-                    DataAction::Send { id, .. } | DataAction::Receive { id } => {
-                        answer(id, not_connected());
-                    }
-                    DataAction::Close { .. } => return None,
-                    DataAction::Connect { .. } | DataAction::Listen { .. } => {}
-                }
-            }
-        }
-        DataAction::Accept { id, .. }
-        | DataAction::Send { id, .. }
-        | DataAction::Receive { id } => {
-            answer(id, not_connected());
-            None
-        }
-        DataAction::Close { .. } => None,
-    }
-}
-
-/// A listener of `family` on the control connection's local IP (the server can reach it), or on the
-/// unspecified address if that IP is of the other family.
-fn listen(local_ip: IpAddr, family: NetworkProtocol) -> io::Result<TcpListener> {
-    let ip = match family {
-        NetworkProtocol::V4 if !local_ip.is_ipv4() => IpAddr::from([0, 0, 0, 0]),
-        NetworkProtocol::V6 if !local_ip.is_ipv6() => IpAddr::from([0u16; 8]),
-        _ => local_ip,
-    };
-    let socket = match ip {
-        IpAddr::V4(_) => TcpSocket::new_v4()?,
-        IpAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    socket.bind(SocketAddr::new(ip, 0))?;
-    socket.listen(1)
-}
-
-/// One action on the open connection. `Break(true)` after a clean shutdown, `Break(false)` when the
-/// connection is to be reset (or nobody listens to the answers any more).
-async fn perform<Id: Copy>(
-    stream: &mut TcpStream,
-    action: DataAction<Id>,
-    report: &impl Fn(Id, DataReport) -> bool,
-) -> ControlFlow<bool> {
-    let answer = |id, completion| report(id, DataReport::Answer(completion));
-    let listening = match action {
-        DataAction::Send { id, data } => match stream.write_all(&data).await {
-            Ok(()) => answer(id, DataCompletion::Written),
-            Err(error) => answer(id, DataCompletion::Failed(error.into())),
-        },
-        DataAction::Receive { id } => {
-            // `read_buf` fills spare capacity without zeroing it; the buffer becomes the chunk.
-            let mut buffer = BytesMut::with_capacity(CHUNK_SIZE);
-            match stream.read_buf(&mut buffer).await {
-                Ok(0) => answer(id, DataCompletion::EndOfData),
-                Ok(_) => report(id, DataReport::Chunk(buffer.freeze())),
-                Err(error) => answer(id, DataCompletion::Failed(error.into())),
-            }
-        }
-        DataAction::Close { aborted: false, .. } => {
-            // FIN after the last byte: how the server learns an upload ended.
-            let _ = stream.shutdown().await;
-            return ControlFlow::Break(true);
-        }
-        DataAction::Close { aborted: true, .. } => return ControlFlow::Break(false),
-        // The connection is open already.
-        DataAction::Connect { .. } | DataAction::Listen { .. } | DataAction::Accept { .. } => true,
-    };
-    if listening {
-        ControlFlow::Continue(())
-    } else {
-        ControlFlow::Break(false)
+    fn buffer(&self) -> BytesMut {
+        BytesMut::with_capacity(CHUNK_SIZE)
     }
 }

@@ -9,17 +9,19 @@
 //! to stderr, prefixed with its number.
 //!
 //! Modules: [`cli`] parses the options; [`session_task`] is the driver loop of one control connection;
-//! [`data`] owns data connections, [`files`] open files, [`storage`] the directory tree; [`auth`] checks
-//! passwords. [`limits`] counts connections and passive listeners per address, [`login_throttle`] slows
-//! and bans password guessing across sessions, [`privileges`] drops root and confines the process with
-//! Landlock, and [`logging`] writes every log line, escaped. [`upload`] carries out
-//! the upload policy and [`locks`] keeps two uploads off one name; [`storage`] is confined beneath a
-//! root directory handle.
+//! [`data`] owns data connections (through [`data_channel`], shared with the example client), [`files`]
+//! open files, [`storage`] the directory tree; [`auth`] checks passwords. [`limits`] counts connections
+//! and passive listeners per address, [`login_throttle`] slows and bans password guessing across
+//! sessions, [`privileges`] drops root and confines the process with Landlock, and [`logging`] writes
+//! every log line, escaped. [`upload`] carries out the upload policy and [`locks`] keeps two uploads off
+//! one name; [`storage`] is confined beneath a root directory handle.
 
 mod auth;
 mod buffers;
 mod cli;
 mod data;
+#[path = "../common/data_channel.rs"]
+mod data_channel;
 mod files;
 mod limits;
 mod locks;
