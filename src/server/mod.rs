@@ -67,11 +67,37 @@
 //! assert!(sent.contains("230 "));
 //! assert!(sent.ends_with("257 \"/\" is the current directory.\r\n"));
 //! ```
+//!
+//! [`DataAction`]: crate::data::DataAction
+//! [`DataAction::Receive`]: crate::data::DataAction::Receive
+//! [`DataAction::Listen`]: crate::data::DataAction::Listen
+//! [`DataAction::Accept`]: crate::data::DataAction::Accept
+//! [`DataAction::Close`]: crate::data::DataAction::Close
 
-mod commands;
+// The session's code by concern; each is an `impl Session` block over the one state below.
+// - `io`, `config`: the public vocabulary (actions, completions, events) and the policy.
+// - `dispatch`: a command line to its handler (login gate, transfer-time commands, one `match`).
+// - `log_line`: how a command line is logged (secrets masked, controls escaped).
+// - `login`: USER/PASS/REIN/HOST, anonymous logins, the failed-login delay.
+// - `access`: the user's rights and the paths they name.
+// - `data_channel`: PORT/EPRT/PASV/EPSV and the passive listener.
+// - `transfer_commands`: RETR/STOR/APPE/STOU/LIST/NLST/MLSD, TYPE and REST.
+// - `transfer_phases`: a started transfer's answers, its data connection, its end.
+// - `transfer`: the transfer value itself (its pump and listing source).
+// - `storage`: commands answered by one storage request, and the routing of pending answers.
+// - `info`: STAT, MLST, HELP, FEAT, OPTS, LANG.
+mod access;
 mod config;
+mod data_channel;
+mod dispatch;
+mod info;
 mod io;
+mod log_line;
+mod login;
+mod storage;
 mod transfer;
+mod transfer_commands;
+mod transfer_phases;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -80,8 +106,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::command::{Text, TransferType, Verb};
-use crate::data::{DataAction, LocalAction};
+use crate::command::{Text, TransferType};
+use crate::data::LocalAction;
 use crate::framing::{self, Frame, LineFramer};
 use crate::listing::FactSet;
 use crate::path::VirtualPath;
@@ -174,7 +200,7 @@ enum Pending {
     /// `PASV`/`EPSV`: the driver binds a listener.
     Listen { id: RequestId, extended: bool },
     /// A storage request made for a command; `then` says what to do with the answer.
-    Storage { id: RequestId, then: commands::Then },
+    Storage { id: RequestId, then: storage::Then },
     /// A failed login's 530 is held back until this instant.
     LoginDelay { until: Option<Instant>, close: bool },
 }
@@ -334,6 +360,8 @@ impl Session {
 
     /// Feeds a chunk read for [`LocalAction::Read`] (from the file) or [`DataAction::Receive`] (from
     /// the data connection). The chunk is passed on to the other side without copying in TYPE I.
+    ///
+    /// [`DataAction::Receive`]: crate::data::DataAction::Receive
     pub fn handle_data(&mut self, now: Instant, id: RequestId, chunk: Bytes) {
         if self.closed {
             return;
@@ -494,7 +522,7 @@ impl Session {
                 break;
             };
             if let Some(transfer) = &self.transfer {
-                if !is_transfer_time_command(front, transfer.phase) {
+                if !dispatch::is_transfer_time_command(front, transfer.phase) {
                     break;
                 }
             }
@@ -575,41 +603,5 @@ impl Session {
             self.closed = true;
             self.actions.push_back(Action::CloseControl);
         }
-    }
-
-    /// Lets go of the passive listener that `PASV`/`EPSV` bound and no transfer has taken, if there is
-    /// one.
-    fn close_listener(&mut self) {
-        if let DataChannel::Passive(listener) = self.data {
-            self.data = DataChannel::None;
-            self.actions.push_back(Action::Data(DataAction::Close {
-                id: listener,
-                aborted: true,
-            }));
-        }
-    }
-}
-
-/// Whether a queued line may be handled while a transfer runs (RFC 959 §4.1.3): `ABOR`, and `QUIT` which
-/// only marks the session to close after the transfer's reply. `STAT` is answered once the transfer's 150
-/// is out, so replies never overtake it; everything else, `NOOP` included, waits for the 226. Once every
-/// byte of an upload is in (`Closing`), the transfer can only complete: `ABOR` waits and then finds no
-/// transfer to abort (RFC 959: 226 alone).
-fn is_transfer_time_command(input: &Input, phase: transfer::Phase) -> bool {
-    use transfer::Phase;
-    let Input::Line(line) = input else {
-        return false;
-    };
-    let verb_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
-    let verb = line.get(..verb_end).unwrap_or_default();
-    let Some(verb) = Verb::lookup(verb).filter(|verb| verb.during_transfer) else {
-        return false;
-    };
-    match verb.name {
-        // Once an upload is closing, its data is in; an abort could no longer undo it.
-        "ABOR" => phase != Phase::Closing,
-        // `STAT path` is a listing, which waits; a bare `STAT` reports on the transfer.
-        "STAT" => phase == Phase::Running && verb_end == line.len(),
-        _ => true,
     }
 }
