@@ -91,7 +91,7 @@ impl Session {
         };
         self.actions
             .push_back(Action::Data(DataAction::Listen { id, family }));
-        self.pending = Some(Pending::Listen { id, extended });
+        self.wait_for(Pending::Listen { id, extended });
     }
 
     /// The driver's answer to `PASV`/`EPSV`: the listener's address goes in the 227/229 reply.

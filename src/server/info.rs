@@ -96,7 +96,7 @@ impl Session {
         }
         self.actions.push_back(Action::ReadEntries { id });
         let then = Then::ReportListing { path, entries };
-        self.pending = Some(Pending::Storage { id, then });
+        self.wait_for(Pending::Storage { id, then });
     }
 
     /// Appends a part of a `STAT path` listing, up to the entries it shows at most.

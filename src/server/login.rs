@@ -14,6 +14,7 @@ use crate::path::VirtualPath;
 use crate::reply::ReplyCode;
 
 use super::io::{Access, Action, Event, Grant};
+use super::timers::ServerTimer;
 use super::{AnonymousPolicy, DataChannel, Login, Pending, Session};
 
 /// Names a client may use for anonymous login (RFC 1635).
@@ -89,7 +90,7 @@ impl Session {
             user: user.clone(),
             password,
         });
-        self.pending = Some(Pending::Login { id, user });
+        self.wait_for(Pending::Login { id, user });
     }
 
     /// The login succeeded with these rights: 230.
@@ -101,6 +102,7 @@ impl Session {
             access: grant.access,
         });
         self.login = Login::LoggedIn { user, grant };
+        self.timers.stop(ServerTimer::Login);
         self.reply(ReplyCode::LOGGED_IN, "Login successful.");
     }
 
@@ -113,10 +115,9 @@ impl Session {
         self.login_failures += 1;
         let close = self.login_failures >= self.config.max_login_failures;
         // The 530 waits out the delay in `handle_timeout`; input queues meanwhile.
-        self.pending = Some(Pending::LoginDelay {
-            until: now.checked_add(self.config.failed_login_delay),
-            close,
-        });
+        self.wait_for(Pending::LoginDelay { close });
+        let delay = self.config.failed_login_delay;
+        self.timers.start(ServerTimer::LoginDelay, now, delay);
         self.handle_timeout(now);
     }
 
@@ -153,7 +154,8 @@ impl Session {
     /// repeating `REIN` or `USER` would postpone it for ever.
     fn logging_out(&mut self, now: Instant) {
         if self.is_logged_in() {
-            self.login_deadline = now.checked_add(self.config.login_timeout);
+            let timeout = self.config.login_timeout;
+            self.timers.start(ServerTimer::Login, now, timeout);
         }
     }
 

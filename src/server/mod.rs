@@ -86,6 +86,7 @@
 // - `transfer`: the transfer value itself (its pump and listing source).
 // - `storage`: commands answered by one storage request, and the routing of pending answers.
 // - `info`: STAT, MLST, HELP, FEAT, OPTS, LANG.
+// - `timers`: the timer table's kinds of timer and what each does when it fires.
 mod access;
 mod config;
 mod data_channel;
@@ -95,6 +96,7 @@ mod io;
 mod log_line;
 mod login;
 mod storage;
+mod timers;
 mod transfer;
 mod transfer_commands;
 mod transfer_phases;
@@ -118,7 +120,10 @@ pub use io::{
     Access, Action, Completion, Event, Grant, RequestId, StorageError, StorageRequest, WriteMode,
 };
 
+use timers::ServerTimer;
 use transfer::Transfer;
+
+use crate::timer::TimerTable;
 
 /// The two ends of the control connection, which the session needs for its address checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,8 +206,8 @@ enum Pending {
     Listen { id: RequestId, extended: bool },
     /// A storage request made for a command; `then` says what to do with the answer.
     Storage { id: RequestId, then: storage::Then },
-    /// A failed login's 530 is held back until this instant.
-    LoginDelay { until: Option<Instant>, close: bool },
+    /// A failed login's 530 is held back until [`ServerTimer::LoginDelay`] fires; `close`: then 421.
+    LoginDelay { close: bool },
 }
 
 impl Pending {
@@ -242,11 +247,8 @@ pub struct Session {
     pending: Option<Pending>,
     transfer: Option<Transfer>,
     quit_after_transfer: bool,
-    /// `None`: the idle timeout is too long to express as an `Instant` ("never").
-    idle_deadline: Option<Instant>,
-    /// When a session that is not logged in gets 421 (`Config::login_timeout`); ignored while logged in.
-    /// `None`: never, as for `idle_deadline`.
-    login_deadline: Option<Instant>,
+    /// Every deadline: see [`timers`].
+    timers: TimerTable<ServerTimer>,
     closed: bool,
 }
 
@@ -275,11 +277,14 @@ impl Session {
             pending: None,
             transfer: None,
             quit_after_transfer: false,
-            idle_deadline: now.checked_add(config.idle_timeout),
-            login_deadline: now.checked_add(config.login_timeout),
+            timers: TimerTable::default(),
             closed: false,
             config,
         };
+        let config = &session.config;
+        let (idle, login) = (config.idle_timeout, config.login_timeout);
+        session.timers.start(ServerTimer::Idle, now, idle);
+        session.timers.start(ServerTimer::Login, now, login);
         let greeting = session.config.greeting.clone();
         session.reply(ReplyCode::SERVICE_READY, greeting);
         session
@@ -335,8 +340,6 @@ impl Session {
         // A password check answered after the login deadline comes too late, even if the driver has not
         // called `handle_timeout` yet: it is treated as stale, and the session times out below.
         let overdue = self.login_overdue(now);
-        // The client is not idle while the driver works for it (a long transfer, a slow storage call).
-        self.idle_deadline = now.checked_add(self.config.idle_timeout);
         if !overdue && self.transfer.as_ref().is_some_and(|t| t.id == id) {
             self.transfer_completion(now, completion);
         } else if !overdue && self.pending.as_ref().and_then(Pending::id) == Some(id) {
@@ -353,6 +356,8 @@ impl Session {
             self.actions
                 .push_back(Action::Local(LocalAction::Close { id, aborted: true }));
         }
+        // Any answer is activity: the idle timer starts again, once the driver owes us nothing.
+        self.restart_idle_timer(now);
         if !self.login_expired(now) {
             self.process_queue(now);
         }
@@ -368,57 +373,18 @@ impl Session {
         }
         let window = self.config.transfer_window;
         if let Some(transfer) = self.transfer.as_mut().filter(|t| t.id == id) {
-            self.idle_deadline = now.checked_add(self.config.idle_timeout);
-            transfer.deadline = now.checked_add(self.config.data_timeout);
+            // Progress: the data timer starts again (the idle timer waits for the transfer's end).
+            (self.timers).start(ServerTimer::Data, now, self.config.data_timeout);
             transfer.on_chunk(chunk, &mut self.actions);
             // A chunk that converted to nothing (a held-back CR) freed its window slot: refill it.
             transfer.pump(window, &mut self.actions);
         }
     }
 
-    /// Tells the session the time reached [`Session::poll_timeout`] (or later).
+    /// Tells the session the time reached [`Session::poll_timeout`] (or later). Every timer that is due
+    /// is served, in turn; a call before any is due does nothing but run queued input.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.closed {
-            return;
-        }
-        if let Some(Pending::LoginDelay { until, close }) = self.pending {
-            if until.is_some_and(|until| now >= until) {
-                self.pending = None;
-                self.idle_deadline = now.checked_add(self.config.idle_timeout);
-                self.reply(ReplyCode::NOT_LOGGED_IN, "Login incorrect.");
-                if close {
-                    self.reply(
-                        ReplyCode::SERVICE_NOT_AVAILABLE,
-                        "Too many failed logins, closing control connection.",
-                    );
-                    self.close();
-                    return;
-                }
-            }
-        }
-        if self.login_expired(now) {
-            return;
-        }
-        if let Some(deadline) = self.transfer.as_ref().and_then(|t| t.deadline) {
-            if now >= deadline {
-                self.transfer_timed_out();
-                // The session is idle from now on, not from before the transfer.
-                self.idle_deadline = now.checked_add(self.config.idle_timeout);
-                // A QUIT that waited for the transfer may have ended the session just now.
-                if self.closed {
-                    return;
-                }
-            }
-        }
-        let idle = self.idle_deadline.is_some_and(|deadline| now >= deadline);
-        if self.transfer.is_none() && self.pending.is_none() && idle {
-            self.reply(
-                ReplyCode::SERVICE_NOT_AVAILABLE,
-                "Timeout: closing control connection.",
-            );
-            self.close();
-            return;
-        }
+        self.serve_expired_timers(now);
         self.process_queue(now);
     }
 
@@ -437,24 +403,7 @@ impl Session {
     /// When [`Session::handle_timeout`] should be called next, or `None` if no timer runs.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.closed {
-            return None;
-        }
-        let login = self.login_deadline.filter(|_| !self.is_logged_in());
-        let other = if let Some(Pending::LoginDelay { until, .. }) = self.pending {
-            until
-        } else if let Some(transfer) = &self.transfer {
-            transfer.deadline
-        } else {
-            // While a request is out, the driver owes us an answer; the idle timer waits for it.
-            self.idle_deadline.filter(|_| self.pending.is_none())
-        };
-        // The login deadline runs whatever else does: a password check or a failed login's delay must
-        // not hold a session that never logs in open past it.
-        match (login, other) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.timers.next_deadline()
     }
 
     /// Whether the session has ended (after [`Action::CloseControl`]).
@@ -535,12 +484,14 @@ impl Session {
                 break;
             };
             self.queued_bytes = self.queued_bytes.saturating_sub(item.cost());
-            self.idle_deadline = now.checked_add(self.config.idle_timeout);
             match item {
                 Input::Line(line) => self.handle_line(now, &line),
                 Input::TooLong => self.reply(ReplyCode::SYNTAX_ERROR, "Command line too long."),
                 Input::BareLf => self.reply(ReplyCode::SYNTAX_ERROR, "Lines must end with CRLF."),
             }
+            // After the command, which may have started a request or a transfer (the idle timer then
+            // waits for it) or ended one (`ABOR`).
+            self.restart_idle_timer(now);
         }
     }
 
@@ -557,28 +508,6 @@ impl Session {
     /// Events dropped because the queue was full (see [`Config::max_queued_events`]).
     pub fn events_dropped(&self) -> u64 {
         self.events_dropped
-    }
-
-    /// If the session is still not logged in at its login deadline, answers 421 and closes (once);
-    /// returns whether the deadline has passed.
-    fn login_expired(&mut self, now: Instant) -> bool {
-        let expired = self.login_overdue(now);
-        if expired && !self.closed {
-            // Whatever the driver was doing for us (a password check) is abandoned: its answer, if it
-            // comes, finds a closed session.
-            self.pending = None;
-            self.reply(
-                ReplyCode::SERVICE_NOT_AVAILABLE,
-                "Login timeout: closing control connection.",
-            );
-            self.close();
-        }
-        expired
-    }
-
-    /// Whether the session is still not logged in at its login deadline.
-    fn login_overdue(&self, now: Instant) -> bool {
-        !self.is_logged_in() && self.login_deadline.is_some_and(|deadline| now >= deadline)
     }
 
     fn next_id(&mut self) -> RequestId {
@@ -601,6 +530,7 @@ impl Session {
         if !self.closed {
             self.close_listener();
             self.closed = true;
+            self.timers.stop_all();
             self.actions.push_back(Action::CloseControl);
         }
     }

@@ -182,7 +182,7 @@ impl Session {
     pub(super) fn storage(&mut self, request: StorageRequest, then: Then) {
         let id = self.next_id();
         self.actions.push_back(Action::Storage { id, request });
-        self.pending = Some(Pending::Storage { id, then });
+        self.wait_for(Pending::Storage { id, then });
     }
 
     // ---- the answers ----

@@ -10,6 +10,7 @@ use crate::reply::ReplyCode;
 use crate::transcode::{CrLfToLf, LfToCrLf, Transcoder};
 
 use super::io::{Action, StorageRequest, WriteMode};
+use super::timers::ServerTimer;
 use super::transfer::{Direction, ListingFormat, ListingSource, Transfer};
 use super::{DataChannel, Session};
 
@@ -146,6 +147,8 @@ impl Session {
         }
         let id = self.next_id();
         self.transfer = Some(Transfer::new(id, verb, path, direction, transcoder));
+        // The driver works for the client now; the data timer starts once the file is open.
+        self.timers.stop(ServerTimer::Idle);
         self.actions.push_back(Action::Storage { id, request });
     }
 

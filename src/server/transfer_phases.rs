@@ -16,6 +16,7 @@ use crate::time::Timestamp;
 
 use super::io::{Action, Completion, Event};
 use super::storage::storage_error_reply;
+use super::timers::ServerTimer;
 use super::transfer::{Direction, Phase, Step, Transfer};
 use super::{DataChannel, Session};
 
@@ -129,7 +130,7 @@ impl Session {
             return;
         };
         transfer.phase = Phase::Connecting;
-        transfer.deadline = now.checked_add(self.config.data_timeout);
+        (self.timers).start(ServerTimer::Data, now, self.config.data_timeout);
         let id = transfer.id;
         let action = match std::mem::replace(&mut self.data, DataChannel::None) {
             DataChannel::Active(addr) => DataAction::Connect { id, addr },
@@ -164,7 +165,7 @@ impl Session {
             return;
         };
         transfer.phase = Phase::Running;
-        transfer.deadline = now.checked_add(self.config.data_timeout);
+        (self.timers).start(ServerTimer::Data, now, self.config.data_timeout);
         let text = opening_text(transfer, binary);
         self.reply(ReplyCode::FILE_STATUS_OK, text);
         let window = self.config.transfer_window;
@@ -182,7 +183,7 @@ impl Session {
             Some(Step::Continue) => {
                 let window = self.config.transfer_window;
                 if let Some(t) = self.transfer.as_mut() {
-                    t.deadline = now.checked_add(self.config.data_timeout);
+                    (self.timers).start(ServerTimer::Data, now, self.config.data_timeout);
                     t.pump(window, &mut self.actions);
                 }
             }
@@ -208,7 +209,8 @@ impl Session {
         }
         if transfer.is_upload() {
             transfer.phase = Phase::Closing;
-            transfer.deadline = None;
+            // The driver stores the file; the data connection is done with.
+            self.timers.stop(ServerTimer::Data);
             self.actions
                 .push_back(Action::Local(LocalAction::Close { id, aborted }));
             return;
@@ -258,6 +260,7 @@ impl Session {
         let Some(transfer) = self.transfer.take() else {
             return;
         };
+        self.timers.stop(ServerTimer::Data);
         let id = transfer.id;
         let aborted = true;
         self.actions
@@ -288,6 +291,7 @@ impl Session {
     /// The transfer is over (its final reply is sent): log it and answer a waiting `QUIT`.
     fn end_transfer(&mut self, completed: bool) {
         if let Some(transfer) = self.transfer.take() {
+            self.timers.stop(ServerTimer::Data);
             self.event(Event::TransferEnded {
                 id: transfer.id,
                 verb: transfer.verb,
