@@ -60,8 +60,7 @@ impl Session {
                 self.reply(ReplyCode::CLOSING_DATA, "Abort successful.");
             }
             Command::Stat(None) => self.transfer_status(),
-            // The transfer's own reply goes first; then 221 (see `end_transfer`).
-            Command::Quit => self.quit_after_transfer = true,
+            Command::Quit => self.quit_after_transfer(),
             // `process_queue` only lets the commands above through during a transfer.
             _ => self.reply(ReplyCode::BAD_SEQUENCE, "A transfer is in progress."),
         }
@@ -82,11 +81,7 @@ impl Session {
             ),
             Rein => self.reinitialize(now),
             Host(_) => self.host(),
-            Quit => {
-                let goodbye = self.config.goodbye.clone();
-                self.reply(ReplyCode::CLOSING_CONTROL, goodbye);
-                self.close();
-            }
+            Quit => self.quit(),
             // The working directory and the file commands (storage.rs).
             Pwd => self.print_working_directory(),
             Cwd(path) => self.change_directory(&path),

@@ -87,12 +87,14 @@
 // - `storage`: commands answered by one storage request, and the routing of pending answers.
 // - `info`: STAT, MLST, HELP, FEAT, OPTS, LANG.
 // - `timers`: the timer table's kinds of timer and what each does when it fires.
+// - `lifecycle`: open, quitting after a transfer, closed.
 mod access;
 mod config;
 mod data_channel;
 mod dispatch;
 mod info;
 mod io;
+mod lifecycle;
 mod log_line;
 mod login;
 mod storage;
@@ -120,6 +122,7 @@ pub use io::{
     Access, Action, Completion, Event, Grant, RequestId, StorageError, StorageRequest, WriteMode,
 };
 
+use lifecycle::Lifecycle;
 use timers::ServerTimer;
 use transfer::Transfer;
 
@@ -246,10 +249,10 @@ pub struct Session {
     pbsz_seen: bool,
     pending: Option<Pending>,
     transfer: Option<Transfer>,
-    quit_after_transfer: bool,
     /// Every deadline: see [`timers`].
     timers: TimerTable<ServerTimer>,
-    closed: bool,
+    /// Open, quitting after the transfer, or closed; changed only in [`lifecycle`].
+    lifecycle: Lifecycle,
 }
 
 impl Session {
@@ -276,9 +279,8 @@ impl Session {
             pbsz_seen: false,
             pending: None,
             transfer: None,
-            quit_after_transfer: false,
             timers: TimerTable::default(),
-            closed: false,
+            lifecycle: Lifecycle::Open,
             config,
         };
         let config = &session.config;
@@ -293,7 +295,7 @@ impl Session {
     /// Feeds bytes read from the control connection. All of them are consumed: complete lines are handled
     /// now or queued until the session is free; a partial line waits in the framer.
     pub fn handle_control_input(&mut self, now: Instant, mut input: &[u8]) {
-        while !input.is_empty() && !self.closed {
+        while !input.is_empty() && !self.is_closed() {
             let (consumed, frame) = self.framer.next_frame(input);
             let queued = match frame {
                 Some(Frame::Line(line)) => Some(Input::Line(line.to_vec())),
@@ -322,7 +324,9 @@ impl Session {
 
     /// The client closed the control connection: abort any transfer and end the session.
     pub fn handle_control_eof(&mut self) {
-        if self.closed {
+        // The only `handle_*` without a `now` (kept so for the API): it needs none, as it only ends the
+        // session, which stops every timer.
+        if self.is_closed() {
             return;
         }
         if self.transfer.is_some() {
@@ -334,7 +338,7 @@ impl Session {
     /// Feeds the driver's answer to the action with this `id`. Answers to requests the session no
     /// longer waits for (after `ABOR`, `REIN`, a timeout) are ignored.
     pub fn handle_completion(&mut self, now: Instant, id: RequestId, completion: Completion) {
-        if self.closed {
+        if self.is_closed() {
             return;
         }
         // A password check answered after the login deadline comes too late, even if the driver has not
@@ -368,7 +372,7 @@ impl Session {
     ///
     /// [`DataAction::Receive`]: crate::data::DataAction::Receive
     pub fn handle_data(&mut self, now: Instant, id: RequestId, chunk: Bytes) {
-        if self.closed {
+        if self.is_closed() {
             return;
         }
         let window = self.config.transfer_window;
@@ -408,7 +412,7 @@ impl Session {
 
     /// Whether the session has ended (after [`Action::CloseControl`]).
     pub fn is_closed(&self) -> bool {
-        self.closed
+        self.lifecycle.is_closed()
     }
 
     /// The working directory.
@@ -466,7 +470,7 @@ impl Session {
     /// Handles queued input while the session is free to. During a transfer only the commands that
     /// concern it (`ABOR`, `STAT`, `QUIT`, `NOOP`) are taken; everything else waits its turn.
     fn process_queue(&mut self, now: Instant) {
-        while !self.closed && self.pending.is_none() {
+        while !self.is_closed() && self.pending.is_none() {
             let Some(front) = self.queue.front() else {
                 break;
             };
@@ -524,14 +528,5 @@ impl Session {
         reply.encode(&mut out);
         self.actions
             .push_back(Action::SendControl(Bytes::from(out)));
-    }
-
-    fn close(&mut self) {
-        if !self.closed {
-            self.close_listener();
-            self.closed = true;
-            self.timers.stop_all();
-            self.actions.push_back(Action::CloseControl);
-        }
     }
 }

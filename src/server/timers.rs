@@ -1,5 +1,5 @@
-//! The server session's timers: one [`TimerTable`] of [`ServerTimer`]s, and what happens when each
-//! fires.
+//! The server session's timers: one [`TimerTable`](crate::timer::TimerTable) of [`ServerTimer`]s,
+//! and what happens when each fires.
 //!
 //! Each timer is set or stopped where the state that starts or ends it changes (a login, a request to
 //! the driver, a transfer's progress, the client's activity), so [`Session::poll_timeout`] is just the
@@ -60,7 +60,7 @@ impl Session {
     /// Serves every timer that has expired at `now`, earliest in table order first; each handler stops
     /// or restarts its timer, so the loop ends. A spurious call finds none.
     pub(super) fn serve_expired_timers(&mut self, now: Instant) {
-        while !self.closed {
+        while !self.is_closed() {
             let Some(timer) = self.timers.first_expired(now) else {
                 break;
             };
@@ -88,7 +88,7 @@ impl Session {
     /// The client or the driver did something: the idle timer starts again from `now`, if it runs (not
     /// while the driver works for us, and not once the session is closed).
     pub(super) fn restart_idle_timer(&mut self, now: Instant) {
-        if self.closed || self.pending.is_some() || self.transfer.is_some() {
+        if self.is_closed() || self.pending.is_some() || self.transfer.is_some() {
             self.timers.stop(ServerTimer::Idle);
         } else {
             self.timers
@@ -123,7 +123,7 @@ impl Session {
     /// returns whether the deadline has passed.
     pub(super) fn login_expired(&mut self, now: Instant) -> bool {
         let expired = self.login_overdue(now);
-        if expired && !self.closed {
+        if expired && !self.is_closed() {
             self.login_timed_out();
         }
         expired

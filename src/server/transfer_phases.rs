@@ -302,15 +302,6 @@ impl Session {
         }
         self.after_transfer();
     }
-
-    /// A `QUIT` that arrived during the transfer is answered now, after the transfer's own reply.
-    fn after_transfer(&mut self) {
-        if std::mem::take(&mut self.quit_after_transfer) {
-            let goodbye = self.config.goodbye.clone();
-            self.reply(ReplyCode::CLOSING_CONTROL, goodbye);
-            self.close();
-        }
-    }
 }
 
 /// The text of the 150 that opens the data connection: what is sent, how, and its size if known.
