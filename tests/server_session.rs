@@ -1442,3 +1442,75 @@ fn abor_while_accepting_closes_the_transfer_and_its_listener_by_id() {
     assert_eq!(s.session.poll_action(), None);
     assert!(s.cmd("NOOP").starts_with("200 "));
 }
+
+// ---- which timer runs when (the session's timer table) ----
+
+#[test]
+fn the_idle_timer_waits_for_the_driver_and_restarts_from_its_answer() {
+    use ftp_proto::server::{Action, Completion, StorageError};
+    let mut s = Sim::new();
+    s.login_anonymous();
+    s.session.handle_control_input(s.now, b"CWD /pub\r\n");
+    let id = match s.session.poll_action() {
+        Some(Action::Storage { id, .. }) => id,
+        other => panic!("expected a storage request, got {other:?}"),
+    };
+    assert_eq!(
+        s.session.poll_timeout(),
+        None,
+        "no timer while the driver works"
+    );
+    s.now += Duration::from_secs(1_000);
+    s.session.handle_timeout(s.now);
+    assert_eq!(
+        s.session.poll_action(),
+        None,
+        "a spurious timeout does nothing"
+    );
+    s.session
+        .handle_completion(s.now, id, Completion::Failed(StorageError::NotFound));
+    s.run();
+    assert!(s.take_control().starts_with("550 "));
+    let idle = Config::default().idle_timeout;
+    assert_eq!(s.session.poll_timeout(), Some(s.now + idle));
+}
+
+#[test]
+fn the_data_timer_runs_during_a_transfer_and_abor_restarts_the_idle_timer() {
+    let mut s = Sim::new();
+    s.login_anonymous();
+    s.cmd("PASV");
+    s.stall = true;
+    assert!(s.cmd("RETR /pub/data.bin").starts_with("150 "));
+    let config = Config::default();
+    assert_eq!(s.session.poll_timeout(), Some(s.now + config.data_timeout));
+    s.advance(Duration::from_secs(30));
+    assert_eq!(codes(&s.cmd("ABOR")), ["426", "226"]);
+    assert_eq!(s.session.poll_timeout(), Some(s.now + config.idle_timeout));
+}
+
+#[test]
+fn an_upload_being_stored_runs_no_timer() {
+    let mut s = Sim::new();
+    s.login_writer();
+    s.upload = [Bytes::from_static(b"data")].into();
+    s.hold_upload_close = true;
+    s.cmd("PASV");
+    assert_eq!(codes(&s.cmd("STOR /upload/f")), ["150"]);
+    assert!(s.held_upload_close.is_some());
+    assert_eq!(s.session.poll_timeout(), None);
+}
+
+#[test]
+fn no_timer_runs_once_the_session_is_closed() {
+    let mut s = Sim::new();
+    assert!(s.session.poll_timeout().is_some());
+    s.cmd("QUIT");
+    assert!(s.closed);
+    assert_eq!(s.session.poll_timeout(), None);
+    // Closed by a timer: the login deadline.
+    let mut s = Sim::new();
+    s.advance(Config::default().login_timeout);
+    assert!(s.closed);
+    assert_eq!(s.session.poll_timeout(), None);
+}

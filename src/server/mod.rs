@@ -67,11 +67,41 @@
 //! assert!(sent.contains("230 "));
 //! assert!(sent.ends_with("257 \"/\" is the current directory.\r\n"));
 //! ```
+//!
+//! [`DataAction`]: crate::data::DataAction
+//! [`DataAction::Receive`]: crate::data::DataAction::Receive
+//! [`DataAction::Listen`]: crate::data::DataAction::Listen
+//! [`DataAction::Accept`]: crate::data::DataAction::Accept
+//! [`DataAction::Close`]: crate::data::DataAction::Close
 
-mod commands;
+// The session's code by concern; each is an `impl Session` block over the one state below.
+// - `io`, `config`: the public vocabulary (actions, completions, events) and the policy.
+// - `dispatch`: a command line to its handler (login gate, transfer-time commands, one `match`).
+// - `log_line`: how a command line is logged (secrets masked, controls escaped).
+// - `login`: USER/PASS/REIN/HOST, anonymous logins, the failed-login delay.
+// - `access`: the user's rights and the paths they name.
+// - `data_channel`: PORT/EPRT/PASV/EPSV and the passive listener.
+// - `transfer_commands`: RETR/STOR/APPE/STOU/LIST/NLST/MLSD, TYPE and REST.
+// - `transfer_phases`: a started transfer's answers, its data connection, its end.
+// - `transfer`: the transfer value itself (its pump and listing source).
+// - `storage`: commands answered by one storage request, and the routing of pending answers.
+// - `info`: STAT, MLST, HELP, FEAT, OPTS, LANG.
+// - `timers`: the timer table's kinds of timer and what each does when it fires.
+// - `lifecycle`: open, quitting after a transfer, closed.
+mod access;
 mod config;
+mod data_channel;
+mod dispatch;
+mod info;
 mod io;
+mod lifecycle;
+mod log_line;
+mod login;
+mod storage;
+mod timers;
 mod transfer;
+mod transfer_commands;
+mod transfer_phases;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -80,8 +110,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::command::{Text, TransferType, Verb};
-use crate::data::{DataAction, LocalAction};
+use crate::command::{Text, TransferType};
+use crate::data::LocalAction;
 use crate::framing::{self, Frame, LineFramer};
 use crate::listing::FactSet;
 use crate::path::VirtualPath;
@@ -92,7 +122,11 @@ pub use io::{
     Access, Action, Completion, Event, Grant, RequestId, StorageError, StorageRequest, WriteMode,
 };
 
+use lifecycle::Lifecycle;
+use timers::ServerTimer;
 use transfer::Transfer;
+
+use crate::timer::TimerTable;
 
 /// The two ends of the control connection, which the session needs for its address checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,9 +208,9 @@ enum Pending {
     /// `PASV`/`EPSV`: the driver binds a listener.
     Listen { id: RequestId, extended: bool },
     /// A storage request made for a command; `then` says what to do with the answer.
-    Storage { id: RequestId, then: commands::Then },
-    /// A failed login's 530 is held back until this instant.
-    LoginDelay { until: Option<Instant>, close: bool },
+    Storage { id: RequestId, then: storage::Then },
+    /// A failed login's 530 is held back until [`ServerTimer::LoginDelay`] fires; `close`: then 421.
+    LoginDelay { close: bool },
 }
 
 impl Pending {
@@ -215,13 +249,10 @@ pub struct Session {
     pbsz_seen: bool,
     pending: Option<Pending>,
     transfer: Option<Transfer>,
-    quit_after_transfer: bool,
-    /// `None`: the idle timeout is too long to express as an `Instant` ("never").
-    idle_deadline: Option<Instant>,
-    /// When a session that is not logged in gets 421 (`Config::login_timeout`); ignored while logged in.
-    /// `None`: never, as for `idle_deadline`.
-    login_deadline: Option<Instant>,
-    closed: bool,
+    /// Every deadline: see [`timers`].
+    timers: TimerTable<ServerTimer>,
+    /// Open, quitting after the transfer, or closed; changed only in [`lifecycle`].
+    lifecycle: Lifecycle,
 }
 
 impl Session {
@@ -248,12 +279,14 @@ impl Session {
             pbsz_seen: false,
             pending: None,
             transfer: None,
-            quit_after_transfer: false,
-            idle_deadline: now.checked_add(config.idle_timeout),
-            login_deadline: now.checked_add(config.login_timeout),
-            closed: false,
+            timers: TimerTable::default(),
+            lifecycle: Lifecycle::Open,
             config,
         };
+        let config = &session.config;
+        let (idle, login) = (config.idle_timeout, config.login_timeout);
+        session.timers.start(ServerTimer::Idle, now, idle);
+        session.timers.start(ServerTimer::Login, now, login);
         let greeting = session.config.greeting.clone();
         session.reply(ReplyCode::SERVICE_READY, greeting);
         session
@@ -262,7 +295,7 @@ impl Session {
     /// Feeds bytes read from the control connection. All of them are consumed: complete lines are handled
     /// now or queued until the session is free; a partial line waits in the framer.
     pub fn handle_control_input(&mut self, now: Instant, mut input: &[u8]) {
-        while !input.is_empty() && !self.closed {
+        while !input.is_empty() && !self.is_closed() {
             let (consumed, frame) = self.framer.next_frame(input);
             let queued = match frame {
                 Some(Frame::Line(line)) => Some(Input::Line(line.to_vec())),
@@ -291,7 +324,9 @@ impl Session {
 
     /// The client closed the control connection: abort any transfer and end the session.
     pub fn handle_control_eof(&mut self) {
-        if self.closed {
+        // The only `handle_*` without a `now` (kept so for the API): it needs none, as it only ends the
+        // session, which stops every timer.
+        if self.is_closed() {
             return;
         }
         if self.transfer.is_some() {
@@ -303,14 +338,12 @@ impl Session {
     /// Feeds the driver's answer to the action with this `id`. Answers to requests the session no
     /// longer waits for (after `ABOR`, `REIN`, a timeout) are ignored.
     pub fn handle_completion(&mut self, now: Instant, id: RequestId, completion: Completion) {
-        if self.closed {
+        if self.is_closed() {
             return;
         }
         // A password check answered after the login deadline comes too late, even if the driver has not
         // called `handle_timeout` yet: it is treated as stale, and the session times out below.
         let overdue = self.login_overdue(now);
-        // The client is not idle while the driver works for it (a long transfer, a slow storage call).
-        self.idle_deadline = now.checked_add(self.config.idle_timeout);
         if !overdue && self.transfer.as_ref().is_some_and(|t| t.id == id) {
             self.transfer_completion(now, completion);
         } else if !overdue && self.pending.as_ref().and_then(Pending::id) == Some(id) {
@@ -327,6 +360,8 @@ impl Session {
             self.actions
                 .push_back(Action::Local(LocalAction::Close { id, aborted: true }));
         }
+        // Any answer is activity: the idle timer starts again, once the driver owes us nothing.
+        self.restart_idle_timer(now);
         if !self.login_expired(now) {
             self.process_queue(now);
         }
@@ -334,63 +369,26 @@ impl Session {
 
     /// Feeds a chunk read for [`LocalAction::Read`] (from the file) or [`DataAction::Receive`] (from
     /// the data connection). The chunk is passed on to the other side without copying in TYPE I.
+    ///
+    /// [`DataAction::Receive`]: crate::data::DataAction::Receive
     pub fn handle_data(&mut self, now: Instant, id: RequestId, chunk: Bytes) {
-        if self.closed {
+        if self.is_closed() {
             return;
         }
         let window = self.config.transfer_window;
         if let Some(transfer) = self.transfer.as_mut().filter(|t| t.id == id) {
-            self.idle_deadline = now.checked_add(self.config.idle_timeout);
-            transfer.deadline = now.checked_add(self.config.data_timeout);
+            // Progress: the data timer starts again (the idle timer waits for the transfer's end).
+            (self.timers).start(ServerTimer::Data, now, self.config.data_timeout);
             transfer.on_chunk(chunk, &mut self.actions);
             // A chunk that converted to nothing (a held-back CR) freed its window slot: refill it.
             transfer.pump(window, &mut self.actions);
         }
     }
 
-    /// Tells the session the time reached [`Session::poll_timeout`] (or later).
+    /// Tells the session the time reached [`Session::poll_timeout`] (or later). Every timer that is due
+    /// is served, in turn; a call before any is due does nothing but run queued input.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.closed {
-            return;
-        }
-        if let Some(Pending::LoginDelay { until, close }) = self.pending {
-            if until.is_some_and(|until| now >= until) {
-                self.pending = None;
-                self.idle_deadline = now.checked_add(self.config.idle_timeout);
-                self.reply(ReplyCode::NOT_LOGGED_IN, "Login incorrect.");
-                if close {
-                    self.reply(
-                        ReplyCode::SERVICE_NOT_AVAILABLE,
-                        "Too many failed logins, closing control connection.",
-                    );
-                    self.close();
-                    return;
-                }
-            }
-        }
-        if self.login_expired(now) {
-            return;
-        }
-        if let Some(deadline) = self.transfer.as_ref().and_then(|t| t.deadline) {
-            if now >= deadline {
-                self.transfer_timed_out();
-                // The session is idle from now on, not from before the transfer.
-                self.idle_deadline = now.checked_add(self.config.idle_timeout);
-                // A QUIT that waited for the transfer may have ended the session just now.
-                if self.closed {
-                    return;
-                }
-            }
-        }
-        let idle = self.idle_deadline.is_some_and(|deadline| now >= deadline);
-        if self.transfer.is_none() && self.pending.is_none() && idle {
-            self.reply(
-                ReplyCode::SERVICE_NOT_AVAILABLE,
-                "Timeout: closing control connection.",
-            );
-            self.close();
-            return;
-        }
+        self.serve_expired_timers(now);
         self.process_queue(now);
     }
 
@@ -409,29 +407,12 @@ impl Session {
     /// When [`Session::handle_timeout`] should be called next, or `None` if no timer runs.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.closed {
-            return None;
-        }
-        let login = self.login_deadline.filter(|_| !self.is_logged_in());
-        let other = if let Some(Pending::LoginDelay { until, .. }) = self.pending {
-            until
-        } else if let Some(transfer) = &self.transfer {
-            transfer.deadline
-        } else {
-            // While a request is out, the driver owes us an answer; the idle timer waits for it.
-            self.idle_deadline.filter(|_| self.pending.is_none())
-        };
-        // The login deadline runs whatever else does: a password check or a failed login's delay must
-        // not hold a session that never logs in open past it.
-        match (login, other) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.timers.next_deadline()
     }
 
     /// Whether the session has ended (after [`Action::CloseControl`]).
     pub fn is_closed(&self) -> bool {
-        self.closed
+        self.lifecycle.is_closed()
     }
 
     /// The working directory.
@@ -489,12 +470,12 @@ impl Session {
     /// Handles queued input while the session is free to. During a transfer only the commands that
     /// concern it (`ABOR`, `STAT`, `QUIT`, `NOOP`) are taken; everything else waits its turn.
     fn process_queue(&mut self, now: Instant) {
-        while !self.closed && self.pending.is_none() {
+        while !self.is_closed() && self.pending.is_none() {
             let Some(front) = self.queue.front() else {
                 break;
             };
             if let Some(transfer) = &self.transfer {
-                if !is_transfer_time_command(front, transfer.phase) {
+                if !dispatch::is_transfer_time_command(front, transfer.phase) {
                     break;
                 }
             }
@@ -507,12 +488,14 @@ impl Session {
                 break;
             };
             self.queued_bytes = self.queued_bytes.saturating_sub(item.cost());
-            self.idle_deadline = now.checked_add(self.config.idle_timeout);
             match item {
                 Input::Line(line) => self.handle_line(now, &line),
                 Input::TooLong => self.reply(ReplyCode::SYNTAX_ERROR, "Command line too long."),
                 Input::BareLf => self.reply(ReplyCode::SYNTAX_ERROR, "Lines must end with CRLF."),
             }
+            // After the command, which may have started a request or a transfer (the idle timer then
+            // waits for it) or ended one (`ABOR`).
+            self.restart_idle_timer(now);
         }
     }
 
@@ -531,28 +514,6 @@ impl Session {
         self.events_dropped
     }
 
-    /// If the session is still not logged in at its login deadline, answers 421 and closes (once);
-    /// returns whether the deadline has passed.
-    fn login_expired(&mut self, now: Instant) -> bool {
-        let expired = self.login_overdue(now);
-        if expired && !self.closed {
-            // Whatever the driver was doing for us (a password check) is abandoned: its answer, if it
-            // comes, finds a closed session.
-            self.pending = None;
-            self.reply(
-                ReplyCode::SERVICE_NOT_AVAILABLE,
-                "Login timeout: closing control connection.",
-            );
-            self.close();
-        }
-        expired
-    }
-
-    /// Whether the session is still not logged in at its login deadline.
-    fn login_overdue(&self, now: Instant) -> bool {
-        !self.is_logged_in() && self.login_deadline.is_some_and(|deadline| now >= deadline)
-    }
-
     fn next_id(&mut self) -> RequestId {
         self.next_id += 1;
         RequestId(self.next_id)
@@ -567,49 +528,5 @@ impl Session {
         reply.encode(&mut out);
         self.actions
             .push_back(Action::SendControl(Bytes::from(out)));
-    }
-
-    fn close(&mut self) {
-        if !self.closed {
-            self.close_listener();
-            self.closed = true;
-            self.actions.push_back(Action::CloseControl);
-        }
-    }
-
-    /// Lets go of the passive listener that `PASV`/`EPSV` bound and no transfer has taken, if there is
-    /// one.
-    fn close_listener(&mut self) {
-        if let DataChannel::Passive(listener) = self.data {
-            self.data = DataChannel::None;
-            self.actions.push_back(Action::Data(DataAction::Close {
-                id: listener,
-                aborted: true,
-            }));
-        }
-    }
-}
-
-/// Whether a queued line may be handled while a transfer runs (RFC 959 §4.1.3): `ABOR`, and `QUIT` which
-/// only marks the session to close after the transfer's reply. `STAT` is answered once the transfer's 150
-/// is out, so replies never overtake it; everything else, `NOOP` included, waits for the 226. Once every
-/// byte of an upload is in (`Closing`), the transfer can only complete: `ABOR` waits and then finds no
-/// transfer to abort (RFC 959: 226 alone).
-fn is_transfer_time_command(input: &Input, phase: transfer::Phase) -> bool {
-    use transfer::Phase;
-    let Input::Line(line) = input else {
-        return false;
-    };
-    let verb_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
-    let verb = line.get(..verb_end).unwrap_or_default();
-    let Some(verb) = Verb::lookup(verb).filter(|verb| verb.during_transfer) else {
-        return false;
-    };
-    match verb.name {
-        // Once an upload is closing, its data is in; an abort could no longer undo it.
-        "ABOR" => phase != Phase::Closing,
-        // `STAT path` is a listing, which waits; a bare `STAT` reports on the transfer.
-        "STAT" => phase == Phase::Running && verb_end == line.len(),
-        _ => true,
     }
 }

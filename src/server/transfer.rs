@@ -6,7 +6,6 @@
 //! `STAT` and the log), converted in TYPE A, handed on untouched in TYPE I.
 
 use std::collections::VecDeque;
-use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -197,8 +196,6 @@ pub(super) struct Transfer {
     pub(super) phase: Phase,
     /// The size the driver reported when it opened the file.
     pub(super) size: Option<u64>,
-    /// When the transfer fails unless it makes progress.
-    pub(super) deadline: Option<Instant>,
     /// Whether a file is open at the driver (so aborting must close it).
     pub(super) file_open: bool,
     /// The passive listener (the id of its `PASV`/`EPSV`) this transfer took its data connection from:
@@ -237,7 +234,6 @@ impl Transfer {
             direction,
             phase: Phase::Opening,
             size: None,
-            deadline: None,
             file_open: false,
             listener: None,
             pump: Pump::new(transcoder, network),
