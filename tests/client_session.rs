@@ -1684,6 +1684,71 @@ fn a_data_timeout_aborts_only_the_transfer() {
     assert!(!s.session.is_closed());
 }
 
+/// Each timer is stopped where its reason ends, so none outlives it: not the data timer after the data
+/// ended or the transfer completed, not the reply timer once nothing is owed, and nothing after close.
+#[test]
+fn no_timer_outlives_its_reason() {
+    let mut config = Config::default();
+    config.data_timeout = Duration::from_secs(20); // the reply timeout is 60 s
+    let mut s = Script::with_config(config);
+    s.reply("220 hi\r\n");
+    s.events();
+    assert_eq!(s.session.poll_timeout(), None, "idle: nothing is owed");
+    let id = s.request(Request::Nlst { path: None });
+    epsv(&mut s, id, 6300);
+    s.sent();
+    let peer = addr("198.51.100.1:6300");
+    s.complete(id, DataCompletion::Connected { peer });
+    s.reply("150 ok\r\n");
+    assert_eq!(
+        s.session.poll_timeout(),
+        Some(s.now + Duration::from_secs(20)),
+        "only the data is timed while it flows"
+    );
+    s.advance(Duration::from_secs(10));
+    s.data(id, b"a\r\n");
+    // A listing has no local end: at EOF only the final reply is timed, from now.
+    s.advance(Duration::from_secs(10));
+    s.complete(id, DataCompletion::EndOfData);
+    assert_eq!(
+        s.session.poll_timeout(),
+        Some(s.now + Duration::from_secs(60))
+    );
+    s.reply("226 ok\r\n");
+    assert!(s.result(id).is_ok());
+    assert_eq!(s.session.poll_timeout(), None, "after the listing");
+    s.data_actions();
+
+    // A download: after its 226 and its sink's flush, nothing is timed.
+    let id = s.request(Request::Retrieve {
+        path: path("f"),
+        offset: 0,
+    });
+    finish_download(&mut s, id, "RETR f\r\n", b"data");
+    assert_eq!(s.session.poll_timeout(), None, "after the download");
+
+    // An aborted download: once the sentinel's answer came, nothing is owed.
+    let id = download_in_progress(&mut s);
+    s.request(Request::Abort);
+    s.reply("426 aborted\r\n226 ok\r\n200 ok\r\n");
+    assert_eq!(s.completed().len(), 2);
+    assert_eq!(s.session.poll_timeout(), None, "after the abort");
+    s.advance(Duration::from_secs(3600));
+    assert!(!s.session.is_closed());
+    s.data(id, b"late");
+    assert_eq!(
+        s.session.poll_timeout(),
+        None,
+        "a late chunk starts nothing"
+    );
+
+    // QUIT: the session closes, and every timer with it.
+    s.request(Request::Quit);
+    s.reply("221 bye\r\n");
+    assert!(s.session.is_closed());
+    assert_eq!(s.session.poll_timeout(), None, "after close");
+}
+
 #[test]
 fn after_eof_the_final_reply_is_timed_again() {
     let mut s = Script::greeted();

@@ -160,7 +160,7 @@ impl Session {
         });
         // The sentinel's answer is the last reply owed: whatever the server chose not to send, it won't.
         self.outstanding = 0;
-        self.reply_deadline = None;
+        self.stop_reply_timer();
         Flow::Done(Err(aborted_error(exchange)))
     }
 }

@@ -101,6 +101,7 @@ mod config;
 pub mod fxp;
 mod io;
 mod ops;
+mod timers;
 mod transfer;
 
 use std::collections::VecDeque;
@@ -113,6 +114,7 @@ use bytes::Bytes;
 use crate::command::{Command, FormatControl, Password, Pathname, Text, TransferType};
 use crate::reply::{Reply, ReplyCode, ReplyError, ReplyParser};
 use crate::time::Timestamp;
+use crate::timer::TimerTable;
 use crate::url::{FtpUrl, TypeCode};
 
 pub use crate::data::{DataAction, DataCompletion, DataError, LocalAction};
@@ -122,6 +124,7 @@ pub use io::{Action, ClientError, Event, Outcome, ProtocolError, Request, Reques
 
 use abort::AbortState;
 use ops::{Current, Flow, Op};
+use timers::ClientTimer;
 
 /// The two ends of the control connection. The session connects passive data connections to the
 /// peer's IP, and announces the local IP in `EPRT`/`PORT`.
@@ -181,8 +184,8 @@ pub struct Session {
     eprt_refused: bool,
     /// Final replies the server still owes for commands sent (the greeting counts as one).
     outstanding: usize,
-    /// When the awaited reply is overdue.
-    reply_deadline: Option<Instant>,
+    /// The reply and data timers.
+    timers: TimerTable<ClientTimer>,
     /// `QUIT` is queued or sent: no more requests.
     quitting: bool,
     closed: bool,
@@ -192,6 +195,9 @@ impl Session {
     /// Starts a session on a freshly opened control connection. The session waits for the server's
     /// greeting (within [`Config::reply_timeout`]) before it sends anything.
     pub fn new(config: Arc<Config>, info: ConnectionInfo, now: Instant) -> Session {
+        let mut timers = TimerTable::default();
+        // The greeting is the first reply owed.
+        timers.start(ClientTimer::Reply, now, config.reply_timeout);
         Session {
             parser: ReplyParser::new(config.reply_limits),
             held_cr: false,
@@ -207,7 +213,7 @@ impl Session {
             epsv_refused: false,
             eprt_refused: false,
             outstanding: 1,
-            reply_deadline: now.checked_add(config.reply_timeout),
+            timers,
             quitting: false,
             closed: false,
             config,
@@ -323,21 +329,25 @@ impl Session {
     /// transfer fails with [`ClientError::Timeout`], aborted as if the connection had broken (`ABOR` if
     /// the server is running it); the session goes on.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.reply_timer().is_some_and(|deadline| now >= deadline) {
-            self.shutdown(Some(ClientError::Timeout));
-            return;
+        // Each timer handled is stopped or restarted later than `now`, and closing stops them all.
+        while let Some(timer) = self.timers.first_expired(now) {
+            match timer {
+                ClientTimer::Reply => self.shutdown(Some(ClientError::Timeout)),
+                ClientTimer::Data => {
+                    self.stop_data_timer();
+                    let Some(mut current) = self.current.take() else {
+                        continue;
+                    };
+                    let flow = match &mut current.op {
+                        Op::Transfer(transfer) => {
+                            self.data_failed(current.id, transfer, ClientError::Timeout)
+                        }
+                        _ => Flow::Continue,
+                    };
+                    self.settle(now, current, flow);
+                }
+            }
         }
-        if self.data_timer().is_none_or(|deadline| now < deadline) {
-            return;
-        }
-        let Some(mut current) = self.current.take() else {
-            return;
-        };
-        let flow = match &mut current.op {
-            Op::Transfer(transfer) => self.data_failed(current.id, transfer, ClientError::Timeout),
-            _ => Flow::Continue,
-        };
-        self.settle(now, current, flow);
     }
 
     /// The next action for the driver, or `None` when there is nothing more to do right now.
@@ -355,10 +365,7 @@ impl Session {
     /// When [`Session::handle_timeout`] should be called next, or `None` if no timer runs.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.reply_timer(), self.data_timer()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.timers.next_deadline()
     }
 
     /// Whether the server's greeting has arrived.
@@ -393,16 +400,6 @@ impl Session {
         RequestId(self.next_id)
     }
 
-    /// When a reply awaited from `now` is overdue. A timeout too large to represent means none.
-    fn reply_due(&self, now: Instant) -> Option<Instant> {
-        now.checked_add(self.config.reply_timeout)
-    }
-
-    /// When the data connection, waited for or making progress from `now`, is overdue.
-    fn data_due(&self, now: Instant) -> Option<Instant> {
-        now.checked_add(self.config.data_timeout)
-    }
-
     /// Takes the current request if it is `id` and the session is open.
     fn take_current(&mut self, id: RequestId) -> Option<Current> {
         if self.closed {
@@ -418,7 +415,7 @@ impl Session {
         self.actions
             .push_back(Action::SendControl(Bytes::from(out)));
         self.outstanding += 1;
-        self.reply_deadline = self.reply_due(now);
+        self.start_reply_timer(now);
     }
 
     fn complete(&mut self, id: RequestId, result: Result<Outcome, ClientError>) {
@@ -496,11 +493,7 @@ impl Session {
             return;
         }
         self.outstanding -= 1;
-        self.reply_deadline = if self.outstanding > 0 {
-            self.reply_due(now)
-        } else {
-            None
-        };
+        self.restart_reply_timer(now);
         if let Some(current) = self.current.take() {
             self.finish(now, current, Err(error));
         }
@@ -520,11 +513,7 @@ impl Session {
         if !reply.code().is_positive_preliminary() {
             self.outstanding -= 1;
         }
-        self.reply_deadline = if self.outstanding > 0 {
-            self.reply_due(now)
-        } else {
-            None
-        };
+        self.restart_reply_timer(now);
         if !self.greeted {
             self.on_greeting(now, reply);
             return;
@@ -629,39 +618,9 @@ impl Session {
             self.complete(id, Err(ClientError::Closed));
         }
         self.outstanding = 0;
-        self.reply_deadline = None;
+        self.timers.stop_all();
         self.actions.push_back(Action::CloseControl);
         self.events.push_back(Event::Closed { error });
-    }
-
-    /// When the awaited reply is overdue, if that timer runs.
-    fn reply_timer(&self) -> Option<Instant> {
-        self.reply_deadline
-            .filter(|_| !self.closed && !self.reply_timer_suspended())
-    }
-
-    /// When the current transfer's data connection is overdue, if that timer runs.
-    fn data_timer(&self) -> Option<Instant> {
-        let current = self.current.as_ref().filter(|_| !self.closed)?;
-        match &current.op {
-            Op::Transfer(transfer) if !current.abort.is_running() => transfer.data_deadline(),
-            _ => None,
-        }
-    }
-
-    /// While a transfer's data flows, its final reply may take as long as the data does: the reply
-    /// timer waits and the data timer runs instead. The same after a preliminary reply to a raw command
-    /// (an FXP `STOR`/`RETR`, whose data the session does not see): no timer runs until the final reply;
-    /// [`Request::Abort`] ends the wait.
-    fn reply_timer_suspended(&self) -> bool {
-        self.current.as_ref().is_some_and(|current| {
-            !current.abort.is_running()
-                && match &current.op {
-                    Op::Transfer(transfer) => transfer.data_flowing(),
-                    Op::Raw { preliminary, .. } => *preliminary,
-                    _ => false,
-                }
-        })
     }
 }
 

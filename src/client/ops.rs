@@ -182,6 +182,7 @@ impl Session {
             // RFC 959 §4.2: a preliminary reply; the final one follows.
             if let Op::Raw { preliminary, .. } = &mut current.op {
                 *preliminary = true;
+                self.suspend_reply_timer();
             }
             let id = Some(id);
             self.push_event(Event::Preliminary { id, reply });

@@ -147,8 +147,6 @@ pub(super) struct Transfer {
     receiving: bool,
     /// A listing's body.
     body: Vec<u8>,
-    /// When the data connection or the local end is overdue (while either is at work).
-    deadline: Option<Instant>,
 }
 
 impl Transfer {
@@ -159,13 +157,6 @@ impl Transfer {
     /// Data is (supposed to be) moving: the server said so and the connection has not ended.
     pub(super) fn data_flowing(&self) -> bool {
         self.preliminary && self.data.is_live()
-    }
-
-    /// The data timer runs while the data connection is on its way or open, and while the local end
-    /// still works after the connection ended (writes to the sink, its flush).
-    pub(super) fn data_deadline(&self) -> Option<Instant> {
-        self.deadline
-            .filter(|_| self.data.is_live() || self.local_busy())
     }
 
     /// The driver still owes the local end's answers: a download's writes after the data ended, or the
@@ -295,7 +286,6 @@ impl Session {
             pump: Pump::new(transcoder, network),
             receiving: false,
             body: Vec::new(),
-            deadline: None,
         };
         if self.type_unconfirmed {
             // The conversion chosen above relies on the server's TYPE: make sure of it first.
@@ -325,7 +315,7 @@ impl Session {
                     .push_back(Action::Data(DataAction::Listen { id, family }));
                 t.stage = Stage::Listen;
                 t.data = Data::Listening;
-                t.deadline = self.data_due(now);
+                self.start_data_timer(now);
             }
         }
     }
@@ -447,7 +437,7 @@ impl Session {
         self.actions
             .push_back(Action::Data(DataAction::Connect { id, addr }));
         t.data = Data::Pending;
-        t.deadline = self.data_due(now);
+        self.start_data_timer(now);
         self.after_channel(now, id, t)
     }
 
@@ -498,7 +488,7 @@ impl Session {
             let accept = DataAction::Accept { id, listener: id };
             self.actions.push_back(Action::Data(accept));
             t.data = Data::Pending;
-            t.deadline = self.data_due(now);
+            self.start_data_timer(now);
         }
     }
 
@@ -515,6 +505,9 @@ impl Session {
                 // 110 is a restart marker (block mode only); 125/150 start the transfer.
                 if reply.code() != ReplyCode::RESTART_MARKER {
                     t.preliminary = true;
+                }
+                if t.data_flowing() {
+                    self.suspend_reply_timer();
                 }
                 self.push_event(Event::Preliminary {
                     id: Some(id),
@@ -577,7 +570,7 @@ impl Session {
             DataCompletion::Listening(addr)
                 if t.stage == Stage::Listen && t.data == Data::Listening =>
             {
-                t.deadline = self.data_due(now);
+                self.start_data_timer(now);
                 let ip = if addr.ip().is_unspecified() {
                     self.info.local.ip()
                 } else {
@@ -587,7 +580,7 @@ impl Session {
                 self.announce_listener(now, t, addr)
             }
             DataCompletion::Connected { peer } if t.data == Data::Pending => {
-                t.deadline = self.data_due(now);
+                self.start_data_timer(now);
                 let active = self.config.mode == DataMode::Active;
                 if active && !self.info.is_peer(peer.ip()) {
                     // RFC 2577 §5: someone else reached our listener first.
@@ -605,7 +598,7 @@ impl Session {
             // The data connection's end (a download or listing).
             DataCompletion::EndOfData if t.receiving => {
                 t.receiving = false;
-                t.deadline = self.data_due(now);
+                self.start_data_timer(now);
                 if let Some(tail) = t.pump.source_ended() {
                     if let Some(flow) = self.deliver(now, id, t, tail) {
                         return flow;
@@ -620,7 +613,7 @@ impl Session {
             DataCompletion::EndOfData
                 if upload && t.data == Data::Open && t.local == Local::Open =>
             {
-                t.deadline = self.data_due(now);
+                self.start_data_timer(now);
                 if let Some(tail) = t.pump.source_ended() {
                     self.actions
                         .push_back(Action::Data(DataAction::Send { id, data: tail }));
@@ -629,13 +622,14 @@ impl Session {
                 self.upload_step(now, id, t)
             }
             DataCompletion::Written if upload && t.data == Data::Open => {
-                t.deadline = self.data_due(now);
+                self.start_data_timer(now);
                 t.pump.written();
                 self.upload_step(now, id, t)
             }
             // The sink is stored.
             DataCompletion::Written if t.local == Local::Flushing => {
                 t.local = Local::Closed;
+                self.stop_data_timer();
                 self.try_finish(now, id, t)
             }
             // A write to the sink; the chunks in flight beyond the one awaited read are writes.
@@ -644,7 +638,7 @@ impl Session {
                     && t.local == Local::Open
                     && t.pump.in_flight() > usize::from(t.receiving) =>
             {
-                t.deadline = self.data_due(now);
+                self.start_data_timer(now);
                 t.pump.written();
                 if t.data == Data::Ended {
                     self.settle_local(now, id, t);
@@ -676,7 +670,7 @@ impl Session {
             if t.data != Data::Open || t.local != Local::Open {
                 return Flow::Continue;
             }
-            t.deadline = self.data_due(now);
+            self.start_data_timer(now);
             if t.pump.is_source_done() {
                 // A chunk after the source said it ended: the user's mistake; the slot is free again.
                 t.pump.release();
@@ -697,7 +691,7 @@ impl Session {
             return Flow::Continue;
         }
         t.receiving = false;
-        t.deadline = self.data_due(now);
+        self.start_data_timer(now);
         let data = t.pump.chunk(chunk);
         self.progress(id, t.pump.bytes());
         if let Some(data) = data {
@@ -733,8 +727,8 @@ impl Session {
             if t.final_reply.is_some() {
                 return Some(Flow::Done(Err(self.too_large())));
             }
-            // The server will notice and send its final reply. Its timer was suspended while the
-            // data flowed: restart it, or its old deadline (maybe long past) would fire at once.
+            // The server will notice and send its final reply. Its timer stopped while the data
+            // flowed: restart it from now, or nothing would time that reply.
             self.restart_reply_timer(now);
             return Some(Flow::Continue);
         }
@@ -784,7 +778,12 @@ impl Session {
     fn data_ended(&mut self, now: Instant, id: RequestId, t: &mut Transfer) -> Flow {
         t.data = Data::Ended;
         t.receiving = false;
-        t.deadline = self.data_due(now);
+        // The data timer goes on only while the local end works (a download's writes, its flush).
+        if t.local_busy() {
+            self.start_data_timer(now);
+        } else {
+            self.stop_data_timer();
+        }
         self.restart_reply_timer(now);
         self.settle_local(now, id, t);
         self.try_finish(now, id, t)
@@ -800,16 +799,10 @@ impl Session {
             .push_back(Action::Local(LocalAction::Close { id, aborted: false }));
         if t.kind.is_upload() {
             t.local = Local::Closed;
+            self.stop_data_timer();
         } else {
             t.local = Local::Flushing;
-            t.deadline = self.data_due(now);
-        }
-    }
-
-    /// The data stopped flowing: the reply timer, suspended meanwhile, runs again from `now`.
-    fn restart_reply_timer(&mut self, now: Instant) {
-        if self.outstanding > 0 {
-            self.reply_deadline = self.reply_due(now);
+            self.start_data_timer(now);
         }
     }
 
@@ -843,6 +836,10 @@ impl Session {
             self.actions
                 .push_back(Action::Data(DataAction::Close { id, aborted }));
             t.data = if aborted { Data::Closed } else { Data::Ended };
+            // Nothing left for the data timer to watch, unless the local end is still at work.
+            if !t.local_busy() {
+                self.stop_data_timer();
+            }
         }
         t.receiving = false;
     }
@@ -860,6 +857,7 @@ impl Session {
             Local::Flushing => t.local = Local::Closed,
             Local::None | Local::Closed => {}
         }
+        self.stop_data_timer();
     }
 
     fn too_large(&self) -> ClientError {
