@@ -218,6 +218,31 @@ fn nothing_is_sent_before_the_greeting_and_120_delays_it() {
     assert_eq!(reply_code(&s.result(id)), Some(200));
 }
 
+/// A `QUIT` may be queued before the greeting: it refuses later requests at once, waits for the greeting
+/// and its turn, and closes the session when answered.
+#[test]
+fn a_quit_queued_before_the_greeting_is_sent_in_its_turn() {
+    let mut s = Script::new();
+    let pwd = s.request(Request::Pwd);
+    let quit = s.request(Request::Quit);
+    assert_eq!(
+        s.session.request(s.now, Request::Noop),
+        Err(UsageError::Closed)
+    );
+    assert!(!s.session.is_connected() && !s.session.is_closed());
+    assert_eq!(s.sent(), "");
+    s.reply("220 ready\r\n");
+    assert!(s.session.is_connected());
+    assert_eq!(s.sent(), "PWD\r\n");
+    s.reply("257 \"/\"\r\n");
+    assert_eq!(s.result(pwd), Ok(Outcome::Path(b"/".to_vec())));
+    assert_eq!(s.sent(), "QUIT\r\n");
+    s.reply("221 bye\r\n");
+    assert_eq!(reply_code(&s.result(quit)), Some(221));
+    assert!(s.session.is_closed() && !s.session.is_connected());
+    assert_eq!(s.data_actions(), [Action::CloseControl]);
+}
+
 #[test]
 fn a_refusing_greeting_closes_the_session() {
     let mut s = Script::new();

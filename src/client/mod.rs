@@ -100,6 +100,7 @@ mod abort;
 mod config;
 pub mod fxp;
 mod io;
+mod lifecycle;
 mod ops;
 mod timers;
 mod transfer;
@@ -123,6 +124,7 @@ pub use config::{Config, DataMode};
 pub use io::{Action, ClientError, Event, Outcome, ProtocolError, Request, RequestId, UsageError};
 
 use abort::AbortState;
+use lifecycle::Lifecycle;
 use ops::{Current, Flow, Op};
 use timers::ClientTimer;
 
@@ -164,8 +166,8 @@ pub struct Session {
     parser: ReplyParser,
     /// A CR between replies, held back in case it starts an empty line.
     held_cr: bool,
-    /// The 220 greeting arrived: commands may be sent.
-    greeted: bool,
+    /// Greeted, quitting, closed: see [`Lifecycle`].
+    lifecycle: Lifecycle,
     /// Requests waiting for their turn (bounded by `max_pending_requests`).
     queue: VecDeque<(RequestId, Request)>,
     /// The request in progress.
@@ -186,9 +188,6 @@ pub struct Session {
     outstanding: usize,
     /// The reply and data timers.
     timers: TimerTable<ClientTimer>,
-    /// `QUIT` is queued or sent: no more requests.
-    quitting: bool,
-    closed: bool,
 }
 
 impl Session {
@@ -202,7 +201,7 @@ impl Session {
             parser: ReplyParser::new(config.reply_limits),
             held_cr: false,
             info,
-            greeted: false,
+            lifecycle: Lifecycle::new(),
             queue: VecDeque::new(),
             current: None,
             actions: VecDeque::new(),
@@ -214,8 +213,6 @@ impl Session {
             eprt_refused: false,
             outstanding: 1,
             timers,
-            quitting: false,
-            closed: false,
             config,
         }
     }
@@ -226,7 +223,7 @@ impl Session {
     /// Fails if the session is closed or quitting, or if [`Config::max_pending_requests`] requests are
     /// already waiting. [`Request::Abort`] may overtake the queue, see there.
     pub fn request(&mut self, now: Instant, request: Request) -> Result<RequestId, UsageError> {
-        if self.closed || self.quitting {
+        if !self.lifecycle.takes_requests() {
             return Err(UsageError::Closed);
         }
         if let Request::Host(name) | Request::Raw(Command::Host(name)) = &request {
@@ -250,7 +247,7 @@ impl Session {
         }
         let id = self.next_id();
         if matches!(request, Request::Quit) {
-            self.quitting = true;
+            self.lifecycle.quit_queued();
         }
         self.queue.push_back((id, request));
         self.start_next(now);
@@ -262,7 +259,7 @@ impl Session {
     /// beyond [`Config::reply_limits`] fails the request it answers; bytes that are not a reply close
     /// the session (see [`ProtocolError::MalformedReply`]).
     pub fn handle_control_input(&mut self, now: Instant, mut input: &[u8]) {
-        while !self.closed {
+        while !self.lifecycle.is_closed() {
             input = self.skip_empty_lines(input);
             if input.is_empty() {
                 break;
@@ -281,7 +278,7 @@ impl Session {
     /// The server closed the control connection. A `QUIT` in progress completes with
     /// [`Outcome::Disconnected`]; anything else fails with [`ClientError::Closed`].
     pub fn handle_control_eof(&mut self) {
-        if self.closed {
+        if self.lifecycle.is_closed() {
             return;
         }
         if let Some(current) = self.current.take_if(|c| matches!(c.op, Op::Quit)) {
@@ -370,12 +367,12 @@ impl Session {
 
     /// Whether the server's greeting has arrived.
     pub fn is_connected(&self) -> bool {
-        self.greeted && !self.closed
+        self.lifecycle.is_greeted()
     }
 
     /// Whether the session has ended (after [`Action::CloseControl`]).
     pub fn is_closed(&self) -> bool {
-        self.closed
+        self.lifecycle.is_closed()
     }
 
     /// The server's TYPE as far as the session knows: it decides the line-end conversion of transfers.
@@ -402,7 +399,7 @@ impl Session {
 
     /// Takes the current request if it is `id` and the session is open.
     fn take_current(&mut self, id: RequestId) -> Option<Current> {
-        if self.closed {
+        if self.lifecycle.is_closed() {
             return None;
         }
         self.current.take_if(|current| current.id == id)
@@ -485,7 +482,7 @@ impl Session {
             matches!(error, ReplyError::LineTooLong | ReplyError::ReplyTooLong);
         let error = ClientError::Protocol(ProtocolError::MalformedReply(error));
         let aborting = self.current.as_ref().is_some_and(|c| c.abort.is_running());
-        if !whole_reply_dropped || !self.greeted || aborting {
+        if !whole_reply_dropped || !self.lifecycle.is_greeted() || aborting {
             self.shutdown(Some(error));
             return;
         }
@@ -514,7 +511,7 @@ impl Session {
             self.outstanding -= 1;
         }
         self.restart_reply_timer(now);
-        if !self.greeted {
+        if !self.lifecycle.is_greeted() {
             self.on_greeting(now, reply);
             return;
         }
@@ -536,7 +533,7 @@ impl Session {
         if code.is_positive_preliminary() {
             self.push_event(Event::Preliminary { id: None, reply });
         } else if code.is_positive_completion() {
-            self.greeted = true;
+            self.lifecycle.greeted();
             self.events.push_back(Event::Connected(reply));
             self.start_next(now);
         } else {
@@ -588,7 +585,7 @@ impl Session {
 
     /// Starts queued requests while none is in progress.
     fn start_next(&mut self, now: Instant) {
-        while self.greeted && !self.closed && self.current.is_none() {
+        while self.lifecycle.is_greeted() && self.current.is_none() {
             let Some((id, request)) = self.queue.pop_front() else {
                 break;
             };
@@ -598,10 +595,9 @@ impl Session {
 
     /// Ends the session: fails what is pending, closes the connections. `error` is why (`None`: `QUIT`).
     fn shutdown(&mut self, error: Option<ClientError>) {
-        if self.closed {
+        if !self.lifecycle.close() {
             return;
         }
-        self.closed = true;
         if let Some(mut current) = self.current.take() {
             if let Op::Transfer(transfer) = &mut current.op {
                 self.close_transfer(current.id, transfer);
