@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::command::{Command, ListArgs, Pathname, TransferType};
+use crate::command::{Command, TransferType};
 use crate::data::{DataAction, DataCompletion, DataError, LocalAction, NetworkEnd, Pump};
 use crate::hostport::{self, HostPort, NetworkProtocol};
 use crate::listing::{body_lines, parse_list_line, parse_mlsx_line};
@@ -128,7 +128,9 @@ enum Local {
 #[derive(Debug)]
 pub(super) struct Transfer {
     kind: TransferKind,
-    path: Option<Pathname>,
+    /// The transfer command (`RETR`, `STOR`, `APPE`, `LIST`, `NLST`, `MLSD`), sent once the data
+    /// channel is set up.
+    command: Command,
     offset: u64,
     stage: Stage,
     data: Data,
@@ -172,20 +174,6 @@ impl Transfer {
     /// Whether every local answer is in: nothing stands between the final reply and the outcome.
     fn local_done(&self) -> bool {
         matches!(self.local, Local::None | Local::Closed)
-    }
-
-    /// The transfer command itself.
-    fn command(&self) -> Command {
-        let path = self.path.clone();
-        match (self.kind, path) {
-            (TransferKind::Retrieve, Some(path)) => Command::Retr(path),
-            (TransferKind::Store { append: true }, Some(path)) => Command::Appe(path),
-            (TransferKind::Store { append: false }, Some(path)) => Command::Stor(path),
-            (TransferKind::List(_), path) => Command::List(ListArgs::new(path)),
-            (TransferKind::Mlsd, path) => Command::Mlsd(path),
-            // Retrieve and Store always have a path; NLST is the harmless reading of a missing one.
-            (_, path) => Command::Nlst(ListArgs::new(path)),
-        }
     }
 
     fn rest_offset(&self) -> Option<u64> {
@@ -244,13 +232,14 @@ fn at_most<T>(entries: impl Iterator<Item = T>, limit: usize) -> Result<Vec<T>, 
 }
 
 impl Session {
-    /// Starts a transfer: the first step of setting up its data channel.
+    /// Starts a transfer of `kind` with its transfer `command`: the first step of setting up its data
+    /// channel.
     pub(super) fn begin_transfer(
         &mut self,
         now: Instant,
         id: RequestId,
         kind: TransferKind,
-        path: Option<Pathname>,
+        command: Command,
         offset: u64,
     ) -> Op {
         let ascii = matches!(self.transfer_type, TransferType::Ascii(_));
@@ -274,7 +263,7 @@ impl Session {
         };
         let mut transfer = Transfer {
             kind,
-            path,
+            command,
             offset,
             stage: Stage::Epsv,
             data: Data::Idle,
@@ -482,7 +471,7 @@ impl Session {
 
     /// Sends the transfer command. In active mode the server connects once it has it: accept then.
     fn send_command(&mut self, now: Instant, id: RequestId, t: &mut Transfer) {
-        self.send(now, &t.command());
+        self.send(now, &t.command);
         t.stage = Stage::Command;
         if t.data == Data::Listening {
             let accept = DataAction::Accept { id, listener: id };
@@ -874,6 +863,7 @@ mod tests {
 
     use super::*;
     use crate::client::{Config, ConnectionInfo, Request};
+    use crate::command::Pathname;
 
     fn active_session(now: Instant) -> Session {
         let config = Config {
