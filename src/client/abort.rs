@@ -77,7 +77,7 @@ impl Session {
         let current = self.current.as_ref()?;
         let can_wait = match &current.op {
             Op::Transfer(_) | Op::Raw { .. } => matches!(current.abort, AbortState::None),
-            _ => false,
+            Op::Login(_) | Op::Rename { .. } | Op::Single(_) | Op::Quit => false,
         };
         if !can_wait {
             return None;

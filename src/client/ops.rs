@@ -50,7 +50,7 @@ impl Op {
         match self {
             Op::Transfer(transfer) => transfer.command_sent(),
             Op::Raw { preliminary, .. } => *preliminary,
-            _ => false,
+            Op::Login(_) | Op::Rename { .. } | Op::Single(_) | Op::Quit => false,
         }
     }
 }
@@ -306,7 +306,7 @@ impl Session {
                         self.type_set(t)
                     }
                     RawEffect::MayResetType => self.type_may_be_reset(),
-                    _ => {}
+                    RawEffect::SetsType(_) | RawEffect::None => {}
                 }
                 Flow::Done(Ok(Outcome::Done(reply)))
             }

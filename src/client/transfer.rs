@@ -246,8 +246,9 @@ impl Session {
         let transcoder = match kind {
             TransferKind::Retrieve if ascii => Transcoder::from_network(),
             TransferKind::Store { .. } if ascii => Transcoder::to_network(),
+            TransferKind::Retrieve | TransferKind::Store { .. } => Transcoder::Identity,
             // Listing parsers take CRLF or LF as they come.
-            _ => Transcoder::Identity,
+            TransferKind::List(_) | TransferKind::Nlst | TransferKind::Mlsd => Transcoder::Identity,
         };
         // The bytes counted are those on the data connection: the sink of an upload, the source of the
         // rest.
@@ -535,7 +536,10 @@ impl Session {
                 t.pump.finish_source();
                 self.settle_local(now, id, t);
             }
-            _ => return Flow::Continue,
+            // Not ended yet; or closed by the session, which then fails the transfer itself.
+            Data::Idle | Data::Listening | Data::Pending | Data::Open | Data::Closed => {
+                return Flow::Continue;
+            }
         }
         if t.local_done() {
             Flow::Done(t.outcome(self.config.max_listing_entries))
