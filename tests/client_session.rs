@@ -218,6 +218,31 @@ fn nothing_is_sent_before_the_greeting_and_120_delays_it() {
     assert_eq!(reply_code(&s.result(id)), Some(200));
 }
 
+/// A `QUIT` may be queued before the greeting: it refuses later requests at once, waits for the greeting
+/// and its turn, and closes the session when answered.
+#[test]
+fn a_quit_queued_before_the_greeting_is_sent_in_its_turn() {
+    let mut s = Script::new();
+    let pwd = s.request(Request::Pwd);
+    let quit = s.request(Request::Quit);
+    assert_eq!(
+        s.session.request(s.now, Request::Noop),
+        Err(UsageError::Closed)
+    );
+    assert!(!s.session.is_connected() && !s.session.is_closed());
+    assert_eq!(s.sent(), "");
+    s.reply("220 ready\r\n");
+    assert!(s.session.is_connected());
+    assert_eq!(s.sent(), "PWD\r\n");
+    s.reply("257 \"/\"\r\n");
+    assert_eq!(s.result(pwd), Ok(Outcome::Path(b"/".to_vec())));
+    assert_eq!(s.sent(), "QUIT\r\n");
+    s.reply("221 bye\r\n");
+    assert_eq!(reply_code(&s.result(quit)), Some(221));
+    assert!(s.session.is_closed() && !s.session.is_connected());
+    assert_eq!(s.data_actions(), [Action::CloseControl]);
+}
+
 #[test]
 fn a_refusing_greeting_closes_the_session() {
     let mut s = Script::new();
@@ -1682,6 +1707,71 @@ fn a_data_timeout_aborts_only_the_transfer() {
     assert_eq!(s.result(id), Err(ClientError::Timeout));
     assert_eq!(s.sent(), "");
     assert!(!s.session.is_closed());
+}
+
+/// Each timer is stopped where its reason ends, so none outlives it: not the data timer after the data
+/// ended or the transfer completed, not the reply timer once nothing is owed, and nothing after close.
+#[test]
+fn no_timer_outlives_its_reason() {
+    let mut config = Config::default();
+    config.data_timeout = Duration::from_secs(20); // the reply timeout is 60 s
+    let mut s = Script::with_config(config);
+    s.reply("220 hi\r\n");
+    s.events();
+    assert_eq!(s.session.poll_timeout(), None, "idle: nothing is owed");
+    let id = s.request(Request::Nlst { path: None });
+    epsv(&mut s, id, 6300);
+    s.sent();
+    let peer = addr("198.51.100.1:6300");
+    s.complete(id, DataCompletion::Connected { peer });
+    s.reply("150 ok\r\n");
+    assert_eq!(
+        s.session.poll_timeout(),
+        Some(s.now + Duration::from_secs(20)),
+        "only the data is timed while it flows"
+    );
+    s.advance(Duration::from_secs(10));
+    s.data(id, b"a\r\n");
+    // A listing has no local end: at EOF only the final reply is timed, from now.
+    s.advance(Duration::from_secs(10));
+    s.complete(id, DataCompletion::EndOfData);
+    assert_eq!(
+        s.session.poll_timeout(),
+        Some(s.now + Duration::from_secs(60))
+    );
+    s.reply("226 ok\r\n");
+    assert!(s.result(id).is_ok());
+    assert_eq!(s.session.poll_timeout(), None, "after the listing");
+    s.data_actions();
+
+    // A download: after its 226 and its sink's flush, nothing is timed.
+    let id = s.request(Request::Retrieve {
+        path: path("f"),
+        offset: 0,
+    });
+    finish_download(&mut s, id, "RETR f\r\n", b"data");
+    assert_eq!(s.session.poll_timeout(), None, "after the download");
+
+    // An aborted download: once the sentinel's answer came, nothing is owed.
+    let id = download_in_progress(&mut s);
+    s.request(Request::Abort);
+    s.reply("426 aborted\r\n226 ok\r\n200 ok\r\n");
+    assert_eq!(s.completed().len(), 2);
+    assert_eq!(s.session.poll_timeout(), None, "after the abort");
+    s.advance(Duration::from_secs(3600));
+    assert!(!s.session.is_closed());
+    s.data(id, b"late");
+    assert_eq!(
+        s.session.poll_timeout(),
+        None,
+        "a late chunk starts nothing"
+    );
+
+    // QUIT: the session closes, and every timer with it.
+    s.request(Request::Quit);
+    s.reply("221 bye\r\n");
+    assert!(s.session.is_closed());
+    assert_eq!(s.session.poll_timeout(), None, "after close");
 }
 
 #[test]

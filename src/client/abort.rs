@@ -77,7 +77,7 @@ impl Session {
         let current = self.current.as_ref()?;
         let can_wait = match &current.op {
             Op::Transfer(_) | Op::Raw { .. } => matches!(current.abort, AbortState::None),
-            _ => false,
+            Op::Login(_) | Op::Rename { .. } | Op::Single(_) | Op::Quit => false,
         };
         if !can_wait {
             return None;
@@ -160,7 +160,7 @@ impl Session {
         });
         // The sentinel's answer is the last reply owed: whatever the server chose not to send, it won't.
         self.outstanding = 0;
-        self.reply_deadline = None;
+        self.stop_reply_timer();
         Flow::Done(Err(aborted_error(exchange)))
     }
 }

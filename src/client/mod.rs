@@ -100,7 +100,9 @@ mod abort;
 mod config;
 pub mod fxp;
 mod io;
+mod lifecycle;
 mod ops;
+mod timers;
 mod transfer;
 
 use std::collections::VecDeque;
@@ -113,6 +115,7 @@ use bytes::Bytes;
 use crate::command::{Command, FormatControl, Password, Pathname, Text, TransferType};
 use crate::reply::{Reply, ReplyCode, ReplyError, ReplyParser};
 use crate::time::Timestamp;
+use crate::timer::TimerTable;
 use crate::url::{FtpUrl, TypeCode};
 
 pub use crate::data::{DataAction, DataCompletion, DataError, LocalAction};
@@ -121,7 +124,9 @@ pub use config::{Config, DataMode};
 pub use io::{Action, ClientError, Event, Outcome, ProtocolError, Request, RequestId, UsageError};
 
 use abort::AbortState;
+use lifecycle::Lifecycle;
 use ops::{Current, Flow, Op};
+use timers::ClientTimer;
 
 /// The two ends of the control connection. The session connects passive data connections to the
 /// peer's IP, and announces the local IP in `EPRT`/`PORT`.
@@ -161,8 +166,8 @@ pub struct Session {
     parser: ReplyParser,
     /// A CR between replies, held back in case it starts an empty line.
     held_cr: bool,
-    /// The 220 greeting arrived: commands may be sent.
-    greeted: bool,
+    /// Greeted, quitting, closed: see [`Lifecycle`].
+    lifecycle: Lifecycle,
     /// Requests waiting for their turn (bounded by `max_pending_requests`).
     queue: VecDeque<(RequestId, Request)>,
     /// The request in progress.
@@ -181,22 +186,22 @@ pub struct Session {
     eprt_refused: bool,
     /// Final replies the server still owes for commands sent (the greeting counts as one).
     outstanding: usize,
-    /// When the awaited reply is overdue.
-    reply_deadline: Option<Instant>,
-    /// `QUIT` is queued or sent: no more requests.
-    quitting: bool,
-    closed: bool,
+    /// The reply and data timers.
+    timers: TimerTable<ClientTimer>,
 }
 
 impl Session {
     /// Starts a session on a freshly opened control connection. The session waits for the server's
     /// greeting (within [`Config::reply_timeout`]) before it sends anything.
     pub fn new(config: Arc<Config>, info: ConnectionInfo, now: Instant) -> Session {
+        let mut timers = TimerTable::default();
+        // The greeting is the first reply owed.
+        timers.start(ClientTimer::Reply, now, config.reply_timeout);
         Session {
             parser: ReplyParser::new(config.reply_limits),
             held_cr: false,
             info,
-            greeted: false,
+            lifecycle: Lifecycle::new(),
             queue: VecDeque::new(),
             current: None,
             actions: VecDeque::new(),
@@ -207,9 +212,7 @@ impl Session {
             epsv_refused: false,
             eprt_refused: false,
             outstanding: 1,
-            reply_deadline: now.checked_add(config.reply_timeout),
-            quitting: false,
-            closed: false,
+            timers,
             config,
         }
     }
@@ -220,7 +223,7 @@ impl Session {
     /// Fails if the session is closed or quitting, or if [`Config::max_pending_requests`] requests are
     /// already waiting. [`Request::Abort`] may overtake the queue, see there.
     pub fn request(&mut self, now: Instant, request: Request) -> Result<RequestId, UsageError> {
-        if self.closed || self.quitting {
+        if !self.lifecycle.takes_requests() {
             return Err(UsageError::Closed);
         }
         if let Request::Host(name) | Request::Raw(Command::Host(name)) = &request {
@@ -244,7 +247,7 @@ impl Session {
         }
         let id = self.next_id();
         if matches!(request, Request::Quit) {
-            self.quitting = true;
+            self.lifecycle.quit_queued();
         }
         self.queue.push_back((id, request));
         self.start_next(now);
@@ -256,7 +259,7 @@ impl Session {
     /// beyond [`Config::reply_limits`] fails the request it answers; bytes that are not a reply close
     /// the session (see [`ProtocolError::MalformedReply`]).
     pub fn handle_control_input(&mut self, now: Instant, mut input: &[u8]) {
-        while !self.closed {
+        while !self.lifecycle.is_closed() {
             input = self.skip_empty_lines(input);
             if input.is_empty() {
                 break;
@@ -275,7 +278,7 @@ impl Session {
     /// The server closed the control connection. A `QUIT` in progress completes with
     /// [`Outcome::Disconnected`]; anything else fails with [`ClientError::Closed`].
     pub fn handle_control_eof(&mut self) {
-        if self.closed {
+        if self.lifecycle.is_closed() {
             return;
         }
         if let Some(current) = self.current.take_if(|c| matches!(c.op, Op::Quit)) {
@@ -323,21 +326,25 @@ impl Session {
     /// transfer fails with [`ClientError::Timeout`], aborted as if the connection had broken (`ABOR` if
     /// the server is running it); the session goes on.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.reply_timer().is_some_and(|deadline| now >= deadline) {
-            self.shutdown(Some(ClientError::Timeout));
-            return;
+        // Each timer handled is stopped or restarted later than `now`, and closing stops them all.
+        while let Some(timer) = self.timers.first_expired(now) {
+            match timer {
+                ClientTimer::Reply => self.shutdown(Some(ClientError::Timeout)),
+                ClientTimer::Data => {
+                    self.stop_data_timer();
+                    let Some(mut current) = self.current.take() else {
+                        continue;
+                    };
+                    let flow = match &mut current.op {
+                        Op::Transfer(transfer) => {
+                            self.data_failed(current.id, transfer, ClientError::Timeout)
+                        }
+                        _ => Flow::Continue,
+                    };
+                    self.settle(now, current, flow);
+                }
+            }
         }
-        if self.data_timer().is_none_or(|deadline| now < deadline) {
-            return;
-        }
-        let Some(mut current) = self.current.take() else {
-            return;
-        };
-        let flow = match &mut current.op {
-            Op::Transfer(transfer) => self.data_failed(current.id, transfer, ClientError::Timeout),
-            _ => Flow::Continue,
-        };
-        self.settle(now, current, flow);
     }
 
     /// The next action for the driver, or `None` when there is nothing more to do right now.
@@ -355,20 +362,17 @@ impl Session {
     /// When [`Session::handle_timeout`] should be called next, or `None` if no timer runs.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.reply_timer(), self.data_timer()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.timers.next_deadline()
     }
 
     /// Whether the server's greeting has arrived.
     pub fn is_connected(&self) -> bool {
-        self.greeted && !self.closed
+        self.lifecycle.is_greeted()
     }
 
     /// Whether the session has ended (after [`Action::CloseControl`]).
     pub fn is_closed(&self) -> bool {
-        self.closed
+        self.lifecycle.is_closed()
     }
 
     /// The server's TYPE as far as the session knows: it decides the line-end conversion of transfers.
@@ -393,19 +397,9 @@ impl Session {
         RequestId(self.next_id)
     }
 
-    /// When a reply awaited from `now` is overdue. A timeout too large to represent means none.
-    fn reply_due(&self, now: Instant) -> Option<Instant> {
-        now.checked_add(self.config.reply_timeout)
-    }
-
-    /// When the data connection, waited for or making progress from `now`, is overdue.
-    fn data_due(&self, now: Instant) -> Option<Instant> {
-        now.checked_add(self.config.data_timeout)
-    }
-
     /// Takes the current request if it is `id` and the session is open.
     fn take_current(&mut self, id: RequestId) -> Option<Current> {
-        if self.closed {
+        if self.lifecycle.is_closed() {
             return None;
         }
         self.current.take_if(|current| current.id == id)
@@ -418,7 +412,7 @@ impl Session {
         self.actions
             .push_back(Action::SendControl(Bytes::from(out)));
         self.outstanding += 1;
-        self.reply_deadline = self.reply_due(now);
+        self.start_reply_timer(now);
     }
 
     fn complete(&mut self, id: RequestId, result: Result<Outcome, ClientError>) {
@@ -488,7 +482,7 @@ impl Session {
             matches!(error, ReplyError::LineTooLong | ReplyError::ReplyTooLong);
         let error = ClientError::Protocol(ProtocolError::MalformedReply(error));
         let aborting = self.current.as_ref().is_some_and(|c| c.abort.is_running());
-        if !whole_reply_dropped || !self.greeted || aborting {
+        if !whole_reply_dropped || !self.lifecycle.is_greeted() || aborting {
             self.shutdown(Some(error));
             return;
         }
@@ -496,11 +490,7 @@ impl Session {
             return;
         }
         self.outstanding -= 1;
-        self.reply_deadline = if self.outstanding > 0 {
-            self.reply_due(now)
-        } else {
-            None
-        };
+        self.restart_reply_timer(now);
         if let Some(current) = self.current.take() {
             self.finish(now, current, Err(error));
         }
@@ -520,12 +510,8 @@ impl Session {
         if !reply.code().is_positive_preliminary() {
             self.outstanding -= 1;
         }
-        self.reply_deadline = if self.outstanding > 0 {
-            self.reply_due(now)
-        } else {
-            None
-        };
-        if !self.greeted {
+        self.restart_reply_timer(now);
+        if !self.lifecycle.is_greeted() {
             self.on_greeting(now, reply);
             return;
         }
@@ -547,7 +533,7 @@ impl Session {
         if code.is_positive_preliminary() {
             self.push_event(Event::Preliminary { id: None, reply });
         } else if code.is_positive_completion() {
-            self.greeted = true;
+            self.lifecycle.greeted();
             self.events.push_back(Event::Connected(reply));
             self.start_next(now);
         } else {
@@ -599,7 +585,7 @@ impl Session {
 
     /// Starts queued requests while none is in progress.
     fn start_next(&mut self, now: Instant) {
-        while self.greeted && !self.closed && self.current.is_none() {
+        while self.lifecycle.is_greeted() && self.current.is_none() {
             let Some((id, request)) = self.queue.pop_front() else {
                 break;
             };
@@ -609,10 +595,9 @@ impl Session {
 
     /// Ends the session: fails what is pending, closes the connections. `error` is why (`None`: `QUIT`).
     fn shutdown(&mut self, error: Option<ClientError>) {
-        if self.closed {
+        if !self.lifecycle.close() {
             return;
         }
-        self.closed = true;
         if let Some(mut current) = self.current.take() {
             if let Op::Transfer(transfer) = &mut current.op {
                 self.close_transfer(current.id, transfer);
@@ -629,39 +614,9 @@ impl Session {
             self.complete(id, Err(ClientError::Closed));
         }
         self.outstanding = 0;
-        self.reply_deadline = None;
+        self.timers.stop_all();
         self.actions.push_back(Action::CloseControl);
         self.events.push_back(Event::Closed { error });
-    }
-
-    /// When the awaited reply is overdue, if that timer runs.
-    fn reply_timer(&self) -> Option<Instant> {
-        self.reply_deadline
-            .filter(|_| !self.closed && !self.reply_timer_suspended())
-    }
-
-    /// When the current transfer's data connection is overdue, if that timer runs.
-    fn data_timer(&self) -> Option<Instant> {
-        let current = self.current.as_ref().filter(|_| !self.closed)?;
-        match &current.op {
-            Op::Transfer(transfer) if !current.abort.is_running() => transfer.data_deadline(),
-            _ => None,
-        }
-    }
-
-    /// While a transfer's data flows, its final reply may take as long as the data does: the reply
-    /// timer waits and the data timer runs instead. The same after a preliminary reply to a raw command
-    /// (an FXP `STOR`/`RETR`, whose data the session does not see): no timer runs until the final reply;
-    /// [`Request::Abort`] ends the wait.
-    fn reply_timer_suspended(&self) -> bool {
-        self.current.as_ref().is_some_and(|current| {
-            !current.abort.is_running()
-                && match &current.op {
-                    Op::Transfer(transfer) => transfer.data_flowing(),
-                    Op::Raw { preliminary, .. } => *preliminary,
-                    _ => false,
-                }
-        })
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use crate::command::{Command, OptsArg, Password, Pathname, Text, TransferType};
+use crate::command::{Command, ListArgs, OptsArg, Password, Pathname, Text, TransferType};
 use crate::decimal::parse_u64;
 use crate::listing::parse_mlsx_line;
 use crate::reply::{Reply, ReplyCode, ReplyKind, parse_quoted_pathname};
@@ -50,7 +50,7 @@ impl Op {
         match self {
             Op::Transfer(transfer) => transfer.command_sent(),
             Op::Raw { preliminary, .. } => *preliminary,
-            _ => false,
+            Op::Login(_) | Op::Rename { .. } | Op::Single(_) | Op::Quit => false,
         }
     }
 }
@@ -63,6 +63,67 @@ pub(super) enum RawEffect {
     SetsType(TransferType),
     /// `REIN` resets TYPE (RFC 959 §4.1.1), and some servers reset it on `USER`/`PASS`/`ACCT`.
     MayResetType,
+}
+
+impl RawEffect {
+    /// What `command` does to the TYPE the session believes the server has. Every command is named, so
+    /// a new one is a compile error here until someone decides.
+    fn of(command: &Command) -> RawEffect {
+        match command {
+            Command::Type(t) => RawEffect::SetsType(*t),
+            Command::Rein | Command::User(_) | Command::Pass(_) | Command::Acct(_) => {
+                RawEffect::MayResetType
+            }
+            Command::Cwd(_)
+            | Command::Cdup
+            | Command::Smnt(_)
+            | Command::Quit
+            | Command::Port(_)
+            | Command::Pasv
+            | Command::Stru(_)
+            | Command::Mode(_)
+            | Command::Retr(_)
+            | Command::Stor(_)
+            | Command::Stou(_)
+            | Command::Appe(_)
+            | Command::Allo { .. }
+            | Command::Rest(_)
+            | Command::Rnfr(_)
+            | Command::Rnto(_)
+            | Command::Abor
+            | Command::Dele(_)
+            | Command::Rmd(_)
+            | Command::Mkd(_)
+            | Command::Pwd
+            | Command::List(_)
+            | Command::Nlst(_)
+            | Command::Site(_)
+            | Command::Syst
+            | Command::Stat(_)
+            | Command::Help(_)
+            | Command::Noop
+            | Command::Auth(_)
+            | Command::Adat(_)
+            | Command::Pbsz(_)
+            | Command::Prot(_)
+            | Command::Ccc
+            | Command::Mic(_)
+            | Command::Conf(_)
+            | Command::Enc(_)
+            | Command::Feat
+            | Command::Opts(_)
+            | Command::Eprt(_)
+            | Command::Epsv(_)
+            | Command::Lang(_)
+            | Command::Size(_)
+            | Command::Mdtm(_)
+            | Command::Mlst(_)
+            | Command::Mlsd(_)
+            | Command::Host(_)
+            | Command::Mfmt { .. }
+            | Command::Unknown { .. } => RawEffect::None,
+        }
+    }
 }
 
 /// What the session does with the current request after an input.
@@ -110,6 +171,9 @@ pub(super) fn refusal(reply: Reply) -> ClientError {
 
 impl Session {
     /// Starts request `id`: sends its first command (or, for an active-mode transfer, asks for a listener).
+    ///
+    /// The match names every request, with no fallback: a new [`Request`] is a compile error here
+    /// until it is given its command, never a stray `NOOP` on the wire.
     pub(super) fn begin(&mut self, now: Instant, id: RequestId, request: Request) {
         let op = match request {
             Request::Login {
@@ -132,13 +196,7 @@ impl Session {
                 Op::Quit
             }
             Request::Raw(command) => {
-                let effect = match &command {
-                    Command::Type(t) => RawEffect::SetsType(*t),
-                    Command::Rein | Command::User(_) | Command::Pass(_) | Command::Acct(_) => {
-                        RawEffect::MayResetType
-                    }
-                    _ => RawEffect::None,
-                };
+                let effect = RawEffect::of(&command);
                 self.send(now, &command);
                 Op::Raw {
                     preliminary: false,
@@ -146,29 +204,66 @@ impl Session {
                 }
             }
             Request::List { path, now: today } => {
-                self.begin_transfer(now, id, TransferKind::List(today), path, 0)
+                let list = Command::List(ListArgs::new(path));
+                self.begin_transfer(now, id, TransferKind::List(today), list, 0)
             }
-            Request::Nlst { path } => self.begin_transfer(now, id, TransferKind::Nlst, path, 0),
-            Request::Mlsd { path } => self.begin_transfer(now, id, TransferKind::Mlsd, path, 0),
+            Request::Nlst { path } => {
+                let nlst = Command::Nlst(ListArgs::new(path));
+                self.begin_transfer(now, id, TransferKind::Nlst, nlst, 0)
+            }
+            Request::Mlsd { path } => {
+                self.begin_transfer(now, id, TransferKind::Mlsd, Command::Mlsd(path), 0)
+            }
             Request::Retrieve { path, offset } => {
-                self.begin_transfer(now, id, TransferKind::Retrieve, Some(path), offset)
+                self.begin_transfer(now, id, TransferKind::Retrieve, Command::Retr(path), offset)
             }
             Request::Store {
                 path,
                 offset,
                 append,
-            } => self.begin_transfer(now, id, TransferKind::Store { append }, Some(path), offset),
-            single => {
-                let (command, expect) = single_command(single);
-                self.send(now, &command);
-                Op::Single(expect)
+            } => {
+                let store = if append {
+                    Command::Appe(path)
+                } else {
+                    Command::Stor(path)
+                };
+                self.begin_transfer(now, id, TransferKind::Store { append }, store, offset)
             }
+            Request::Features => self.begin_single(now, Command::Feat, Expect::Features),
+            Request::Utf8On => {
+                self.begin_single(now, Command::Opts(OptsArg::Utf8(true)), Expect::Done)
+            }
+            Request::System => self.begin_single(now, Command::Syst, Expect::System),
+            Request::Pwd => self.begin_single(now, Command::Pwd, Expect::Path),
+            Request::Cwd(path) => self.begin_single(now, Command::Cwd(path), Expect::Done),
+            Request::Cdup => self.begin_single(now, Command::Cdup, Expect::Done),
+            Request::Mkdir(path) => self.begin_single(now, Command::Mkd(path), Expect::Created),
+            Request::Rmdir(path) => self.begin_single(now, Command::Rmd(path), Expect::Done),
+            Request::Delete(path) => self.begin_single(now, Command::Dele(path), Expect::Done),
+            Request::Size(path) => self.begin_single(now, Command::Size(path), Expect::Size),
+            Request::Mdtm(path) => self.begin_single(now, Command::Mdtm(path), Expect::Modified),
+            Request::SetModified { path, time } => {
+                self.begin_single(now, Command::Mfmt { time, path }, Expect::Done)
+            }
+            Request::Mlst(path) => self.begin_single(now, Command::Mlst(path), Expect::Entry),
+            Request::SetType(t) => self.begin_single(now, Command::Type(t), Expect::Type(t)),
+            // An abort with nothing to overtake: a plain command in its turn.
+            Request::Abort => self.begin_single(now, Command::Abor, Expect::Done),
+            Request::Noop => self.begin_single(now, Command::Noop, Expect::Done),
+            Request::Site(text) => self.begin_single(now, Command::Site(text), Expect::Done),
+            Request::Host(name) => self.begin_single(now, Command::Host(name), Expect::Done),
         };
         self.current = Some(Current {
             id,
             op,
             abort: AbortState::None,
         });
+    }
+
+    /// Sends a request's one command, whose final reply becomes the outcome as `expect` says.
+    fn begin_single(&mut self, now: Instant, command: Command, expect: Expect) -> Op {
+        self.send(now, &command);
+        Op::Single(expect)
     }
 
     /// A reply to the current request's last command (no abort running).
@@ -182,6 +277,7 @@ impl Session {
             // RFC 959 §4.2: a preliminary reply; the final one follows.
             if let Op::Raw { preliminary, .. } = &mut current.op {
                 *preliminary = true;
+                self.suspend_reply_timer();
             }
             let id = Some(id);
             self.push_event(Event::Preliminary { id, reply });
@@ -210,7 +306,7 @@ impl Session {
                         self.type_set(t)
                     }
                     RawEffect::MayResetType => self.type_may_be_reset(),
-                    _ => {}
+                    RawEffect::SetsType(_) | RawEffect::None => {}
                 }
                 Flow::Done(Ok(Outcome::Done(reply)))
             }
@@ -302,31 +398,6 @@ impl Session {
         if self.transfer_type != TransferType::DEFAULT {
             self.type_unconfirmed = true;
         }
-    }
-}
-
-/// The command of a request that is one exchange, and how to read its reply.
-fn single_command(request: Request) -> (Command, Expect) {
-    match request {
-        Request::Features => (Command::Feat, Expect::Features),
-        Request::Utf8On => (Command::Opts(OptsArg::Utf8(true)), Expect::Done),
-        Request::System => (Command::Syst, Expect::System),
-        Request::Pwd => (Command::Pwd, Expect::Path),
-        Request::Cwd(path) => (Command::Cwd(path), Expect::Done),
-        Request::Cdup => (Command::Cdup, Expect::Done),
-        Request::Mkdir(path) => (Command::Mkd(path), Expect::Created),
-        Request::Rmdir(path) => (Command::Rmd(path), Expect::Done),
-        Request::Delete(path) => (Command::Dele(path), Expect::Done),
-        Request::Size(path) => (Command::Size(path), Expect::Size),
-        Request::Mdtm(path) => (Command::Mdtm(path), Expect::Modified),
-        Request::SetModified { path, time } => (Command::Mfmt { time, path }, Expect::Done),
-        Request::Mlst(path) => (Command::Mlst(path), Expect::Entry),
-        Request::SetType(t) => (Command::Type(t), Expect::Type(t)),
-        Request::Abort => (Command::Abor, Expect::Done),
-        Request::Site(text) => (Command::Site(text), Expect::Done),
-        Request::Host(name) => (Command::Host(name), Expect::Done),
-        // Every other request is dispatched in `begin`; NOOP is the harmless answer should one slip by.
-        _ => (Command::Noop, Expect::Done),
     }
 }
 

@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::command::{Command, ListArgs, Pathname, TransferType};
+use crate::command::{Command, TransferType};
 use crate::data::{DataAction, DataCompletion, DataError, LocalAction, NetworkEnd, Pump};
 use crate::hostport::{self, HostPort, NetworkProtocol};
 use crate::listing::{body_lines, parse_list_line, parse_mlsx_line};
@@ -128,7 +128,9 @@ enum Local {
 #[derive(Debug)]
 pub(super) struct Transfer {
     kind: TransferKind,
-    path: Option<Pathname>,
+    /// The transfer command (`RETR`, `STOR`, `APPE`, `LIST`, `NLST`, `MLSD`), sent once the data
+    /// channel is set up.
+    command: Command,
     offset: u64,
     stage: Stage,
     data: Data,
@@ -147,8 +149,6 @@ pub(super) struct Transfer {
     receiving: bool,
     /// A listing's body.
     body: Vec<u8>,
-    /// When the data connection or the local end is overdue (while either is at work).
-    deadline: Option<Instant>,
 }
 
 impl Transfer {
@@ -159,13 +159,6 @@ impl Transfer {
     /// Data is (supposed to be) moving: the server said so and the connection has not ended.
     pub(super) fn data_flowing(&self) -> bool {
         self.preliminary && self.data.is_live()
-    }
-
-    /// The data timer runs while the data connection is on its way or open, and while the local end
-    /// still works after the connection ended (writes to the sink, its flush).
-    pub(super) fn data_deadline(&self) -> Option<Instant> {
-        self.deadline
-            .filter(|_| self.data.is_live() || self.local_busy())
     }
 
     /// The driver still owes the local end's answers: a download's writes after the data ended, or the
@@ -181,20 +174,6 @@ impl Transfer {
     /// Whether every local answer is in: nothing stands between the final reply and the outcome.
     fn local_done(&self) -> bool {
         matches!(self.local, Local::None | Local::Closed)
-    }
-
-    /// The transfer command itself.
-    fn command(&self) -> Command {
-        let path = self.path.clone();
-        match (self.kind, path) {
-            (TransferKind::Retrieve, Some(path)) => Command::Retr(path),
-            (TransferKind::Store { append: true }, Some(path)) => Command::Appe(path),
-            (TransferKind::Store { append: false }, Some(path)) => Command::Stor(path),
-            (TransferKind::List(_), path) => Command::List(ListArgs::new(path)),
-            (TransferKind::Mlsd, path) => Command::Mlsd(path),
-            // Retrieve and Store always have a path; NLST is the harmless reading of a missing one.
-            (_, path) => Command::Nlst(ListArgs::new(path)),
-        }
     }
 
     fn rest_offset(&self) -> Option<u64> {
@@ -253,21 +232,23 @@ fn at_most<T>(entries: impl Iterator<Item = T>, limit: usize) -> Result<Vec<T>, 
 }
 
 impl Session {
-    /// Starts a transfer: the first step of setting up its data channel.
+    /// Starts a transfer of `kind` with its transfer `command`: the first step of setting up its data
+    /// channel.
     pub(super) fn begin_transfer(
         &mut self,
         now: Instant,
         id: RequestId,
         kind: TransferKind,
-        path: Option<Pathname>,
+        command: Command,
         offset: u64,
     ) -> Op {
         let ascii = matches!(self.transfer_type, TransferType::Ascii(_));
         let transcoder = match kind {
             TransferKind::Retrieve if ascii => Transcoder::from_network(),
             TransferKind::Store { .. } if ascii => Transcoder::to_network(),
+            TransferKind::Retrieve | TransferKind::Store { .. } => Transcoder::Identity,
             // Listing parsers take CRLF or LF as they come.
-            _ => Transcoder::Identity,
+            TransferKind::List(_) | TransferKind::Nlst | TransferKind::Mlsd => Transcoder::Identity,
         };
         // The bytes counted are those on the data connection: the sink of an upload, the source of the
         // rest.
@@ -283,7 +264,7 @@ impl Session {
         };
         let mut transfer = Transfer {
             kind,
-            path,
+            command,
             offset,
             stage: Stage::Epsv,
             data: Data::Idle,
@@ -295,7 +276,6 @@ impl Session {
             pump: Pump::new(transcoder, network),
             receiving: false,
             body: Vec::new(),
-            deadline: None,
         };
         if self.type_unconfirmed {
             // The conversion chosen above relies on the server's TYPE: make sure of it first.
@@ -325,7 +305,7 @@ impl Session {
                     .push_back(Action::Data(DataAction::Listen { id, family }));
                 t.stage = Stage::Listen;
                 t.data = Data::Listening;
-                t.deadline = self.data_due(now);
+                self.start_data_timer(now);
             }
         }
     }
@@ -447,7 +427,7 @@ impl Session {
         self.actions
             .push_back(Action::Data(DataAction::Connect { id, addr }));
         t.data = Data::Pending;
-        t.deadline = self.data_due(now);
+        self.start_data_timer(now);
         self.after_channel(now, id, t)
     }
 
@@ -492,13 +472,13 @@ impl Session {
 
     /// Sends the transfer command. In active mode the server connects once it has it: accept then.
     fn send_command(&mut self, now: Instant, id: RequestId, t: &mut Transfer) {
-        self.send(now, &t.command());
+        self.send(now, &t.command);
         t.stage = Stage::Command;
         if t.data == Data::Listening {
             let accept = DataAction::Accept { id, listener: id };
             self.actions.push_back(Action::Data(accept));
             t.data = Data::Pending;
-            t.deadline = self.data_due(now);
+            self.start_data_timer(now);
         }
     }
 
@@ -515,6 +495,9 @@ impl Session {
                 // 110 is a restart marker (block mode only); 125/150 start the transfer.
                 if reply.code() != ReplyCode::RESTART_MARKER {
                     t.preliminary = true;
+                }
+                if t.data_flowing() {
+                    self.suspend_reply_timer();
                 }
                 self.push_event(Event::Preliminary {
                     id: Some(id),
@@ -553,7 +536,10 @@ impl Session {
                 t.pump.finish_source();
                 self.settle_local(now, id, t);
             }
-            _ => return Flow::Continue,
+            // Not ended yet; or closed by the session, which then fails the transfer itself.
+            Data::Idle | Data::Listening | Data::Pending | Data::Open | Data::Closed => {
+                return Flow::Continue;
+            }
         }
         if t.local_done() {
             Flow::Done(t.outcome(self.config.max_listing_entries))
@@ -577,7 +563,7 @@ impl Session {
             DataCompletion::Listening(addr)
                 if t.stage == Stage::Listen && t.data == Data::Listening =>
             {
-                t.deadline = self.data_due(now);
+                self.start_data_timer(now);
                 let ip = if addr.ip().is_unspecified() {
                     self.info.local.ip()
                 } else {
@@ -587,7 +573,7 @@ impl Session {
                 self.announce_listener(now, t, addr)
             }
             DataCompletion::Connected { peer } if t.data == Data::Pending => {
-                t.deadline = self.data_due(now);
+                self.start_data_timer(now);
                 let active = self.config.mode == DataMode::Active;
                 if active && !self.info.is_peer(peer.ip()) {
                     // RFC 2577 §5: someone else reached our listener first.
@@ -605,7 +591,7 @@ impl Session {
             // The data connection's end (a download or listing).
             DataCompletion::EndOfData if t.receiving => {
                 t.receiving = false;
-                t.deadline = self.data_due(now);
+                self.start_data_timer(now);
                 if let Some(tail) = t.pump.source_ended() {
                     if let Some(flow) = self.deliver(now, id, t, tail) {
                         return flow;
@@ -620,7 +606,7 @@ impl Session {
             DataCompletion::EndOfData
                 if upload && t.data == Data::Open && t.local == Local::Open =>
             {
-                t.deadline = self.data_due(now);
+                self.start_data_timer(now);
                 if let Some(tail) = t.pump.source_ended() {
                     self.actions
                         .push_back(Action::Data(DataAction::Send { id, data: tail }));
@@ -629,13 +615,14 @@ impl Session {
                 self.upload_step(now, id, t)
             }
             DataCompletion::Written if upload && t.data == Data::Open => {
-                t.deadline = self.data_due(now);
+                self.start_data_timer(now);
                 t.pump.written();
                 self.upload_step(now, id, t)
             }
             // The sink is stored.
             DataCompletion::Written if t.local == Local::Flushing => {
                 t.local = Local::Closed;
+                self.stop_data_timer();
                 self.try_finish(now, id, t)
             }
             // A write to the sink; the chunks in flight beyond the one awaited read are writes.
@@ -644,7 +631,7 @@ impl Session {
                     && t.local == Local::Open
                     && t.pump.in_flight() > usize::from(t.receiving) =>
             {
-                t.deadline = self.data_due(now);
+                self.start_data_timer(now);
                 t.pump.written();
                 if t.data == Data::Ended {
                     self.settle_local(now, id, t);
@@ -676,7 +663,7 @@ impl Session {
             if t.data != Data::Open || t.local != Local::Open {
                 return Flow::Continue;
             }
-            t.deadline = self.data_due(now);
+            self.start_data_timer(now);
             if t.pump.is_source_done() {
                 // A chunk after the source said it ended: the user's mistake; the slot is free again.
                 t.pump.release();
@@ -697,7 +684,7 @@ impl Session {
             return Flow::Continue;
         }
         t.receiving = false;
-        t.deadline = self.data_due(now);
+        self.start_data_timer(now);
         let data = t.pump.chunk(chunk);
         self.progress(id, t.pump.bytes());
         if let Some(data) = data {
@@ -733,8 +720,8 @@ impl Session {
             if t.final_reply.is_some() {
                 return Some(Flow::Done(Err(self.too_large())));
             }
-            // The server will notice and send its final reply. Its timer was suspended while the
-            // data flowed: restart it, or its old deadline (maybe long past) would fire at once.
+            // The server will notice and send its final reply. Its timer stopped while the data
+            // flowed: restart it from now, or nothing would time that reply.
             self.restart_reply_timer(now);
             return Some(Flow::Continue);
         }
@@ -784,7 +771,12 @@ impl Session {
     fn data_ended(&mut self, now: Instant, id: RequestId, t: &mut Transfer) -> Flow {
         t.data = Data::Ended;
         t.receiving = false;
-        t.deadline = self.data_due(now);
+        // The data timer goes on only while the local end works (a download's writes, its flush).
+        if t.local_busy() {
+            self.start_data_timer(now);
+        } else {
+            self.stop_data_timer();
+        }
         self.restart_reply_timer(now);
         self.settle_local(now, id, t);
         self.try_finish(now, id, t)
@@ -800,16 +792,10 @@ impl Session {
             .push_back(Action::Local(LocalAction::Close { id, aborted: false }));
         if t.kind.is_upload() {
             t.local = Local::Closed;
+            self.stop_data_timer();
         } else {
             t.local = Local::Flushing;
-            t.deadline = self.data_due(now);
-        }
-    }
-
-    /// The data stopped flowing: the reply timer, suspended meanwhile, runs again from `now`.
-    fn restart_reply_timer(&mut self, now: Instant) {
-        if self.outstanding > 0 {
-            self.reply_deadline = self.reply_due(now);
+            self.start_data_timer(now);
         }
     }
 
@@ -843,6 +829,10 @@ impl Session {
             self.actions
                 .push_back(Action::Data(DataAction::Close { id, aborted }));
             t.data = if aborted { Data::Closed } else { Data::Ended };
+            // Nothing left for the data timer to watch, unless the local end is still at work.
+            if !t.local_busy() {
+                self.stop_data_timer();
+            }
         }
         t.receiving = false;
     }
@@ -860,6 +850,7 @@ impl Session {
             Local::Flushing => t.local = Local::Closed,
             Local::None | Local::Closed => {}
         }
+        self.stop_data_timer();
     }
 
     fn too_large(&self) -> ClientError {
@@ -876,6 +867,7 @@ mod tests {
 
     use super::*;
     use crate::client::{Config, ConnectionInfo, Request};
+    use crate::command::Pathname;
 
     fn active_session(now: Instant) -> Session {
         let config = Config {
