@@ -76,28 +76,28 @@
 //!         Action::Storage { id, request: StorageRequest::OpenRead { path, .. } } => {
 //!             assert_eq!(path.as_bytes(), b"/hello.txt");
 //!             let size = Some(file.len() as u64);
-//!             session.handle_completion(now, id, Completion::FileOpened { size, path });
+//!             session.handle_completion(now, id, Completion::FileOpened { size, path })?;
 //!         }
 //!         Action::Data(DataAction::Listen { id, .. }) => {
 //!             listener = Some(id);
 //!             let bound = "127.0.0.1:50000".parse().unwrap();
-//!             session.handle_completion(now, id, DataCompletion::Listening(bound).into());
+//!             session.handle_completion(now, id, DataCompletion::Listening(bound).into())?;
 //!         }
 //!         Action::Data(DataAction::Accept { id, listener: from }) => {
 //!             assert_eq!(Some(from), listener);
 //!             let peer = "127.0.0.1:40001".parse().unwrap();
-//!             session.handle_completion(now, id, DataCompletion::Connected { peer }.into());
+//!             session.handle_completion(now, id, DataCompletion::Connected { peer }.into())?;
 //!         }
 //!         Action::Local(LocalAction::Read { id }) if !file_sent => {
 //!             file_sent = true;
 //!             session.handle_data(now, id, file.clone()); // TYPE I: passed through without a copy
 //!         }
 //!         Action::Local(LocalAction::Read { id }) => {
-//!             session.handle_completion(now, id, DataCompletion::EndOfData.into());
+//!             session.handle_completion(now, id, DataCompletion::EndOfData.into())?;
 //!         }
 //!         Action::Data(DataAction::Send { id, data: chunk }) => {
 //!             data.extend_from_slice(&chunk);
-//!             session.handle_completion(now, id, DataCompletion::Written.into());
+//!             session.handle_completion(now, id, DataCompletion::Written.into())?;
 //!         }
 //!         Action::Data(DataAction::Close { id, aborted }) => closed.push((id, aborted)),
 //!         Action::Local(LocalAction::Close { .. }) => {} // a download's close needs no answer
@@ -113,7 +113,12 @@
 //! assert!(closed.iter().all(|&(_, aborted)| !aborted));
 //! assert_eq!(closed.last().map(|&(id, _)| id), listener);
 //! assert!(session.poll_timeout().is_some()); // the idle timer
+//! # Ok::<(), ftp_proto::server::UnexpectedCompletion>(())
 //! ```
+//!
+//! `handle_completion` returns an error only for a driver's mistake (an answer of the wrong kind, such
+//! as `Written` for an `Authenticate`); the session then ignores that answer and nothing reaches the
+//! peer.
 //!
 //! The bundled `examples/server` is a complete tokio driver with storage on the local file system.
 #![forbid(unsafe_code)]

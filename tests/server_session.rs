@@ -666,7 +666,9 @@ fn pasv_accepts_an_ipv4_mapped_listener_address() {
             Action::Data(DataAction::Listen { id, .. }) => {
                 let mapped = "[::ffff:127.0.0.1]:40000".parse().unwrap();
                 let listening = Completion::Data(DataCompletion::Listening(mapped));
-                s.session.handle_completion(s.now, id, listening);
+                s.session
+                    .handle_completion(s.now, id, listening)
+                    .expect("the answer fits");
             }
             Action::SendControl(bytes) => replies.extend_from_slice(&bytes),
             other => panic!("unexpected {other:?}"),
@@ -703,7 +705,9 @@ fn a_file_opened_after_abor_is_closed() {
         size: Some(1),
         path,
     };
-    s.session.handle_completion(s.now, open_id, opened);
+    s.session
+        .handle_completion(s.now, open_id, opened)
+        .expect("the answer fits");
     assert_eq!(
         s.session.poll_action(),
         Some(Action::Local(LocalAction::Close {
@@ -733,7 +737,8 @@ fn abor_after_an_upload_is_complete_waits_for_its_226() {
         "ABOR waits while the upload is being stored"
     );
     s.session
-        .handle_completion(s.now, close_id, DataCompletion::Written.into());
+        .handle_completion(s.now, close_id, DataCompletion::Written.into())
+        .expect("the answer fits");
     s.run();
     assert_eq!(codes(&s.take_control()), ["226", "226"]);
     assert_eq!(
@@ -856,7 +861,8 @@ fn login_timeout_runs_during_a_password_check_and_a_failed_login_delay() {
     );
     // A late answer finds a closed session.
     s.session
-        .handle_completion(deadline, auth, Completion::LoggedIn(Access::ReadWrite));
+        .handle_completion(deadline, auth, Completion::LoggedIn(Access::ReadWrite))
+        .expect("the answer fits");
     assert_eq!(s.session.poll_action(), None);
     assert_eq!(s.session.user(), None);
 
@@ -903,11 +909,13 @@ fn login_timeout_beats_input_handed_over_late() {
         }
     }
     let late = start + Duration::from_secs(61);
-    s.session.handle_completion(
-        late,
-        auth.expect("Authenticate"),
-        Completion::LoggedIn(Access::ReadWrite),
-    );
+    s.session
+        .handle_completion(
+            late,
+            auth.expect("Authenticate"),
+            Completion::LoggedIn(Access::ReadWrite),
+        )
+        .expect("the answer fits");
     s.run();
     assert_eq!(
         s.take_control(),
@@ -1438,7 +1446,8 @@ fn abor_while_accepting_closes_the_transfer_and_its_listener_by_id() {
     // An accept that completes anyway is not the session's business any more.
     let peer = s.data_peer;
     s.session
-        .handle_completion(s.now, transfer, DataCompletion::Connected { peer }.into());
+        .handle_completion(s.now, transfer, DataCompletion::Connected { peer }.into())
+        .expect("the answer fits");
     assert_eq!(s.session.poll_action(), None);
     assert!(s.cmd("NOOP").starts_with("200 "));
 }
@@ -1468,7 +1477,8 @@ fn the_idle_timer_waits_for_the_driver_and_restarts_from_its_answer() {
         "a spurious timeout does nothing"
     );
     s.session
-        .handle_completion(s.now, id, Completion::Failed(StorageError::NotFound));
+        .handle_completion(s.now, id, Completion::Failed(StorageError::NotFound))
+        .expect("the answer fits");
     s.run();
     assert!(s.take_control().starts_with("550 "));
     let idle = Config::default().idle_timeout;
@@ -1513,4 +1523,88 @@ fn no_timer_runs_once_the_session_is_closed() {
     s.advance(Config::default().login_timeout);
     assert!(s.closed);
     assert_eq!(s.session.poll_timeout(), None);
+}
+
+/// A driver that answers with the wrong kind of completion is told so, and the peer sees nothing: the
+/// session keeps waiting for an answer that fits (review 0.1 §1.2 #9: a `Written` for an
+/// `Authenticate` used to become "530 Login incorrect", a stray `Metadata` for a transfer a 451).
+#[test]
+fn a_driver_answer_of_the_wrong_kind_is_an_error_for_the_driver_not_a_reply() {
+    use ftp_proto::data::DataCompletion;
+    use ftp_proto::listing::Metadata;
+    use ftp_proto::server::{Access, Action, Completion, StorageRequest};
+
+    let mut s = Sim::new();
+    let now = s.now;
+    s.take_control();
+    s.session
+        .handle_control_input(now, b"USER bob\r\nPASS pw\r\n");
+    let drain = |s: &mut Sim| std::iter::from_fn(|| s.session.poll_action()).collect::<Vec<_>>();
+    let replies = |actions: Vec<Action>| {
+        let sent = actions.into_iter().filter_map(|a| match a {
+            Action::SendControl(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+            _ => None,
+        });
+        sent.collect::<String>()
+    };
+    let auth = drain(&mut s).into_iter().find_map(|a| match a {
+        Action::Authenticate { id, .. } => Some(id),
+        _ => None,
+    });
+    let auth = auth.expect("Authenticate");
+    let mistake = s
+        .session
+        .handle_completion(now, auth, DataCompletion::Written.into())
+        .expect_err("Written cannot answer Authenticate");
+    assert_eq!((mistake.id, mistake.got), (auth, "Data(Written)"));
+    assert!(mistake.to_string().contains("LoggedIn"), "{mistake}");
+    assert_eq!(drain(&mut s), [], "nothing for the peer");
+    // The right answer still works.
+    s.session
+        .handle_completion(now, auth, Completion::LoggedIn(Access::ReadWrite))
+        .expect("fits");
+    assert!(replies(drain(&mut s)).starts_with("230 "));
+
+    // A transfer opening its file takes FileOpened, not Metadata; and a listing part nobody asked for
+    // is no answer either.
+    s.session
+        .handle_control_input(now, b"PASV\r\nRETR a.txt\r\n");
+    let mut open = None;
+    let mut sent = String::new();
+    let bound = "127.0.0.1:40000".parse().expect("address");
+    // Answered as soon as popped: `handle_*` may be called in the middle of a drain.
+    while let Some(action) = s.session.poll_action() {
+        match action {
+            Action::Data(ftp_proto::data::DataAction::Listen { id, .. }) => s
+                .session
+                .handle_completion(now, id, DataCompletion::Listening(bound).into())
+                .expect("fits"),
+            Action::Storage {
+                id,
+                request: StorageRequest::OpenRead { .. },
+            } => open = Some(id),
+            Action::SendControl(bytes) => sent.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let open = open.unwrap_or_else(|| panic!("no OpenRead: {sent}"));
+    assert!(sent.starts_with("227 "), "{sent}");
+    let metadata = Metadata::file(1);
+    let mistake = s
+        .session
+        .handle_completion(now, open, Completion::Metadata(metadata))
+        .expect_err("Metadata cannot answer OpenRead");
+    assert_eq!(mistake.got, "Metadata");
+    let part = Completion::EntriesPart {
+        entries: Vec::new(),
+        now: ftp_proto::time::Timestamp::UNIX_EPOCH,
+    };
+    assert!(s.session.handle_completion(now, open, part).is_err());
+    assert_eq!(drain(&mut s), [], "no 451 for the peer");
+    // Answers for requests nobody waits for are stale, not mistakes.
+    assert_eq!(
+        s.session.handle_completion(now, auth, Completion::Denied),
+        Ok(())
+    );
+    assert_eq!(drain(&mut s), []);
 }

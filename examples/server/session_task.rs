@@ -264,7 +264,10 @@ impl Driver {
                 if let Completion::Data(DataCompletion::Connected { .. }) = completion {
                     self.started.insert(id, Instant::now());
                 }
-                self.session.handle_completion(now(), id, completion);
+                if let Err(mistake) = self.session.handle_completion(now(), id, completion) {
+                    // A bug in this driver, not the client's doing: the session ignored the answer.
+                    self.log(format_args!("driver bug: {mistake}"));
+                }
             }
             Incoming::Data(id, chunk) => self.session.handle_data(now(), id, chunk),
         }

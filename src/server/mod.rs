@@ -89,6 +89,7 @@
 // - `timers`: the timer table's kinds of timer and what each does when it fires.
 // - `lifecycle`: open, quitting after a transfer, closed.
 mod access;
+mod answers;
 mod config;
 mod data_channel;
 mod dispatch;
@@ -117,6 +118,7 @@ use crate::listing::FactSet;
 use crate::path::VirtualPath;
 use crate::reply::{Reply, ReplyCode};
 
+pub use answers::UnexpectedCompletion;
 pub use config::{AnonymousPolicy, Config};
 pub use io::{
     Access, Action, Completion, Event, Grant, RequestId, StorageError, StorageRequest, WriteMode,
@@ -337,10 +339,22 @@ impl Session {
 
     /// Feeds the driver's answer to the action with this `id`. Answers to requests the session no
     /// longer waits for (after `ABOR`, `REIN`, a timeout) are ignored.
-    pub fn handle_completion(&mut self, now: Instant, id: RequestId, completion: Completion) {
+    ///
+    /// # Errors
+    ///
+    /// [`UnexpectedCompletion`] if `completion` cannot answer what request `id` asked (say `Written`
+    /// for an [`Action::Authenticate`]): a bug in the driver. The session ignores that answer and still
+    /// waits for one that fits; nothing is sent to the peer, which did not cause it.
+    pub fn handle_completion(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        completion: Completion,
+    ) -> Result<(), UnexpectedCompletion> {
         if self.is_closed() {
-            return;
+            return Ok(());
         }
+        self.check_answer(id, &completion)?;
         // A password check answered after the login deadline comes too late, even if the driver has not
         // called `handle_timeout` yet: it is treated as stale, and the session times out below.
         let overdue = self.login_overdue(now);
@@ -365,6 +379,7 @@ impl Session {
         if !self.login_expired(now) {
             self.process_queue(now);
         }
+        Ok(())
     }
 
     /// Feeds a chunk read for [`LocalAction::Read`] (from the file) or [`DataAction::Receive`] (from

@@ -270,6 +270,8 @@ impl Session {
                 self.report_listing(&path, earlier, now);
             }
             (Then::Reply(code, text), Completion::Done) => self.reply(code, text),
+            // Not reached: `check_answer` turns away answers of the wrong kind (the driver gets an
+            // `UnexpectedCompletion`). Failing safe if it ever is.
             _ => self.reply(ReplyCode::LOCAL_ERROR, "Local error in processing."),
         }
     }

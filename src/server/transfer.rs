@@ -331,6 +331,15 @@ impl Transfer {
         matches!(self.direction, Direction::Upload)
     }
 
+    /// Whether the transfer waits for listing entries from the driver: a listing's first answer while
+    /// opening, or a part it asked for with `ReadEntries`.
+    pub(super) fn awaits_entries(&self) -> bool {
+        match &self.direction {
+            Direction::Listing(source) => self.phase == Phase::Opening || source.is_asked(),
+            Direction::Download | Direction::Upload => false,
+        }
+    }
+
     /// The listing being filled, if this is a listing.
     pub(super) fn listing_mut(&mut self) -> Option<&mut ListingSource> {
         match &mut self.direction {

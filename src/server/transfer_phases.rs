@@ -83,6 +83,8 @@ impl Session {
                 let (code, text) = storage_error_reply(&error);
                 self.fail_transfer(code, &text);
             }
+            // `check_answer` turns away every answer that does not fit the phase (the driver gets
+            // an `UnexpectedCompletion`), so this arm is not reached; it fails safe if it ever is.
             (_, _) => self.fail_transfer(ReplyCode::LOCAL_ERROR, "Local error in processing."),
         }
     }
@@ -102,7 +104,8 @@ impl Session {
         };
         let (id, phase) = (transfer.id, transfer.phase);
         let Some(source) = transfer.listing_mut() else {
-            // Entries for a file transfer, or a part nobody asked for: the driver's mistake.
+            // Entries for a file transfer, or a part nobody asked for: the driver's mistake, which
+            // `check_answer` already turned away; failing safe if it ever gets here.
             return self.fail_transfer(ReplyCode::LOCAL_ERROR, "Local error in processing.");
         };
         if phase == Phase::Running && !source.is_asked() {

@@ -262,25 +262,32 @@ impl Sim {
                 } else {
                     Completion::Denied
                 };
-                self.session.handle_completion(now, id, c);
+                self.complete(now, id, c);
             }
             Action::Data(action) => self.data_action(action),
             Action::Storage { id, request } => {
                 self.storage_requests.push(request.clone());
                 let c = self.storage(request);
-                self.session.handle_completion(now, id, c);
+                self.complete(now, id, c);
             }
             Action::Local(action) => self.local_action(action),
             Action::ReadEntries { id } => {
                 self.entries_reads += 1;
                 let c = self.next_listing_part();
-                self.session.handle_completion(now, id, c);
+                self.complete(now, id, c);
             }
             Action::CloseControl => self.closed = true,
         }
     }
 
     /// Carries out one action a test took from the session itself (`None`: nothing).
+    /// Passes an answer to the session; the simulator's answers always fit what was asked.
+    fn complete(&mut self, now: Instant, id: RequestId, completion: Completion) {
+        if let Err(mistake) = self.session.handle_completion(now, id, completion) {
+            panic!("the simulator answered wrongly: {mistake}");
+        }
+    }
+
     pub fn answer_for_test(&mut self, action: Option<Action>) {
         if let Some(action) = action {
             self.answer(action);
@@ -296,8 +303,7 @@ impl Sim {
                 self.listen_families.push(family);
                 assert!(self.listeners.insert(id), "listener {id:?} bound twice");
                 let addr = "127.0.0.1:40000".parse().unwrap();
-                self.session
-                    .handle_completion(now, id, DataCompletion::Listening(addr).into());
+                self.complete(now, id, DataCompletion::Listening(addr).into());
             }
             DataAction::Accept { id, listener } => {
                 // A listener closed in the meantime (the transfer timed out) has nothing to accept.
@@ -309,7 +315,7 @@ impl Sim {
                         peer: self.data_peer,
                     }
                 };
-                self.session.handle_completion(now, id, c.into());
+                self.complete(now, id, c.into());
             }
             DataAction::Connect { id, addr } => {
                 self.connected_to = Some(addr);
@@ -319,22 +325,19 @@ impl Sim {
                     self.connections.insert(id);
                     DataCompletion::Connected { peer: addr }
                 };
-                self.session.handle_completion(now, id, c.into());
+                self.complete(now, id, c.into());
             }
             DataAction::Send { id, .. } if self.fail_sends => {
                 let reset = DataCompletion::Failed(DataError::new(ErrorKind::ConnectionReset));
-                self.session.handle_completion(now, id, reset.into());
+                self.complete(now, id, reset.into());
             }
             DataAction::Send { id, data } => {
                 self.data_received.extend_from_slice(&data);
-                self.session
-                    .handle_completion(now, id, DataCompletion::Written.into());
+                self.complete(now, id, DataCompletion::Written.into());
             }
             DataAction::Receive { id } => match self.upload.pop_front() {
                 Some(chunk) => self.session.handle_data(now, id, chunk),
-                None => self
-                    .session
-                    .handle_completion(now, id, DataCompletion::EndOfData.into()),
+                None => self.complete(now, id, DataCompletion::EndOfData.into()),
             },
             // A `Close` of an id with nothing open (a transfer aborted before it connected) is ignored.
             DataAction::Close { id, aborted } => {
@@ -360,18 +363,14 @@ impl Sim {
                 });
                 match chunk {
                     Some(chunk) => self.session.handle_data(now, id, chunk),
-                    None => {
-                        self.session
-                            .handle_completion(now, id, DataCompletion::EndOfData.into())
-                    }
+                    None => self.complete(now, id, DataCompletion::EndOfData.into()),
                 }
             }
             LocalAction::Write { id, data } => {
                 if let Some((_, content)) = self.writing.as_mut() {
                     content.extend_from_slice(&data);
                 }
-                self.session
-                    .handle_completion(now, id, DataCompletion::Written.into());
+                self.complete(now, id, DataCompletion::Written.into());
             }
             LocalAction::Close { id, aborted } => {
                 self.file_closes.push(aborted);
@@ -383,8 +382,7 @@ impl Sim {
                     if !aborted && self.hold_upload_close {
                         self.held_upload_close = Some(id);
                     } else if !aborted {
-                        self.session
-                            .handle_completion(now, id, DataCompletion::Written.into());
+                        self.complete(now, id, DataCompletion::Written.into());
                     }
                 }
             }
