@@ -436,6 +436,20 @@ fn quit_during_a_transfer_answers_after_the_transfer() {
     assert!(s.closed);
 }
 
+/// Regression: `QUIT` then `ABOR` during a transfer left the 221 owed until some later transfer ended;
+/// the abort ends the transfer, so the quit is answered right after the abort's replies.
+#[test]
+fn quit_then_abor_during_a_transfer_answers_the_quit_after_the_abort() {
+    let mut s = Sim::new();
+    s.login_anonymous();
+    s.cmd("PASV");
+    s.stall = true;
+    s.cmd("RETR /pub/data.bin");
+    assert_eq!(s.cmd("QUIT"), "");
+    assert_eq!(codes(&s.cmd("ABOR")), ["426", "226", "221"]);
+    assert!(s.closed);
+}
+
 #[test]
 fn data_connection_timeout_gives_425_and_the_session_goes_on() {
     let mut s = Sim::new();

@@ -58,6 +58,8 @@ impl Session {
                     "Connection closed; transfer aborted.",
                 );
                 self.reply(ReplyCode::CLOSING_DATA, "Abort successful.");
+                // A `QUIT` that waited for the transfer is answered now that it is over.
+                self.after_transfer();
             }
             Command::Stat(None) => self.transfer_status(),
             Command::Quit => self.quit_after_transfer(),
