@@ -2385,457 +2385,35 @@ proptest! {
 
 // ---- the client against this crate's server, through an in-memory driver ----
 
+/// The client wired to this crate's server session: the shared harness's client–server pair.
+#[path = "harness/mod.rs"]
+mod harness;
+
 mod wired {
+    use super::harness::{MemoryStore, Pair};
     use super::*;
-    use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
-    use ftp_proto::listing::{DirEntry, Metadata};
-    use ftp_proto::path::VirtualPath;
-    use ftp_proto::server::{self, Access, StorageError, StorageRequest, WriteMode};
-    // The server's data channel (the client's lines name theirs themselves).
-    use ftp_proto::data::{
-        DataAction as ServerData, DataCompletion as ServerDataCompletion,
-        LocalAction as ServerLocal,
-    };
-
-    const SERVER_DATA: &str = "198.51.100.1:6000";
-    const CLIENT_DATA: &str = "192.0.2.7:40000";
+    use std::collections::VecDeque;
 
     fn modified() -> Timestamp {
         Timestamp::parse_ftp(b"20240102030405").unwrap()
     }
 
-    /// Both sessions, a file system, and one data connection, all in memory.
-    struct World {
-        now: Instant,
-        client: Session,
-        server: server::Session,
-        files: BTreeMap<Vec<u8>, Vec<u8>>,
-        dirs: BTreeSet<Vec<u8>>,
-        // The data connection: who asked for it, and whether it is up.
-        client_data: Option<RequestId>,
-        server_data: Option<server::RequestId>,
-        client_ready: bool,
-        server_ready: bool,
-        s2c: VecDeque<Bytes>,
-        s2c_closed: bool,
-        c2s: VecDeque<Bytes>,
-        c2s_closed: bool,
-        client_reading: bool,
-        /// Reads the server asked for (its transfer window keeps several in flight).
-        server_reads: usize,
-        // The server's open file, and reads waiting for the client to drain the connection.
-        reading: Option<(Vec<u8>, usize)>,
-        reads_pending: usize,
-        writing: Option<(Vec<u8>, Vec<u8>)>,
-        // The client user's side.
-        upload: VecDeque<Bytes>,
-        downloaded: Vec<u8>,
-        abort_after: Option<usize>,
-        events: Vec<Event>,
+    /// An empty file system whose entries all report `modified()`, read five bytes at a time (to make
+    /// many chunks).
+    fn store() -> MemoryStore {
+        let mut store = MemoryStore::new();
+        store.mtime = modified();
+        store.listed_at = modified();
+        store.chunk_size = 5;
+        store
     }
 
-    impl World {
-        fn new(config: Config) -> World {
-            let now = Instant::now();
-            let server_info = server::ConnectionInfo {
-                local: SERVER.parse().unwrap(),
-                peer: CLIENT.parse().unwrap(),
-            };
-            let server =
-                server::Session::new(Arc::new(server::Config::default()), server_info, now);
-            World {
-                now,
-                client: Session::new(Arc::new(config), info(), now),
-                server,
-                files: BTreeMap::new(),
-                dirs: BTreeSet::from([b"/".to_vec()]),
-                client_data: None,
-                server_data: None,
-                client_ready: false,
-                server_ready: false,
-                s2c: VecDeque::new(),
-                s2c_closed: false,
-                c2s: VecDeque::new(),
-                c2s_closed: false,
-                client_reading: false,
-                server_reads: 0,
-                reading: None,
-                reads_pending: 0,
-                writing: None,
-                upload: VecDeque::new(),
-                downloaded: Vec::new(),
-                abort_after: None,
-                events: Vec::new(),
-            }
-        }
-
-        /// Runs a request to completion and returns its result.
-        fn run(&mut self, request: Request) -> Result<Outcome, ClientError> {
-            let id = self.client.request(self.now, request).unwrap();
-            self.settle();
-            let position = self
-                .events
-                .iter()
-                .position(|e| matches!(e, Event::Completed { id: i, .. } if *i == id))
-                .unwrap_or_else(|| {
-                    panic!("the request did not complete; events {:?}", self.events)
-                });
-            match self.events.remove(position) {
-                Event::Completed { result, .. } => result,
-                _ => unreachable!(),
-            }
-        }
-
-        /// Moves bytes and answers actions until nothing happens any more.
-        fn settle(&mut self) {
-            while self.step() {}
-        }
-
-        fn step(&mut self) -> bool {
-            let mut moved = false;
-            while let Some(action) = self.client.poll_action() {
-                moved = true;
-                self.client_action(action);
-            }
-            while let Some(action) = self.server.poll_action() {
-                moved = true;
-                self.server_action(action);
-            }
-            while let Some(event) = self.client.poll_event() {
-                self.events.push(event);
-            }
-            moved | self.pump_data()
-        }
-
-        fn connect_if_both_ready(&mut self) {
-            if !(self.client_ready && self.server_ready) {
-                return;
-            }
-            self.s2c.clear();
-            self.c2s.clear();
-            self.s2c_closed = false;
-            self.c2s_closed = false;
-            if let (Some(c), Some(s)) = (self.client_data, self.server_data) {
-                let now = self.now;
-                self.client.handle_completion(
-                    now,
-                    c,
-                    DataCompletion::Connected {
-                        peer: addr(SERVER_DATA),
-                    },
-                );
-                self.server.handle_completion(
-                    now,
-                    s,
-                    server::Completion::Data(ServerDataCompletion::Connected {
-                        peer: addr(CLIENT_DATA),
-                    }),
-                );
-            }
-        }
-
-        fn pump_data(&mut self) -> bool {
-            let (Some(c), Some(s)) = (self.client_data, self.server_data) else {
-                return false;
-            };
-            let now = self.now;
-            let mut moved = false;
-            if self.client_reading {
-                if let Some(chunk) = self.s2c.pop_front() {
-                    self.client_reading = false;
-                    self.client.handle_data(now, c, chunk);
-                    moved = true;
-                } else if self.s2c_closed {
-                    self.client_reading = false;
-                    self.client
-                        .handle_completion(now, c, DataCompletion::EndOfData);
-                    moved = true;
-                }
-            }
-            if self.server_reads > 0 {
-                if let Some(chunk) = self.c2s.pop_front() {
-                    self.server_reads -= 1;
-                    self.server.handle_data(now, s, chunk);
-                    moved = true;
-                } else if self.c2s_closed {
-                    self.server_reads -= 1;
-                    self.server.handle_completion(
-                        now,
-                        s,
-                        server::Completion::Data(ServerDataCompletion::EndOfData),
-                    );
-                    moved = true;
-                }
-            }
-            // Back pressure: the server reads its file only when the client has taken what was sent.
-            if self.s2c.is_empty() && self.reads_pending > 0 {
-                self.reads_pending -= 1;
-                self.serve_read(s);
-                moved = true;
-            }
-            moved
-        }
-
-        fn client_action(&mut self, action: Action) {
-            let now = self.now;
-            match action {
-                Action::SendControl(bytes) => self.server.handle_control_input(now, &bytes),
-                Action::Data(DataAction::Connect { id, addr: to }) => {
-                    assert_eq!(
-                        to,
-                        addr(SERVER_DATA),
-                        "the 229/227 port at the control peer's IP"
-                    );
-                    self.client_data = Some(id);
-                    self.client_ready = true;
-                    self.connect_if_both_ready();
-                }
-                Action::Data(DataAction::Listen { id, .. }) => {
-                    self.client.handle_completion(
-                        now,
-                        id,
-                        DataCompletion::Listening(addr("0.0.0.0:40000")),
-                    );
-                }
-                Action::Data(DataAction::Accept { id, listener }) => {
-                    assert_eq!(
-                        id, listener,
-                        "the client accepts on its transfer's own listener"
-                    );
-                    self.client_data = Some(id);
-                    self.client_ready = true;
-                    self.connect_if_both_ready();
-                }
-                Action::Data(DataAction::Send { id, data }) => {
-                    self.c2s.push_back(data);
-                    self.client
-                        .handle_completion(now, id, DataCompletion::Written);
-                }
-                Action::Data(DataAction::Receive { .. }) => self.client_reading = true,
-                Action::Data(DataAction::Close { .. }) => {
-                    self.c2s_closed = true;
-                    self.client_ready = false;
-                    self.client_reading = false;
-                }
-                Action::Local(LocalAction::Read { id }) => match self.upload.pop_front() {
-                    Some(chunk) => self.client.handle_data(now, id, chunk),
-                    None => self
-                        .client
-                        .handle_completion(now, id, DataCompletion::EndOfData),
-                },
-                Action::Local(LocalAction::Write { id, data }) => {
-                    self.downloaded.extend_from_slice(&data);
-                    self.client
-                        .handle_completion(now, id, DataCompletion::Written);
-                    if self.abort_after.is_some_and(|n| self.downloaded.len() >= n) {
-                        self.abort_after = None;
-                        self.client.request(now, Request::Abort).unwrap();
-                    }
-                }
-                // A download's sink is stored at once (an upload's source needs no answer; the session
-                // ignores this one).
-                Action::Local(LocalAction::Close { id, aborted }) => {
-                    if !aborted {
-                        self.client
-                            .handle_completion(now, id, DataCompletion::Written);
-                    }
-                }
-                Action::CloseControl => {}
-            }
-        }
-
-        fn server_action(&mut self, action: server::Action) {
-            let now = self.now;
-            match action {
-                server::Action::SendControl(bytes) => self.client.handle_control_input(now, &bytes),
-                server::Action::Authenticate { id, .. } => self.server.handle_completion(
-                    now,
-                    id,
-                    server::Completion::LoggedIn(Access::ReadWrite),
-                ),
-                server::Action::Data(ServerData::Listen { id, .. }) => {
-                    self.server.handle_completion(
-                        now,
-                        id,
-                        server::Completion::Data(ServerDataCompletion::Listening(addr(
-                            SERVER_DATA,
-                        ))),
-                    )
-                }
-                server::Action::Data(
-                    ServerData::Accept { id, .. } | ServerData::Connect { id, .. },
-                ) => {
-                    self.server_data = Some(id);
-                    self.server_ready = true;
-                    self.connect_if_both_ready();
-                }
-                server::Action::Data(ServerData::Send { id, data }) => {
-                    self.s2c.push_back(data);
-                    self.server.handle_completion(
-                        now,
-                        id,
-                        server::Completion::Data(ServerDataCompletion::Written),
-                    );
-                }
-                server::Action::Data(ServerData::Receive { .. }) => self.server_reads += 1,
-                // The transfer's data connection; the passive listener's close (another id) changes
-                // nothing here, there being one connection in this world.
-                server::Action::Data(ServerData::Close { id, .. }) => {
-                    if self.server_data == Some(id) {
-                        self.s2c_closed = true;
-                        self.server_ready = false;
-                        self.server_reads = 0;
-                    }
-                }
-                server::Action::Storage { id, request } => {
-                    let completion = self.storage(request);
-                    self.server.handle_completion(now, id, completion);
-                }
-                server::Action::Local(ServerLocal::Read { .. }) => self.reads_pending += 1,
-                server::Action::Local(ServerLocal::Write { id, data }) => {
-                    if let Some((_, content)) = &mut self.writing {
-                        content.extend_from_slice(&data);
-                    }
-                    self.server.handle_completion(
-                        now,
-                        id,
-                        server::Completion::Data(ServerDataCompletion::Written),
-                    );
-                }
-                server::Action::Local(ServerLocal::Close { id, aborted }) => {
-                    self.reading = None;
-                    self.reads_pending = 0;
-                    if let Some((path, content)) = self.writing.take() {
-                        self.files.insert(path, content);
-                        if !aborted {
-                            // The upload is stored.
-                            self.server.handle_completion(
-                                now,
-                                id,
-                                server::Completion::Data(ServerDataCompletion::Written),
-                            );
-                        }
-                    }
-                }
-                server::Action::CloseControl => {}
-                server::Action::ReadEntries { .. } => {
-                    panic!("this world lists a directory in one part")
-                }
-            }
-        }
-
-        /// Five bytes at a time, to make many chunks.
-        fn serve_read(&mut self, id: server::RequestId) {
-            let now = self.now;
-            let Some((content, position)) = &mut self.reading else {
-                return;
-            };
-            let end = (*position + 5).min(content.len());
-            let chunk = content[*position..end].to_vec();
-            *position = end;
-            if chunk.is_empty() {
-                self.server.handle_completion(
-                    now,
-                    id,
-                    server::Completion::Data(ServerDataCompletion::EndOfData),
-                );
-            } else {
-                self.server.handle_data(now, id, Bytes::from(chunk));
-            }
-        }
-
-        fn metadata(&self, path: &[u8]) -> Option<Metadata> {
-            if self.dirs.contains(path) {
-                return Some(Metadata::directory());
-            }
-            let content = self.files.get(path)?;
-            let mut metadata = Metadata::file(content.len() as u64);
-            metadata.modified = Some(modified());
-            Some(metadata)
-        }
-
-        fn storage(&mut self, request: StorageRequest) -> server::Completion {
-            use server::Completion::*;
-            let bytes = |p: &VirtualPath| p.as_bytes().to_vec();
-            match request {
-                StorageRequest::Stat(path) => match self.metadata(path.as_bytes()) {
-                    Some(metadata) => Metadata(metadata),
-                    None => Failed(StorageError::NotFound),
-                },
-                StorageRequest::List { path, .. } => {
-                    let children = self.dirs.iter().chain(self.files.keys()).filter_map(|p| {
-                        let child = VirtualPath::root().resolve(p, Default::default()).ok()?;
-                        (child.parent().as_ref() == Some(&path) && !child.is_root())
-                            .then(|| child.file_name().map(<[u8]>::to_vec))
-                            .flatten()
-                            .map(|name| (name, p.clone()))
-                    });
-                    let entries = children
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                        .filter_map(|(name, p)| Some(DirEntry::new(name, self.metadata(&p)?)))
-                        .collect();
-                    Entries {
-                        entries,
-                        directory: true,
-                        now: modified(),
-                    }
-                }
-                StorageRequest::OpenRead { path, offset } => {
-                    match self.files.get(path.as_bytes()) {
-                        Some(content) => {
-                            let size = content.len() as u64;
-                            let start = usize::try_from(offset).unwrap().min(content.len());
-                            self.reading = Some((content.clone(), start));
-                            FileOpened {
-                                size: Some(size),
-                                path,
-                            }
-                        }
-                        None => Failed(StorageError::NotFound),
-                    }
-                }
-                StorageRequest::OpenWrite { path, mode } => {
-                    let existing = self.files.get(path.as_bytes()).cloned().unwrap_or_default();
-                    let content = match mode {
-                        WriteMode::Resume(n) => existing[..usize::try_from(n).unwrap()].to_vec(),
-                        WriteMode::Append => existing,
-                        _ => Vec::new(),
-                    };
-                    self.writing = Some((bytes(&path), content));
-                    FileOpened { size: None, path }
-                }
-                StorageRequest::Delete(path) => match self.files.remove(path.as_bytes()) {
-                    Some(_) => Done,
-                    None => Failed(StorageError::NotFound),
-                },
-                StorageRequest::MakeDirectory(path) => {
-                    self.dirs.insert(bytes(&path));
-                    Done
-                }
-                StorageRequest::RemoveDirectory(path) => {
-                    self.dirs.remove(path.as_bytes());
-                    Done
-                }
-                StorageRequest::Rename { from, to } => match self.files.remove(from.as_bytes()) {
-                    Some(content) => {
-                        self.files.insert(bytes(&to), content);
-                        Done
-                    }
-                    None => Failed(StorageError::NotFound),
-                },
-                StorageRequest::SetModified { .. } => Done,
-            }
-        }
-    }
-
-    fn login_world(config: Config) -> World {
-        let mut world = World::new(config);
+    fn login_world(config: Config) -> Pair {
+        let mut world = Pair::new(config, store());
         let result = world.run(login("alice", "secret"));
         assert_eq!(reply_code(&result), Some(230));
-        assert!(matches!(world.events[0], Event::Connected(_)));
-        world.events.clear();
+        assert!(matches!(world.client.events[0], Event::Connected(_)));
+        world.client.events.clear();
         world
     }
 
@@ -2861,7 +2439,7 @@ mod wired {
         assert!(w.run(Request::SetType(TransferType::Image)).is_ok());
 
         // Upload in chunks, then resume it from byte 6.
-        w.upload = VecDeque::from([
+        w.client.upload = VecDeque::from([
             Bytes::from_static(b"hello "),
             Bytes::from_static(b"world\n"),
         ]);
@@ -2871,15 +2449,15 @@ mod wired {
             append: false,
         });
         assert_eq!(stored, Ok(Outcome::Stored { bytes: 12 }));
-        assert_eq!(w.files[&b"/docs/hello.txt".to_vec()], b"hello world\n");
-        w.upload = VecDeque::from([Bytes::from_static(b"there\n")]);
+        assert_eq!(w.server.file("/docs/hello.txt").unwrap(), b"hello world\n");
+        w.client.upload = VecDeque::from([Bytes::from_static(b"there\n")]);
         let resumed = w.run(Request::Store {
             path: path("hello.txt"),
             offset: 6,
             append: false,
         });
         assert_eq!(resumed, Ok(Outcome::Stored { bytes: 6 }));
-        assert_eq!(w.files[&b"/docs/hello.txt".to_vec()], b"hello there\n");
+        assert_eq!(w.server.file("/docs/hello.txt").unwrap(), b"hello there\n");
         assert_eq!(
             w.run(Request::Size(path("hello.txt"))),
             Ok(Outcome::Size(12))
@@ -2893,13 +2471,13 @@ mod wired {
             }),
             Ok(Outcome::Retrieved { bytes: 12 })
         );
-        assert_eq!(std::mem::take(&mut w.downloaded), b"hello there\n");
+        assert_eq!(std::mem::take(&mut w.client.downloaded), b"hello there\n");
         w.run(Request::Retrieve {
             path: path("hello.txt"),
             offset: 6,
         })
         .unwrap();
-        assert_eq!(std::mem::take(&mut w.downloaded), b"there\n");
+        assert_eq!(std::mem::take(&mut w.client.downloaded), b"there\n");
 
         // TYPE A: the server sends CRLF, the client turns it back into LF; and the other way round.
         assert!(
@@ -2917,15 +2495,15 @@ mod wired {
             Ok(Outcome::Retrieved { bytes: 13 }),
             "one CR added on the wire"
         );
-        assert_eq!(std::mem::take(&mut w.downloaded), b"hello there\n");
-        w.upload = VecDeque::from([Bytes::from_static(b"a\nb"), Bytes::from_static(b"\n")]);
+        assert_eq!(std::mem::take(&mut w.client.downloaded), b"hello there\n");
+        w.client.upload = VecDeque::from([Bytes::from_static(b"a\nb"), Bytes::from_static(b"\n")]);
         let stored = w.run(Request::Store {
             path: path("lines.txt"),
             offset: 0,
             append: false,
         });
         assert_eq!(stored, Ok(Outcome::Stored { bytes: 6 }));
-        assert_eq!(w.files[&b"/docs/lines.txt".to_vec()], b"a\nb\n");
+        assert_eq!(w.server.file("/docs/lines.txt").unwrap(), b"a\nb\n");
         assert!(w.run(Request::SetType(TransferType::Image)).is_ok());
 
         // Listings, parsed.
@@ -2988,7 +2566,7 @@ mod wired {
 
         assert_eq!(reply_code(&w.run(Request::Quit)), Some(221));
         assert!(w.client.is_closed() && w.server.is_closed());
-        assert_eq!(w.events.last(), Some(&Event::Closed { error: None }));
+        assert_eq!(w.client.events.last(), Some(&Event::Closed { error: None }));
     }
 
     #[test]
@@ -2996,30 +2574,32 @@ mod wired {
         let mut config = Config::default();
         config.mode = DataMode::Active;
         let mut w = login_world(config);
-        w.files.insert(b"/f.bin".to_vec(), (0u8..=255).collect());
+        w.server
+            .add_file("/f.bin", (0u8..=255).collect::<Vec<u8>>());
         w.run(Request::SetType(TransferType::Image)).unwrap();
         let result = w.run(Request::Retrieve {
             path: path("f.bin"),
             offset: 0,
         });
         assert_eq!(result, Ok(Outcome::Retrieved { bytes: 256 }));
-        assert_eq!(w.downloaded, (0u8..=255).collect::<Vec<_>>());
+        assert_eq!(w.client.downloaded, (0u8..=255).collect::<Vec<_>>());
     }
 
     #[test]
     fn abort_against_the_server() {
         let mut w = login_world(Config::default());
-        w.files.insert(b"/big".to_vec(), vec![b'x'; 1000]);
+        w.server.add_file("/big", vec![b'x'; 1000]);
         w.run(Request::SetType(TransferType::Image)).unwrap();
-        w.abort_after = Some(20);
+        w.client.abort_after = Some(20);
         let result = w.run(Request::Retrieve {
             path: path("big"),
             offset: 0,
         });
         assert_eq!(result, Err(ClientError::Aborted));
-        assert!(w.downloaded.len() < 1000);
+        assert!(w.client.downloaded.len() < 1000);
         // The abort's own completion: the server's 226 after its 426.
         let abort = w
+            .client
             .events
             .iter()
             .find_map(|e| match e {

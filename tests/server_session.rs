@@ -1191,7 +1191,7 @@ fn with_big_directory(s: &mut Sim, n: usize) {
     for i in 0..n {
         s.fs.insert(
             format!("/big/f{i:02}").into_bytes(),
-            sim::Node::File(Vec::new()),
+            sim::Node::File(Bytes::new()),
         );
     }
 }

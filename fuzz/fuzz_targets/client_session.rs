@@ -1,4 +1,7 @@
 //! `client::Session` driven by a server, a user and a driver that the fuzz input scripts, interleaved.
+//! The session runs in the shared test harness's `Client` end (`tests/harness/mod.rs`), whose drain hook
+//! here checks every action and holds the ones that want an answer; `K` uses the harness's well-behaved
+//! answers.
 //!
 //! Input: a six-byte header that picks the [`Config`] (small bounds, so they are reached), then
 //! operations until the input ends. Each operation is a tag byte and its arguments:
@@ -7,9 +10,9 @@
 //! | --- | --- | --- |
 //! | `S` | *line* | server bytes up to and including the next LF (or to the end of the input) |
 //! | `s` | *n* then *n* bytes | a server chunk of any bytes (a partial reply, several replies, garbage) |
-//! | `R` | *kind* then its arguments | [`Session::request`] (kinds below) |
-//! | `C` | *kind* *who* [*arg*] | [`Session::handle_completion`] (kinds below) |
-//! | `D` | *who* *n* then *n* bytes | [`Session::handle_data`] |
+//! | `R` | *kind* then its arguments | `Session::request` (kinds below) |
+//! | `C` | *kind* *who* [*arg*] | `Session::handle_completion` (kinds below) |
+//! | `D` | *who* *n* then *n* bytes | `Session::handle_data` |
 //! | `K` | *n* | a well-behaved driver carries out the oldest unanswered action |
 //! | `T` | *n* | the clock advances *n* × 100 ms; `handle_timeout` if `poll_timeout` is due |
 //! | `H` | | `handle_timeout` now, due or not |
@@ -62,13 +65,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ftp_proto::client::{
     Action, Config, ConnectionInfo, DataAction, DataCompletion, DataMode, Event, LocalAction,
-    Request, RequestId, Session, UsageError,
+    Request, RequestId, UsageError,
 };
 use ftp_proto::command::{Command, FormatControl, Password, Pathname, Text, TransferType};
 use ftp_proto::hostport::NetworkProtocol;
 use ftp_proto::reply::ReplyParserLimits;
 use ftp_proto::time::Timestamp;
+use harness::{Client, Verdict};
 use libfuzzer_sys::fuzz_target;
+
+#[path = "../../tests/harness/mod.rs"]
+mod harness;
 
 /// More actions or events than this from one call means the drain does not end.
 const DRAIN_BOUND: usize = 1 << 16;
@@ -362,7 +369,8 @@ fn check_command_lines(payload: &[u8]) {
     }
 }
 
-/// Something the session asked of its driver that is not answered yet.
+/// Something the session asked of its driver that is not answered yet: how the oracles see an action
+/// the harness holds (`Client::held`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Duty {
     Connect(RequestId, SocketAddr),
@@ -381,6 +389,21 @@ enum Duty {
 }
 
 impl Duty {
+    /// The duty a held action stands for (only these are held).
+    fn of(action: &Action) -> Duty {
+        match *action {
+            Action::Data(DataAction::Connect { id, addr }) => Duty::Connect(id, addr),
+            Action::Data(DataAction::Listen { id, family }) => Duty::Listen(id, family),
+            Action::Data(DataAction::Accept { id, .. }) => Duty::Accept(id),
+            Action::Data(DataAction::Receive { id }) => Duty::Receive(id),
+            Action::Data(DataAction::Send { id, .. }) => Duty::Write(id),
+            Action::Local(LocalAction::Read { id }) => Duty::Source(id),
+            Action::Local(LocalAction::Write { id, .. }) => Duty::SinkWrite(id),
+            Action::Local(LocalAction::Close { id, .. }) => Duty::Store(id),
+            ref other => unreachable!("{other:?} is never held"),
+        }
+    }
+
     fn id(self) -> RequestId {
         match self {
             Duty::Connect(id, _)
@@ -415,13 +438,19 @@ impl Duty {
     }
 }
 
-/// The session under test and everything the oracles remember about it.
+/// The session under test, in the shared harness's [`Client`] end (`tests/harness/mod.rs`: its drain
+/// loop bounded by `DRAIN_BOUND`, the actions it holds for an answer, `closed` once `CloseControl` was
+/// sent, and the well-behaved driver `K` uses), and everything the oracles remember about it.
 struct World {
-    session: Session,
+    client: Client,
+    books: Books,
+}
+
+/// What the oracles remember.
+struct Books {
     config: Arc<Config>,
     info: ConnectionInfo,
     timers: bool,
-    now: Instant,
     /// Ids `request` returned, in order.
     issued: Vec<RequestId>,
     completed: BTreeSet<RequestId>,
@@ -439,9 +468,7 @@ struct World {
     latest: Option<RequestId>,
     connected: bool,
     closed_event: bool,
-    close_control: bool,
     quit_queued: bool,
-    duties: Vec<Duty>,
     /// The driver answered something that was not asked (or not any more): the flow-control
     /// oracles no longer apply.
     misbehaved: bool,
@@ -452,29 +479,30 @@ impl World {
     fn new(config: Config, info: ConnectionInfo, timers: bool) -> World {
         let now = Instant::now();
         let config = Arc::new(config);
+        let mut client = Client::start(Arc::clone(&config), info, now);
+        client.action_bound = DRAIN_BOUND;
         let mut world = World {
-            session: Session::new(Arc::clone(&config), info, now),
-            config,
-            info,
-            timers,
-            now,
-            issued: Vec::new(),
-            completed: BTreeSet::new(),
-            raw_requests: BTreeSet::new(),
-            raw_after_preliminary: BTreeSet::new(),
-            transfers: BTreeSet::new(),
-            downloads: BTreeSet::new(),
-            local_used: BTreeSet::new(),
-            local_closed: BTreeSet::new(),
-            progress: BTreeMap::new(),
-            latest: None,
-            connected: false,
-            closed_event: false,
-            close_control: false,
-            quit_queued: false,
-            duties: Vec::new(),
-            misbehaved: false,
-            sample_pos: 0,
+            client,
+            books: Books {
+                config,
+                info,
+                timers,
+                issued: Vec::new(),
+                completed: BTreeSet::new(),
+                raw_requests: BTreeSet::new(),
+                raw_after_preliminary: BTreeSet::new(),
+                transfers: BTreeSet::new(),
+                downloads: BTreeSet::new(),
+                local_used: BTreeSet::new(),
+                local_closed: BTreeSet::new(),
+                progress: BTreeMap::new(),
+                latest: None,
+                connected: false,
+                closed_event: false,
+                quit_queued: false,
+                misbehaved: false,
+                sample_pos: 0,
+            },
         };
         world.settle();
         world
@@ -482,23 +510,24 @@ impl World {
 
     /// Resolves a *who* byte to an issued id.
     fn who(&self, b: u8) -> Option<RequestId> {
+        let books = &self.books;
         if b == b'.' {
-            return self.latest.or_else(|| self.issued.last().copied());
+            return books.latest.or_else(|| books.issued.last().copied());
         }
         let index = if b.is_ascii_digit() {
             usize::from(b - b'0').saturating_sub(1)
         } else {
             usize::from(b)
         };
-        self.issued.get(index % self.issued.len().max(1)).copied()
+        books.issued.get(index % books.issued.len().max(1)).copied()
     }
 
     /// Removes the first duty `matches` accepts, or notes that the driver misbehaved.
     fn answer(&mut self, matches: impl Fn(&Duty) -> bool) -> Option<Duty> {
-        match self.duties.iter().position(matches) {
-            Some(i) => Some(self.duties.remove(i)),
+        match self.client.held.iter().position(|a| matches(&Duty::of(a))) {
+            Some(i) => Some(Duty::of(&self.client.held.remove(i))),
             None => {
-                self.misbehaved = true;
+                self.books.misbehaved = true;
                 None
             }
         }
@@ -509,35 +538,36 @@ impl World {
         let raw = matches!(request, Request::Raw(_));
         let download = matches!(request, Request::Retrieve { .. });
         let transfer = download || matches!(request, Request::Store { .. });
-        let was_closed = self.close_control || self.session.is_closed();
-        let queued = self.session.queued_requests();
-        match self.session.request(self.now, request) {
+        let was_closed = self.client.closed || self.client.session.is_closed();
+        let queued = self.client.session.queued_requests();
+        let books = &mut self.books;
+        match self.client.session.request(self.client.now, request) {
             Ok(id) => {
                 assert!(
-                    !was_closed && !self.quit_queued,
+                    !was_closed && !books.quit_queued,
                     "a request accepted after close/QUIT"
                 );
                 assert!(
-                    self.issued.last().is_none_or(|&last| last < id),
+                    books.issued.last().is_none_or(|&last| last < id),
                     "ids must count up"
                 );
-                self.issued.push(id);
+                books.issued.push(id);
                 if raw {
-                    self.raw_requests.insert(id);
+                    books.raw_requests.insert(id);
                 }
                 if transfer {
-                    self.transfers.insert(id);
+                    books.transfers.insert(id);
                 }
                 if download {
-                    self.downloads.insert(id);
+                    books.downloads.insert(id);
                 }
-                self.quit_queued |= quit;
+                books.quit_queued |= quit;
             }
             Err(UsageError::Closed) => {
-                assert!(was_closed || self.quit_queued, "Closed while open");
+                assert!(was_closed || books.quit_queued, "Closed while open");
             }
             Err(UsageError::QueueFull { limit }) => {
-                assert_eq!(limit, self.config.max_pending_requests);
+                assert_eq!(limit, books.config.max_pending_requests);
                 assert!(queued >= limit, "QueueFull with {queued} < {limit} queued");
             }
             Err(other) => panic!("unexpected usage error {other:?}"),
@@ -549,12 +579,12 @@ impl World {
         let Some(id) = self.who(who) else { return };
         let completion = match kind % 5 {
             0 => {
-                let peer = address(&self.info, extra);
+                let peer = address(&self.books.info, extra);
                 self.answer(|d| matches!(d, Duty::Connect(i, _) | Duty::Accept(i) if *i == id));
                 DataCompletion::Connected { peer }
             }
             1 => {
-                let addr = address(&self.info, extra);
+                let addr = address(&self.books.info, extra);
                 self.answer(|d| matches!(d, Duty::Listen(i, _) if *i == id));
                 DataCompletion::Listening(addr)
             }
@@ -573,101 +603,93 @@ impl World {
                 DataCompletion::Failed(error_kind(extra).into())
             }
         };
-        self.session.handle_completion(self.now, id, completion);
+        let now = self.client.now;
+        self.client.session.handle_completion(now, id, completion);
         self.settle();
     }
 
     fn data(&mut self, who: u8, chunk: &[u8]) {
         let Some(id) = self.who(who) else { return };
         self.answer(|d| matches!(d, Duty::Receive(i) | Duty::Source(i) if *i == id));
-        self.session
-            .handle_data(self.now, id, Bytes::copy_from_slice(chunk));
+        let now = self.client.now;
+        self.client
+            .session
+            .handle_data(now, id, Bytes::copy_from_slice(chunk));
         self.settle();
     }
 
-    /// A well-behaved driver carries out the oldest duty.
+    /// A well-behaved driver carries out the oldest duty: the harness's own answers (connect, bind,
+    /// accept from the server, confirm a write or a sink's storing), except that a read yields `n`
+    /// sample bytes, or its end if `n` is 0.
     fn carry_out(&mut self, n: usize) {
-        if self.duties.is_empty() {
+        if self.client.held.is_empty() {
             return;
         }
-        let duty = self.duties.remove(0);
-        let now = self.now;
-        match duty {
-            Duty::Connect(id, addr) => {
-                let completion = DataCompletion::Connected { peer: addr };
-                self.session.handle_completion(now, id, completion);
-            }
-            Duty::Listen(id, family) => {
-                let ip: IpAddr = match family {
-                    NetworkProtocol::V6 => Ipv6Addr::UNSPECIFIED.into(),
-                    _ => Ipv4Addr::UNSPECIFIED.into(),
-                };
-                let completion = DataCompletion::Listening(SocketAddr::new(ip, 40000));
-                self.session.handle_completion(now, id, completion);
-            }
-            Duty::Accept(id) => {
-                let peer = SocketAddr::new(self.info.peer.ip(), 20);
-                let completion = DataCompletion::Connected { peer };
-                self.session.handle_completion(now, id, completion);
-            }
+        let action = self.client.held.remove(0);
+        let now = self.client.now;
+        match Duty::of(&action) {
             Duty::Receive(id) | Duty::Source(id) if n == 0 => {
-                self.session
+                self.client
+                    .session
                     .handle_completion(now, id, DataCompletion::EndOfData);
             }
             Duty::Receive(id) | Duty::Source(id) => {
+                let books = &mut self.books;
                 let chunk: Vec<u8> = SAMPLE
                     .iter()
                     .cycle()
-                    .skip(self.sample_pos % SAMPLE.len())
+                    .skip(books.sample_pos % SAMPLE.len())
                     .take(n.min(MAX_SAMPLE))
                     .copied()
                     .collect();
-                self.sample_pos = self.sample_pos.wrapping_add(n);
-                self.session.handle_data(now, id, Bytes::from(chunk));
+                books.sample_pos = books.sample_pos.wrapping_add(n);
+                self.client.session.handle_data(now, id, Bytes::from(chunk));
             }
-            Duty::Write(id) | Duty::SinkWrite(id) | Duty::Store(id) => {
-                self.session
-                    .handle_completion(now, id, DataCompletion::Written);
-            }
+            _ => self.client.answer(action),
         }
         self.settle();
     }
 
     fn advance(&mut self, tenths: u64) {
-        self.now += Duration::from_millis(tenths.min(36_000) * 100);
+        self.client.now += Duration::from_millis(tenths.min(36_000) * 100);
+        let now = self.client.now;
         let due = self
+            .client
             .session
             .poll_timeout()
-            .is_some_and(|deadline| self.now >= deadline);
+            .is_some_and(|deadline| now >= deadline);
         if due {
-            self.session.handle_timeout(self.now);
+            self.client.session.handle_timeout(now);
             self.settle();
             // A reply timeout closes the session; a data timeout aborts only the transfer. Either way
             // the timer that fired is spent.
             assert!(
-                self.session.is_closed()
+                self.client.session.is_closed()
                     || self
+                        .client
                         .session
                         .poll_timeout()
-                        .is_none_or(|deadline| deadline > self.now),
+                        .is_none_or(|deadline| deadline > now),
                 "a due timeout left its timer due"
             );
         }
     }
 
     fn timeout_now(&mut self) {
-        let was_closed = self.session.is_closed();
+        let was_closed = self.client.session.is_closed();
+        let now = self.client.now;
         let due = self
+            .client
             .session
             .poll_timeout()
-            .is_some_and(|deadline| self.now >= deadline);
-        self.session.handle_timeout(self.now);
+            .is_some_and(|deadline| now >= deadline);
+        self.client.session.handle_timeout(now);
         self.settle();
         // Early, it changes nothing; due, it may close the session (a reply timeout) or only abort the
         // transfer (a data timeout).
         if !due {
             assert_eq!(
-                self.session.is_closed(),
+                self.client.session.is_closed(),
                 was_closed,
                 "handle_timeout closed the session before its deadline"
             );
@@ -676,26 +698,42 @@ impl World {
 
     /// Drains actions and events after a call, checking each, then checks the session's state.
     fn settle(&mut self) {
-        for _ in 0..DRAIN_BOUND {
-            let Some(action) = self.session.poll_action() else {
-                break;
-            };
-            self.check_action(action);
+        let books = &mut self.books;
+        self.client
+            .drain_with(|client, action| books.check_action(client, action));
+        for event in std::mem::take(&mut self.client.events) {
+            self.books.check_event(event);
         }
-        assert!(
-            self.session.poll_action().is_none(),
-            "poll_action never ends"
-        );
-        for _ in 0..DRAIN_BOUND {
-            let Some(event) = self.session.poll_event() else {
-                break;
-            };
-            self.check_event(event);
-        }
-        assert!(self.session.poll_event().is_none(), "poll_event never ends");
-        self.check_state();
+        self.books.check_state(&mut self.client);
     }
 
+    /// Ends the conversation, then checks that a closed session ignores everything.
+    fn finish(&mut self) {
+        if !self.client.session.is_closed() {
+            self.client.session.handle_control_eof();
+            self.settle();
+        }
+        let session = &mut self.client.session;
+        assert!(session.is_closed(), "EOF must close the session");
+        let now = self.client.now + Duration::from_secs(3600);
+        session.handle_control_input(now, b"220 again\r\n200 ok\r\n");
+        session.handle_control_eof();
+        session.handle_timeout(now);
+        for &id in &self.books.issued {
+            session.handle_completion(now, id, DataCompletion::EndOfData);
+            session.handle_data(now, id, Bytes::from_static(b"late"));
+        }
+        assert!(session.poll_action().is_none(), "a closed session acted");
+        assert!(session.poll_event().is_none(), "a closed session reported");
+    }
+}
+
+/// Whether the harness holds an action that is this duty.
+fn holds(client: &Client, duty: Duty) -> bool {
+    client.held.iter().any(|a| Duty::of(a) == duty)
+}
+
+impl Books {
     fn check_id(&self, id: RequestId, what: &str) {
         assert!(self.issued.contains(&id), "{what} for an id never issued");
         // `completed` holds only completions of earlier calls: events are drained after actions.
@@ -706,31 +744,33 @@ impl World {
         );
     }
 
-    fn check_action(&mut self, action: Action) {
+    /// The drain's hook: checks `action` and holds it if it wants an answer.
+    fn check_action(&mut self, client: &mut Client, action: &Action) -> Verdict<DataCompletion> {
         if tracing() {
             eprintln!("  action {action:?}");
         }
-        assert!(
-            !self.close_control,
-            "an action after CloseControl: {action:?}"
-        );
-        match action {
-            Action::SendControl(bytes) => check_command_lines(&bytes),
+        // `client.closed` is as it was before this action.
+        assert!(!client.closed, "an action after CloseControl: {action:?}");
+        match *action {
+            Action::SendControl(ref bytes) => {
+                check_command_lines(bytes);
+                Verdict::Done
+            }
             Action::Data(DataAction::Connect { id, addr }) => {
                 self.check_id(id, "Connect");
                 assert_eq!(self.config.mode, DataMode::Passive);
                 if !self.config.trust_pasv_address {
                     assert_eq!(addr.ip(), self.info.peer.ip(), "connecting to a third host");
                 }
-                self.duties.push(Duty::Connect(id, addr));
                 self.latest = Some(id);
+                Verdict::Hold
             }
             Action::Data(DataAction::Listen { id, family }) => {
                 self.check_id(id, "Listen");
                 assert_eq!(self.config.mode, DataMode::Active);
                 assert_eq!(family, NetworkProtocol::of(&self.info.local));
-                self.duties.push(Duty::Listen(id, family));
                 self.latest = Some(id);
+                Verdict::Hold
             }
             Action::Data(DataAction::Accept { id, listener }) => {
                 self.check_id(id, "Accept");
@@ -739,44 +779,48 @@ impl World {
                     listener, id,
                     "the client accepts on its transfer's own listener"
                 );
-                self.duties.push(Duty::Accept(id));
                 self.latest = Some(id);
+                Verdict::Hold
             }
             Action::Data(DataAction::Receive { id }) => {
                 self.check_id(id, "Receive");
                 assert!(
-                    self.misbehaved || !self.duties.contains(&Duty::Receive(id)),
+                    self.misbehaved || !holds(client, Duty::Receive(id)),
                     "a second read asked for while one is pending"
                 );
-                self.duties.push(Duty::Receive(id));
-                self.check_window(id);
+                self.check_window(client, id);
                 self.latest = Some(id);
+                Verdict::Hold
             }
-            Action::Data(DataAction::Send { id, data }) => {
+            Action::Data(DataAction::Send { id, ref data }) => {
                 self.check_id(id, "Send");
                 assert!(!data.is_empty(), "Send of nothing");
-                self.duties.push(Duty::Write(id));
-                self.check_window(id);
+                self.check_window(client, id);
                 self.latest = Some(id);
+                Verdict::Hold
             }
             Action::Data(DataAction::Close { id, .. }) => {
                 self.check_id(id, "Close");
                 // Closing the connection cancels whatever was pending on it.
-                self.duties.retain(|d| d.id() != id || !d.is_data());
+                client.held.retain(|a| {
+                    let d = Duty::of(a);
+                    d.id() != id || !d.is_data()
+                });
                 self.latest = Some(id);
+                Verdict::Done
             }
             Action::Local(LocalAction::Read { id }) => {
                 self.check_local(id, "Read");
-                self.duties.push(Duty::Source(id));
-                self.check_window(id);
+                self.check_window(client, id);
                 self.latest = Some(id);
+                Verdict::Hold
             }
-            Action::Local(LocalAction::Write { id, data }) => {
+            Action::Local(LocalAction::Write { id, ref data }) => {
                 self.check_local(id, "Write");
                 assert!(!data.is_empty(), "Write of nothing");
-                self.duties.push(Duty::SinkWrite(id));
-                self.check_window(id);
+                self.check_window(client, id);
                 self.latest = Some(id);
+                Verdict::Hold
             }
             Action::Local(LocalAction::Close { id, aborted }) => {
                 self.check_local(id, "Close");
@@ -787,15 +831,20 @@ impl World {
                 );
                 // Closing the local end cancels its reads; a sink closed after its last write is
                 // stored, and says so.
-                self.duties.retain(|d| d.id() != id || d.is_data());
-                if !aborted && self.downloads.contains(&id) {
-                    self.duties.push(Duty::Store(id));
-                }
+                client.held.retain(|a| {
+                    let d = Duty::of(a);
+                    d.id() != id || d.is_data()
+                });
                 self.latest = Some(id);
+                if !aborted && self.downloads.contains(&id) {
+                    Verdict::Hold
+                } else {
+                    Verdict::Done
+                }
             }
             Action::CloseControl => {
-                self.close_control = true;
-                self.duties.clear();
+                client.held.clear();
+                Verdict::Done
             }
         }
     }
@@ -817,13 +866,16 @@ impl World {
     }
 
     /// Chunks of a transfer asked for (of the data connection or the source) or written (to the data
-    /// connection or the sink) and not yet answered: at most the window.
-    fn check_window(&self, id: RequestId) {
-        let in_flight = self
-            .duties
+    /// connection or the sink) and not yet answered, the one being asked for included: at most the
+    /// window.
+    fn check_window(&self, client: &Client, id: RequestId) {
+        let held = client
+            .held
             .iter()
+            .map(Duty::of)
             .filter(|d| d.id() == id && d.in_window())
             .count();
+        let in_flight = held + 1;
         let window = self.config.transfer_window.max(1);
         assert!(
             self.misbehaved || in_flight <= window,
@@ -881,15 +933,16 @@ impl World {
         }
     }
 
-    fn check_state(&mut self) {
-        let session = &self.session;
+    fn check_state(&mut self, client: &mut Client) {
+        let now = client.now;
+        let session = &mut client.session;
         let closed = session.is_closed();
         assert_eq!(
             closed, self.closed_event,
             "is_closed disagrees with Event::Closed"
         );
         assert_eq!(
-            closed, self.close_control,
+            closed, client.closed,
             "is_closed disagrees with CloseControl"
         );
         assert_eq!(session.is_connected(), self.connected && !closed);
@@ -906,29 +959,23 @@ impl World {
                     id.get()
                 );
             }
-            assert_eq!(
-                self.session.request(self.now, Request::Noop),
-                Err(UsageError::Closed)
-            );
-            assert!(
-                self.session.poll_action().is_none(),
-                "an action after close"
-            );
-            assert!(self.session.poll_event().is_none(), "an event after close");
+            assert_eq!(session.request(now, Request::Noop), Err(UsageError::Closed));
+            assert!(session.poll_action().is_none(), "an action after close");
+            assert!(session.poll_event().is_none(), "an event after close");
             return;
         }
         let deadline = session.poll_timeout();
         if let Some(deadline) = deadline {
             assert!(
-                deadline > self.now,
+                deadline > now,
                 "poll_timeout is {:?} in the past",
-                self.now - deadline
+                now - deadline
             );
         }
         // Waiting on the server or on a driver that behaves, a timer must run. A driver that answered
         // out of turn may have moved the session to wait for an answer it still owes: its own hang.
         let busy = session.current_request().is_some() || !self.connected;
-        let waits_on_driver = self.misbehaved && !self.duties.is_empty();
+        let waits_on_driver = self.misbehaved && !client.held.is_empty();
         // By design a raw command that got its 1xx (an FXP STOR/RETR) waits for its final reply untimed:
         // the session cannot see the transfer's progress (see `Config::reply_timeout`).
         let raw_transfer = session
@@ -939,34 +986,6 @@ impl World {
             "request {:?} in progress (connected: {}) with no timer: it can hang",
             session.current_request(),
             self.connected
-        );
-    }
-
-    /// Ends the conversation, then checks that a closed session ignores everything.
-    fn finish(&mut self) {
-        if !self.session.is_closed() {
-            self.session.handle_control_eof();
-            self.settle();
-        }
-        assert!(self.session.is_closed(), "EOF must close the session");
-        let now = self.now + Duration::from_secs(3600);
-        self.session
-            .handle_control_input(now, b"220 again\r\n200 ok\r\n");
-        self.session.handle_control_eof();
-        self.session.handle_timeout(now);
-        for id in self.issued.clone() {
-            self.session
-                .handle_completion(now, id, DataCompletion::EndOfData);
-            self.session
-                .handle_data(now, id, Bytes::from_static(b"late"));
-        }
-        assert!(
-            self.session.poll_action().is_none(),
-            "a closed session acted"
-        );
-        assert!(
-            self.session.poll_event().is_none(),
-            "a closed session reported"
         );
     }
 }
@@ -998,13 +1017,19 @@ fuzz_target!(|data: &[u8]| {
         match tag {
             b'S' => {
                 let line = input.line();
-                world.session.handle_control_input(world.now, line);
+                world
+                    .client
+                    .session
+                    .handle_control_input(world.client.now, line);
                 world.settle();
             }
             b's' => {
                 let n = usize::try_from(input.number()).unwrap_or(usize::MAX);
                 let chunk = input.take(n);
-                world.session.handle_control_input(world.now, chunk);
+                world
+                    .client
+                    .session
+                    .handle_control_input(world.client.now, chunk);
                 world.settle();
             }
             b'R' => {
@@ -1040,7 +1065,7 @@ fuzz_target!(|data: &[u8]| {
             b'T' => world.advance(input.number()),
             b'H' => world.timeout_now(),
             _ => {
-                world.session.handle_control_eof();
+                world.client.session.handle_control_eof();
                 world.settle();
             }
         }

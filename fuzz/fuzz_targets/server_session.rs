@@ -6,12 +6,13 @@
 //! the limits are small (64-byte lines, 256 bytes of queued commands, 64-byte/8-deep paths, 4 listing
 //! entries, 30 s idle, 40 s login and 10 s data timeouts) so that every limit is reached.
 //!
-//! The harness keeps every action that wants an answer (oldest first) and every request id it saw. An
-//! answer op picks a waiting action and answers it with the completion its kind expects, or, for a choice
-//! byte >= 128, with any completion (wrong kinds, `Failed` with each `StorageError`, data connections from
-//! a foreign or a v4-mapped address, PASV listeners of the wrong family). Data and end-of-data ops answer
-//! a waiting `LocalAction::Read`/`DataAction::Receive` (any old id if none waits). A stale op answers an id already
-//! answered or abandoned. Time ops move the clock and call `handle_timeout` whenever `poll_timeout` is due.
+//! The driver is the shared test harness's `Server` end (`tests/harness/mod.rs`), with a hook that checks
+//! every action and holds every one that wants an answer (the newest 64, oldest first); the target also
+//! keeps every request id it saw. An answer op picks a waiting action and answers it with the completion
+//! its kind expects, or, for a choice byte >= 128, with any completion (wrong kinds, `Failed` with each
+//! `StorageError`, data connections from a foreign or a v4-mapped address, PASV listeners of the wrong
+//! family). Data and end-of-data ops answer a waiting `LocalAction::Read`/`DataAction::Receive` (any old
+//! id if none waits). A stale op answers an id already answered or abandoned. Time ops move the clock and call `handle_timeout` whenever `poll_timeout` is due.
 //!
 //! Oracles, after every `handle_*` call:
 //! - no panic; `poll_action` runs dry within a bound (no endless stream of actions);
@@ -43,12 +44,16 @@ use ftp_proto::framing::{FramerConfig, LineEnding};
 use ftp_proto::listing::{DirEntry, EntryKind, Metadata};
 use ftp_proto::path::{PathLimits, VirtualPath};
 use ftp_proto::server::{
-    Access, Action, AnonymousPolicy, Completion, Config, ConnectionInfo, Grant, RequestId, Session,
+    Access, Action, AnonymousPolicy, Completion, Config, ConnectionInfo, Grant, RequestId,
     StorageError, StorageRequest,
 };
 use ftp_proto::time::Timestamp;
 use ftp_proto_fuzz::Reader;
+use harness::{MemoryStore, Server, Verdict};
 use libfuzzer_sys::fuzz_target;
+
+#[path = "../../tests/harness/mod.rs"]
+mod harness;
 
 const MAX_LINE_LEN: usize = 64;
 const MAX_PENDING_COMMANDS: usize = 256;
@@ -426,99 +431,100 @@ fn right_variant(action: Option<&Action>, choice: u8) -> u8 {
     }
 }
 
+/// The session, in the shared harness's [`Server`] end (`tests/harness/mod.rs`): its drain loop (bounded
+/// by `MAX_ACTIONS_PER_CALL`), the actions it holds for an answer (`stalled`: the waiting ones, oldest
+/// first) and the books it keeps (`listeners` asked for with `DataAction::Listen` and not closed yet,
+/// `closed` once `CloseControl` was sent). Nothing is answered by the harness: the fuzz input answers.
 struct Harness {
-    session: Session,
+    server: Server,
     info: ConnectionInfo,
-    now: Instant,
-    /// Actions that want an answer, oldest first.
-    waiting: Vec<Action>,
     /// Every request id seen, for stale answers.
     history: Vec<RequestId>,
-    close_sent: bool,
     /// The last time the session was seen busy (see `note_busy`).
     busy_at: Option<Instant>,
     /// When the session started (its login deadline counts from here at the earliest).
     started: Instant,
-    /// Listeners asked for with `DataAction::Listen` and not closed yet.
-    listeners: Vec<RequestId>,
 }
 
 impl Harness {
+    fn new(config: Config, info: ConnectionInfo, now: Instant) -> Harness {
+        let mut server = Server::start(Arc::new(config), info, MemoryStore::new(), now);
+        server.action_bound = MAX_ACTIONS_PER_CALL;
+        Harness {
+            server,
+            info,
+            history: Vec::new(),
+            busy_at: None,
+            started: now,
+        }
+    }
+
     /// Drains the actions and events after a `handle_*` call and checks the invariants.
     fn drain(&mut self) {
-        let mut drained = 0;
-        while let Some(action) = self.session.poll_action() {
-            drained += 1;
-            assert!(
-                drained <= MAX_ACTIONS_PER_CALL,
-                "poll_action does not run dry"
-            );
+        let Harness {
+            server,
+            history,
+            busy_at,
+            started,
+            ..
+        } = self;
+        server.drain_with(|server, action| {
             trace!("  <- {action:?}");
-            assert!(!self.close_sent, "{action:?} after CloseControl");
-            match &action {
+            // `closed` and `listeners` are as they were before this action.
+            assert!(!server.closed, "{action:?} after CloseControl");
+            match action {
                 Action::SendControl(bytes) => {
                     check_control(bytes);
                     if bytes.starts_with(b"421 Timeout:") {
-                        self.check_idle_timeout();
+                        check_idle_timeout(*busy_at, server.now);
                     }
                     if bytes.starts_with(b"421 Login timeout") {
                         assert!(
-                            self.session.user().is_none(),
+                            server.session.user().is_none(),
                             "login timeout while logged in"
                         );
                         assert!(
-                            self.now >= self.started + LOGIN_TIMEOUT,
+                            server.now >= *started + LOGIN_TIMEOUT,
                             "421 login timeout {:?} after the start",
-                            self.now - self.started
+                            server.now - *started
                         );
                     }
                 }
-                Action::CloseControl => self.close_sent = true,
-                Action::Data(DataAction::Listen { id, .. }) => self.listeners.push(*id),
-                Action::Data(DataAction::Close { id, .. }) => self.listeners.retain(|l| l != id),
                 Action::Data(DataAction::Accept { listener, .. }) => assert!(
-                    self.listeners.contains(listener),
+                    server.listeners.contains(listener),
                     "accept from {listener:?}, which is not an open listener"
                 ),
                 _ => {}
             }
-            if let Some(id) = waiting_id(&action) {
-                if !self.history.contains(&id) {
-                    if self.history.len() == MAX_HISTORY {
-                        self.history.remove(0);
+            match waiting_id(action) {
+                Some(id) => {
+                    if !history.contains(&id) {
+                        if history.len() == MAX_HISTORY {
+                            history.remove(0);
+                        }
+                        history.push(id);
                     }
-                    self.history.push(id);
+                    Verdict::Hold
                 }
-                if self.waiting.len() == MAX_WAITING {
-                    self.waiting.remove(0);
-                }
-                self.waiting.push(action);
+                None => Verdict::Done,
             }
-        }
-        let mut events = 0;
-        while self.session.poll_event().is_some() {
-            events += 1;
-            assert!(
-                events <= MAX_ACTIONS_PER_CALL,
-                "poll_event does not run dry"
-            );
-        }
+        });
+        // Only the newest waiting actions are kept (older ones stay answerable as stale ids).
+        let excess = server.stalled.len().saturating_sub(MAX_WAITING);
+        server.stalled.drain(..excess);
+        let session = &server.session;
         assert!(
-            self.session.buffered_input_len() <= MAX_LINE_LEN + MAX_PENDING_COMMANDS,
+            session.buffered_input_len() <= MAX_LINE_LEN + MAX_PENDING_COMMANDS,
             "buffered input {} over the bound",
-            self.session.buffered_input_len()
+            session.buffered_input_len()
         );
         assert_eq!(
-            self.session.is_closed(),
-            self.close_sent,
+            session.is_closed(),
+            server.closed,
             "is_closed() disagrees with CloseControl"
         );
-        if self.close_sent {
-            assert_eq!(
-                self.session.poll_timeout(),
-                None,
-                "a closed session has a timer"
-            );
+        if server.closed {
+            assert_eq!(session.poll_timeout(), None, "a closed session has a timer");
         }
         self.note_busy();
     }
@@ -526,41 +532,29 @@ impl Harness {
     /// Notes the time if the session is busy: a transfer in progress, or a request out to the driver (no
     /// timer). Called before and after every `handle_*` call.
     fn note_busy(&mut self) {
-        let busy = self.session.transfer_progress().is_some()
-            || (!self.session.is_closed() && self.session.poll_timeout().is_none());
+        let busy = self.server.session.transfer_progress().is_some()
+            || (!self.server.session.is_closed() && self.server.session.poll_timeout().is_none());
         if busy {
-            self.busy_at = Some(self.now);
-        }
-    }
-
-    /// The idle timer counts from the last command, and neither a transfer nor a request to the driver
-    /// (which both start with a command) counts as idle time: a `421 Timeout` comes no earlier than
-    /// `idle_timeout` after the session was last busy.
-    fn check_idle_timeout(&self) {
-        if let Some(busy_at) = self.busy_at {
-            assert!(
-                self.now >= busy_at + IDLE_TIMEOUT,
-                "421 idle timeout {:?} after the session was busy",
-                self.now - busy_at
-            );
+            self.busy_at = Some(self.server.now);
         }
     }
 
     /// Takes the waiting action at `sel` (among reads first if `reads_first`), or an id from history.
     fn pick(&mut self, sel: u8, reads_first: bool) -> Option<(RequestId, Option<Action>)> {
-        let reads: Vec<usize> = (0..self.waiting.len())
-            .filter(|&i| is_read(&self.waiting[i]))
+        let reads: Vec<usize> = (0..self.server.stalled.len())
+            .filter(|&i| is_read(&self.server.stalled[i]))
             .collect();
         let candidates: Vec<usize> = if reads_first && !reads.is_empty() {
             reads
         } else {
-            (0..self.waiting.len()).collect()
+            (0..self.server.stalled.len()).collect()
         };
         if candidates.is_empty() {
             return self.stale(sel).map(|id| (id, None));
         }
         let action = self
-            .waiting
+            .server
+            .stalled
             .remove(candidates[usize::from(sel) % candidates.len()]);
         let id = waiting_id(&action)?;
         Some((id, Some(action)))
@@ -584,27 +578,38 @@ impl Harness {
         };
         let completion = completion(variant, action, &self.info, input);
         trace!("-> completion {id:?} {completion:?} (to {action:?})");
-        self.session.handle_completion(self.now, id, completion);
+        let timeout = self.server.session.poll_timeout();
+        let now = self.server.now;
+        if let Err(mistake) = self.server.session.handle_completion(now, id, completion) {
+            // A wrong kind of answer is the driver's mistake: reported, and nothing else happens.
+            trace!("   turned away: {mistake}");
+            assert_eq!(mistake.id, id);
+            assert_eq!(
+                self.server.session.poll_timeout(),
+                timeout,
+                "a turned-away answer moved a timer"
+            );
+        }
     }
 
     /// Moves the clock and fires due timers, checking that the deadline moves on.
     fn advance(&mut self, mode: u8, amount: u8) {
-        let deadline = self.session.poll_timeout();
-        self.now = match (mode % 4, deadline) {
-            (2, Some(t)) => t.max(self.now),
-            (3, Some(t)) => (t - Duration::from_millis(1)).max(self.now),
-            (1, _) => self.now + Duration::from_secs(amount.into()),
-            _ => self.now + Duration::from_millis(amount.into()),
+        let deadline = self.server.session.poll_timeout();
+        self.server.now = match (mode % 4, deadline) {
+            (2, Some(t)) => t.max(self.server.now),
+            (3, Some(t)) => (t - Duration::from_millis(1)).max(self.server.now),
+            (1, _) => self.server.now + Duration::from_secs(amount.into()),
+            _ => self.server.now + Duration::from_millis(amount.into()),
         };
         trace!(
             "-> time +{:?}",
-            self.now - START.get().copied().unwrap_or(self.now)
+            self.server.now - START.get().copied().unwrap_or(self.server.now)
         );
         for _ in 0..8 {
-            match self.session.poll_timeout() {
-                Some(t) if t <= self.now => {
+            match self.server.session.poll_timeout() {
+                Some(t) if t <= self.server.now => {
                     self.note_busy();
-                    self.session.handle_timeout(self.now);
+                    self.server.session.handle_timeout(self.server.now);
                     self.drain();
                 }
                 _ => return,
@@ -614,23 +619,26 @@ impl Harness {
     }
 }
 
+/// The idle timer counts from the last command, and neither a transfer nor a request to the driver
+/// (which both start with a command) counts as idle time: a `421 Timeout` comes no earlier than
+/// `idle_timeout` after the session was last busy.
+fn check_idle_timeout(busy_at: Option<Instant>, now: Instant) {
+    if let Some(busy_at) = busy_at {
+        assert!(
+            now >= busy_at + IDLE_TIMEOUT,
+            "421 idle timeout {:?} after the session was busy",
+            now - busy_at
+        );
+    }
+}
+
 static START: OnceLock<Instant> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Reader::new(data);
     let (config, info) = config(input.u8());
     let now = *START.get_or_init(Instant::now);
-    let mut h = Harness {
-        session: Session::new(Arc::new(config), info, now),
-        info,
-        now,
-        waiting: Vec::new(),
-        history: Vec::new(),
-        close_sent: false,
-        busy_at: None,
-        started: now,
-        listeners: Vec::new(),
-    };
+    let mut h = Harness::new(config, info, now);
     h.drain();
 
     for _ in 0..MAX_OPS {
@@ -642,7 +650,7 @@ fuzz_target!(|data: &[u8]| {
             0 | 1 => {
                 let bytes = input.short_bytes();
                 trace!("-> control {:?}", String::from_utf8_lossy(bytes));
-                h.session.handle_control_input(h.now, bytes);
+                h.server.session.handle_control_input(h.server.now, bytes);
             }
             2..=4 => {
                 let (sel, choice) = (input.u8(), input.u8());
@@ -655,15 +663,16 @@ fuzz_target!(|data: &[u8]| {
                 let chunk = Bytes::copy_from_slice(input.short_bytes());
                 if let Some((id, _)) = h.pick(sel, true) {
                     trace!("-> data {id:?} {:?}", String::from_utf8_lossy(&chunk));
-                    h.session.handle_data(h.now, id, chunk);
+                    h.server.session.handle_data(h.server.now, id, chunk);
                 }
             }
             6 => {
                 let sel = input.u8();
                 if let Some((id, _)) = h.pick(sel, true) {
                     trace!("-> end of data {id:?}");
-                    h.session
-                        .handle_completion(h.now, id, DataCompletion::EndOfData.into());
+                    // Sent to any id, fitting or not: a misfit is turned away (see `answer`).
+                    let end = DataCompletion::EndOfData.into();
+                    let _ = h.server.session.handle_completion(h.server.now, id, end);
                 }
             }
             7 => {
@@ -673,7 +682,7 @@ fuzz_target!(|data: &[u8]| {
             }
             8 => {
                 trace!("-> control EOF");
-                h.session.handle_control_eof();
+                h.server.session.handle_control_eof();
             }
             9 => {
                 let (sel, choice) = (input.u8(), input.u8());
@@ -691,7 +700,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 line.extend_from_slice(b"\r\n");
                 trace!("-> command {:?}", String::from_utf8_lossy(&line));
-                h.session.handle_control_input(h.now, &line);
+                h.server.session.handle_control_input(h.server.now, &line);
             }
         }
         h.drain();
