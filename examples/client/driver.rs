@@ -11,9 +11,9 @@
 //!                                                         source task (upload: reads the user's reader)
 //! ```
 //!
-//! The driver task owns the [`Session`] and runs one loop, like the example server's session task: it
-//! waits (`tokio::select!`) on the control connection, on one channel of messages from its helper tasks,
-//! on the handle's requests and on the session's timer. After every input it drains
+//! The driver task owns the [`Session`] and runs the loop it shares with the example server's session
+//! task (`common/run_loop.rs`): it waits (`tokio::select!`) on the control connection, on one channel of
+//! messages from its helper tasks, on the handle's requests and on the session's timer. After every input it drains
 //! [`Session::poll_action`] to `None` and carries each action out without waiting for I/O (data-connection
 //! and file I/O run in helper tasks that answer through the channel; only binding a listener and closing
 //! a data connection, each a system call, are waited for), forwards the session's events to the
@@ -28,13 +28,16 @@
 //! the download only then, so when [`Client::download`] returns the local file is complete. A failed or
 //! aborted transfer drops its writer where it stands (a stuck writer cannot hold up the failure).
 //!
-//! Tests include this file with `#[path]`. Its one other file, the data channel shared with the example
-//! server, is declared below with a `#[path]` relative to this file, which resolves the same from both.
+//! Tests include this file with `#[path]`. Its two other files, the data channel and the run loop shared
+//! with the example server, are declared below with a `#[path]` relative to this file, which resolves the
+//! same from both.
 
 #![allow(dead_code)] // the CLI and the tests each use a part of the API
 
 #[path = "../common/data_channel.rs"]
 mod data_channel;
+#[path = "../common/run_loop.rs"]
+mod run_loop;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -67,9 +70,6 @@ use data_channel::{DataChannels, Link, Settings};
 /// Bytes asked of one read of a data connection or an upload source. 64 KiB keeps the per-chunk cost
 /// (a channel message, a session call) negligible next to the bytes.
 pub const CHUNK_SIZE: usize = 64 * 1024;
-
-/// Bytes read from the control connection at a time.
-const CONTROL_READ_SIZE: usize = 4096;
 
 /// How long the driver waits for helper tasks to finish when the session ends.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
@@ -575,11 +575,11 @@ async fn run_driver(
     info: ConnectionInfo,
     write_timeout: Duration,
     stream: TcpStream,
-    mut submissions: UnboundedReceiver<Submit>,
+    submissions: UnboundedReceiver<Submit>,
     notices: UnboundedSender<Notice>,
 ) {
     let (mut reader, mut writer) = stream.into_split();
-    let (incoming, mut messages) = unbounded_channel();
+    let (incoming, messages) = unbounded_channel();
     let settings = Settings {
         local_ip: info.local.ip().to_canonical(),
         connect_from_local_ip: false,
@@ -600,97 +600,18 @@ async fn run_driver(
         internal: HashSet::new(),
         out: Vec::new(),
     };
-    let mut buffer = vec![0u8; CONTROL_READ_SIZE];
-    let mut control_open = true;
-    let mut handle_open = true;
-    // One timer, moved as the session's deadline moves.
-    let timer = tokio::time::sleep(Duration::ZERO);
-    tokio::pin!(timer);
-    loop {
-        if driver.carry_out(&mut writer).await.is_break() {
-            break;
-        }
-        let deadline = driver.session.poll_timeout().map(Instant::from_std);
-        if let Some(deadline) = deadline {
-            // An elapsed timer would fire again at once: re-arm it even for the same instant.
-            if timer.deadline() != deadline || timer.is_elapsed() {
-                timer.as_mut().reset(deadline);
-            }
-        }
-        tokio::select! {
-            read = reader.read(&mut buffer), if control_open => match read {
-                Ok(0) | Err(_) => {
-                    control_open = false;
-                    driver.session.handle_control_eof();
-                }
-                Ok(n) => {
-                    let bytes = buffer.get(..n).unwrap_or_default();
-                    driver.session.handle_control_input(now(), bytes);
-                }
-            },
-            Some(message) = messages.recv() => driver.deliver(message),
-            submit = submissions.recv(), if handle_open => match submit {
-                Some(submit) => driver.submit(submit),
-                None => {
-                    // The handle is gone: say goodbye (refused if the session already closes).
-                    handle_open = false;
-                    driver.request_internal(Request::Quit);
-                }
-            },
-            () = &mut timer, if deadline.is_some() => driver.session.handle_timeout(now()),
-        }
-    }
+    let handle = Some(submissions);
+    run_loop::run(&mut driver, &mut reader, &mut writer, messages, handle).await;
     let _ = writer.shutdown().await;
     driver.data.close_all().await;
     driver.finish();
 }
 
-impl Driver {
-    fn submit(&mut self, submit: Submit) {
-        let Submit {
-            request,
-            stream,
-            reply,
-        } = submit;
-        let download = matches!(request, Request::Retrieve { .. });
-        let upload = matches!(request, Request::Store { .. });
-        let result = self.session.request(now(), request);
-        if let Ok(id) = result {
-            // Every download gets a sink and every upload a source, so that the session's local actions
-            // always find one: without a stream, bytes are discarded or the file is empty.
-            match stream {
-                Stream::Sink(writer) if download => self.attach_sink(id, writer),
-                Stream::Source(reader) if upload => self.attach_source(id, reader),
-                _ if download => self.attach_sink(id, Box::new(tokio::io::sink())),
-                _ if upload => self.attach_source(id, Box::new(tokio::io::empty())),
-                _ => {}
-            }
-        }
-        let _ = reply.send(result);
-    }
-
-    /// A request of the driver's own (refused if the session is closing: then it is moot anyway).
-    fn request_internal(&mut self, request: Request) {
-        if let Ok(id) = self.session.request(now(), request) {
-            self.internal.insert(id);
-        }
-    }
-
-    fn attach_sink(&mut self, id: RequestId, writer: Box<dyn AsyncWrite + Send + Unpin>) {
-        let (chunks, chunks_rx) = unbounded_channel();
-        let task = tokio::spawn(sink_task(id, writer, chunks_rx, self.incoming.clone()));
-        let sink = Sink {
-            chunks: Some(chunks),
-            task,
-        };
-        self.sinks.insert(id, sink);
-    }
-
-    fn attach_source(&mut self, id: RequestId, reader: Box<dyn AsyncRead + Send + Unpin>) {
-        let (reads, reads_rx) = unbounded_channel();
-        tokio::spawn(source_task(id, reader, reads_rx, self.incoming.clone()));
-        self.sources.insert(id, reads);
-    }
+/// The client's part of the shared loop: the handle's requests go to the session too, and when the
+/// handle is gone the driver says goodbye (`QUIT`, refused if the session already closes).
+impl run_loop::Driver for Driver {
+    type Message = Incoming;
+    type Request = Submit;
 
     /// Drains and performs the session's actions, forwards its events and writes the control bytes.
     /// `Break` when the session is over or the control connection broke.
@@ -721,6 +642,87 @@ impl Driver {
             }
         }
         flow
+    }
+
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        self.session.poll_timeout()
+    }
+
+    fn on_input(&mut self, bytes: &[u8]) {
+        self.session.handle_control_input(now(), bytes);
+    }
+
+    fn on_eof(&mut self) {
+        self.session.handle_control_eof();
+    }
+
+    fn on_timeout(&mut self) {
+        self.session.handle_timeout(now());
+    }
+
+    /// Feeds a helper's message to the session (or to the driver's own bookkeeping).
+    fn on_message(&mut self, message: Incoming) {
+        match message {
+            Incoming::Completion(id, completion) => {
+                self.session.handle_completion(now(), id, completion)
+            }
+            Incoming::Data(id, chunk) => self.session.handle_data(now(), id, chunk),
+            Incoming::LocalFailed(id, error) => {
+                self.local_errors.entry(id).or_insert(error);
+            }
+        }
+    }
+
+    fn on_request(&mut self, submit: Submit) {
+        let Submit {
+            request,
+            stream,
+            reply,
+        } = submit;
+        let download = matches!(request, Request::Retrieve { .. });
+        let upload = matches!(request, Request::Store { .. });
+        let result = self.session.request(now(), request);
+        if let Ok(id) = result {
+            // Every download gets a sink and every upload a source, so that the session's local actions
+            // always find one: without a stream, bytes are discarded or the file is empty.
+            match stream {
+                Stream::Sink(writer) if download => self.attach_sink(id, writer),
+                Stream::Source(reader) if upload => self.attach_source(id, reader),
+                _ if download => self.attach_sink(id, Box::new(tokio::io::sink())),
+                _ if upload => self.attach_source(id, Box::new(tokio::io::empty())),
+                _ => {}
+            }
+        }
+        let _ = reply.send(result);
+    }
+
+    fn on_handle_closed(&mut self) {
+        self.request_internal(Request::Quit);
+    }
+}
+
+impl Driver {
+    /// A request of the driver's own (refused if the session is closing: then it is moot anyway).
+    fn request_internal(&mut self, request: Request) {
+        if let Ok(id) = self.session.request(now(), request) {
+            self.internal.insert(id);
+        }
+    }
+
+    fn attach_sink(&mut self, id: RequestId, writer: Box<dyn AsyncWrite + Send + Unpin>) {
+        let (chunks, chunks_rx) = unbounded_channel();
+        let task = tokio::spawn(sink_task(id, writer, chunks_rx, self.incoming.clone()));
+        let sink = Sink {
+            chunks: Some(chunks),
+            task,
+        };
+        self.sinks.insert(id, sink);
+    }
+
+    fn attach_source(&mut self, id: RequestId, reader: Box<dyn AsyncRead + Send + Unpin>) {
+        let (reads, reads_rx) = unbounded_channel();
+        tokio::spawn(source_task(id, reader, reads_rx, self.incoming.clone()));
+        self.sources.insert(id, reads);
     }
 
     /// Carries out one action; helper tasks answer through the channel. Only binding a listener and
@@ -764,19 +766,6 @@ impl Driver {
     /// Answers an action through the channel, so that it reaches the session after the current drain.
     fn answer(&self, id: RequestId, completion: DataCompletion) {
         let _ = self.incoming.send(Incoming::Completion(id, completion));
-    }
-
-    /// Feeds a helper's message to the session (or to the driver's own bookkeeping).
-    fn deliver(&mut self, message: Incoming) {
-        match message {
-            Incoming::Completion(id, completion) => {
-                self.session.handle_completion(now(), id, completion)
-            }
-            Incoming::Data(id, chunk) => self.session.handle_data(now(), id, chunk),
-            Incoming::LocalFailed(id, error) => {
-                self.local_errors.entry(id).or_insert(error);
-            }
-        }
     }
 
     /// Passes a session event on to the handle; a completed request's helpers are let go.

@@ -28,6 +28,8 @@ mod locks;
 mod logging;
 mod login_throttle;
 mod privileges;
+#[path = "../common/run_loop.rs"]
+mod run_loop;
 mod session_task;
 mod storage;
 mod upload;

@@ -1,12 +1,13 @@
 //! One tokio task per control connection: it owns the sans-IO [`Session`] and carries out its actions.
 //!
-//! The loop waits on three things at once (`tokio::select!`): bytes on the control connection, messages
-//! from the helper tasks (completions and data chunks, over one channel), and the session's timer. After
-//! each input it drains `poll_action` and carries every action out in order, then logs the events. Slow
-//! work never runs in this task: the data connections and listeners ([`DataConnections`], which takes
-//! the session's `DataAction`s as they are), the open file ([`FileHandle`], the session's
-//! `LocalAction`s) and other storage operations (on the blocking pool) run elsewhere and answer through
-//! the channel, so the control connection is read during a transfer and `ABOR` and `STAT` work.
+//! The loop, shared with the example client (`common/run_loop.rs`), waits on three things at once
+//! (`tokio::select!`): bytes on the control connection, messages from the helper tasks (completions and
+//! data chunks, over one channel), and the session's timer. After each input it drains `poll_action`
+//! and carries every action out in order, then logs the events. Slow work never runs in this task: the
+//! data connections and listeners ([`DataConnections`], which takes the session's `DataAction`s as they
+//! are), the open file ([`FileHandle`], the session's `LocalAction`s) and other storage operations (on
+//! the blocking pool) run elsewhere and answer through the channel, so the control connection is read
+//! during a transfer and `ABOR` and `STAT` work.
 //!
 //! Control replies are gathered while the actions are carried out and written once at the end, in their
 //! order. The one ordering that involves the data connection is kept by waiting: a clean
@@ -39,11 +40,8 @@ use crate::files::{FileContext, FileHandle, FileOp, blocking};
 use crate::limits::AddressCounts;
 use crate::logging;
 use crate::login_throttle::{LoginThrottle, Verdict};
+use crate::run_loop::{self, CONTROL_READ_SIZE};
 use crate::storage::Storage;
-
-/// Bytes read from the control connection at a time (commands are short; a longer line just takes two
-/// reads).
-const CONTROL_READ_SIZE: usize = 4096;
 
 /// What the helper tasks send to the session task.
 #[derive(Debug)]
@@ -94,7 +92,7 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
     // session would see `ABOR\r` and then nothing: keep it in line, where the framer expects it.
     let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
     let (mut reader, mut writer) = stream.into_split();
-    let (incoming, mut messages) = unbounded_channel();
+    let (incoming, messages) = unbounded_channel();
     let info = ConnectionInfo { local, peer };
     let session = Session::new(server.config.clone(), info, now());
     // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; data sockets want the IPv4 form.
@@ -119,37 +117,10 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
     };
     driver.log(format_args!("connected from {peer}"));
 
-    let mut buffer = vec![0u8; CONTROL_READ_SIZE];
-    // One timer, moved as the session's deadline moves (not a new timer per chunk of a transfer).
-    let timer = tokio::time::sleep(Duration::ZERO);
-    tokio::pin!(timer);
-    loop {
-        if driver.carry_out(&mut writer).await.is_break() {
-            break;
-        }
-        let deadline = driver.session.poll_timeout().map(Instant::from_std);
-        if let Some(deadline) = deadline {
-            // An elapsed timer would fire again at once: re-arm it even for the same instant.
-            if timer.deadline() != deadline || timer.is_elapsed() {
-                timer.as_mut().reset(deadline);
-            }
-        }
-        tokio::select! {
-            read = reader.read(&mut buffer) => match read {
-                Ok(0) | Err(_) => driver.session.handle_control_eof(),
-                Ok(n) => {
-                    let bytes = buffer.get(..n).unwrap_or_default();
-                    driver.session.handle_control_input(now(), bytes);
-                    read_past_urgent_mark(&reader, &mut buffer, &mut driver.session);
-                }
-            },
-            Some(message) = messages.recv() => driver.deliver(message),
-            () = &mut timer, if deadline.is_some() => driver.session.handle_timeout(now()),
-        }
-    }
+    run_loop::run(&mut driver, &mut reader, &mut writer, messages, None).await;
     driver.data.close_all().await;
     let _ = writer.shutdown().await;
-    linger(&mut reader, &mut buffer).await;
+    linger(&mut reader).await;
     driver.log(format_args!("closed"));
 }
 
@@ -159,36 +130,16 @@ const LINGER: Duration = Duration::from_secs(2);
 /// Reads (and ignores) what the client still sends until it closes, for at most [`LINGER`]. Closing a
 /// socket with unread input makes the kernel send an RST, which can destroy the last reply (`221`, `421`)
 /// before the client has read it.
-async fn linger(reader: &mut OwnedReadHalf, buffer: &mut [u8]) {
+async fn linger(reader: &mut OwnedReadHalf) {
+    let mut buffer = vec![0u8; CONTROL_READ_SIZE];
     let drain = async {
-        while let Ok(n) = reader.read(buffer).await {
+        while let Ok(n) = reader.read(&mut buffer).await {
             if n == 0 {
                 break;
             }
         }
     };
     let _ = tokio::time::timeout(LINGER, drain).await;
-}
-
-/// Reads what is left after a short read, straight from the socket.
-///
-/// A read stops at the TCP urgent mark, and tokio takes a short read to mean the socket is drained, so
-/// it waits for the next readiness edge. When a client sends `ABOR\r\n` with MSG_OOB (Python's ftplib
-/// does), the urgent `\n` is already queued behind the mark and no edge ever comes: the session would wait
-/// for the end of `ABOR` until the client gave up. A non-blocking read here picks it up.
-fn read_past_urgent_mark(reader: &OwnedReadHalf, buffer: &mut [u8], session: &mut Session) {
-    use std::io::Read;
-    let socket = socket2::SockRef::from(reader.as_ref());
-    for _ in 0..4 {
-        match (&*socket).read(buffer) {
-            Ok(n) if n > 0 => {
-                let bytes = buffer.get(..n).unwrap_or_default();
-                session.handle_control_input(now(), bytes);
-            }
-            // End of stream, an error or nothing more: the next ordinary read reports it.
-            _ => return,
-        }
-    }
 }
 
 /// The session's clock, on tokio's time (so it follows `tokio::time::pause` in tests).
@@ -216,7 +167,13 @@ struct Driver {
     started: HashMap<RequestId, Instant>,
 }
 
-impl Driver {
+/// The session task's part of the shared loop: every input goes to the session; the control connection
+/// is read past the urgent mark (`ABOR` sent with MSG_OOB).
+impl run_loop::Driver for Driver {
+    type Message = Incoming;
+    type Request = std::convert::Infallible;
+    const READ_PAST_URGENT_MARK: bool = true;
+
     /// Drains and performs the session's actions, logs its events and writes the replies. `Break` when
     /// the session is over or the control connection broke.
     async fn carry_out(&mut self, writer: &mut OwnedWriteHalf) -> ControlFlow<()> {
@@ -241,6 +198,40 @@ impl Driver {
         flow
     }
 
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        self.session.poll_timeout()
+    }
+
+    fn on_input(&mut self, bytes: &[u8]) {
+        self.session.handle_control_input(now(), bytes);
+    }
+
+    fn on_eof(&mut self) {
+        self.session.handle_control_eof();
+    }
+
+    fn on_timeout(&mut self) {
+        self.session.handle_timeout(now());
+    }
+
+    /// Feeds a helper's message to the session.
+    fn on_message(&mut self, message: Incoming) {
+        match message {
+            Incoming::Completion(id, completion) => {
+                if let Completion::Data(DataCompletion::Connected { .. }) = completion {
+                    self.started.insert(id, Instant::now());
+                }
+                if let Err(mistake) = self.session.handle_completion(now(), id, completion) {
+                    // A bug in this driver, not the client's doing: the session ignored the answer.
+                    self.log(format_args!("driver bug: {mistake}"));
+                }
+            }
+            Incoming::Data(id, chunk) => self.session.handle_data(now(), id, chunk),
+        }
+    }
+}
+
+impl Driver {
     async fn perform(&mut self, action: Action) -> ControlFlow<()> {
         match action {
             Action::SendControl(bytes) => self.out.extend_from_slice(&bytes),
@@ -255,22 +246,6 @@ impl Driver {
             Action::CloseControl => return ControlFlow::Break(()),
         }
         ControlFlow::Continue(())
-    }
-
-    /// Feeds a helper's message to the session.
-    fn deliver(&mut self, message: Incoming) {
-        match message {
-            Incoming::Completion(id, completion) => {
-                if let Completion::Data(DataCompletion::Connected { .. }) = completion {
-                    self.started.insert(id, Instant::now());
-                }
-                if let Err(mistake) = self.session.handle_completion(now(), id, completion) {
-                    // A bug in this driver, not the client's doing: the session ignored the answer.
-                    self.log(format_args!("driver bug: {mistake}"));
-                }
-            }
-            Incoming::Data(id, chunk) => self.session.handle_data(now(), id, chunk),
-        }
     }
 
     fn links(&self) -> WorkerLinks {
