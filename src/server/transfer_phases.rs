@@ -14,7 +14,7 @@ use crate::listing::DirEntry;
 use crate::reply::ReplyCode;
 use crate::time::Timestamp;
 
-use super::io::{Action, Completion, Event};
+use super::io::{Action, Completion, Event, RequestId};
 use super::storage::storage_error_reply;
 use super::timers::ServerTimer;
 use super::transfer::{Direction, Phase, Step, Transfer};
@@ -200,26 +200,22 @@ impl Session {
         let Some(transfer) = self.transfer.as_mut() else {
             return;
         };
-        let id = transfer.id;
-        let aborted = false;
-        self.actions
-            .push_back(Action::Data(DataAction::Close { id, aborted }));
-        if let Some(listener) = transfer.listener {
-            self.actions.push_back(Action::Data(DataAction::Close {
-                id: listener,
-                aborted,
-            }));
-        }
-        if transfer.is_upload() {
+        let (id, listener, aborted) = (transfer.id, transfer.listener, false);
+        let upload = transfer.is_upload();
+        if upload {
             transfer.phase = Phase::Closing;
+        }
+        let listing = transfer.listing_mut().is_some();
+        let file_open = transfer.file_open;
+        self.close_data_connection(id, listener, aborted);
+        if upload {
             // The driver stores the file; the data connection is done with.
             self.timers.stop(ServerTimer::Data);
             self.actions
                 .push_back(Action::Local(LocalAction::Close { id, aborted }));
             return;
         }
-        let listing = transfer.listing_mut().is_some();
-        if transfer.file_open {
+        if file_open {
             self.actions
                 .push_back(Action::Local(LocalAction::Close { id, aborted }));
         }
@@ -258,24 +254,29 @@ impl Session {
         }
     }
 
+    /// Lets go of a transfer's data connection, then of the listener it came through (if passive).
+    fn close_data_connection(&mut self, id: RequestId, listener: Option<RequestId>, aborted: bool) {
+        self.actions
+            .push_back(Action::Data(DataAction::Close { id, aborted }));
+        if let Some(listener) = listener {
+            let close = DataAction::Close {
+                id: listener,
+                aborted,
+            };
+            self.actions.push_back(Action::Data(close));
+        }
+    }
+
     /// Drops the transfer and tells the driver to close what it had open.
     pub(super) fn abort_transfer(&mut self) {
         let Some(transfer) = self.transfer.take() else {
             return;
         };
         self.timers.stop(ServerTimer::Data);
-        let id = transfer.id;
-        let aborted = true;
-        self.actions
-            .push_back(Action::Data(DataAction::Close { id, aborted }));
+        let (id, aborted) = (transfer.id, true);
         // The transfer's listener, or the one it had not used yet (its file was still opening): the
         // channel was for this transfer, so it goes too.
-        if let Some(listener) = transfer.listener {
-            self.actions.push_back(Action::Data(DataAction::Close {
-                id: listener,
-                aborted,
-            }));
-        }
+        self.close_data_connection(id, transfer.listener, aborted);
         self.close_listener();
         self.data = DataChannel::None;
         if transfer.file_open {
