@@ -88,6 +88,13 @@ macro_rules! argument_type {
                 Ok(Self(bytes))
             }
 
+            /// A constant the crate knows to be valid (no CR, LF or NUL; not empty).
+            #[allow(dead_code)]
+            pub(crate) fn constant(text: &'static str) -> Self {
+                debug_assert!(check_argument(text.as_bytes()).is_ok());
+                Self(text.as_bytes().to_vec())
+            }
+
             /// The raw bytes, exactly as on the wire.
             pub fn as_bytes(&self) -> &[u8] {
                 &self.0
@@ -405,6 +412,14 @@ pub enum Command {
     Conf(Text),
     /// `ENC base64-data`.
     Enc(Text),
+    // ---- Secure server-to-server transfers (de facto: glFTPd, FileZilla, Serv-U) ----
+    /// `SSCN [ON|OFF]`: which side of the data connection's TLS handshake the server takes. `ON`: the
+    /// TLS client (so that one server of a secure FXP pair sends the ClientHello); `OFF`: the TLS server,
+    /// the default; no argument asks which.
+    Sscn(Option<bool>),
+    /// `CPSV`: `PASV`, with the server as the TLS client of the data connection (an older spelling of
+    /// `SSCN ON` + `PASV`).
+    Cpsv,
     // ---- RFC 2389 ----
     /// `FEAT`.
     Feat,
@@ -859,6 +874,22 @@ pub const VERBS: &[Verb] = &[
         syntax: "CCC",
     },
     Verb {
+        name: "SSCN",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "SSCN [<SP> ON | OFF]",
+    },
+    Verb {
+        name: "CPSV",
+        aliases: &[],
+        before_login: false,
+        during_transfer: false,
+        feat: None,
+        syntax: "CPSV",
+    },
+    Verb {
         name: "MIC",
         aliases: &[],
         before_login: true,
@@ -1157,6 +1188,8 @@ impl Command {
             Pbsz(_) => "PBSZ",
             Prot(_) => "PROT",
             Ccc => "CCC",
+            Sscn(_) => "SSCN",
+            Cpsv => "CPSV",
             Mic(_) => "MIC",
             Conf(_) => "CONF",
             Enc(_) => "ENC",
@@ -1230,6 +1263,7 @@ impl Command {
                 ProtectionLevel::Confidential => b"E",
                 ProtectionLevel::Private => b"P",
             }),
+            Sscn(Some(on)) => arg(if *on { b"ON" } else { b"OFF" }),
             List(a) | Nlst(a) | Stat(Some(a)) => encode_list_args(a, out),
             Opts(o) => encode_opts(o, out),
             Eprt(addr) => arg(hostport::format_eprt(*addr).as_bytes()),
@@ -1259,6 +1293,8 @@ impl Command {
             | Syst
             | Noop
             | Ccc
+            | Sscn(None)
+            | Cpsv
             | Feat => {}
         }
     }
@@ -1407,6 +1443,11 @@ fn parse_known(verb: &'static str, arg: Option<&[u8]>) -> Result<Command, ParseE
             .map(Prot),
         ),
         "CCC" => none(Ccc),
+        "SSCN" => match arg {
+            None => Ok(Sscn(None)),
+            Some(a) => typed(one_of(a, &[("ON", true), ("OFF", false)]).map(|on| Sscn(Some(on)))),
+        },
+        "CPSV" => none(Cpsv),
         "MIC" => text().map(Mic),
         "CONF" => text().map(Conf),
         "ENC" => text().map(Enc),
@@ -1561,13 +1602,14 @@ mod tests {
                     _ => " P",
                 },
                 "ALLO" | "REST" | "PBSZ" => " 0",
+                "SSCN" => " ON",
                 "EPRT" => " |1|127.0.0.1|2000|",
                 "EPSV" => "",
                 "OPTS" => " UTF8 ON",
                 "HOST" => " ftp.example.com",
                 "MFMT" => " 20240101120000 file",
                 "CDUP" | "REIN" | "QUIT" | "PASV" | "ABOR" | "PWD" | "SYST" | "NOOP" | "CCC"
-                | "FEAT" => "",
+                | "FEAT" | "CPSV" => "",
                 _ => " x",
             };
             let line = format!("{}{arg}", wire.to_lowercase());

@@ -13,12 +13,18 @@
 //! `client::Action::Local`, ...), with its own id type, so that a server id cannot be handed to a client
 //! session by mistake.
 //!
+//! # Protection (FTPS, RFC 4217)
+//!
+//! A protected transfer (`PROT P`) says so in its [`DataAction::Connect`] or [`DataAction::Accept`]
+//! (`tls: Some(role)`), and once the TCP connection is open the session asks for the TLS handshake with
+//! [`DataAction::Secure`], answered [`DataCompletion::Secured`] with whether the handshake resumed the
+//! control connection's TLS session. The two steps are apart because of the order real peers expect: a
+//! server sends its `150` when the TCP connection is open and only then reads the ClientHello (Python's
+//! `ftplib` starts its handshake only after the `150`), while a client starts its handshake at once. The
+//! pump does not care: it sees plaintext chunks either way.
+//!
 //! # Room for what comes next
 //!
-//! Two features land here without another change of shape:
-//! - **Protection** (FTPS, RFC 4217 `PROT P`): a flag on [`DataAction::Connect`] and
-//!   [`DataAction::Accept`] telling the driver to run TLS on that one connection; the pump does not care,
-//!   since it sees plaintext chunks either way.
 //! - **Driver-moved bytes** (sendfile/splice): a [`LocalAction`] asking the driver to copy a file range to
 //!   the data connection itself, answered with a byte count; the session keeps the protocol (the `REST`
 //!   offset, `ABOR`, the count in `226`, the timeouts) and the pump counts what the driver reports.
@@ -43,6 +49,9 @@ pub enum DataAction<Id> {
         id: Id,
         /// Where to connect.
         addr: SocketAddr,
+        /// `Some`: the connection will be secured with TLS in this role ([`Secure`](Self::Secure)
+        /// follows once it is open). `None`: it stays plaintext (`PROT C`).
+        tls: Option<TlsRole>,
     },
     /// Bind a listener of this address family on the control connection's local IP (or, if that IP is
     /// of the other family, on the host's address of this family), any port. Answer
@@ -64,6 +73,22 @@ pub enum DataAction<Id> {
         id: Id,
         /// The listener, as named by [`Listen`](Self::Listen).
         listener: Id,
+        /// `Some`: the connection will be secured with TLS in this role ([`Secure`](Self::Secure)
+        /// follows once it is open). `None`: it stays plaintext (`PROT C`).
+        tls: Option<TlsRole>,
+    },
+    /// Run the TLS handshake on transfer `id`'s open data connection, in this role, with the control
+    /// connection's TLS settings and certificates. As the TLS server, resume only sessions of this
+    /// control connection's TLS session (a session another connection made, even one of the same
+    /// server, must not count); as the TLS client, offer the control connection's session (or ticket)
+    /// for resumption. Answer [`DataCompletion::Secured`], or [`DataCompletion::Failed`] if the
+    /// handshake fails. Every byte of the transfer then goes through TLS; at the end, close it with
+    /// a TLS `close_notify` before the TCP close.
+    Secure {
+        /// The transfer.
+        id: Id,
+        /// Which side of the handshake this end is.
+        role: TlsRole,
     },
     /// Write a chunk to the data connection. Answer [`DataCompletion::Written`] once it is written.
     Send {
@@ -99,6 +124,7 @@ impl<Id: Copy> DataAction<Id> {
             DataAction::Connect { id, .. }
             | DataAction::Listen { id, .. }
             | DataAction::Accept { id, .. }
+            | DataAction::Secure { id, .. }
             | DataAction::Send { id, .. }
             | DataAction::Receive { id }
             | DataAction::Close { id, .. } => id,
@@ -156,6 +182,13 @@ pub enum DataCompletion {
         /// The remote address of the data connection.
         peer: SocketAddr,
     },
+    /// The TLS handshake asked for with [`DataAction::Secure`] is done.
+    Secured {
+        /// Whether the handshake resumed the control connection's TLS session (abbreviated handshake,
+        /// or TLS 1.3 PSK from a ticket the control connection's session issued). A server that
+        /// requires session reuse refuses the connection when this is `false`.
+        resumed: bool,
+    },
     /// A chunk passed with [`DataAction::Send`] or [`LocalAction::Write`] is written (or, after
     /// [`LocalAction::Close`], everything is stored).
     Written,
@@ -164,6 +197,17 @@ pub enum DataCompletion {
     /// Opening, reading or writing the data connection failed (on the client, also the local end).
     /// The server's storage failures are its own `StorageError`, not this.
     Failed(DataError),
+}
+
+/// Which side of a TLS handshake an end is. On the server it is [`TlsRole::Server`] unless the client
+/// asked for the other with `SSCN ON` (secure server-to-server transfers, where one of the two servers
+/// must be the TLS client); on the client it is [`TlsRole::Client`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TlsRole {
+    /// This end waits for the ClientHello.
+    Server,
+    /// This end sends the ClientHello.
+    Client,
 }
 
 /// Why a data connection (or, on the client, the user's source or sink) failed: the I/O error's kind.

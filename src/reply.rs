@@ -262,6 +262,8 @@ impl ReplyCode {
     pub const BAD_SEQUENCE: ReplyCode = ReplyCode(503);
     /// 504: command not implemented for that parameter.
     pub const NOT_IMPLEMENTED_FOR_PARAMETER: ReplyCode = ReplyCode(504);
+    /// 521: a data connection cannot be opened with the current `PROT` setting (RFC 4217).
+    pub const PROT_SETTING_REFUSED: ReplyCode = ReplyCode(521);
     /// 522: network protocol not supported, use (1,2) (RFC 2428 `EPRT`).
     pub const EXTENDED_PORT_FAILURE: ReplyCode = ReplyCode(522);
     /// 530: not logged in.

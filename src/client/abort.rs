@@ -77,7 +77,12 @@ impl Session {
         let current = self.current.as_ref()?;
         let can_wait = match &current.op {
             Op::Transfer(_) | Op::Raw { .. } => matches!(current.abort, AbortState::None),
-            Op::Login(_) | Op::Rename { .. } | Op::Single(_) | Op::Quit => false,
+            Op::Login(_)
+            | Op::Rename { .. }
+            | Op::Single(_)
+            | Op::Quit
+            | Op::SecureControl(_)
+            | Op::ClearControl => false,
         };
         if !can_wait {
             return None;

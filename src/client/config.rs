@@ -78,6 +78,10 @@ pub struct Config {
     /// user's sink. Default 2: one read and one write can overlap; more only uses memory. `0` counts as
     /// 1. A slow sink (or data connection) holds the other end back: memory stays bounded.
     pub transfer_window: usize,
+    /// Once the control connection is protected ([`Request::SecureControl`](super::Request::SecureControl)
+    /// or implicit FTPS), send `PBSZ 0` and `PROT P` before the first transfer and run TLS on every data
+    /// connection. Default `true`: with `false`, files and listings cross in plaintext.
+    pub protect_data: bool,
 }
 
 impl Default for Config {
@@ -93,6 +97,7 @@ impl Default for Config {
             max_listing_entries: 200_000,
             max_pending_requests: 64,
             transfer_window: 2,
+            protect_data: true,
         }
     }
 }

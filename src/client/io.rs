@@ -141,6 +141,18 @@ pub enum Request {
     Site(Text),
     /// `HOST name` (RFC 7151): must come before `Login`.
     Host(Text),
+    /// `AUTH TLS` (RFC 4217), then the TLS handshake on the control connection
+    /// ([`Action::SecureControl`]). Completes with [`Outcome::Done`] carrying the `234` once the
+    /// handshake is done; a refusal fails it with [`ClientError::Reply`], and the session stays in
+    /// plaintext: whether to go on without TLS is the user's choice, never the session's. Send it
+    /// before [`Request::Login`] so that the password is protected. Later transfers send `PBSZ 0` and
+    /// `PROT P` first (unless [`Config::protect_data`](super::Config::protect_data) is off) and run
+    /// TLS on their data connections.
+    SecureControl,
+    /// `CCC` (RFC 4217 §6): the control connection goes back to plaintext (for NAT firewalls that
+    /// must read `PORT`/`PASV`), data connections stay protected. On `200` the session emits
+    /// [`Action::ClearControl`].
+    ClearControl,
     /// Any command, sent as is; completes with [`Outcome::Done`] carrying the final reply if it is 2xx or
     /// 3xx, or [`ClientError::Reply`] if it is 4xx or 5xx. Preliminary (1xx) replies are reported as
     /// [`Event::Preliminary`]; after one, no reply timer runs until the final reply (the command may be
@@ -293,6 +305,7 @@ pub enum UsageError {
 /// | [`DataAction::Connect`] (passive mode) | [`DataCompletion::Connected`] or [`DataCompletion::Failed`] |
 /// | [`DataAction::Listen`] (active mode) | [`DataCompletion::Listening`] (an unspecified IP, `0.0.0.0` or `::`, is replaced by the control connection's local IP) or `Failed` |
 /// | [`DataAction::Accept`] (active mode, once the transfer command is sent) | `Connected` (from another host than the server: refused, RFC 2577 §5) or `Failed` |
+/// | [`DataAction::Secure`] (a protected transfer, as soon as its connection is open) | [`DataCompletion::Secured`] or `Failed` |
 /// | [`DataAction::Send`] (upload) | [`DataCompletion::Written`] or `Failed` |
 /// | [`DataAction::Receive`] (download, listing; one at a time) | `handle_data` with the chunk, [`DataCompletion::EndOfData`] or `Failed` |
 /// | [`DataAction::Close`] | none |
@@ -309,6 +322,8 @@ pub enum UsageError {
 ///
 /// [`DataCompletion`]: crate::data::DataCompletion
 /// [`DataCompletion::Connected`]: crate::data::DataCompletion::Connected
+/// [`DataCompletion::Secured`]: crate::data::DataCompletion::Secured
+/// [`DataAction::Secure`]: crate::data::DataAction::Secure
 /// [`DataCompletion::Failed`]: crate::data::DataCompletion::Failed
 /// [`DataCompletion::Listening`]: crate::data::DataCompletion::Listening
 /// [`DataCompletion::Written`]: crate::data::DataCompletion::Written
@@ -323,6 +338,20 @@ pub enum Action {
     Data(DataAction<RequestId>),
     /// Read the user's upload source, write to their download sink, or close either.
     Local(LocalAction<RequestId>),
+    /// Run the TLS client handshake on the control connection, after writing everything sent before
+    /// (the server answered `AUTH TLS` with `234`). Verify the server's certificate for the host name
+    /// the user connected to, and keep the TLS session (and the TLS 1.3 tickets the server sends after
+    /// the handshake) to offer on every data connection ([`DataAction::Secure`]). Answer
+    /// [`Session::handle_completion`](super::Session::handle_completion) with this `id` and
+    /// [`DataCompletion::Secured`] (its `resumed` is not looked at), or
+    /// [`DataCompletion::Failed`]; then feed only decrypted bytes.
+    SecureControl {
+        /// The request.
+        id: RequestId,
+    },
+    /// End TLS on the control connection after `CCC`: send a TLS `close_notify`, read the server's, and
+    /// go on in plaintext. Needs no answer.
+    ClearControl,
     /// Close the control connection. The session is over.
     CloseControl,
 }

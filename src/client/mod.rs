@@ -102,6 +102,7 @@ pub mod fxp;
 mod io;
 mod lifecycle;
 mod ops;
+mod security;
 mod timers;
 mod transfer;
 
@@ -118,7 +119,7 @@ use crate::time::Timestamp;
 use crate::timer::TimerTable;
 use crate::url::{FtpUrl, TypeCode};
 
-pub use crate::data::{DataAction, DataCompletion, DataError, LocalAction};
+pub use crate::data::{DataAction, DataCompletion, DataError, LocalAction, TlsRole};
 pub use crate::feat::{FeatureSet, MlstFact};
 pub use config::{Config, DataMode};
 pub use io::{Action, ClientError, Event, Outcome, ProtocolError, Request, RequestId, UsageError};
@@ -188,6 +189,8 @@ pub struct Session {
     outstanding: usize,
     /// The reply and data timers.
     timers: TimerTable<ClientTimer>,
+    /// The control connection's TLS and the data connections' protection.
+    security: security::Security,
 }
 
 impl Session {
@@ -213,8 +216,22 @@ impl Session {
             eprt_refused: false,
             outstanding: 1,
             timers,
+            security: security::Security {
+                control: security::ControlTls::Plain,
+                data_protected: false,
+            },
             config,
         }
+    }
+
+    /// Starts a session on a control connection that is TLS from its first byte (implicit FTPS, port
+    /// 990 by convention): the driver ran the handshake before creating the session and feeds it
+    /// decrypted bytes. The session sends `PBSZ 0` and `PROT P` before the first transfer, as after
+    /// [`Request::SecureControl`].
+    pub fn with_implicit_tls(config: Arc<Config>, info: ConnectionInfo, now: Instant) -> Session {
+        let mut session = Session::new(config, info, now);
+        session.security.control = security::ControlTls::Secured;
+        session
     }
 
     /// Queues a request; it starts when the ones before it have completed (at once if the session is
@@ -259,7 +276,9 @@ impl Session {
     /// beyond [`Config::reply_limits`] fails the request it answers; bytes that are not a reply close
     /// the session (see [`ProtocolError::MalformedReply`]).
     pub fn handle_control_input(&mut self, now: Instant, mut input: &[u8]) {
-        while !self.lifecycle.is_closed() {
+        // During the TLS handshake, and for the rest of the input that came with the `234`: bytes not
+        // decrypted by it are never replies (see `security`).
+        while !self.lifecycle.is_closed() && !self.is_handshaking() {
             input = self.skip_empty_lines(input);
             if input.is_empty() {
                 break;
@@ -299,6 +318,7 @@ impl Session {
             Op::Transfer(transfer) if !current.abort.is_running() => {
                 self.transfer_completion(now, id, transfer, completion)
             }
+            Op::SecureControl(step) => self.secure_control_completion(now, step, completion),
             _ => Flow::Continue,
         };
         self.settle(now, current, flow);

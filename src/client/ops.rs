@@ -10,6 +10,7 @@ use crate::time::Timestamp;
 
 use super::Session;
 use super::abort::AbortState;
+use super::security::SecureStep;
 use super::io::{ClientError, Event, Outcome, ProtocolError, Request, RequestId};
 use super::transfer::{Transfer, TransferKind};
 use crate::feat::FeatureSet;
@@ -41,6 +42,10 @@ pub(super) enum Op {
     Quit,
     /// A transfer with a data connection.
     Transfer(Box<Transfer>),
+    /// `AUTH TLS` and the control connection's handshake.
+    SecureControl(SecureStep),
+    /// `CCC`.
+    ClearControl,
 }
 
 impl Op {
@@ -50,7 +55,12 @@ impl Op {
         match self {
             Op::Transfer(transfer) => transfer.command_sent(),
             Op::Raw { preliminary, .. } => *preliminary,
-            Op::Login(_) | Op::Rename { .. } | Op::Single(_) | Op::Quit => false,
+            Op::Login(_)
+            | Op::Rename { .. }
+            | Op::Single(_)
+            | Op::Quit
+            | Op::SecureControl(_)
+            | Op::ClearControl => false,
         }
     }
 }
@@ -107,6 +117,8 @@ impl RawEffect {
             | Command::Pbsz(_)
             | Command::Prot(_)
             | Command::Ccc
+            | Command::Sscn(_)
+            | Command::Cpsv
             | Command::Mic(_)
             | Command::Conf(_)
             | Command::Enc(_)
@@ -252,6 +264,8 @@ impl Session {
             Request::Noop => self.begin_single(now, Command::Noop, Expect::Done),
             Request::Site(text) => self.begin_single(now, Command::Site(text), Expect::Done),
             Request::Host(name) => self.begin_single(now, Command::Host(name), Expect::Done),
+            Request::SecureControl => self.begin_secure_control(now),
+            Request::ClearControl => self.begin_clear_control(now),
         };
         self.current = Some(Current {
             id,
@@ -311,6 +325,8 @@ impl Session {
                 Flow::Done(Ok(Outcome::Done(reply)))
             }
             Op::Quit => Flow::Done(self.expected(Expect::Done, reply)),
+            Op::SecureControl(step) => self.secure_control_reply(now, id, step, reply),
+            Op::ClearControl => self.clear_control_reply(reply),
             Op::Transfer(_) => Flow::Continue, // handled above
         }
     }

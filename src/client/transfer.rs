@@ -3,7 +3,8 @@
 //!
 //! The steps (RFC 959 §3.2, RFC 2428, RFC 3659 §5):
 //!
-//! 0. `TYPE`, again, if the server may have reset it since it was set (after `REIN` or a login).
+//! 0. `TYPE`, again, if the server may have reset it since it was set (after `REIN` or a login); and
+//!    `PBSZ 0` + `PROT P` before the first transfer on a protected control connection.
 //! 1. **Data channel.** Passive: `EPSV` (or `PASV` once the server said it does not know `EPSV`: 500,
 //!    502, or 522 on IPv4); on the 229/227 reply the driver is told to connect
 //!    ([`DataAction::Connect`]) and the session goes on at once, without waiting for the connection.
@@ -75,6 +76,9 @@ impl TransferKind {
 enum Stage {
     /// `TYPE`, sent again because the server may have reset it.
     Type,
+    /// `PBSZ 0`, then `PROT P`: data protection before the first transfer over TLS.
+    Pbsz,
+    Prot,
     Epsv,
     Pasv,
     /// Active mode: waiting for the driver's listener.
@@ -97,6 +101,8 @@ enum Data {
     Listening,
     /// Connecting, or accepting the server's connection.
     Pending,
+    /// Open; its TLS handshake runs.
+    Securing,
     Open,
     /// Ended well: EOF of a download, or closed after an upload's last byte.
     Ended,
@@ -107,7 +113,10 @@ enum Data {
 impl Data {
     /// Something is open or on its way: a listener, a connection attempt, a connection.
     fn is_live(self) -> bool {
-        matches!(self, Data::Listening | Data::Pending | Data::Open)
+        matches!(
+            self,
+            Data::Listening | Data::Pending | Data::Securing | Data::Open
+        )
     }
 }
 
@@ -277,14 +286,23 @@ impl Session {
             receiving: false,
             body: Vec::new(),
         };
-        if self.type_unconfirmed {
-            // The conversion chosen above relies on the server's TYPE: make sure of it first.
-            self.send(now, &Command::Type(self.transfer_type));
-            transfer.stage = Stage::Type;
-        } else {
-            self.open_channel(now, id, &mut transfer);
-        }
+        self.prepare(now, id, &mut transfer);
         Op::Transfer(Box::new(transfer))
+    }
+
+    /// The next step before the data channel: `TYPE` if the server may have reset it (the conversion
+    /// chosen relies on it), `PBSZ`/`PROT` if data protection is not set up yet, else the channel.
+    fn prepare(&mut self, now: Instant, id: RequestId, t: &mut Transfer) {
+        if self.type_unconfirmed {
+            self.send(now, &Command::Type(self.transfer_type));
+            t.stage = Stage::Type;
+        } else if self.needs_data_protection() {
+            let [pbsz, _] = Session::protection_commands();
+            self.send(now, &pbsz);
+            t.stage = Stage::Pbsz;
+        } else {
+            self.open_channel(now, id, t);
+        }
     }
 
     /// The first step of setting up the data channel.
@@ -339,7 +357,19 @@ impl Session {
         match t.stage {
             Stage::Type if code.is_positive_completion() => {
                 self.type_unconfirmed = false;
-                self.open_channel(now, id, t);
+                self.prepare(now, id, t);
+                Flow::Continue
+            }
+            Stage::Pbsz if code.is_positive_completion() => {
+                let [_, prot] = Session::protection_commands();
+                self.send(now, &prot);
+                t.stage = Stage::Prot;
+                Flow::Continue
+            }
+            // A refused `PROT P` fails the transfer: never a silent fall back to plaintext.
+            Stage::Prot if code.is_positive_completion() => {
+                self.security.data_protected = true;
+                self.prepare(now, id, t);
                 Flow::Continue
             }
             Stage::Epsv => self.epsv_reply(now, id, t, reply),
@@ -368,7 +398,9 @@ impl Session {
             }
             Stage::ClearRest => Flow::Done(Err(doom.unwrap_or(ClientError::Aborted))),
             Stage::Command => self.command_reply(now, id, t, reply),
-            Stage::Type | Stage::Port | Stage::Rest => Flow::Done(Err(refusal(reply))),
+            Stage::Type | Stage::Pbsz | Stage::Prot | Stage::Port | Stage::Rest => {
+                Flow::Done(Err(refusal(reply)))
+            }
         }
     }
 
@@ -424,8 +456,9 @@ impl Session {
         t: &mut Transfer,
         addr: SocketAddr,
     ) -> Flow {
+        let tls = self.data_tls();
         self.actions
-            .push_back(Action::Data(DataAction::Connect { id, addr }));
+            .push_back(Action::Data(DataAction::Connect { id, addr, tls }));
         t.data = Data::Pending;
         self.start_data_timer(now);
         self.after_channel(now, id, t)
@@ -475,7 +508,12 @@ impl Session {
         self.send(now, &t.command);
         t.stage = Stage::Command;
         if t.data == Data::Listening {
-            let accept = DataAction::Accept { id, listener: id };
+            let tls = self.data_tls();
+            let accept = DataAction::Accept {
+                id,
+                listener: id,
+                tls,
+            };
             self.actions.push_back(Action::Data(accept));
             t.data = Data::Pending;
             self.start_data_timer(now);
@@ -537,7 +575,12 @@ impl Session {
                 self.settle_local(now, id, t);
             }
             // Not ended yet; or closed by the session, which then fails the transfer itself.
-            Data::Idle | Data::Listening | Data::Pending | Data::Open | Data::Closed => {
+            Data::Idle
+            | Data::Listening
+            | Data::Pending
+            | Data::Securing
+            | Data::Open
+            | Data::Closed => {
                 return Flow::Continue;
             }
         }
@@ -580,13 +623,21 @@ impl Session {
                     let refused = DataError::new(ErrorKind::PermissionDenied);
                     return self.data_failed(id, t, ClientError::DataConnection(refused));
                 }
-                t.data = Data::Open;
-                if upload {
-                    self.pump_upload(id, t);
-                } else {
-                    self.pump_receive(id, t);
+                if let Some(role) = self.data_tls() {
+                    // A client starts its handshake at once: servers that send their 150 first
+                    // read it after that, and servers that wait for it before the 150 need it.
+                    self.actions
+                        .push_back(Action::Data(DataAction::Secure { id, role }));
+                    t.data = Data::Securing;
+                    return Flow::Continue;
                 }
-                Flow::Continue
+                self.data_open(id, t)
+            }
+            // The client resumes the control connection's session if it can; whether it did is the
+            // server's to check.
+            DataCompletion::Secured { .. } if t.data == Data::Securing => {
+                self.start_data_timer(now);
+                self.data_open(id, t)
             }
             // The data connection's end (a download or listing).
             DataCompletion::EndOfData if t.receiving => {
@@ -645,10 +696,22 @@ impl Session {
             }
             DataCompletion::Listening(_)
             | DataCompletion::Connected { .. }
+            | DataCompletion::Secured { .. }
             | DataCompletion::Written
             | DataCompletion::EndOfData
             | DataCompletion::Failed(_) => Flow::Continue,
         }
+    }
+
+    /// The data connection is ready for bytes.
+    fn data_open(&mut self, id: RequestId, t: &mut Transfer) -> Flow {
+        t.data = Data::Open;
+        if t.kind.is_upload() {
+            self.pump_upload(id, t);
+        } else {
+            self.pump_receive(id, t);
+        }
+        Flow::Continue
     }
 
     /// A chunk from the data connection (download, listing) or the user's source (upload).

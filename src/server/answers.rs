@@ -100,6 +100,10 @@ impl Session {
                 |c| matches!(c, Completion::Data(DataCompletion::Listening(_))) || is_failure(c),
             )),
             Pending::Storage { id: awaited, then } if *awaited == id => Some(storage_answer(then)),
+            Pending::Handshake { id: awaited } if *awaited == id => Some(Expected::new(
+                "ControlSecured (a SecureControl; a failed handshake closes the connection)",
+                |c| matches!(c, Completion::ControlSecured),
+            )),
             _ => None,
         }
     }
@@ -124,6 +128,10 @@ fn transfer_step(phase: Phase) -> Expected {
                 matches!(c, Completion::Data(DataCompletion::Connected { .. })) || is_failure(c)
             })
         }
+        Phase::Securing => Expected::new(
+            "Data(Secured) or a failure (a Secure)",
+            |c| matches!(c, Completion::Data(DataCompletion::Secured { .. })) || is_failure(c),
+        ),
         Phase::Running => Expected::new(
             "Data(Written), Data(EndOfData), Entries, EntriesPart or a failure (a transfer's \
                    Send, Receive, Read, Write or ReadEntries)",
@@ -192,7 +200,9 @@ fn kind(completion: &Completion) -> &'static str {
         Completion::Done => "Done",
         Completion::Failed(_) => "Failed",
         Completion::Data(DataCompletion::Listening(_)) => "Data(Listening)",
+        Completion::ControlSecured => "ControlSecured",
         Completion::Data(DataCompletion::Connected { .. }) => "Data(Connected)",
+        Completion::Data(DataCompletion::Secured { .. }) => "Data(Secured)",
         Completion::Data(DataCompletion::Written) => "Data(Written)",
         Completion::Data(DataCompletion::EndOfData) => "Data(EndOfData)",
         Completion::Data(DataCompletion::Failed(_)) => "Data(Failed)",

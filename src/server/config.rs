@@ -20,6 +20,76 @@ pub enum AnonymousPolicy {
     UploadOnly,
 }
 
+/// FTP over TLS (RFC 4217): whether the session offers it, and what it requires it for.
+///
+/// The session decides *when* (after `234` to `AUTH TLS`, on a protected transfer's data connection);
+/// the driver runs the handshakes, with its certificate ([`Action::SecureControl`],
+/// [`DataAction::Secure`]). Build one with [`TlsPolicy::default`] (TLS not offered),
+/// [`TlsPolicy::offered`] or [`TlsPolicy::required`], then change fields.
+///
+/// [`Action::SecureControl`]: super::Action::SecureControl
+/// [`DataAction::Secure`]: crate::data::DataAction::Secure
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsPolicy {
+    /// Whether `AUTH TLS` is accepted and `FEAT` lists `AUTH TLS`, `PBSZ`, `PROT` and `SSCN`. Only for
+    /// a driver that has a certificate. Default `false` (`AUTH` gets 502).
+    pub offered: bool,
+    /// `USER` on a plaintext control connection gets 530 (except anonymous users when
+    /// [`anonymous_exempt`](Self::anonymous_exempt)), so no password crosses the network in the
+    /// clear. Default `false`.
+    pub required_for_login: bool,
+    /// A transfer with `PROT C` (the default protection) gets 521 (except anonymous users when
+    /// [`anonymous_exempt`](Self::anonymous_exempt)). Default `false`.
+    pub required_for_data: bool,
+    /// Whether the two requirements above spare anonymous users, whose password is no secret and whose
+    /// files are public. Default `false`.
+    pub anonymous_exempt: bool,
+    /// A protected data connection whose TLS handshake did not resume the control connection's session
+    /// gets 425. Without this a third party that connects to a passive port first can take over the
+    /// transfer (vsftpd's `require_ssl_reuse`, FileZilla Server's default). Default `true`. Does not
+    /// apply after `SSCN ON`, where this server is the TLS client of the data connection.
+    pub require_session_reuse: bool,
+    /// Whether `CCC` may return the control connection to plaintext (some NAT firewalls need to read
+    /// `PORT`/`PASV` replies), and whether `REIN` on a protected control connection may reset it to a
+    /// new connection's state, plaintext included. Default `false`: `CCC` gets 533
+    /// and `REIN` 502 while the control connection is protected.
+    pub allow_clear_control: bool,
+}
+
+impl Default for TlsPolicy {
+    fn default() -> Self {
+        TlsPolicy {
+            offered: false,
+            required_for_login: false,
+            required_for_data: false,
+            anonymous_exempt: false,
+            require_session_reuse: true,
+            allow_clear_control: false,
+        }
+    }
+}
+
+impl TlsPolicy {
+    /// TLS offered, not required (explicit FTPS; plaintext clients keep working).
+    pub fn offered() -> Self {
+        TlsPolicy {
+            offered: true,
+            ..TlsPolicy::default()
+        }
+    }
+
+    /// TLS offered and required for login and data, anonymous users included.
+    pub fn required() -> Self {
+        TlsPolicy {
+            offered: true,
+            required_for_login: true,
+            required_for_data: true,
+            ..TlsPolicy::default()
+        }
+    }
+}
+
 /// Configuration shared by all sessions of a server (wrap it in an `Arc`).
 ///
 /// Build it with `Config::default()` and change the fields you need; the struct is `#[non_exhaustive]` so
@@ -77,6 +147,8 @@ pub struct Config {
     /// Chunks of a transfer in flight at once (read but not yet written). Two keep the file and the socket
     /// busy at the same time; more only uses memory. Default 2.
     pub transfer_window: usize,
+    /// FTP over TLS. Default: not offered.
+    pub tls: TlsPolicy,
 }
 
 impl Default for Config {
@@ -99,6 +171,7 @@ impl Default for Config {
             max_listing_entries: 100_000,
             max_queued_events: 1024,
             transfer_window: 2,
+            tls: TlsPolicy::default(),
         }
     }
 }

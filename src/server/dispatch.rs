@@ -149,16 +149,18 @@ impl Session {
             Opts(arg) => self.options(arg),
             Lang(tag) => self.language(tag.as_ref()),
             Site(_) => self.reply(ReplyCode::SYNTAX_ERROR, "Unknown SITE command."),
-            // Security extensions (RFC 2228, RFC 4217): none is offered.
-            Auth(_) | Adat(_) | Ccc | Mic(_) | Conf(_) | Enc(_) => self.reply(
+            // Security (RFC 2228, RFC 4217; security.rs). Only TLS is offered, which has no use for
+            // the RFC 2228 mechanisms' own message protection.
+            Auth(mechanism) => self.auth(&mechanism),
+            Pbsz(_) => self.protection_buffer_size(),
+            Prot(level) => self.protection_level(level),
+            Ccc => self.clear_command_channel(),
+            Adat(_) | Mic(_) | Conf(_) | Enc(_) => self.reply(
                 ReplyCode::NOT_IMPLEMENTED,
-                "Security extensions are not implemented.",
+                "Only AUTH TLS is offered; it needs no ADAT, MIC, CONF or ENC.",
             ),
-            Pbsz(_) => self.reply(ReplyCode::BAD_SEQUENCE, "PBSZ requires AUTH first."),
-            Prot(_) if !self.pbsz_seen => {
-                self.reply(ReplyCode::BAD_SEQUENCE, "PROT requires PBSZ first.")
-            }
-            Prot(_) => self.reply(ReplyCode::NOT_IMPLEMENTED, "PROT not implemented."),
+            Sscn(on) => self.set_secure_client_negotiation(on),
+            Cpsv => self.client_passive(),
             Unknown { .. } => self.reply(ReplyCode::SYNTAX_ERROR, "Unknown command."),
         }
     }

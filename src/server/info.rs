@@ -178,8 +178,15 @@ impl Session {
     pub(super) fn features(&mut self) {
         let verb_features = crate::command::VERBS.iter().filter_map(|verb| verb.feat);
         let mlst = self.mlst_facts.feat_line();
+        // RFC 4217 §6: a server that offers TLS lists it (and its data protection commands) here.
+        let tls: &[&str] = match (self.config.tls.offered, self.config.tls.allow_clear_control) {
+            (false, _) => &[],
+            (true, false) => &["AUTH TLS", "PBSZ", "PROT", "SSCN"],
+            (true, true) => &["AUTH TLS", "PBSZ", "PROT", "SSCN", "CCC"],
+        };
         let lines = verb_features
             .chain(FEATURES_WITHOUT_A_VERB.iter().copied())
+            .chain(tls.iter().copied())
             .chain(std::iter::once(mlst.as_str()));
         let reply = FeatureSet::from_lines(lines).to_reply();
         self.send(&reply);

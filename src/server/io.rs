@@ -224,6 +224,25 @@ pub enum Action {
     /// between parts). Read and write failures of the file are [`Completion::Failed`] with a
     /// [`StorageError`].
     Local(LocalAction<RequestId>),
+    /// Run the TLS server handshake on the control connection (explicit FTPS: the client sent
+    /// `AUTH TLS` and the `234` before this action is the last plaintext the client reads). Write
+    /// everything sent before, then read the ClientHello from the socket itself: bytes the client sent
+    /// after its `AUTH` line and before the handshake were never meant for the session, which has
+    /// dropped any it was given, and from now on it takes only what TLS decrypts. Answer
+    /// [`Completion::ControlSecured`]; if the handshake fails or times out, close the connection and
+    /// call [`Session::handle_control_eof`](super::Session::handle_control_eof). Keep the TLS session
+    /// (its tickets or session id) to resume on this session's data connections
+    /// ([`DataAction::Secure`](crate::data::DataAction::Secure)).
+    SecureControl {
+        /// The request.
+        id: RequestId,
+    },
+    /// End TLS on the control connection and go on in plaintext (`CCC`, or `REIN` on a protected
+    /// connection, both only when [`TlsPolicy::allow_clear_control`](super::TlsPolicy) allows): write
+    /// everything sent before (the `200` or `220` is still encrypted), send a TLS `close_notify`, read
+    /// the client's, then pass plaintext again. Needs no answer; if the client does not answer with its
+    /// own `close_notify`, close the connection.
+    ClearControl,
     /// Flush what was sent and close the control connection. The session is over.
     CloseControl,
 }
@@ -315,6 +334,9 @@ pub enum Completion {
     /// A storage operation failed: a [`StorageRequest`], [`Action::ReadEntries`], or the open file
     /// ([`Action::Local`]). A data connection's failure is [`DataCompletion::Failed`] instead.
     Failed(StorageError),
+    /// The TLS handshake asked for with [`Action::SecureControl`] succeeded: the session takes
+    /// decrypted input from now on.
+    ControlSecured,
     /// The answer to an [`Action::Data`], or to an [`Action::Local`] that needs one:
     /// [`DataCompletion::Listening`], [`DataCompletion::Connected`], [`DataCompletion::Written`] (a chunk
     /// is written, or a finished upload is stored), [`DataCompletion::EndOfData`] (the file or the data

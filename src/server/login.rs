@@ -23,6 +23,11 @@ fn is_anonymous_name(user: &[u8]) -> bool {
 }
 
 impl Session {
+    /// Whether an anonymous user is logged in.
+    pub(super) fn is_anonymous(&self) -> bool {
+        matches!(self.login, Login::LoggedIn { anonymous: true, .. })
+    }
+
     /// Whether a user is logged in.
     pub(super) fn is_logged_in(&self) -> bool {
         matches!(self.login, Login::LoggedIn { .. })
@@ -41,6 +46,10 @@ impl Session {
         if anonymous && self.config.anonymous == AnonymousPolicy::Disabled {
             self.login = Login::AwaitingUser;
             self.reply(ReplyCode::NOT_LOGGED_IN, "Anonymous access is not allowed.");
+            return;
+        }
+        if !self.login_allowed_in_clear(anonymous) {
+            self.login = Login::AwaitingUser;
             return;
         }
         // RFC 959 §4.1.1: USER may be sent at any time to change users. It logs the old one out, but "all
@@ -95,13 +104,18 @@ impl Session {
 
     /// The login succeeded with these rights: 230.
     pub(super) fn logged_in(&mut self, user: &Text, grant: Grant) {
+        let anonymous = is_anonymous_name(user.as_bytes());
         let user = user.to_string_lossy().into_owned();
         self.login_failures = 0;
         self.event(Event::LoggedIn {
             user: user.clone(),
             access: grant.access,
         });
-        self.login = Login::LoggedIn { user, grant };
+        self.login = Login::LoggedIn {
+            user,
+            grant,
+            anonymous,
+        };
         self.timers.stop(ServerTimer::Login);
         self.reply(ReplyCode::LOGGED_IN, "Login successful.");
     }
@@ -124,17 +138,21 @@ impl Session {
     /// `REIN` (RFC 959 §4.1.1): "all parameters are reset to the default settings", as if the client
     /// had just connected.
     pub(super) fn reinitialize(&mut self, now: Instant) {
+        if !self.reinitialize_security() {
+            return;
+        }
         self.logging_out(now);
         self.login = Login::AwaitingUser;
         self.forget_login();
         self.transfer_type = TransferType::DEFAULT;
         self.mlst_facts = FactSet::default();
-        self.pbsz_seen = false;
         self.epsv_all = false;
         self.close_listener();
         self.data = DataChannel::None;
         let greeting = self.config.greeting.clone();
         self.reply(ReplyCode::SERVICE_READY, greeting);
+        // After the 220, which still goes out over TLS if the connection had it.
+        self.reset_security();
     }
 
     /// Forgets what belongs to the logged-in user: where they were and what they were about to do.

@@ -86,6 +86,7 @@
 // - `transfer`: the transfer value itself (its pump and listing source).
 // - `storage`: commands answered by one storage request, and the routing of pending answers.
 // - `info`: STAT, MLST, HELP, FEAT, OPTS, LANG.
+// - `security`: AUTH/PBSZ/PROT/CCC/SSCN, and the policy that makes TLS a condition (RFC 4217).
 // - `timers`: the timer table's kinds of timer and what each does when it fires.
 // - `lifecycle`: open, quitting after a transfer, closed.
 mod access;
@@ -98,6 +99,7 @@ mod io;
 mod lifecycle;
 mod log_line;
 mod login;
+mod security;
 mod storage;
 mod timers;
 mod transfer;
@@ -119,12 +121,13 @@ use crate::path::VirtualPath;
 use crate::reply::{Reply, ReplyCode};
 
 pub use answers::UnexpectedCompletion;
-pub use config::{AnonymousPolicy, Config};
+pub use config::{AnonymousPolicy, Config, TlsPolicy};
 pub use io::{
     Access, Action, Completion, Event, Grant, RequestId, StorageError, StorageRequest, WriteMode,
 };
 
 use lifecycle::Lifecycle;
+use security::Security;
 use timers::ServerTimer;
 use transfer::Transfer;
 
@@ -188,7 +191,11 @@ enum Login {
     /// `USER` given, waiting for `PASS`.
     AwaitingPassword { user: Text, anonymous: bool },
     /// Logged in, with these rights.
-    LoggedIn { user: String, grant: Grant },
+    LoggedIn {
+        user: String,
+        grant: Grant,
+        anonymous: bool,
+    },
 }
 
 /// The transfer channel the client set up with `PORT`/`EPRT` or `PASV`/`EPSV`.
@@ -213,6 +220,8 @@ enum Pending {
     Storage { id: RequestId, then: storage::Then },
     /// A failed login's 530 is held back until [`ServerTimer::LoginDelay`] fires; `close`: then 421.
     LoginDelay { close: bool },
+    /// `AUTH TLS`: the driver runs the control connection's TLS handshake.
+    Handshake { id: RequestId },
 }
 
 impl Pending {
@@ -220,7 +229,8 @@ impl Pending {
         match self {
             Pending::Login { id, .. }
             | Pending::Listen { id, .. }
-            | Pending::Storage { id, .. } => Some(*id),
+            | Pending::Storage { id, .. }
+            | Pending::Handshake { id } => Some(*id),
             Pending::LoginDelay { .. } => None,
         }
     }
@@ -248,7 +258,8 @@ pub struct Session {
     data: DataChannel,
     epsv_all: bool,
     mlst_facts: FactSet,
-    pbsz_seen: bool,
+    /// The control connection's TLS and the data connections' protection.
+    security: Security,
     pending: Option<Pending>,
     transfer: Option<Transfer>,
     /// Every deadline: see [`timers`].
@@ -278,7 +289,7 @@ impl Session {
             data: DataChannel::None,
             epsv_all: false,
             mlst_facts: FactSet::default(),
-            pbsz_seen: false,
+            security: Security::plain(),
             pending: None,
             transfer: None,
             timers: TimerTable::default(),
@@ -294,9 +305,24 @@ impl Session {
         session
     }
 
+    /// Starts a session for a control connection that is TLS from its first byte (implicit FTPS, port
+    /// 990 by convention): the driver has run the handshake before creating the session, and feeds it
+    /// decrypted bytes. Data connections are protected by default (`PROT P`), as implicit FTPS clients
+    /// expect; `AUTH` gets 503.
+    pub fn with_implicit_tls(config: Arc<Config>, info: ConnectionInfo, now: Instant) -> Session {
+        let mut session = Session::new(config, info, now);
+        session.security = Security::implicit();
+        session
+    }
+
     /// Feeds bytes read from the control connection. All of them are consumed: complete lines are handled
     /// now or queued until the session is free; a partial line waits in the framer.
     pub fn handle_control_input(&mut self, now: Instant, mut input: &[u8]) {
+        if self.is_handshaking() {
+            // Bytes that reached the session in the middle of the TLS handshake were not decrypted
+            // by it: never commands (see `security`).
+            return;
+        }
         while !input.is_empty() && !self.is_closed() {
             let (consumed, frame) = self.framer.next_frame(input);
             let queued = match frame {

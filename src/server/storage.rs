@@ -212,6 +212,7 @@ impl Session {
                 ) => self.stat_listing_part(id, path, entries, part, now),
                 (then, completion) => self.storage_answer(then, completion),
             },
+            Pending::Handshake { .. } => self.control_secured(),
             Pending::LoginDelay { .. } => {}
         }
     }

@@ -180,6 +180,8 @@ pub(super) enum Phase {
     Opening,
     /// Waiting for the data connection.
     Connecting,
+    /// Waiting for the data connection's TLS handshake (the 150 is out).
+    Securing,
     /// Moving bytes.
     Running,
     /// Upload: waiting for the driver to confirm the file is stored.

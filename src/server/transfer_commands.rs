@@ -145,6 +145,9 @@ impl Session {
             );
             return;
         }
+        if !self.transfer_allowed_with_protection() {
+            return;
+        }
         let id = self.next_id();
         self.transfer = Some(Transfer::new(id, verb, path, direction, transcoder));
         // The driver works for the client now; the data timer starts once the file is open.

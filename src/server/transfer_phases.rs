@@ -53,8 +53,14 @@ impl Session {
             (Phase::Connecting, Completion::Data(DataCompletion::Connected { peer })) => {
                 self.data_connected(now, peer)
             }
-            (Phase::Opening | Phase::Connecting, Completion::Data(DataCompletion::Failed(_)))
-            | (Phase::Connecting, Completion::Failed(_)) => self.fail_transfer(
+            (Phase::Securing, Completion::Data(DataCompletion::Secured { resumed })) => {
+                self.data_secured(now, resumed)
+            }
+            (
+                Phase::Opening | Phase::Connecting | Phase::Securing,
+                Completion::Data(DataCompletion::Failed(_)),
+            )
+            | (Phase::Connecting | Phase::Securing, Completion::Failed(_)) => self.fail_transfer(
                 ReplyCode::CANT_OPEN_DATA,
                 "Failed to establish data connection.",
             ),
@@ -129,6 +135,7 @@ impl Session {
 
     /// The file (or listing) is open: connect or accept the data connection.
     fn connect_data(&mut self, now: Instant) {
+        let tls = self.data_tls_role();
         let Some(transfer) = self.transfer.as_mut() else {
             return;
         };
@@ -136,11 +143,11 @@ impl Session {
         (self.timers).start(ServerTimer::Data, now, self.config.data_timeout);
         let id = transfer.id;
         let action = match std::mem::replace(&mut self.data, DataChannel::None) {
-            DataChannel::Active(addr) => DataAction::Connect { id, addr },
+            DataChannel::Active(addr) => DataAction::Connect { id, addr, tls },
             DataChannel::Passive(listener) => {
                 // The listener is the transfer's now: it is closed with the transfer.
                 transfer.listener = Some(listener);
-                DataAction::Accept { id, listener }
+                DataAction::Accept { id, listener, tls }
             }
             // `start_transfer` checked for a channel, and nothing forgets it during a transfer.
             DataChannel::None => {
@@ -153,7 +160,8 @@ impl Session {
         self.actions.push_back(Action::Data(action));
     }
 
-    /// The data connection is up: 150, then bytes flow.
+    /// The data connection is up: 150, then its TLS handshake if it is protected (clients such as
+    /// Python's `ftplib` start theirs only after the 150), then bytes flow.
     fn data_connected(&mut self, now: Instant, peer: SocketAddr) {
         if !self.foreign_data_allowed() && !self.info.is_peer(peer.ip()) {
             // RFC 2577 §5: someone else connected to our listener first ("PASV port theft").
@@ -164,13 +172,45 @@ impl Session {
             return;
         }
         let binary = !matches!(self.transfer_type, TransferType::Ascii(_));
+        let tls = self.data_tls_role();
         let Some(transfer) = self.transfer.as_mut() else {
             return;
         };
-        transfer.phase = Phase::Running;
-        (self.timers).start(ServerTimer::Data, now, self.config.data_timeout);
         let text = opening_text(transfer, binary);
+        (self.timers).start(ServerTimer::Data, now, self.config.data_timeout);
+        if let Some(role) = tls {
+            transfer.phase = Phase::Securing;
+            let id = transfer.id;
+            self.reply(ReplyCode::FILE_STATUS_OK, text);
+            self.actions
+                .push_back(Action::Data(DataAction::Secure { id, role }));
+            return;
+        }
+        transfer.phase = Phase::Running;
         self.reply(ReplyCode::FILE_STATUS_OK, text);
+        self.start_moving(now);
+    }
+
+    /// The data connection's TLS handshake is done: bytes flow, unless the connection did not resume
+    /// the control connection's TLS session and the policy requires it (someone else may have
+    /// connected to the passive port first).
+    fn data_secured(&mut self, now: Instant, resumed: bool) {
+        let role = self.data_tls_role().unwrap_or(crate::data::TlsRole::Server);
+        if !self.data_session_acceptable(role, resumed) {
+            return self.fail_transfer(
+                ReplyCode::CANT_OPEN_DATA,
+                "TLS session of data connection not resumed.",
+            );
+        }
+        if let Some(transfer) = self.transfer.as_mut() {
+            transfer.phase = Phase::Running;
+        }
+        (self.timers).start(ServerTimer::Data, now, self.config.data_timeout);
+        self.start_moving(now);
+    }
+
+    /// The data connection is ready: fill the window.
+    fn start_moving(&mut self, now: Instant) {
         let window = self.config.transfer_window;
         let step = self.transfer.as_mut().map(|t| {
             t.pump(window, &mut self.actions);
@@ -240,7 +280,7 @@ impl Session {
         let connecting = self
             .transfer
             .as_ref()
-            .is_some_and(|t| t.phase == Phase::Connecting);
+            .is_some_and(|t| matches!(t.phase, Phase::Connecting | Phase::Securing));
         if connecting {
             self.fail_transfer(
                 ReplyCode::CANT_OPEN_DATA,
