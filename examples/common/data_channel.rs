@@ -17,6 +17,11 @@
 //! whatever the task is doing and resets the connection (`SO_LINGER` 0: an RST, unsent data discarded)
 //! so that the peer stops at once. A channel dropped without a close is reset too.
 //!
+//! A protected transfer (FTPS `PROT P`) runs its TLS handshake when the session asks
+//! ([`DataAction::Secure`]), on the connection already open, with the control connection's TLS
+//! ([`DataTls`], see `tls.rs` for why each control connection has its own session cache). From then on
+//! the task reads and writes the TLS stream, and a finished transfer ends with a TLS `close_notify`.
+//!
 //! Shared by `#[path]` with the example server and the example client (and the tests that include the
 //! client's driver), so it names nothing of either.
 
@@ -37,6 +42,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::tls::{DataStream, DataTls};
+
 /// How long closing may take before we stop waiting: a clean shutdown or a reset is one system call, so
 /// this is only reached if the task is somehow stuck.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
@@ -55,7 +62,7 @@ pub trait Link<Id>: Clone + Send + Sync + 'static {
 }
 
 /// How a driver's data sockets are made.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct Settings {
     /// The control connection's local IP, in canonical form (a dual-stack listener reports IPv4 peers as
     /// `::ffff:a.b.c.d`; data sockets want the IPv4 form). Listeners bind on it.
@@ -72,6 +79,9 @@ pub struct Settings {
     pub reuse_address: bool,
     /// The listeners' backlog.
     pub backlog: u32,
+    /// The control connection's TLS, for protected transfers; `None` if it has none (a
+    /// [`DataAction::Secure`] then fails).
+    pub tls: Option<DataTls>,
 }
 
 /// One session's data connections and listeners, by the id the session gave each.
@@ -111,14 +121,16 @@ where
                 channel.queue(action);
                 self.insert(id, channel).await;
             }
-            DataAction::Accept { id, listener } => match self.channels.remove(&listener) {
+            DataAction::Accept { id, listener, .. } => match self.channels.remove(&listener) {
                 Some(channel) => {
                     channel.queue(action);
                     self.insert(id, channel).await;
                 }
                 None => self.answer(id, not_connected()),
             },
-            DataAction::Send { id, .. } | DataAction::Receive { id } => {
+            DataAction::Send { id, .. }
+            | DataAction::Receive { id }
+            | DataAction::Secure { id, .. } => {
                 match self.channels.get(&id) {
                     Some(channel) => channel.queue(action),
                     None => self.answer(id, not_connected()),
@@ -213,6 +225,7 @@ where
             endpoint,
             link: self.link.clone(),
             connect_from: connect_from_local_ip.then_some(local_ip),
+            tls: self.settings.tls.clone(),
         };
         let task = tokio::spawn(task.run(actions_rx, abort_rx));
         Channel {
@@ -277,8 +290,8 @@ enum Endpoint {
         _guard: Box<dyn Send>,
         deadline: Option<Instant>,
     },
-    /// The data connection.
-    Connected(TcpStream),
+    /// The data connection (TLS once secured).
+    Connected(DataStream),
     /// Nothing (not yet dialled, or finished).
     Closed,
 }
@@ -288,6 +301,8 @@ struct Task<L> {
     link: L,
     /// Where connections are dialled from, if not from wherever the routing table says.
     connect_from: Option<IpAddr>,
+    /// The control connection's TLS, for [`DataAction::Secure`].
+    tls: Option<DataTls>,
 }
 
 impl<L> Task<L> {
@@ -331,7 +346,7 @@ impl<L> Task<L> {
         // An abortive close (a no-op after a clean one): RST rather than FIN, so the peer notices the
         // transfer was cut short.
         if let Endpoint::Connected(stream) = &self.endpoint {
-            let _ = stream.set_zero_linger();
+            let _ = stream.tcp().set_zero_linger();
         }
     }
 
@@ -355,6 +370,21 @@ impl<L> Task<L> {
                 match listener.accept().await {
                     // One connection per listener: dropping it frees the port (and the guard) at once.
                     Ok((stream, peer)) => self.connected(stream, peer),
+                    Err(error) => DataCompletion::Failed(error.into()),
+                }
+            }
+            DataAction::Secure { role, .. } => {
+                let endpoint = std::mem::replace(&mut self.endpoint, Endpoint::Closed);
+                let (Endpoint::Connected(DataStream::Plain(tcp)), Some(tls)) =
+                    (endpoint, self.tls.as_ref())
+                else {
+                    return self.answer(id, not_connected());
+                };
+                match tls.secure(role, tcp).await {
+                    Ok((stream, resumed)) => {
+                        self.endpoint = Endpoint::Connected(stream);
+                        DataCompletion::Secured { resumed }
+                    }
                     Err(error) => DataCompletion::Failed(error.into()),
                 }
             }
@@ -384,8 +414,10 @@ impl<L> Task<L> {
             }
             DataAction::Close { aborted: false, .. } => {
                 if let Endpoint::Connected(stream) = &mut self.endpoint {
-                    // FIN after the last byte (how the receiver learns the file ended); errors mean
-                    // the peer is gone, which is closed too.
+                    // A TLS client takes the session ticket the server sent for next time.
+                    stream.read_pending_records().await;
+                    // FIN after the last byte (how the receiver learns the file ended), after TLS's
+                    // close_notify; errors mean the peer is gone, which is closed too.
                     let _ = stream.shutdown().await;
                 }
                 self.endpoint = Endpoint::Closed;
@@ -401,7 +433,7 @@ impl<L> Task<L> {
     fn connected(&mut self, stream: TcpStream, peer: SocketAddr) -> DataCompletion {
         // Chunks are large; no-delay only spares a transfer's last small segment a wait for an ACK.
         let _ = stream.set_nodelay(true);
-        self.endpoint = Endpoint::Connected(stream);
+        self.endpoint = Endpoint::Connected(DataStream::Plain(stream));
         DataCompletion::Connected { peer }
     }
 

@@ -10,9 +10,11 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
+
+use super::control::ControlStream;
 
 /// Bytes read from the control connection at a time (commands and replies are short; a longer line
 /// just takes two reads).
@@ -27,8 +29,9 @@ pub trait Driver {
     /// Whether to read on past the TCP urgent mark after each read (see [`read_past_urgent_mark`]).
     const READ_PAST_URGENT_MARK: bool = false;
 
-    /// Drains and performs the session's actions and writes the control bytes. `Break` ends the loop.
-    async fn carry_out(&mut self, writer: &mut OwnedWriteHalf) -> ControlFlow<()>;
+    /// Drains and performs the session's actions and writes the control bytes (switching the control
+    /// connection to TLS or back when the session says). `Break` ends the loop.
+    async fn carry_out(&mut self, control: &mut ControlStream) -> ControlFlow<()>;
     /// The session's next deadline.
     fn poll_timeout(&self) -> Option<std::time::Instant>;
     /// Bytes read from the control connection.
@@ -49,8 +52,7 @@ pub trait Driver {
 /// one. The caller closes the connection.
 pub async fn run<D: Driver>(
     driver: &mut D,
-    reader: &mut OwnedReadHalf,
-    writer: &mut OwnedWriteHalf,
+    control: &mut ControlStream,
     mut messages: UnboundedReceiver<D::Message>,
     mut requests: Option<UnboundedReceiver<D::Request>>,
 ) {
@@ -60,7 +62,7 @@ pub async fn run<D: Driver>(
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
     loop {
-        if driver.carry_out(writer).await.is_break() {
+        if driver.carry_out(control).await.is_break() {
             return;
         }
         let deadline = driver.poll_timeout().map(Instant::from_std);
@@ -71,15 +73,16 @@ pub async fn run<D: Driver>(
             }
         }
         tokio::select! {
-            read = reader.read(&mut buffer), if control_open => match read {
+            read = control.read(&mut buffer), if control_open => match read {
                 Ok(0) | Err(_) => {
                     control_open = false;
                     driver.on_eof();
                 }
                 Ok(n) => {
                     driver.on_input(buffer.get(..n).unwrap_or_default());
-                    if D::READ_PAST_URGENT_MARK {
-                        read_past_urgent_mark(reader, &mut buffer, driver);
+                    // Only in plaintext: under TLS the socket's bytes are records, not commands.
+                    if let (true, Some(tcp)) = (D::READ_PAST_URGENT_MARK, control.plain()) {
+                        read_past_urgent_mark(tcp, &mut buffer, driver);
                     }
                 }
             },
@@ -110,9 +113,9 @@ async fn next_request<R>(requests: &mut Option<UnboundedReceiver<R>>) -> Option<
 /// it waits for the next readiness edge. When a client sends `ABOR\r\n` with MSG_OOB (Python's ftplib
 /// does), the urgent `\n` is already queued behind the mark and no edge ever comes: the session would wait
 /// for the end of `ABOR` until the client gave up. A non-blocking read here picks it up.
-fn read_past_urgent_mark<D: Driver>(reader: &OwnedReadHalf, buffer: &mut [u8], driver: &mut D) {
+fn read_past_urgent_mark<D: Driver>(tcp: &TcpStream, buffer: &mut [u8], driver: &mut D) {
     use std::io::Read;
-    let socket = socket2::SockRef::from(reader.as_ref());
+    let socket = socket2::SockRef::from(tcp);
     for _ in 0..4 {
         match (&*socket).read(buffer) {
             Ok(n) if n > 0 => driver.on_input(buffer.get(..n).unwrap_or_default()),

@@ -131,6 +131,7 @@ impl DataConnections {
             // earlier connection on it is in TIME_WAIT) and std's backlog.
             reuse_address: true,
             backlog: 128,
+            tls: None,
         };
         DataConnections {
             server,

@@ -22,6 +22,10 @@ mod cli;
 mod data;
 #[path = "../common/data_channel.rs"]
 mod data_channel;
+#[path = "../common/tls.rs"]
+mod tls;
+#[path = "../common/control.rs"]
+mod control;
 mod files;
 mod limits;
 mod locks;

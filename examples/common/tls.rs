@@ -1,0 +1,530 @@
+//! TLS for both example drivers (FTPS, RFC 4217), on rustls: certificates from PEM files, the
+//! per-connection session caches that make data-connection session reuse mean something, and the one
+//! stream type a data connection is, plaintext or TLS.
+//!
+//! # Session reuse, bound to the control connection
+//!
+//! An FTPS server must refuse a protected data connection whose TLS handshake did not resume the
+//! control connection's session: otherwise whoever connects to a passive port first gets the file
+//! (vsftpd's `require_ssl_reuse`). "Resumed *some* session" is not enough: a third party could resume a
+//! session of its own with the same server. So each control connection gets its own session cache
+//! ([`SessionCache`]), used by its own handshake and by those of its data connections and by nobody
+//! else's, and no stateless ticket key is shared between connections: a data connection can only resume
+//! a session this control connection's client made.
+//!
+//! A data connection's handshake may also store sessions (TLS 1.3 clients consume a ticket per
+//! resumption, so the server hands out a fresh one on each resumed data connection). A data connection
+//! that did *not* resume is refused, and whatever its handshake stored is forgotten at once
+//! ([`DataSessions`]), so a refused stranger never gets a ticket to come back with.
+//!
+//! On the client side every data connection offers the control connection's session, through a
+//! session store of that control connection alone. TLS 1.3 tickets are used up one per resumption, as
+//! rustls does; the data connection's own new ticket (servers send one after each resumption) is read
+//! before the connection is closed, so an upload, which otherwise never reads, still refills the store.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::StoresServerSessions;
+use rustls::{ClientConfig, DigitallySignedStruct, HandshakeKind, RootCertStore, ServerConfig};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+/// TLS 1.2 and 1.3 only: SSL 3, TLS 1.0 and 1.1 are broken or deprecated (RFC 8996).
+const VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// Sessions one control connection keeps: its own handshake's and those its data connections made.
+/// Small: a client resumes the latest ones.
+const SESSIONS_PER_CONNECTION: usize = 32;
+
+/// TLS 1.3 tickets sent after each handshake. Several, so that a client that uses one per data
+/// connection has some in hand before the first data connection's new one arrives.
+const TICKETS_PER_HANDSHAKE: usize = 4;
+
+/// rustls' ring provider: no C toolchain beyond `cc`. rustls 0.23.48 deprecates it for lacking
+/// post-quantum key exchange (aws-lc-rs has it); moving is a one-line change once CI builds aws-lc.
+#[allow(deprecated)]
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn tls_error(error: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error)
+}
+
+/// The server's TLS: its certificate and key, loaded once.
+#[derive(Clone)]
+pub struct ServerTls {
+    base: Arc<ServerConfig>,
+    /// For `SSCN ON`, where this server is the TLS client of a data connection to another server.
+    sscn_client: Arc<ClientConfig>,
+}
+
+impl ServerTls {
+    /// Loads a PEM certificate chain and private key.
+    pub fn load(cert: &Path, key: &Path) -> io::Result<ServerTls> {
+        let pem = |e: rustls::pki_types::pem::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+        let chain = CertificateDer::pem_file_iter(cert)
+            .map_err(pem)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(pem)?;
+        if chain.is_empty() {
+            let what = format!("no certificate in {}", cert.display());
+            return Err(io::Error::new(io::ErrorKind::InvalidData, what));
+        }
+        let key = PrivateKeyDer::from_pem_file(key).map_err(pem)?;
+        let mut base = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(VERSIONS)
+            .map_err(tls_error)?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(tls_error)?;
+        // No stateless tickets: a ticket key shared by every connection would let any client's ticket
+        // resume on any data connection. Sessions live in each control connection's own cache.
+        base.send_tls13_tickets = TICKETS_PER_HANDSHAKE;
+        let sscn_client = insecure_client_config()?;
+        Ok(ServerTls {
+            base: Arc::new(base),
+            sscn_client: Arc::new(sscn_client),
+        })
+    }
+
+    /// The TLS of one new control connection, with a session cache of its own.
+    pub fn for_connection(&self) -> ConnectionTls {
+        let cache = Arc::new(SessionCache::default());
+        let mut control = (*self.base).clone();
+        control.session_storage = Arc::new(DataSessions::control(Arc::clone(&cache)));
+        ConnectionTls {
+            control: Arc::new(control),
+            base: Arc::clone(&self.base),
+            cache,
+            sscn_client: Arc::clone(&self.sscn_client),
+        }
+    }
+}
+
+/// One control connection's TLS on the server: the acceptor of its own handshake, and of its data
+/// connections, which may resume only its sessions.
+#[derive(Clone)]
+pub struct ConnectionTls {
+    control: Arc<ServerConfig>,
+    base: Arc<ServerConfig>,
+    cache: Arc<SessionCache>,
+    sscn_client: Arc<ClientConfig>,
+}
+
+impl ConnectionTls {
+    /// The control connection's handshake (after `AUTH TLS`, or at once for implicit FTPS).
+    pub async fn accept_control(&self, tcp: TcpStream) -> io::Result<TlsServerStream> {
+        TlsAcceptor::from(Arc::clone(&self.control))
+            .accept(tcp)
+            .await
+    }
+
+    /// A data connection's handshake as the TLS server. Returns the stream and whether it resumed a
+    /// session of this control connection; if it did not, whatever it stored is forgotten.
+    async fn accept_data(&self, tcp: TcpStream) -> io::Result<(DataStream, bool)> {
+        let sessions = Arc::new(DataSessions::data(Arc::clone(&self.cache)));
+        let mut config = (*self.base).clone();
+        config.session_storage = Arc::clone(&sessions) as Arc<dyn StoresServerSessions>;
+        let stream = TlsAcceptor::from(Arc::new(config)).accept(tcp).await?;
+        let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+        if !resumed {
+            sessions.forget_stored();
+        }
+        Ok((DataStream::TlsServer(Box::new(stream)), resumed))
+    }
+}
+
+/// A control connection's TLS stream on the server.
+pub type TlsServerStream = tokio_rustls::server::TlsStream<TcpStream>;
+/// A control connection's TLS stream on the client.
+pub type TlsClientStream = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// The sessions of one control connection, by session id or ticket, oldest first out.
+#[derive(Default)]
+struct SessionCache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    values: HashMap<Vec<u8>, Vec<u8>>,
+    order: VecDeque<Vec<u8>>,
+}
+
+impl SessionCache {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        let Ok(mut inner) = self.inner.lock() else {
+            return false;
+        };
+        if inner.values.insert(key.clone(), value).is_none() {
+            inner.order.push_back(key);
+        }
+        while inner.order.len() > SESSIONS_PER_CONNECTION {
+            if let Some(oldest) = inner.order.pop_front() {
+                inner.values.remove(&oldest);
+            }
+        }
+        true
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.inner.lock().ok()?.values.get(key).cloned()
+    }
+
+    fn remove(&self, keys: &[Vec<u8>]) {
+        if let Ok(mut inner) = self.inner.lock() {
+            for key in keys {
+                inner.values.remove(key);
+            }
+            let CacheInner { values, order } = &mut *inner;
+            order.retain(|key| values.contains_key(key));
+        }
+    }
+}
+
+/// rustls' view of a [`SessionCache`] for one handshake. A ticket may be resumed more than once (as
+/// OpenSSL's stateless tickets can): FTP clients offer the control connection's session on every data
+/// connection. A data connection's handshake records what it stored, for [`Self::forget_stored`].
+struct DataSessions {
+    cache: Arc<SessionCache>,
+    /// `Some` for a data connection's handshake: the keys it stored.
+    stored: Option<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl std::fmt::Debug for DataSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataSessions").finish_non_exhaustive()
+    }
+}
+
+impl DataSessions {
+    fn control(cache: Arc<SessionCache>) -> Self {
+        DataSessions {
+            cache,
+            stored: None,
+        }
+    }
+
+    fn data(cache: Arc<SessionCache>) -> Self {
+        DataSessions {
+            cache,
+            stored: Some(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// The data connection did not resume: what its handshake stored must not be resumable.
+    fn forget_stored(&self) {
+        if let Some(stored) = &self.stored {
+            if let Ok(keys) = stored.lock() {
+                self.cache.remove(&keys);
+            }
+        }
+    }
+}
+
+impl StoresServerSessions for DataSessions {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        if let Some(stored) = &self.stored {
+            if let Ok(mut keys) = stored.lock() {
+                keys.push(key.clone());
+            }
+        }
+        self.cache.put(key, value)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.cache.get(key)
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.cache.get(key)
+    }
+
+    fn can_cache(&self) -> bool {
+        true
+    }
+}
+
+/// The client's TLS: whom it trusts.
+#[derive(Clone)]
+pub struct ClientTls {
+    base: Arc<ClientConfig>,
+}
+
+impl ClientTls {
+    /// Trusts the CA certificates in `ca_file` (PEM), or the system's if `None`; with `insecure`,
+    /// trusts any certificate (for tests against self-signed servers; say so loudly).
+    pub fn new(ca_file: Option<&Path>, insecure: bool) -> io::Result<ClientTls> {
+        if insecure {
+            return Ok(ClientTls {
+                base: Arc::new(insecure_client_config()?),
+            });
+        }
+        let mut roots = RootCertStore::empty();
+        match ca_file {
+            Some(path) => {
+                let pem = |e: rustls::pki_types::pem::Error| {
+                    io::Error::new(io::ErrorKind::InvalidData, e)
+                };
+                for cert in CertificateDer::pem_file_iter(path).map_err(pem)? {
+                    roots.add(cert.map_err(pem)?).map_err(tls_error)?;
+                }
+            }
+            None => {
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    // A system certificate rustls cannot parse is skipped, as browsers do.
+                    let _ = roots.add(cert);
+                }
+            }
+        }
+        if roots.is_empty() {
+            let what = "no trusted CA certificate (give --ca-file)";
+            return Err(io::Error::new(io::ErrorKind::NotFound, what));
+        }
+        let config = ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(VERSIONS)
+            .map_err(tls_error)?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(ClientTls {
+            base: Arc::new(config),
+        })
+    }
+
+    /// The TLS of one control connection to `host`, with a session store of its own.
+    pub fn for_connection(&self, host: &str) -> io::Result<ConnectorTls> {
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        Ok(ConnectorTls {
+            config: Arc::new(with_own_sessions(&self.base)),
+            name,
+        })
+    }
+}
+
+/// A client config with a session store of its own (one per control connection).
+fn with_own_sessions(base: &ClientConfig) -> ClientConfig {
+    let mut config = base.clone();
+    let store = rustls::client::ClientSessionMemoryCache::new(SESSIONS_PER_CONNECTION);
+    config.resumption = rustls::client::Resumption::store(Arc::new(store));
+    config
+}
+
+/// One control connection's TLS on the client.
+#[derive(Clone)]
+pub struct ConnectorTls {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+}
+
+impl ConnectorTls {
+    /// The control connection's handshake.
+    pub async fn connect_control(&self, tcp: TcpStream) -> io::Result<TlsClientStream> {
+        TlsConnector::from(Arc::clone(&self.config))
+            .connect(self.name.clone(), tcp)
+            .await
+    }
+
+    async fn connect_data(&self, tcp: TcpStream) -> io::Result<(DataStream, bool)> {
+        let stream = TlsConnector::from(Arc::clone(&self.config))
+            .connect(self.name.clone(), tcp)
+            .await?;
+        let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+        Ok((DataStream::TlsClient(Box::new(stream)), resumed))
+    }
+}
+
+/// What a data task needs to secure its connection: the server side's acceptor (on the server), the
+/// client side's connector (on the client, and on the server for `SSCN ON`).
+#[derive(Clone)]
+pub enum DataTls {
+    /// The server's: the control connection's [`ConnectionTls`].
+    Server(ConnectionTls),
+    /// The client's: the control connection's [`ConnectorTls`].
+    Client(ConnectorTls),
+}
+
+impl DataTls {
+    /// Runs the data connection's handshake in `role`. Returns the stream and whether it resumed
+    /// the control connection's session.
+    pub async fn secure(
+        &self,
+        role: ftp_proto::data::TlsRole,
+        tcp: TcpStream,
+    ) -> io::Result<(DataStream, bool)> {
+        use ftp_proto::data::TlsRole;
+        match (self, role) {
+            (DataTls::Server(tls), TlsRole::Server) => tls.accept_data(tcp).await,
+            (DataTls::Client(tls), TlsRole::Client) => tls.connect_data(tcp).await,
+            // `SSCN ON`: the server sends the ClientHello to the other server of an FXP pair, with no
+            // name to check (the peer was authenticated by the user's own login to it).
+            (DataTls::Server(tls), TlsRole::Client) => {
+                let name = ServerName::try_from("ftp-data.invalid")
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                let stream = TlsConnector::from(Arc::clone(&tls.sscn_client))
+                    .connect(name, tcp)
+                    .await?;
+                let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+                Ok((DataStream::TlsClient(Box::new(stream)), resumed))
+            }
+            (DataTls::Client(_), TlsRole::Server) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a client has no certificate to be a TLS server with",
+            )),
+        }
+    }
+}
+
+/// A data connection: plaintext, or TLS in either role.
+pub enum DataStream {
+    /// `PROT C`.
+    Plain(TcpStream),
+    /// `PROT P`, this end the TLS server.
+    TlsServer(Box<TlsServerStream>),
+    /// `PROT P`, this end the TLS client.
+    TlsClient(Box<TlsClientStream>),
+}
+
+impl DataStream {
+    /// The TCP connection underneath.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            DataStream::Plain(tcp) => tcp,
+            DataStream::TlsServer(tls) => tls.get_ref().0,
+            DataStream::TlsClient(tls) => tls.get_ref().0,
+        }
+    }
+
+    /// Reads (and so processes) whatever TLS records already arrived, without waiting: a TLS 1.3 server
+    /// sends a new session ticket after each handshake, which a connection that only writes (an upload)
+    /// would otherwise never read.
+    pub async fn read_pending_records(&mut self) {
+        if let DataStream::TlsClient(_) = self {
+            let mut byte = [0u8; 1];
+            let _ = tokio::time::timeout(
+                Duration::ZERO,
+                tokio::io::AsyncReadExt::read(self, &mut byte),
+            )
+            .await;
+        }
+    }
+}
+
+impl AsyncRead for DataStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let result = match self.get_mut() {
+            DataStream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            DataStream::TlsServer(tls) => Pin::new(tls).poll_read(cx, buf),
+            DataStream::TlsClient(tls) => Pin::new(tls).poll_read(cx, buf),
+        };
+        // Many FTP peers close a TLS data connection without a `close_notify`: the end of the TCP
+        // stream is the end of the file, as in plaintext (vsftpd's `strict_ssl_read_eof=NO`).
+        match result {
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(())),
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for DataStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            DataStream::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            DataStream::TlsServer(tls) => Pin::new(tls).poll_write(cx, buf),
+            DataStream::TlsClient(tls) => Pin::new(tls).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            DataStream::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            DataStream::TlsServer(tls) => Pin::new(tls).poll_flush(cx),
+            DataStream::TlsClient(tls) => Pin::new(tls).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            DataStream::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            DataStream::TlsServer(tls) => Pin::new(tls).poll_shutdown(cx),
+            DataStream::TlsClient(tls) => Pin::new(tls).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A client config that accepts any certificate: `--insecure`, and the server's `SSCN` client role.
+fn insecure_client_config() -> io::Result<ClientConfig> {
+    let provider = provider();
+    let verifier = Arc::new(AnyCertificate(Arc::clone(&provider)));
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(VERSIONS)
+        .map_err(tls_error)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(with_own_sessions(&config))
+}
+
+/// Accepts any certificate, but still checks the handshake's signatures with it.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
