@@ -1,6 +1,6 @@
 //! # ftp-proto: the FTP protocol as sans-IO state machines
 //!
-//! This crate implements FTP (RFC 959 and its extensions: RFC 1123, 2228, 2389, 2428, 2640, 3659, 7151)
+//! This crate implements FTP (RFC 959 and its extensions: RFC 1123, 2228, 2389, 2428, 2640, 3659, 4217, 7151)
 //! without doing any I/O. Its state machines consume bytes and events and emit *actions* — send these bytes
 //! on the control connection, open a passive data listener, connect the data channel to an address, read
 //! this path, write this chunk, arm a timer — so the same protocol code runs under tokio, async-std, a thread

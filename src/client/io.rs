@@ -343,8 +343,9 @@ pub enum Action {
     /// the user connected to, and keep the TLS session (and the TLS 1.3 tickets the server sends after
     /// the handshake) to offer on every data connection ([`DataAction::Secure`]). Answer
     /// [`Session::handle_completion`](super::Session::handle_completion) with this `id` and
-    /// [`DataCompletion::Secured`] (its `resumed` is not looked at), or
-    /// [`DataCompletion::Failed`]; then feed only decrypted bytes.
+    /// [`DataCompletion::Secured`](crate::data::DataCompletion::Secured) (its `resumed` is not looked
+    /// at), or [`DataCompletion::Failed`](crate::data::DataCompletion::Failed); then feed only
+    /// decrypted bytes.
     SecureControl {
         /// The request.
         id: RequestId,

@@ -94,6 +94,12 @@
 //! assert_eq!(completed[1], (pwd, Ok(Outcome::Path(b"/home/alice".to_vec()))));
 //! ```
 //!
+//! FTPS (RFC 4217): queue [`Request::SecureControl`] before [`Request::Login`] (explicit), or start the
+//! session with [`Session::with_implicit_tls`] on a connection that is TLS from its first byte. The
+//! driver runs the handshakes ([`Action::SecureControl`], and [`DataAction::Secure`] on each protected
+//! data connection, where it must offer the control connection's TLS session for resumption: servers
+//! that require session reuse refuse the connection otherwise).
+//!
 //! See [`fxp`] for copying a file between two servers with two sessions.
 
 mod abort;

@@ -43,6 +43,17 @@
 //! differ per user (server-to-server transfers). A session not logged in within [`Config::login_timeout`]
 //! of its start is closed with 421.
 //!
+//! FTPS (RFC 4217), when [`Config::tls`] offers it: after `AUTH TLS` the session sends `234` and
+//! [`Action::SecureControl`]; the driver writes the `234`, runs the TLS handshake on the control
+//! connection and answers [`Completion::ControlSecured`] (or closes the connection), and from then on
+//! feeds only decrypted bytes. A protected transfer (`PROT P`) marks its `Connect`/`Accept` with a
+//! [`TlsRole`](crate::data::TlsRole); once the connection is open the session sends `150` and asks for
+//! the handshake with [`DataAction::Secure`](crate::data::DataAction::Secure), answered with
+//! [`DataCompletion::Secured`](crate::data::DataCompletion::Secured), whose `resumed` the session
+//! checks ([`TlsPolicy::require_session_reuse`]). The driver must let a data connection resume only
+//! the TLS sessions of its own control connection. For implicit FTPS, run the handshake first and start
+//! the session with [`Session::with_implicit_tls`].
+//!
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Instant;
