@@ -130,12 +130,10 @@ where
             },
             DataAction::Send { id, .. }
             | DataAction::Receive { id }
-            | DataAction::Secure { id, .. } => {
-                match self.channels.get(&id) {
-                    Some(channel) => channel.queue(action),
-                    None => self.answer(id, not_connected()),
-                }
-            }
+            | DataAction::Secure { id, .. } => match self.channels.get(&id) {
+                Some(channel) => channel.queue(action),
+                None => self.answer(id, not_connected()),
+            },
             // Nothing under this id: a listener already taken by its transfer, or a transfer that
             // ended before it connected.
             DataAction::Close { id, aborted } => match self.channels.remove(&id) {
