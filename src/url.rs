@@ -1,13 +1,17 @@
-//! `ftp://` URLs (RFC 1738 §3.2).
+//! `ftp://` URLs (RFC 1738 §3.2), and `ftps://` for implicit FTPS.
 //!
 //! ```text
 //! ftp://<user>:<password>@<host>:<port>/<cwd1>/<cwd2>/.../<cwdN>/<name>;type=<typecode>
 //! ```
 //!
+//! * `ftps://` is the same URL for a server that speaks TLS from the first byte ("implicit FTPS", port
+//!   990 by convention; RFC 4217 does not define it, but curl and most clients name it so). The scheme
+//!   is [`FtpUrl::scheme`]; explicit FTPS (`AUTH TLS` on port 21) has no scheme of its own and is an
+//!   `ftp://` URL with the client's own setting.
 //! * User and password are optional; without a user the login is anonymous (RFC 1738 §3.2.1). Both are
 //!   percent-decoded to bytes.
 //! * The host is a domain name, an IPv4 address or a bracketed IPv6 literal (`[::1]`, RFC 3986 §3.2.2);
-//!   the port defaults to 21.
+//!   the port defaults to 21 (990 for `ftps://`).
 //! * The path is a list of `/`-separated segments, each percent-decoded to bytes **separately**: a `/`
 //!   written as `%2F` is part of a segment, not a separator. RFC 1738 §3.2.2 maps the segments to FTP
 //!   commands: one `CWD` per segment but the last, then `RETR` of the last (see [`FtpUrl::cwd_steps`] and
@@ -44,15 +48,46 @@ use crate::command::Pathname;
 /// The default FTP control port (RFC 959 §3.2; RFC 1738 §3.2).
 pub const DEFAULT_PORT: u16 = 21;
 
+/// The default port of implicit FTPS (`ftps://`; IANA's `ftps`).
+pub const DEFAULT_IMPLICIT_TLS_PORT: u16 = 990;
+
+/// The scheme of an [`FtpUrl`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// `ftp://`: plaintext FTP (a client may still upgrade with `AUTH TLS`).
+    #[default]
+    Ftp,
+    /// `ftps://`: implicit FTPS, TLS from the first byte.
+    Ftps,
+}
+
+impl Scheme {
+    /// `ftp` or `ftps`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Ftp => "ftp",
+            Scheme::Ftps => "ftps",
+        }
+    }
+
+    /// The port a URL of this scheme has when it names none: 21, or 990 for `ftps`.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Ftp => DEFAULT_PORT,
+            Scheme::Ftps => DEFAULT_IMPLICIT_TLS_PORT,
+        }
+    }
+}
+
 /// Why a string is not an `ftp://` URL this module accepts.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UrlError {
     /// There is no `scheme://` at the start.
-    #[error("not a URL: expected ftp://")]
+    #[error("not a URL: expected ftp:// or ftps://")]
     MissingScheme,
-    /// The scheme is not `ftp`.
-    #[error("unsupported scheme {0:?}: expected ftp")]
+    /// The scheme is neither `ftp` nor `ftps`.
+    #[error("unsupported scheme {0:?}: expected ftp or ftps")]
     UnsupportedScheme(String),
     /// A space, control character or non-ASCII character appears unencoded.
     #[error("character not allowed in a URL (percent-encode it)")]
@@ -120,9 +155,10 @@ impl TypeCode {
     }
 }
 
-/// A parsed `ftp://` URL. See the [module documentation](self).
+/// A parsed `ftp://` or `ftps://` URL. See the [module documentation](self).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct FtpUrl {
+    scheme: Scheme,
     user: Option<Vec<u8>>,
     password: Option<Vec<u8>>,
     host: UrlHost,
@@ -132,23 +168,29 @@ pub struct FtpUrl {
 }
 
 impl FtpUrl {
-    /// Parses an `ftp://` URL. The scheme is case-insensitive; a `#fragment` is ignored.
+    /// Parses an `ftp://` or `ftps://` URL. The scheme is case-insensitive; a `#fragment` is ignored.
     ///
     /// ```
-    /// use ftp_proto::url::{FtpUrl, UrlError};
+    /// use ftp_proto::url::{FtpUrl, Scheme, UrlError};
     /// assert_eq!(FtpUrl::parse("ftp://example.com").unwrap().port(), 21);
+    /// let implicit = FtpUrl::parse("ftps://example.com/").unwrap();
+    /// assert_eq!((implicit.scheme(), implicit.port()), (Scheme::Ftps, 990));
     /// assert_eq!(FtpUrl::parse("http://example.com"), Err(UrlError::UnsupportedScheme("http".into())));
     /// assert_eq!(FtpUrl::parse("ftp://example.com:99999/"), Err(UrlError::InvalidPort));
     /// assert_eq!(FtpUrl::parse("ftp://h/a%0D%0ADELE%20x"), Err(UrlError::ForbiddenByte));
     /// ```
     pub fn parse(input: &str) -> Result<FtpUrl, UrlError> {
         let (scheme, rest) = input.split_once("://").ok_or(UrlError::MissingScheme)?;
-        if !scheme.eq_ignore_ascii_case("ftp") {
+        let scheme = if scheme.eq_ignore_ascii_case("ftp") {
+            Scheme::Ftp
+        } else if scheme.eq_ignore_ascii_case("ftps") {
+            Scheme::Ftps
+        } else {
             if scheme.is_empty() || !scheme.bytes().all(is_scheme_byte) {
                 return Err(UrlError::MissingScheme);
             }
             return Err(UrlError::UnsupportedScheme(scheme.to_ascii_lowercase()));
-        }
+        };
         let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
         if !rest.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(UrlError::InvalidCharacter);
@@ -174,11 +216,13 @@ impl FtpUrl {
             }
         };
         let (host, port) = parse_hostport(hostport)?;
+        let port = port.unwrap_or(scheme.default_port());
         let (segments, typecode) = match path {
             None => (Vec::new(), None),
             Some(path) => parse_path(path)?,
         };
         Ok(FtpUrl {
+            scheme,
             user,
             password,
             host,
@@ -186,6 +230,16 @@ impl FtpUrl {
             segments,
             typecode,
         })
+    }
+
+    /// The scheme: `ftp`, or `ftps` for implicit FTPS.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// Whether the server speaks TLS from the first byte (`ftps://`).
+    pub fn is_implicit_tls(&self) -> bool {
+        self.scheme == Scheme::Ftps
     }
 
     /// The decoded user name; `None` for anonymous FTP.
@@ -208,7 +262,7 @@ impl FtpUrl {
         &self.host
     }
 
-    /// The port (21 unless the URL gives one).
+    /// The port (unless the URL gives one: 21, or 990 for `ftps://`).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -265,7 +319,7 @@ impl FtpUrl {
 /// Writes the URL with every byte outside RFC 1738's unreserved set percent-encoded.
 impl fmt::Display for FtpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ftp://")?;
+        write!(f, "{}://", self.scheme.as_str())?;
         if self.user.is_some() || self.password.is_some() {
             write_encoded(f, self.user.as_deref().unwrap_or_default())?;
             if let Some(password) = &self.password {
@@ -275,7 +329,7 @@ impl fmt::Display for FtpUrl {
             f.write_str("@")?;
         }
         write!(f, "{}", self.host)?;
-        if self.port != DEFAULT_PORT {
+        if self.port != self.scheme.default_port() {
             write!(f, ":{}", self.port)?;
         }
         for segment in &self.segments {
@@ -301,6 +355,7 @@ impl fmt::Debug for FtpUrl {
             .map(|s| String::from_utf8_lossy(s))
             .collect();
         f.debug_struct("FtpUrl")
+            .field("scheme", &self.scheme)
             .field("user", &self.user.as_deref().map(String::from_utf8_lossy))
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
             .field("host", &self.host)
@@ -371,8 +426,8 @@ fn decode_argument(text: &str) -> Result<Vec<u8>, UrlError> {
     Ok(bytes)
 }
 
-/// `host[:port]` or `[v6][:port]`.
-fn parse_hostport(hostport: &str) -> Result<(UrlHost, u16), UrlError> {
+/// `host[:port]` or `[v6][:port]`; the port is `None` when not given (or empty).
+fn parse_hostport(hostport: &str) -> Result<(UrlHost, Option<u16>), UrlError> {
     let (host, port) = if let Some(bracketed) = hostport.strip_prefix('[') {
         let (literal, after) = bracketed.split_once(']').ok_or(UrlError::InvalidHost)?;
         let ip = literal
@@ -391,12 +446,14 @@ fn parse_hostport(hostport: &str) -> Result<(UrlHost, u16), UrlError> {
         (parse_host(name)?, port)
     };
     let port = match port {
-        None | Some("") => DEFAULT_PORT,
-        Some(digits) if digits.bytes().all(|b| b.is_ascii_digit()) => digits
-            .parse::<u16>()
-            .ok()
-            .filter(|&p| p != 0)
-            .ok_or(UrlError::InvalidPort)?,
+        None | Some("") => None,
+        Some(digits) if digits.bytes().all(|b| b.is_ascii_digit()) => Some(
+            digits
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or(UrlError::InvalidPort)?,
+        ),
         Some(_) => return Err(UrlError::InvalidPort),
     };
     Ok((host, port))
@@ -501,6 +558,38 @@ mod tests {
         assert_eq!(url.path_segments(), [b"a;b".to_vec()]);
         // An empty port means the default one.
         assert_eq!(FtpUrl::parse("ftp://h:/").unwrap().port(), 21);
+        assert_eq!(FtpUrl::parse("ftp://h").unwrap().scheme(), Scheme::Ftp);
+    }
+
+    #[test]
+    fn ftps_is_implicit_tls_on_port_990() {
+        let url = FtpUrl::parse("ftps://u:p@h/dir/f").unwrap();
+        assert_eq!((url.scheme(), url.port()), (Scheme::Ftps, 990));
+        assert!(url.is_implicit_tls());
+        assert!(!FtpUrl::parse("ftp://h/").unwrap().is_implicit_tls());
+        assert_eq!(url.path_segments(), [b"dir".to_vec(), b"f".to_vec()]);
+        assert_eq!(FtpUrl::parse("FTPS://h:/").unwrap().port(), 990);
+        let url = FtpUrl::parse("ftps://h:2990/").unwrap();
+        assert_eq!((url.scheme(), url.port()), (Scheme::Ftps, 2990));
+        // Each scheme leaves out its own default port, and only that one.
+        assert_eq!(url.to_string(), "ftps://h:2990/");
+        assert_eq!(
+            FtpUrl::parse("ftps://h:990/x").unwrap().to_string(),
+            "ftps://h/x"
+        );
+        assert_eq!(
+            FtpUrl::parse("ftps://h:21/x").unwrap().to_string(),
+            "ftps://h:21/x"
+        );
+        assert_eq!(
+            FtpUrl::parse("ftp://h:990/x").unwrap().to_string(),
+            "ftp://h:990/x"
+        );
+        assert!(format!("{:?}", FtpUrl::parse("ftps://h/").unwrap()).contains("Ftps"));
+        assert_eq!(
+            FtpUrl::parse("ftpes://h/"),
+            Err(UrlError::UnsupportedScheme("ftpes".into()))
+        );
     }
 
     #[test]
@@ -556,12 +645,14 @@ mod tests {
             any::<[u8; 4]>().prop_map(|o| UrlHost::Ipv4(Ipv4Addr::from(o))),
             any::<[u16; 8]>().prop_map(|s| UrlHost::Ipv6(Ipv6Addr::from(s))),
         ];
+        let scheme = prop_oneof![Just(Scheme::Ftp), Just(Scheme::Ftps)];
         let typecode = prop::option::of(prop_oneof![
             Just(TypeCode::Ascii),
             Just(TypeCode::Image),
             Just(TypeCode::Directory)
         ]);
         (
+            scheme,
             prop::option::of(bytes().prop_filter("non-empty", |u| !u.is_empty())),
             prop::option::of(bytes()),
             host,
@@ -569,21 +660,24 @@ mod tests {
             proptest::collection::vec(bytes(), 0..5),
             typecode,
         )
-            .prop_map(|(user, password, host, port, mut segments, typecode)| {
-                // Without a user, a password is written after an empty user and read back as anonymous.
-                let password = user.as_ref().and(password);
-                if typecode.is_some() && segments.is_empty() {
-                    segments.push(Vec::new());
-                }
-                FtpUrl {
-                    user,
-                    password,
-                    host,
-                    port,
-                    segments,
-                    typecode,
-                }
-            })
+            .prop_map(
+                |(scheme, user, password, host, port, mut segments, typecode)| {
+                    // Without a user, a password is written after an empty user and read back as anonymous.
+                    let password = user.as_ref().and(password);
+                    if typecode.is_some() && segments.is_empty() {
+                        segments.push(Vec::new());
+                    }
+                    FtpUrl {
+                        scheme,
+                        user,
+                        password,
+                        host,
+                        port,
+                        segments,
+                        typecode,
+                    }
+                },
+            )
     }
 
     proptest! {
@@ -594,7 +688,7 @@ mod tests {
         }
 
         #[test]
-        fn arbitrary_input_never_panics(input in "(ftp://)?[ -~]{0,40}") {
+        fn arbitrary_input_never_panics(input in "(ftps?://)?[ -~]{0,40}") {
             if let Ok(url) = FtpUrl::parse(&input) {
                 let again = FtpUrl::parse(&url.to_string());
                 prop_assert_eq!(again, Ok(url));
