@@ -592,7 +592,14 @@ fn epsv(s: &mut Script, id: RequestId, port: u16) -> String {
         "229 Entering Extended Passive Mode (|||{port}|)\r\n"
     ));
     let actions = s.data_actions();
-    let [Action::Data(DataAction::Connect { id: got, addr })] = actions.as_slice() else {
+    let [
+        Action::Data(DataAction::Connect {
+            id: got,
+            addr,
+            tls: None,
+        }),
+    ] = actions.as_slice()
+    else {
         panic!("{actions:?}");
     };
     assert_eq!(*got, id);
@@ -727,7 +734,8 @@ fn epsv_refused_falls_back_to_pasv_for_good() {
         actions,
         [Action::Data(DataAction::Connect {
             id: first,
-            addr: addr("198.51.100.1:5001")
+            addr: addr("198.51.100.1:5001"),
+            tls: None,
         })]
     );
     assert_eq!(s.sent(), "NLST\r\n");
@@ -775,7 +783,8 @@ fn pasv_address_is_used_when_trusted() {
         s.data_actions(),
         [Action::Data(DataAction::Connect {
             id,
-            addr: addr("203.0.113.4:1025")
+            addr: addr("203.0.113.4:1025"),
+            tls: None,
         })]
     );
 }
@@ -1280,7 +1289,11 @@ fn active_mode_eprt_then_port_fallback() {
     assert_eq!(s.sent(), "RETR f\r\n");
     assert_eq!(
         s.data_actions(),
-        [Action::Data(DataAction::Accept { id, listener: id })],
+        [Action::Data(DataAction::Accept {
+            id,
+            listener: id,
+            tls: None,
+        })],
         "the server's connection is taken once the command is out"
     );
     s.reply("150 Opening data connection.\r\n");

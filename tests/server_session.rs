@@ -1444,7 +1444,13 @@ fn abor_while_accepting_closes_the_transfer_and_its_listener_by_id() {
     s.stall_accept = true;
     s.cmd("RETR /pub/data.bin");
     let transfer = match s.stalled.as_slice() {
-        [Action::Data(DataAction::Accept { id, listener: l })] if *l == listener => *id,
+        [
+            Action::Data(DataAction::Accept {
+                id,
+                listener: l,
+                tls: None,
+            }),
+        ] if *l == listener => *id,
         other => panic!("expected a stalled accept from {listener:?}, got {other:?}"),
     };
     s.stalled.clear();

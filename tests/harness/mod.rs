@@ -23,6 +23,13 @@
 //!   has taken what was sent), all through the shared data layer ([`DataAction`], [`LocalAction`],
 //!   [`DataCompletion`]).
 //!
+//! TLS (FTPS) is simulated, without cryptography: a handshake is a flag set on both ends. The
+//! [`Server`] answers `Action::SecureControl` with `ControlSecured` and `DataAction::Secure` with
+//! `Secured { resumed: tls_resumed }`; the [`Client`] answers both with `Secured`. A [`Pair`] completes a
+//! handshake only once both ends asked for it (in complementary roles, else it fails as a real one
+//! would), and checks that control bytes only cross while both ends agree on the control connection's
+//! TLS, and that no data-connection bytes move on a protected connection before its handshake.
+//!
 //! Both ends drain their session the same way: [`Server::drain_with`] and [`Client::drain_with`] pop every
 //! action, hand it to a hook that says what to do with it ([`Verdict`]: let the harness answer, hold it,
 //! answer it with this, or leave it to the hook), and panic if the session does not run dry within
@@ -40,7 +47,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ftp_proto::client;
 use ftp_proto::command::{Password, Text};
-use ftp_proto::data::{DataAction, DataCompletion, DataError, LocalAction};
+use ftp_proto::data::{DataAction, DataCompletion, DataError, LocalAction, TlsRole};
 use ftp_proto::hostport::NetworkProtocol;
 use ftp_proto::listing::{DirEntry, EntryKind, Metadata};
 use ftp_proto::path::VirtualPath;
@@ -527,6 +534,28 @@ pub struct Server {
     pub action_bound: usize,
     /// Answers of the wrong kind a hook gave ([`Verdict::Complete`]), which the session turned away.
     pub mistakes: Vec<server::UnexpectedCompletion>,
+    /// The simulated TLS of the control connection, as the driver sees it: on once it answered
+    /// `SecureControl` (or from the start, [`Server::start_implicit`]), off after `ClearControl`.
+    pub control_secured: bool,
+    /// Control output written while `control_secured` was on (what a peer would have read over TLS).
+    pub secured_control: Vec<u8>,
+    /// While true, `Action::SecureControl` is held in `stalled` (the handshake is under way).
+    pub hold_handshake: bool,
+    /// How many `SecureControl` and `ClearControl` actions came out.
+    pub handshakes: usize,
+    pub control_clears: usize,
+    /// Whether a data connection's TLS handshake resumed the control connection's session: the
+    /// `resumed` of the harness's `Secured` answers. Default `true`.
+    pub tls_resumed: bool,
+    /// Answer `DataAction::Secure` with a failure (the handshake on the data connection failed).
+    pub fail_secure: bool,
+    /// The `tls` of every `DataAction::Connect`/`Accept`, in order.
+    pub data_tls: Vec<Option<TlsRole>>,
+    /// Every `DataAction::Secure`, with its role, in order.
+    pub data_secures: Vec<TlsRole>,
+    /// Data connections opened with `tls: Some(role)` whose handshake the harness has not answered yet:
+    /// bytes on them are a session bug.
+    tls_pending: BTreeMap<RequestId, TlsRole>,
     received: Vec<Bytes>,
 }
 
@@ -613,8 +642,39 @@ impl Server {
             closed: false,
             action_bound: usize::MAX,
             mistakes: Vec::new(),
+            control_secured: false,
+            secured_control: Vec::new(),
+            hold_handshake: false,
+            handshakes: 0,
+            control_clears: 0,
+            tls_resumed: true,
+            fail_secure: false,
+            data_tls: Vec::new(),
+            data_secures: Vec::new(),
+            tls_pending: BTreeMap::new(),
             received: Vec::new(),
         }
+    }
+
+    /// A session of implicit FTPS (`Session::with_implicit_tls`) over `store`, its greeting not drained
+    /// yet: the control connection is secured from the start.
+    pub fn start_implicit(
+        config: Arc<Config>,
+        info: ConnectionInfo,
+        store: MemoryStore,
+        now: Instant,
+    ) -> Server {
+        let mut server = Server::start(Arc::clone(&config), info, store, now);
+        server.session = server::Session::with_implicit_tls(config, info, now);
+        server.control_secured = true;
+        server
+    }
+
+    /// Whether the session waits for the control connection's handshake (a `SecureControl` is held).
+    pub fn handshake_held(&self) -> bool {
+        self.stalled
+            .iter()
+            .any(|a| matches!(a, Action::SecureControl { .. }))
     }
 
     /// Sends one command line (CRLF added) and returns the control output it caused.
@@ -678,6 +738,7 @@ impl Server {
     pub fn release(&mut self) {
         self.stall = false;
         self.stall_accept = false;
+        self.hold_handshake = false;
         self.release_stalled();
     }
 
@@ -711,6 +772,7 @@ impl Server {
             | Action::Data(DataAction::Receive { .. })
             | Action::ReadEntries { .. } => self.stall,
             Action::Data(DataAction::Accept { .. }) => self.stall_accept,
+            Action::SecureControl { .. } => self.hold_handshake,
             _ => false,
         };
         if stalls {
@@ -767,9 +829,17 @@ impl Server {
                 self.listen_families.push(*family);
                 assert!(self.listeners.insert(*id), "listener {id:?} bound twice");
             }
-            Action::Data(DataAction::Connect { addr, .. }) => self.connected_to = Some(*addr),
+            Action::Data(DataAction::Connect { addr, tls, .. }) => {
+                self.connected_to = Some(*addr);
+                self.data_tls.push(*tls);
+            }
+            Action::Data(DataAction::Accept { tls, .. }) => self.data_tls.push(*tls),
+            Action::Data(DataAction::Secure { role, .. }) => self.data_secures.push(*role),
+            Action::SecureControl { .. } => self.handshakes += 1,
+            Action::ClearControl => self.control_clears += 1,
             // A `Close` of an id with nothing open (a transfer aborted before it connected) is ignored.
             Action::Data(DataAction::Close { id, aborted }) => {
+                self.tls_pending.remove(id);
                 if self.listeners.remove(id) {
                     self.listener_closes.push(*aborted);
                 } else if self.connections.remove(id) {
@@ -785,7 +855,12 @@ impl Server {
     pub fn answer(&mut self, action: Action) {
         let now = self.now;
         match action {
-            Action::SendControl(bytes) => self.control.extend_from_slice(&bytes),
+            Action::SendControl(bytes) => {
+                if self.control_secured {
+                    self.secured_control.extend_from_slice(&bytes);
+                }
+                self.control.extend_from_slice(&bytes)
+            }
             Action::Authenticate { id, user, password } => {
                 let c = self.store.authenticate(&user, password.as_ref());
                 self.complete(now, id, c);
@@ -800,6 +875,12 @@ impl Server {
                 let c = self.store.read_entries();
                 self.complete(now, id, c);
             }
+            // The simulated handshake: it always succeeds.
+            Action::SecureControl { id } => {
+                self.control_secured = true;
+                self.complete(now, id, Completion::ControlSecured);
+            }
+            Action::ClearControl => self.control_secured = false,
             Action::CloseControl => self.closed = true,
         }
     }
@@ -813,26 +894,51 @@ impl Server {
                 let c = DataCompletion::Listening(self.listen_addr);
                 self.complete(now, id, c.into());
             }
-            DataAction::Accept { id, listener } => {
+            DataAction::Accept { id, listener, tls } => {
                 // A listener closed in the meantime (the transfer timed out) has nothing to accept.
                 let c = if self.fail_data || !self.listeners.contains(&listener) {
                     failed()
                 } else {
-                    self.connections.insert(id);
+                    self.opened(id, tls);
                     DataCompletion::Connected {
                         peer: self.data_peer,
                     }
                 };
                 self.complete(now, id, c.into());
             }
-            DataAction::Connect { id, addr } => {
+            DataAction::Connect { id, addr, tls } => {
                 let c = if self.fail_data {
                     failed()
                 } else {
-                    self.connections.insert(id);
+                    self.opened(id, tls);
                     DataCompletion::Connected { peer: addr }
                 };
                 self.complete(now, id, c.into());
+            }
+            DataAction::Secure { id, role } => {
+                assert!(
+                    self.connections.contains(&id),
+                    "Secure on {id:?}, which is no open data connection"
+                );
+                let asked = self.tls_pending.remove(&id);
+                assert_eq!(
+                    asked,
+                    Some(role),
+                    "Secure of {id:?} in another role than its Connect/Accept said"
+                );
+                let c = if self.fail_secure {
+                    DataCompletion::Failed(DataError::new(ErrorKind::InvalidData))
+                } else {
+                    DataCompletion::Secured {
+                        resumed: self.tls_resumed,
+                    }
+                };
+                self.complete(now, id, c.into());
+            }
+            DataAction::Send { id, .. } | DataAction::Receive { id }
+                if self.tls_pending.contains_key(&id) =>
+            {
+                panic!("bytes on protected data connection {id:?} before its TLS handshake");
             }
             DataAction::Send { id, .. } if self.fail_sends => {
                 let reset = DataCompletion::Failed(DataError::new(ErrorKind::ConnectionReset));
@@ -851,6 +957,14 @@ impl Server {
             },
             // Kept in the books (`note`); nothing to answer.
             DataAction::Close { .. } => {}
+        }
+    }
+
+    /// A data connection is open: protected ones wait for their handshake.
+    fn opened(&mut self, id: RequestId, tls: Option<TlsRole>) {
+        self.connections.insert(id);
+        if let Some(role) = tls {
+            self.tls_pending.insert(id, role);
         }
     }
 
@@ -884,10 +998,11 @@ pub fn server_action_id(action: &Action) -> Option<RequestId> {
     match action {
         Action::Authenticate { id, .. }
         | Action::Storage { id, .. }
-        | Action::ReadEntries { id } => Some(*id),
+        | Action::ReadEntries { id }
+        | Action::SecureControl { id } => Some(*id),
         Action::Data(action) => Some(action.id()),
         Action::Local(action) => Some(action.id()),
-        Action::SendControl(_) | Action::CloseControl => None,
+        Action::SendControl(_) | Action::ClearControl | Action::CloseControl => None,
     }
 }
 
@@ -916,6 +1031,12 @@ pub struct Client {
     pub closed: bool,
     /// More actions (or events) than this in one drain is a session that does not run dry.
     pub action_bound: usize,
+    /// The simulated TLS of the control connection, as the driver sees it (see [`Server`]'s).
+    pub control_secured: bool,
+    /// The `tls` of every `DataAction::Connect`/`Accept`, in order.
+    pub data_tls: Vec<Option<TlsRole>>,
+    /// Every `DataAction::Secure`, with its role, in order.
+    pub data_secures: Vec<TlsRole>,
 }
 
 impl Client {
@@ -937,7 +1058,22 @@ impl Client {
             abort_after: None,
             closed: false,
             action_bound: usize::MAX,
+            control_secured: false,
+            data_tls: Vec::new(),
+            data_secures: Vec::new(),
         }
+    }
+
+    /// A session of implicit FTPS (`Session::with_implicit_tls`), nothing drained yet.
+    pub fn start_implicit(
+        config: Arc<client::Config>,
+        info: client::ConnectionInfo,
+        now: Instant,
+    ) -> Client {
+        let mut client = Client::start(Arc::clone(&config), info, now);
+        client.session = client::Session::with_implicit_tls(config, info, now);
+        client.control_secured = true;
+        client
     }
 
     pub fn is_closed(&self) -> bool {
@@ -954,8 +1090,15 @@ impl Client {
             actions += 1;
             assert!(actions <= self.action_bound, "poll_action does not run dry");
             let verdict = hook(self, &action);
-            if action == client::Action::CloseControl {
-                self.closed = true;
+            match &action {
+                client::Action::CloseControl => self.closed = true,
+                client::Action::Data(
+                    DataAction::Connect { tls, .. } | DataAction::Accept { tls, .. },
+                ) => self.data_tls.push(*tls),
+                client::Action::Data(DataAction::Secure { role, .. }) => {
+                    self.data_secures.push(*role)
+                }
+                _ => {}
             }
             let now = self.now;
             match verdict {
@@ -1014,9 +1157,20 @@ impl Client {
                         .handle_completion(now, id, DataCompletion::Written);
                 }
             }
-            A::Data(DataAction::Connect { id, addr }) => {
+            A::Data(DataAction::Connect { id, addr, .. }) => {
                 self.session
                     .handle_completion(now, id, DataCompletion::Connected { peer: addr });
+            }
+            // The simulated handshakes: they always succeed (and resume, on data connections).
+            A::SecureControl { id } => {
+                self.control_secured = true;
+                let secured = DataCompletion::Secured { resumed: false };
+                self.session.handle_completion(now, id, secured);
+            }
+            A::ClearControl => self.control_secured = false,
+            A::Data(DataAction::Secure { id, .. }) => {
+                let secured = DataCompletion::Secured { resumed: true };
+                self.session.handle_completion(now, id, secured);
             }
             A::Data(DataAction::Listen { id, family }) => {
                 let ip: IpAddr = match family {
@@ -1049,7 +1203,10 @@ pub fn client_action_id(action: &client::Action) -> Option<client::RequestId> {
     match action {
         client::Action::Data(action) => Some(action.id()),
         client::Action::Local(action) => Some(action.id()),
-        client::Action::SendControl(_) | client::Action::CloseControl => None,
+        client::Action::SecureControl { id } => Some(*id),
+        client::Action::SendControl(_)
+        | client::Action::ClearControl
+        | client::Action::CloseControl => None,
     }
 }
 
@@ -1065,14 +1222,19 @@ pub const PAIR_SERVER_DATA: &str = "198.51.100.1:6000";
 pub const PAIR_CLIENT_DATA: &str = "192.0.2.7:40000";
 
 /// A client session and a server session wired together in memory: control bytes cross at once, and
-/// one data connection carries a transfer's chunks either way.
+/// one data connection carries a transfer's chunks either way. TLS is simulated (see the module docs):
+/// the control connection's handshake completes once both ends asked for it, a data connection's once
+/// both ends asked for it in complementary roles (`resumed` is the server's `tls_resumed`).
 pub struct Pair {
     pub client: Client,
     pub server: Server,
+    /// Data-connection handshakes that failed because the ends did not agree on TLS.
+    pub failed_data_handshakes: usize,
     link: Link,
 }
 
-/// The data connection: who asked for it, whether it is up, and the chunks on their way.
+/// The data connection: who asked for it, whether it is up, and the chunks on their way; and the
+/// simulated TLS handshakes under way.
 #[derive(Default)]
 struct Link {
     client_data: Option<client::RequestId>,
@@ -1087,12 +1249,48 @@ struct Link {
     client_reading: bool,
     /// Reads the server asked for (its transfer window keeps several in flight).
     server_reads: usize,
+    /// The `tls` each end's `Connect`/`Accept` asked for.
+    client_tls: Option<TlsRole>,
+    server_tls: Option<TlsRole>,
+    /// The end asked for the data connection's handshake (`DataAction::Secure`) and waits.
+    client_securing: bool,
+    server_securing: bool,
+    /// The data connection's handshake is done at this end: bytes may cross.
+    client_data_secured: bool,
+    server_data_secured: bool,
+    /// The control connection's handshake each end asked for (`SecureControl`) and waits for.
+    client_handshake: Option<client::RequestId>,
+    server_handshake: Option<RequestId>,
+    failed_data_handshakes: usize,
 }
 
 impl Pair {
     /// A client with `config` and a server with the default config over `store`. Nothing happens until
     /// [`Pair::run`] or [`Pair::settle`].
     pub fn new(config: client::Config, store: MemoryStore) -> Pair {
+        Pair::with_server_config(config, Config::default(), store)
+    }
+
+    /// A client with `config` and a server with `server_config` over `store`.
+    pub fn with_server_config(
+        config: client::Config,
+        server_config: Config,
+        store: MemoryStore,
+    ) -> Pair {
+        Pair::build(config, server_config, store, false)
+    }
+
+    /// Both ends in implicit FTPS: the control connection is TLS from its first byte.
+    pub fn implicit(config: client::Config, server_config: Config, store: MemoryStore) -> Pair {
+        Pair::build(config, server_config, store, true)
+    }
+
+    fn build(
+        config: client::Config,
+        server_config: Config,
+        store: MemoryStore,
+        implicit: bool,
+    ) -> Pair {
         let now = Instant::now();
         let server_info = ConnectionInfo {
             local: addr(PAIR_SERVER),
@@ -1102,11 +1300,23 @@ impl Pair {
             local: addr(PAIR_CLIENT),
             peer: addr(PAIR_SERVER),
         };
-        let mut server = Server::start(Arc::new(Config::default()), server_info, store, now);
+        let (server_config, config) = (Arc::new(server_config), Arc::new(config));
+        let (mut server, client) = if implicit {
+            (
+                Server::start_implicit(server_config, server_info, store, now),
+                Client::start_implicit(config, client_info, now),
+            )
+        } else {
+            (
+                Server::start(server_config, server_info, store, now),
+                Client::start(config, client_info, now),
+            )
+        };
         server.listen_addr = addr(PAIR_SERVER_DATA);
         Pair {
-            client: Client::start(Arc::new(config), client_info, now),
+            client,
             server,
+            failed_data_handshakes: 0,
             link: Link::default(),
         }
     }
@@ -1136,6 +1346,7 @@ impl Pair {
     /// Moves bytes and answers actions until nothing happens any more.
     pub fn settle(&mut self) {
         while self.step() {}
+        self.failed_data_handshakes = self.link.failed_data_handshakes;
     }
 
     fn step(&mut self) -> bool {
@@ -1163,6 +1374,10 @@ impl Link {
         self.c2s.clear();
         self.s2c_closed = false;
         self.c2s_closed = false;
+        self.client_securing = false;
+        self.server_securing = false;
+        self.client_data_secured = false;
+        self.server_data_secured = false;
         if let (Some(c), Some(s)) = (self.client_data, self.server_data) {
             let peer = addr(PAIR_SERVER_DATA);
             client
@@ -1172,6 +1387,69 @@ impl Link {
             let c = DataCompletion::Connected { peer };
             server.complete(server.now, s, c.into());
         }
+    }
+
+    /// A data connection's handshake, once an end asked for it: done when both ends asked in
+    /// complementary roles; failed at once for an end whose peer asked for the same role, or speaks
+    /// plaintext (`tls: None`), as a real handshake would fail.
+    fn data_handshake(&mut self, client: &mut Client, server: &mut Server) {
+        let (Some(c), Some(s)) = (self.client_data, self.server_data) else {
+            return;
+        };
+        let failed = || DataCompletion::Failed(DataError::new(ErrorKind::InvalidData));
+        let agree = matches!((self.client_tls, self.server_tls), (Some(a), Some(b)) if a != b);
+        if !agree {
+            if std::mem::take(&mut self.client_securing) {
+                self.failed_data_handshakes += 1;
+                client.session.handle_completion(client.now, c, failed());
+            }
+            if std::mem::take(&mut self.server_securing) {
+                self.failed_data_handshakes += 1;
+                server.complete(server.now, s, failed().into());
+            }
+            return;
+        }
+        if !(self.client_securing && self.server_securing) {
+            return;
+        }
+        self.client_securing = false;
+        self.server_securing = false;
+        self.client_data_secured = true;
+        self.server_data_secured = true;
+        let resumed = server.tls_resumed;
+        let secured = DataCompletion::Secured { resumed };
+        client
+            .session
+            .handle_completion(client.now, c, secured.clone());
+        server.complete(server.now, s, secured.into());
+    }
+
+    /// The control connection's handshake, once both ends asked for it.
+    fn control_handshake(&mut self, client: &mut Client, server: &mut Server) {
+        let (Some(c), Some(s)) = (self.client_handshake, self.server_handshake) else {
+            return;
+        };
+        self.client_handshake = None;
+        self.server_handshake = None;
+        client.control_secured = true;
+        server.control_secured = true;
+        server.complete(server.now, s, Completion::ControlSecured);
+        let secured = DataCompletion::Secured { resumed: false };
+        client.session.handle_completion(client.now, c, secured);
+    }
+
+    /// Control bytes cross only while both ends agree on the control connection's TLS, and never
+    /// into the middle of a handshake.
+    fn check_control_crossing(&self, client: &Client, server: &Server, from: &str) {
+        assert_eq!(
+            client.control_secured, server.control_secured,
+            "control bytes from the {from} cross with TLS on one end only (client {}, server {})",
+            client.control_secured, server.control_secured
+        );
+        assert!(
+            self.client_handshake.is_none() && self.server_handshake.is_none(),
+            "control bytes from the {from} in the middle of a TLS handshake"
+        );
     }
 
     /// Hands chunks to whoever asked for one, and lets the server read its file once the client took
@@ -1229,16 +1507,23 @@ impl Link {
     ) -> Verdict<DataCompletion> {
         match action {
             client::Action::SendControl(bytes) => {
+                self.check_control_crossing(client, server, "client");
                 server.session.handle_control_input(server.now, bytes);
                 Verdict::Done
             }
-            client::Action::Data(DataAction::Connect { id, addr: to }) => {
+            client::Action::SecureControl { id } => {
+                self.client_handshake = Some(*id);
+                self.control_handshake(client, server);
+                Verdict::Done
+            }
+            client::Action::Data(DataAction::Connect { id, addr: to, tls }) => {
                 assert_eq!(
                     *to,
                     addr(PAIR_SERVER_DATA),
                     "the 229/227 port at the control peer's IP"
                 );
                 self.client_data = Some(*id);
+                self.client_tls = *tls;
                 self.client_ready = true;
                 self.connect_if_both_ready(client, server);
                 Verdict::Done
@@ -1246,21 +1531,33 @@ impl Link {
             client::Action::Data(DataAction::Listen { .. }) => {
                 Verdict::Complete(DataCompletion::Listening(addr("0.0.0.0:40000")))
             }
-            client::Action::Data(DataAction::Accept { id, listener }) => {
+            client::Action::Data(DataAction::Accept { id, listener, tls }) => {
                 assert_eq!(
                     id, listener,
                     "the client accepts on its transfer's own listener"
                 );
                 self.client_data = Some(*id);
+                self.client_tls = *tls;
                 self.client_ready = true;
                 self.connect_if_both_ready(client, server);
                 Verdict::Done
             }
+            client::Action::Data(DataAction::Secure { .. }) => {
+                assert!(
+                    self.client_tls.is_some(),
+                    "Secure of a plaintext connection"
+                );
+                self.client_securing = true;
+                self.data_handshake(client, server);
+                Verdict::Done
+            }
             client::Action::Data(DataAction::Send { data, .. }) => {
+                self.check_protected(self.client_tls, self.client_data_secured, "client");
                 self.c2s.push_back(data.clone());
                 Verdict::Complete(DataCompletion::Written)
             }
             client::Action::Data(DataAction::Receive { .. }) => {
+                self.check_protected(self.client_tls, self.client_data_secured, "client");
                 self.client_reading = true;
                 Verdict::Done
             }
@@ -1268,11 +1565,22 @@ impl Link {
                 self.c2s_closed = true;
                 self.client_ready = false;
                 self.client_reading = false;
+                self.client_securing = false;
                 Verdict::Done
             }
-            // The user's source and sink.
-            client::Action::Local(_) | client::Action::CloseControl => Verdict::Answer,
+            // The user's source and sink; the end of TLS on the control connection.
+            client::Action::Local(_)
+            | client::Action::ClearControl
+            | client::Action::CloseControl => Verdict::Answer,
         }
+    }
+
+    /// Bytes move on a protected data connection only after its handshake.
+    fn check_protected(&self, tls: Option<TlsRole>, secured: bool, end: &str) {
+        assert!(
+            tls.is_none() || secured,
+            "the {end} moves bytes on a protected data connection before its TLS handshake"
+        );
     }
 
     fn server_action(
@@ -1283,20 +1591,41 @@ impl Link {
     ) -> Verdict<Completion> {
         match action {
             Action::SendControl(bytes) => {
+                self.check_control_crossing(client, server, "server");
                 client.session.handle_control_input(client.now, bytes);
                 Verdict::Done
             }
-            Action::Data(DataAction::Accept { id, .. } | DataAction::Connect { id, .. }) => {
+            Action::SecureControl { id } => {
+                self.server_handshake = Some(*id);
+                self.control_handshake(client, server);
+                Verdict::Done
+            }
+            Action::Data(
+                DataAction::Accept { id, tls, .. } | DataAction::Connect { id, tls, .. },
+            ) => {
                 self.server_data = Some(*id);
+                self.server_tls = *tls;
                 self.server_ready = true;
                 self.connect_if_both_ready(client, server);
                 Verdict::Done
             }
+            Action::Data(DataAction::Secure { id, .. }) => {
+                assert_eq!(self.server_data, Some(*id), "Secure of another connection");
+                assert!(
+                    self.server_tls.is_some(),
+                    "Secure of a plaintext connection"
+                );
+                self.server_securing = true;
+                self.data_handshake(client, server);
+                Verdict::Done
+            }
             Action::Data(DataAction::Send { data, .. }) => {
+                self.check_protected(self.server_tls, self.server_data_secured, "server");
                 self.s2c.push_back(data.clone());
                 Verdict::Complete(DataCompletion::Written.into())
             }
             Action::Data(DataAction::Receive { .. }) => {
+                self.check_protected(self.server_tls, self.server_data_secured, "server");
                 self.server_reads += 1;
                 Verdict::Done
             }
@@ -1307,6 +1636,7 @@ impl Link {
                     self.s2c_closed = true;
                     self.server_ready = false;
                     self.server_reads = 0;
+                    self.server_securing = false;
                 }
                 Verdict::Done
             }
@@ -1320,11 +1650,13 @@ impl Link {
                 Verdict::Answer
             }
             Action::ReadEntries { .. } => panic!("this world lists a directory in one part"),
-            // Logins, the listener, storage requests, the file's writes, the end: the server's driver.
+            // Logins, the listener, storage requests, the file's writes, the end of TLS on the control
+            // connection, the end: the server's driver.
             Action::Authenticate { .. }
             | Action::Data(DataAction::Listen { .. })
             | Action::Storage { .. }
             | Action::Local(LocalAction::Write { .. })
+            | Action::ClearControl
             | Action::CloseControl => Verdict::Answer,
         }
     }
