@@ -17,10 +17,20 @@
 //! that did *not* resume is refused, and whatever its handshake stored is forgotten at once
 //! ([`DataSessions`]), so a refused stranger never gets a ticket to come back with.
 //!
+//! Except on uploads: there the client only writes, and most clients (lftp and FileZilla on GnuTLS,
+//! OpenSSL ones) never read the data connection, so the tickets a TLS 1.3 server sends after the
+//! handshake sit unread in the client's socket when it closes it, and the client's kernel answers
+//! the close with a reset that destroys the end of the upload before the server has read it (lftp
+//! uploads failed with 426 that way). So a data connection's handshake sends tickets only for
+//! transfers the client reads ([`ConnectionTls::send_data_tickets`]), as ProFTPD does (its issue
+//! #959, after OpenSSL's #7948).
+//!
 //! On the client side every data connection offers the control connection's session, through a
 //! session store of that control connection alone. TLS 1.3 tickets are used up one per resumption, as
 //! rustls does; the data connection's own new ticket (servers send one after each resumption) is read
-//! before the connection is closed, so an upload, which otherwise never reads, still refills the store.
+//! before the connection is closed, so an upload, which otherwise never reads, still refills the store
+//! where the server sends one (OpenSSL servers do; this example server does not on uploads, above, so
+//! against it a long run of uploads lives on the tickets of the control connection and of downloads).
 
 #![allow(dead_code)]
 
@@ -28,6 +38,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -112,6 +123,7 @@ impl ServerTls {
             base: Arc::clone(&self.base),
             cache,
             sscn_client: Arc::clone(&self.sscn_client),
+            data_tickets: Arc::new(AtomicBool::new(true)),
         }
     }
 }
@@ -124,9 +136,20 @@ pub struct ConnectionTls {
     base: Arc<ServerConfig>,
     cache: Arc<SessionCache>,
     sscn_client: Arc<ClientConfig>,
+    /// Whether data connections' handshakes send TLS 1.3 tickets (shared by the clones).
+    data_tickets: Arc<AtomicBool>,
 }
 
 impl ConnectionTls {
+    /// Whether the next data connections' handshakes send TLS 1.3 session tickets: `true` (the
+    /// default) for downloads and listings, which the client reads, `false` for uploads, where
+    /// unread tickets would make the client's close a reset that loses the end of the upload (see
+    /// the module's documentation). The server says so when it opens the transfer's file, before
+    /// the data connection's handshake.
+    pub fn send_data_tickets(&self, send: bool) {
+        self.data_tickets.store(send, Ordering::Relaxed);
+    }
+
     /// The control connection's handshake (after `AUTH TLS`, or at once for implicit FTPS).
     pub async fn accept_control(&self, tcp: TcpStream) -> io::Result<TlsServerStream> {
         TlsAcceptor::from(Arc::clone(&self.control))
@@ -140,6 +163,9 @@ impl ConnectionTls {
         let sessions = Arc::new(DataSessions::data(Arc::clone(&self.cache)));
         let mut config = (*self.base).clone();
         config.session_storage = Arc::clone(&sessions) as Arc<dyn StoresServerSessions>;
+        if !self.data_tickets.load(Ordering::Relaxed) {
+            config.send_tls13_tickets = 0;
+        }
         let stream = TlsAcceptor::from(Arc::new(config)).accept(tcp).await?;
         let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
         if !resumed {
