@@ -189,6 +189,14 @@ impl Session {
                 "CCC refused: the control connection stays protected.",
             );
         }
+        // As for `AUTH`: the security of a login must not change half-way through it, or the
+        // password would cross in the clear after a `USER` that TLS let through.
+        if matches!(self.login, Login::AwaitingPassword { .. }) {
+            return self.reply(
+                ReplyCode::BAD_SEQUENCE,
+                "CCC must not come between USER and PASS.",
+            );
+        }
         self.reply(ReplyCode::COMMAND_OK, "Control connection is plaintext now.");
         self.clear_control();
     }

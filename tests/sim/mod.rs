@@ -6,4 +6,4 @@
 #[path = "../harness/mod.rs"]
 mod harness;
 
-pub use harness::{CLIENT, LOCAL, MemoryStore, Node, Server as Sim, is_dir};
+pub use harness::{CLIENT, LOCAL, MemoryStore, Node, Server as Sim, Verdict, is_dir};
