@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ftp_proto::client::{
     Action, ClientError, Config, ConnectionInfo, DataAction, DataCompletion, DataMode, Event,
-    LocalAction, Outcome, ProtocolError, Request, RequestId, Session, UsageError,
+    LocalAction, Outcome, ProtocolError, Request, RequestId, Session, TlsRole, UsageError,
 };
 use ftp_proto::command::{Command, FormatControl, Password, Pathname, Text, TransferType};
 use ftp_proto::listing::{EntryKind, MlsxKind};
@@ -592,17 +592,16 @@ fn epsv(s: &mut Script, id: RequestId, port: u16) -> String {
         "229 Entering Extended Passive Mode (|||{port}|)\r\n"
     ));
     let actions = s.data_actions();
-    let [
-        Action::Data(DataAction::Connect {
-            id: got,
-            addr,
-            tls: None,
-        }),
-    ] = actions.as_slice()
-    else {
+    let [Action::Data(DataAction::Connect { id: got, addr, tls })] = actions.as_slice() else {
         panic!("{actions:?}");
     };
     assert_eq!(*got, id);
+    let protected = s.session.is_data_protected();
+    assert_eq!(
+        *tls,
+        protected.then_some(TlsRole::Client),
+        "TLS as PROT says"
+    );
     addr.to_string()
 }
 
@@ -2275,10 +2274,17 @@ const REPLIES: &[&str] = &[
     "227 garbage\r\n",
     "421 bye\r\n",
     "nonsense\r\n",
+    // FTPS: AUTH's go-ahead (with a reply glued to it), PBSZ's answer, refusals of AUTH and PROT.
+    "234 Proceed\r\n",
+    "234 Proceed\r\n200 injected\r\n",
+    "200 PBSZ=0\r\n",
+    "504 unknown mechanism\r\n",
+    "534 refused\r\n",
+    "533 CCC refused\r\n",
 ];
 
 fn random_request(i: usize) -> Request {
-    match i % 12 {
+    match i % 14 {
         0 => login("u", "p"),
         1 => Request::Features,
         2 => Request::Pwd,
@@ -2303,12 +2309,14 @@ fn random_request(i: usize) -> Request {
         },
         9 => Request::Raw(Command::Stor(path("x"))),
         10 => Request::SetType(TransferType::Image),
+        12 => Request::SecureControl,
+        13 => Request::ClearControl,
         _ => Request::Size(path("f")),
     }
 }
 
 fn random_completion(i: usize) -> DataCompletion {
-    match i % 6 {
+    match i % 8 {
         0 => DataCompletion::Connected {
             peer: addr("198.51.100.1:4000"),
         },
@@ -2318,6 +2326,8 @@ fn random_completion(i: usize) -> DataCompletion {
         2 => DataCompletion::Listening(addr("0.0.0.0:40000")),
         3 => DataCompletion::EndOfData,
         4 => DataCompletion::Written,
+        6 => DataCompletion::Secured { resumed: true },
+        7 => DataCompletion::Secured { resumed: false },
         _ => DataCompletion::Failed(ErrorKind::ConnectionReset.into()),
     }
 }
@@ -2336,20 +2346,33 @@ fn step_strategy() -> impl Strategy<Value = Step> {
 
 proptest! {
     /// Whatever the server says and the driver answers, in any order: no panic, every request gets
-    /// exactly one completion, and the session ends closed.
+    /// exactly one completion, and the session ends closed. With FTPS in the mix: nothing is sent
+    /// while the control connection's handshake runs, and a data connection's handshake is asked for
+    /// only on a connection the driver reported open, in the client's role.
     #[test]
     fn random_conversations_keep_the_one_completion_rule(
         steps in proptest::collection::vec(step_strategy(), 0..60),
         active in any::<bool>(),
+        implicit_tls in any::<bool>(),
+        protect_data in any::<bool>(),
     ) {
         let mut config = Config::default();
         if active {
             config.mode = DataMode::Active;
         }
+        config.protect_data = protect_data;
         let start = Instant::now();
         let mut now = start;
-        let mut session = Session::new(Arc::new(config), info(), now);
+        let mut session = if implicit_tls {
+            Session::with_implicit_tls(Arc::new(config), info(), now)
+        } else {
+            Session::new(Arc::new(config), info(), now)
+        };
         let mut requested = 0;
+        // The control connection's handshake asked for and not answered yet.
+        let mut handshake = None;
+        // Data connections the driver reported open.
+        let mut connected = std::collections::BTreeSet::new();
         for step in steps {
             match step {
                 Step::Reply(wire) => session.handle_control_input(now, wire.as_bytes()),
@@ -2360,7 +2383,16 @@ proptest! {
                 }
                 Step::Complete(i) => {
                     if let Some(id) = session.current_request() {
-                        session.handle_completion(now, id, random_completion(i));
+                        let completion = random_completion(i);
+                        match completion {
+                            DataCompletion::Secured { .. } | DataCompletion::Failed(_)
+                                if handshake == Some(id) => handshake = None,
+                            DataCompletion::Connected { .. } => {
+                                connected.insert(id);
+                            }
+                            _ => {}
+                        }
+                        session.handle_completion(now, id, completion);
                     }
                 }
                 Step::Data(chunk) => {
@@ -2376,7 +2408,27 @@ proptest! {
             if let Some(deadline) = session.poll_timeout() {
                 prop_assert!(deadline >= start);
             }
-            while session.poll_action().is_some() {}
+            while let Some(action) = session.poll_action() {
+                match action {
+                    Action::SecureControl { id } => {
+                        prop_assert_eq!(Some(id), session.current_request());
+                        handshake = Some(id);
+                    }
+                    Action::SendControl(bytes) => prop_assert!(
+                        handshake.is_none(),
+                        "{:?} sent during the handshake",
+                        bytes
+                    ),
+                    Action::Data(DataAction::Secure { id, role }) => {
+                        prop_assert!(connected.contains(&id), "Secure before Connected");
+                        prop_assert_eq!(role, TlsRole::Client);
+                    }
+                    _ => {}
+                }
+            }
+            if session.is_closed() {
+                handshake = None;
+            }
         }
         session.handle_control_eof();
         prop_assert!(session.is_closed());
@@ -2396,6 +2448,502 @@ proptest! {
     }
 }
 
+// ---- FTP over TLS (RFC 4217) ----
+
+/// The `234` to `AUTH TLS`.
+const PROCEED: &str = "234 Proceed with negotiation.\r\n";
+
+/// A greeted session whose control connection `AUTH TLS` secured.
+fn secured_with(config: Config) -> Script {
+    let mut s = Script::with_config(config);
+    s.reply("220 ready\r\n");
+    s.events();
+    let id = s.request(Request::SecureControl);
+    assert_eq!(s.sent(), "AUTH TLS\r\n");
+    s.reply(PROCEED);
+    assert_eq!(s.data_actions(), [Action::SecureControl { id }]);
+    s.complete(id, DataCompletion::Secured { resumed: false });
+    assert_eq!(reply_code(&s.result(id)), Some(234));
+    assert!(s.session.is_control_secured());
+    s
+}
+
+fn secured() -> Script {
+    secured_with(Config::default())
+}
+
+/// `PBSZ 0` and `PROT P`, answered `200`, before a transfer's `EPSV`.
+fn protect(s: &mut Script) {
+    assert_eq!(s.sent(), "PBSZ 0\r\n");
+    s.reply("200 PBSZ=0\r\n");
+    assert_eq!(s.sent(), "PROT P\r\n");
+    s.reply("200 Data connections are protected.\r\n");
+    assert!(s.session.is_data_protected());
+}
+
+#[test]
+fn secure_control_sends_auth_tls_and_completes_after_the_handshake() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::SecureControl);
+    assert_eq!(s.sent(), "AUTH TLS\r\n");
+    s.reply(PROCEED);
+    assert_eq!(s.data_actions(), [Action::SecureControl { id }]);
+    assert!(s.completed().is_empty(), "not before the handshake");
+    assert!(!s.session.is_control_secured());
+    assert!(s.session.poll_timeout().is_some(), "the handshake is timed");
+    s.complete(id, DataCompletion::Secured { resumed: false });
+    let Ok(Outcome::Done(reply)) = s.result(id) else {
+        panic!("no 234 outcome");
+    };
+    assert_eq!(reply.code().get(), 234);
+    assert!(s.session.is_control_secured());
+    assert!(
+        !s.session.is_data_protected(),
+        "PROT P comes with the first transfer"
+    );
+    assert!(s.data_actions().is_empty());
+    // A second answer to the handshake changes nothing.
+    s.complete(id, DataCompletion::Secured { resumed: true });
+    assert!(s.events().is_empty() && s.data_actions().is_empty());
+}
+
+#[test]
+fn a_refused_auth_fails_the_request_and_the_session_stays_in_plaintext() {
+    for refusal in [
+        "504 Unknown AUTH mechanism\r\n",
+        "502 AUTH not supported\r\n",
+        "534 Policy\r\n",
+        "431 Unavailable\r\n",
+        "500 What?\r\n",
+    ] {
+        let mut s = Script::greeted();
+        let id = s.request(Request::SecureControl);
+        s.sent();
+        s.reply(refusal);
+        let result = s.result(id);
+        assert_eq!(
+            reply_code(&result),
+            Some(refusal[..3].parse().unwrap()),
+            "{result:?}"
+        );
+        assert!(matches!(result, Err(ClientError::Reply(_))));
+        assert!(s.data_actions().is_empty(), "no handshake");
+        assert!(!s.session.is_control_secured());
+        // Later transfers stay plaintext: no PBSZ, no PROT, no TLS on the data connection.
+        let get = s.request(Request::Retrieve {
+            path: path("f"),
+            offset: 0,
+        });
+        assert_eq!(s.sent(), "EPSV\r\n", "{refusal}");
+        s.reply("229 Entering Extended Passive Mode (|||5000|)\r\n");
+        assert_eq!(
+            s.data_actions(),
+            [Action::Data(DataAction::Connect {
+                id: get,
+                addr: addr("198.51.100.1:5000"),
+                tls: None,
+            })]
+        );
+    }
+}
+
+#[test]
+fn a_2xx_other_than_234_is_no_go_ahead_for_the_handshake() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::SecureControl);
+    s.sent();
+    s.reply("200 Whatever\r\n");
+    assert!(matches!(
+        s.result(id),
+        Err(ClientError::Protocol(ProtocolError::UnexpectedReply(_)))
+    ));
+    assert!(s.data_actions().is_empty());
+    assert!(!s.session.is_control_secured());
+}
+
+/// A man in the middle may append replies to the `234` in the same segment; the client must not take
+/// them for protected replies. The bytes after the `234`, in its chunk and during the handshake, are
+/// dropped, and nothing is sent before the handshake is done.
+#[test]
+fn replies_after_the_234_and_during_the_handshake_are_dropped() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::SecureControl);
+    let pwd = s.request(Request::Pwd);
+    assert_eq!(s.sent(), "AUTH TLS\r\n");
+    s.reply("234 Proceed.\r\n257 \"/injected\"\r\n250 partial");
+    assert_eq!(s.data_actions(), [Action::SecureControl { id }]);
+    assert_eq!(s.sent(), "", "nothing is sent during the handshake");
+    s.reply("257 \"/injected too\"\r\n");
+    assert!(s.events().is_empty(), "{:?}", s.events);
+    s.complete(id, DataCompletion::Secured { resumed: false });
+    assert_eq!(reply_code(&s.result(id)), Some(234));
+    assert_eq!(s.sent(), "PWD\r\n");
+    s.reply("257 \"/real\"\r\n");
+    assert_eq!(s.result(pwd), Ok(Outcome::Path(b"/real".to_vec())));
+    assert!(
+        !s.events
+            .iter()
+            .any(|e| matches!(e, Event::UnsolicitedReply(_)))
+    );
+}
+
+#[test]
+fn a_handshake_that_never_ends_times_out_and_closes_the_session() {
+    let mut config = Config::default();
+    config.reply_timeout = Duration::from_secs(10);
+    let mut s = Script::with_config(config);
+    s.reply("220 ready\r\n");
+    let id = s.request(Request::SecureControl);
+    s.reply(PROCEED);
+    s.data_actions();
+    s.advance(Duration::from_secs(11));
+    assert!(s.session.is_closed());
+    let completed = s.completed();
+    assert_eq!(completed, [(id, Err(ClientError::Timeout))]);
+}
+
+/// The control connection is unusable after a failed handshake: the session closes rather than send
+/// commands (in plaintext, into a broken TLS connection) whose replies it would never read.
+#[test]
+fn a_failed_handshake_closes_the_session() {
+    let mut s = Script::greeted();
+    let id = s.request(Request::SecureControl);
+    let pwd = s.request(Request::Pwd);
+    assert_eq!(s.sent(), "AUTH TLS\r\n");
+    s.reply(PROCEED);
+    assert_eq!(s.data_actions(), [Action::SecureControl { id }]);
+    let error = ftp_proto::data::DataError::new(ErrorKind::InvalidData);
+    s.complete(id, DataCompletion::Failed(error));
+    assert_eq!(s.sent(), "", "nothing more is sent");
+    assert_eq!(s.data_actions(), [Action::CloseControl]);
+    assert!(s.session.is_closed());
+    let completed = s.completed();
+    assert_eq!(
+        completed,
+        [
+            (id, Err(ClientError::DataConnection(error))),
+            (pwd, Err(ClientError::Closed)),
+        ]
+    );
+}
+
+#[test]
+fn pbsz_and_prot_go_once_before_the_first_protected_transfer() {
+    let mut s = secured();
+    let get = s.request(Request::Retrieve {
+        path: path("f"),
+        offset: 0,
+    });
+    protect(&mut s);
+    assert_eq!(s.sent(), "EPSV\r\n");
+    s.reply("229 Entering Extended Passive Mode (|||5000|)\r\n");
+    assert_eq!(
+        s.data_actions(),
+        [Action::Data(DataAction::Connect {
+            id: get,
+            addr: addr("198.51.100.1:5000"),
+            tls: Some(TlsRole::Client),
+        })]
+    );
+    assert_eq!(s.sent(), "RETR f\r\n");
+    s.complete(
+        get,
+        DataCompletion::Connected {
+            peer: addr("198.51.100.1:5000"),
+        },
+    );
+    // The client starts its handshake at once, and reads nothing before it is done.
+    assert_eq!(
+        s.data_actions(),
+        [Action::Data(DataAction::Secure {
+            id: get,
+            role: TlsRole::Client,
+        })]
+    );
+    s.data(get, b"plaintext before the handshake");
+    assert!(s.data_actions().is_empty());
+    s.reply("150 Opening BINARY mode data connection.\r\n");
+    assert!(s.data_actions().is_empty());
+    s.complete(get, DataCompletion::Secured { resumed: true });
+    assert_eq!(
+        s.data_actions(),
+        [Action::Data(DataAction::Receive { id: get })]
+    );
+    s.data(get, b"secret");
+    s.complete(get, DataCompletion::EndOfData);
+    s.reply("226 Transfer complete.\r\n");
+    assert_eq!(s.sink(), b"secret");
+    assert_eq!(s.result(get), Ok(Outcome::Retrieved { bytes: 6 }));
+
+    // The second transfer goes straight to its data channel, still protected.
+    let list = s.request(Request::Nlst { path: None });
+    assert_eq!(s.sent(), "EPSV\r\n");
+    s.reply("229 Entering Extended Passive Mode (|||5001|)\r\n");
+    assert!(matches!(
+        s.data_actions().as_slice(),
+        [Action::Data(DataAction::Connect { id, tls: Some(TlsRole::Client), .. })] if *id == list
+    ));
+}
+
+#[test]
+fn a_protected_upload_waits_for_its_handshake_before_reading_the_source() {
+    let mut s = secured();
+    let put = s.request(Request::Store {
+        path: path("up"),
+        offset: 0,
+        append: false,
+    });
+    protect(&mut s);
+    epsv(&mut s, put, 5000);
+    assert_eq!(s.sent(), "STOR up\r\n");
+    s.reply("150 Ok to send data.\r\n");
+    s.complete(
+        put,
+        DataCompletion::Connected {
+            peer: addr("198.51.100.1:5000"),
+        },
+    );
+    assert_eq!(
+        s.data_actions(),
+        [Action::Data(DataAction::Secure {
+            id: put,
+            role: TlsRole::Client,
+        })],
+        "no read of the source before the handshake"
+    );
+    s.complete(put, DataCompletion::Secured { resumed: false });
+    assert_eq!(
+        s.data_actions(),
+        [
+            Action::Local(LocalAction::Read { id: put }),
+            Action::Local(LocalAction::Read { id: put }),
+        ]
+    );
+}
+
+#[test]
+fn a_refused_prot_fails_the_transfer_and_never_falls_back_to_plaintext() {
+    let mut s = secured();
+    let get = s.request(Request::Retrieve {
+        path: path("f"),
+        offset: 0,
+    });
+    assert_eq!(s.sent(), "PBSZ 0\r\n");
+    s.reply("200 PBSZ=0\r\n");
+    assert_eq!(s.sent(), "PROT P\r\n");
+    s.reply("534 Protection level refused.\r\n");
+    assert_eq!(reply_code(&s.result(get)), Some(534));
+    assert_eq!(s.sent(), "", "no EPSV, no transfer in plaintext");
+    assert_eq!(
+        s.data_actions(),
+        [Action::Local(LocalAction::Close {
+            id: get,
+            aborted: true
+        })],
+        "no data connection; the sink is let go of"
+    );
+    assert!(!s.session.is_data_protected());
+    // A refused PBSZ fails the next one the same way.
+    let list = s.request(Request::List {
+        path: None,
+        now: Timestamp::UNIX_EPOCH,
+    });
+    assert_eq!(s.sent(), "PBSZ 0\r\n");
+    s.reply("503 PBSZ refused.\r\n");
+    assert_eq!(reply_code(&s.result(list)), Some(503));
+    assert_eq!(s.sent(), "");
+    assert!(s.data_actions().is_empty());
+}
+
+#[test]
+fn without_protect_data_no_pbsz_is_sent_and_data_stays_plaintext() {
+    let mut config = Config::default();
+    config.protect_data = false;
+    let mut s = secured_with(config);
+    let get = s.request(Request::Retrieve {
+        path: path("f"),
+        offset: 0,
+    });
+    assert_eq!(s.sent(), "EPSV\r\n");
+    s.reply("229 Entering Extended Passive Mode (|||5000|)\r\n");
+    assert!(matches!(
+        s.data_actions().as_slice(),
+        [Action::Data(DataAction::Connect { id, tls: None, .. })] if *id == get
+    ));
+}
+
+#[test]
+fn an_implicit_tls_session_protects_its_first_transfer() {
+    let now = Instant::now();
+    let mut s = Script::new();
+    s.session = Session::with_implicit_tls(Arc::new(Config::default()), info(), now);
+    assert!(s.session.is_control_secured());
+    s.reply("220 ready\r\n");
+    let id = s.request(Request::Nlst { path: None });
+    protect(&mut s);
+    epsv(&mut s, id, 5000);
+    // AUTH on an implicit connection is the user's business: it is sent, and the server refuses.
+    let auth = s.request(Request::SecureControl);
+    assert!(s.completed().is_empty());
+    let _ = auth;
+}
+
+#[test]
+fn a_protected_active_transfer_secures_the_accepted_connection() {
+    let mut config = Config::default();
+    config.mode = DataMode::Active;
+    let mut s = secured_with(config);
+    let id = s.request(Request::Retrieve {
+        path: path("f"),
+        offset: 0,
+    });
+    protect(&mut s);
+    assert!(matches!(
+        s.data_actions().as_slice(),
+        [Action::Data(DataAction::Listen { id: i, .. })] if *i == id
+    ));
+    s.complete(id, DataCompletion::Listening(addr("0.0.0.0:40000")));
+    assert_eq!(s.sent(), "EPRT |1|192.0.2.7|40000|\r\n");
+    s.reply("200 EPRT command successful.\r\n");
+    assert_eq!(s.sent(), "RETR f\r\n");
+    assert_eq!(
+        s.data_actions(),
+        [Action::Data(DataAction::Accept {
+            id,
+            listener: id,
+            tls: Some(TlsRole::Client),
+        })]
+    );
+    s.complete(
+        id,
+        DataCompletion::Connected {
+            peer: addr("198.51.100.1:20"),
+        },
+    );
+    assert_eq!(
+        s.data_actions(),
+        [Action::Data(DataAction::Secure {
+            id,
+            role: TlsRole::Client,
+        })]
+    );
+    s.complete(id, DataCompletion::Secured { resumed: true });
+    assert_eq!(s.data_actions(), [Action::Data(DataAction::Receive { id })]);
+}
+
+#[test]
+fn a_failed_data_handshake_fails_the_transfer_and_the_session_goes_on() {
+    let mut s = secured();
+    let get = s.request(Request::Retrieve {
+        path: path("f"),
+        offset: 0,
+    });
+    protect(&mut s);
+    epsv(&mut s, get, 5000);
+    assert_eq!(s.sent(), "RETR f\r\n");
+    s.complete(
+        get,
+        DataCompletion::Connected {
+            peer: addr("198.51.100.1:5000"),
+        },
+    );
+    s.data_actions();
+    s.reply("150 Opening.\r\n");
+    let error = ftp_proto::data::DataError::new(ErrorKind::InvalidData);
+    s.complete(get, DataCompletion::Failed(error));
+    // The server is running RETR: ABOR (and its sentinel) resynchronise the control connection.
+    assert_eq!(s.sent(), "ABOR\r\nNOOP\r\n");
+    s.reply("426 Aborted.\r\n226 Abort successful.\r\n200 NOOP ok.\r\n");
+    assert_eq!(
+        s.result(get),
+        Err(ClientError::DataConnection(error)),
+        "the handshake's failure"
+    );
+    let noop = s.request(Request::Noop);
+    assert_eq!(s.sent(), "NOOP\r\n");
+    s.reply("200 ok\r\n");
+    assert!(s.result(noop).is_ok());
+}
+
+#[test]
+fn clear_control_sends_ccc_and_ends_tls_on_200() {
+    let mut s = secured();
+    let get = s.request(Request::Nlst { path: None });
+    protect(&mut s);
+    epsv(&mut s, get, 5000);
+    s.sent();
+    s.reply("226 Nothing to list.\r\n");
+    s.completed();
+    s.data_actions();
+    let ccc = s.request(Request::ClearControl);
+    let noop = s.request(Request::Noop);
+    assert_eq!(s.sent(), "CCC\r\n");
+    s.reply("200 Control connection is plaintext now.\r\n");
+    assert_eq!(s.data_actions(), [Action::ClearControl]);
+    assert_eq!(
+        s.sent(),
+        "NOOP\r\n",
+        "the next command comes after the ClearControl"
+    );
+    assert!(!s.session.is_control_secured());
+    assert!(
+        s.session.is_data_protected(),
+        "data connections stay protected"
+    );
+    s.reply("200 ok\r\n");
+    let completed = s.completed();
+    assert_eq!(reply_code(&completed[0].1), Some(200));
+    assert_eq!((completed[0].0, completed[1].0), (ccc, noop));
+
+    // Refused: TLS stays.
+    let mut s = secured();
+    let ccc = s.request(Request::ClearControl);
+    assert_eq!(s.sent(), "CCC\r\n");
+    s.reply("533 CCC refused.\r\n");
+    assert_eq!(reply_code(&s.result(ccc)), Some(533));
+    assert!(s.data_actions().is_empty());
+    assert!(s.session.is_control_secured());
+}
+
+#[test]
+fn the_order_of_a_protected_transfer_is_connect_secure_then_data_whatever_the_replies() {
+    // The 150 may come before or after the connection and its handshake: the data waits for the
+    // handshake either way, and the transfer completes only with the data's end and the 226.
+    for early_150 in [false, true] {
+        let mut s = secured();
+        let get = s.request(Request::Retrieve {
+            path: path("f"),
+            offset: 0,
+        });
+        protect(&mut s);
+        epsv(&mut s, get, 5000);
+        s.sent();
+        if early_150 {
+            s.reply("150 Opening.\r\n");
+        }
+        s.complete(
+            get,
+            DataCompletion::Connected {
+                peer: addr("198.51.100.1:5000"),
+            },
+        );
+        let secure = Action::Data(DataAction::Secure {
+            id: get,
+            role: TlsRole::Client,
+        });
+        assert_eq!(s.data_actions(), [secure]);
+        if !early_150 {
+            s.reply("150 Opening.\r\n");
+        }
+        s.reply("226 Done.\r\n");
+        assert!(s.completed().is_empty(), "the data has not flowed");
+        s.complete(get, DataCompletion::Secured { resumed: true });
+        s.complete(get, DataCompletion::EndOfData);
+        s.sink();
+        assert_eq!(s.result(get), Ok(Outcome::Retrieved { bytes: 0 }));
+    }
+}
+
 // ---- the client against this crate's server, through an in-memory driver ----
 
 /// The client wired to this crate's server session: the shared harness's client–server pair.
@@ -2405,6 +2953,7 @@ mod harness;
 mod wired {
     use super::harness::{MemoryStore, Pair};
     use super::*;
+    use ftp_proto::server::{Config as ServerConfig, TlsPolicy};
     use std::collections::VecDeque;
 
     fn modified() -> Timestamp {
@@ -2624,6 +3173,178 @@ mod wired {
         // Client and server agree on what comes next.
         assert_eq!(w.run(Request::Pwd), Ok(Outcome::Path(b"/".to_vec())));
         assert!(w.run(Request::Noop).is_ok());
+    }
+
+    // ---- FTPS end to end: the client's SecureControl and protected transfers against the server ----
+
+    fn tls_server(edit: impl FnOnce(&mut TlsPolicy)) -> ServerConfig {
+        let mut tls = TlsPolicy::required();
+        edit(&mut tls);
+        let mut config = ServerConfig::default();
+        config.tls = tls;
+        config
+    }
+
+    /// A pair whose client secured the control connection and logged in as alice, in TYPE I.
+    fn secured_world(config: Config, server: ServerConfig) -> Pair {
+        let mut w = Pair::with_server_config(config, server, store());
+        assert_eq!(reply_code(&w.run(Request::SecureControl)), Some(234));
+        assert!(w.client.session.is_control_secured() && w.server.session.is_control_secured());
+        assert!(w.client.control_secured && w.server.control_secured);
+        assert_eq!(reply_code(&w.run(login("alice", "secret"))), Some(230));
+        w.run(Request::SetType(TransferType::Image)).unwrap();
+        w.client.events.clear();
+        w
+    }
+
+    #[test]
+    fn protected_transfers_against_a_server_that_requires_tls() {
+        let mut w = Pair::with_server_config(Config::default(), tls_server(|_| {}), store());
+        // In plaintext the server refuses the login.
+        assert_eq!(reply_code(&w.run(login("alice", "secret"))), Some(530));
+        assert_eq!(reply_code(&w.run(Request::SecureControl)), Some(234));
+        assert_eq!(reply_code(&w.run(login("alice", "secret"))), Some(230));
+        w.run(Request::SetType(TransferType::Image)).unwrap();
+
+        w.client.upload =
+            VecDeque::from([Bytes::from_static(b"top "), Bytes::from_static(b"secret\n")]);
+        let stored = w.run(Request::Store {
+            path: path("s.txt"),
+            offset: 0,
+            append: false,
+        });
+        assert_eq!(stored, Ok(Outcome::Stored { bytes: 11 }));
+        assert_eq!(w.server.file("/s.txt").unwrap(), b"top secret\n");
+        assert!(w.client.session.is_data_protected() && w.server.session.is_data_protected());
+        let got = w.run(Request::Retrieve {
+            path: path("s.txt"),
+            offset: 4,
+        });
+        assert_eq!(got, Ok(Outcome::Retrieved { bytes: 7 }));
+        assert_eq!(std::mem::take(&mut w.client.downloaded), b"secret\n");
+        let Ok(Outcome::Listing(entries)) = w.run(Request::List {
+            path: None,
+            now: modified(),
+        }) else {
+            panic!("no LIST");
+        };
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            w.run(Request::Nlst { path: None }),
+            Ok(Outcome::Names(vec![b"s.txt".to_vec()]))
+        );
+        // Every data connection was TLS, with the client as the TLS client.
+        assert_eq!(w.client.data_tls, [Some(TlsRole::Client); 4]);
+        assert_eq!(w.client.data_secures, [TlsRole::Client; 4]);
+        assert_eq!(w.server.data_tls, [Some(TlsRole::Server); 4]);
+        assert_eq!(w.server.data_secures, [TlsRole::Server; 4]);
+        assert_eq!(w.failed_data_handshakes, 0);
+        assert_eq!(reply_code(&w.run(Request::Quit)), Some(221));
+        assert!(w.client.is_closed() && w.server.is_closed());
+    }
+
+    #[test]
+    fn protected_active_mode_against_the_server() {
+        let mut config = Config::default();
+        config.mode = DataMode::Active;
+        let mut w = secured_world(config, tls_server(|_| {}));
+        w.server
+            .add_file("/f.bin", (0u8..=255).collect::<Vec<u8>>());
+        let result = w.run(Request::Retrieve {
+            path: path("f.bin"),
+            offset: 0,
+        });
+        assert_eq!(result, Ok(Outcome::Retrieved { bytes: 256 }));
+        assert_eq!(w.client.downloaded, (0u8..=255).collect::<Vec<_>>());
+        assert_eq!(w.client.data_tls, [Some(TlsRole::Client)]);
+        assert_eq!(w.server.data_tls, [Some(TlsRole::Server)]);
+    }
+
+    #[test]
+    fn a_data_connection_that_did_not_resume_is_refused_end_to_end() {
+        let mut w = secured_world(Config::default(), tls_server(|_| {}));
+        w.server.add_file("/f", &b"confidential"[..]);
+        w.server.tls_resumed = false;
+        let result = w.run(Request::Retrieve {
+            path: path("f"),
+            offset: 0,
+        });
+        assert_eq!(reply_code(&result), Some(425), "{result:?}");
+        assert!(w.client.downloaded.is_empty(), "not a byte crossed");
+        assert!(w.run(Request::Noop).is_ok(), "both ends still agree");
+        w.server.tls_resumed = true;
+        let result = w.run(Request::Retrieve {
+            path: path("f"),
+            offset: 0,
+        });
+        assert_eq!(result, Ok(Outcome::Retrieved { bytes: 12 }));
+    }
+
+    #[test]
+    fn a_plaintext_client_gets_521_from_a_server_that_requires_protection() {
+        let mut config = Config::default();
+        config.protect_data = false;
+        let mut w = secured_world(config, tls_server(|_| {}));
+        let result = w.run(Request::Nlst { path: None });
+        assert_eq!(reply_code(&result), Some(521), "{result:?}");
+        assert!(w.server.data_tls.is_empty(), "no data connection was made");
+        assert!(w.run(Request::Pwd).is_ok());
+    }
+
+    #[test]
+    fn implicit_ftps_against_the_server() {
+        let mut w = Pair::implicit(Config::default(), tls_server(|_| {}), store());
+        assert_eq!(reply_code(&w.run(login("alice", "secret"))), Some(230));
+        w.server.add_file("/f", &b"implicit"[..]);
+        let result = w.run(Request::Retrieve {
+            path: path("f"),
+            offset: 0,
+        });
+        assert_eq!(result, Ok(Outcome::Retrieved { bytes: 8 }));
+        assert_eq!(w.server.handshakes, 0);
+        assert_eq!(w.server.data_secures, [TlsRole::Server]);
+        // AUTH on an implicit connection: refused, and the session goes on.
+        assert_eq!(reply_code(&w.run(Request::SecureControl)), Some(503));
+        assert!(w.run(Request::Noop).is_ok());
+    }
+
+    #[test]
+    fn clear_control_against_a_server_that_allows_it() {
+        let mut w = secured_world(
+            Config::default(),
+            tls_server(|p| {
+                p.allow_clear_control = true;
+                p.required_for_data = true;
+            }),
+        );
+        assert!(w.run(Request::Nlst { path: None }).is_ok());
+        assert_eq!(reply_code(&w.run(Request::ClearControl)), Some(200));
+        assert!(!w.client.control_secured && !w.server.control_secured);
+        assert!(!w.client.session.is_control_secured());
+        // Data connections stay protected; the control connection goes on in plaintext.
+        assert!(w.run(Request::Nlst { path: None }).is_ok());
+        assert_eq!(w.client.data_tls, [Some(TlsRole::Client); 2]);
+        assert!(w.run(Request::Pwd).is_ok());
+    }
+
+    #[test]
+    fn clear_control_refused_keeps_tls() {
+        let mut w = secured_world(Config::default(), tls_server(|_| {}));
+        assert_eq!(reply_code(&w.run(Request::ClearControl)), Some(533));
+        assert!(w.client.control_secured && w.server.control_secured);
+        assert!(w.run(Request::Noop).is_ok());
+    }
+
+    #[test]
+    fn a_server_without_tls_refuses_auth_and_the_client_goes_on_in_plaintext() {
+        let mut w = Pair::new(Config::default(), store());
+        let result = w.run(Request::SecureControl);
+        assert_eq!(reply_code(&result), Some(502));
+        assert_eq!(reply_code(&w.run(login("alice", "secret"))), Some(230));
+        assert!(w.run(Request::Nlst { path: None }).is_ok());
+        assert_eq!(w.client.data_tls, [None]);
+        assert_eq!(w.server.data_tls, [None]);
+        assert_eq!(w.server.handshakes, 0);
     }
 }
 

@@ -344,8 +344,9 @@ pub enum Action {
     /// the handshake) to offer on every data connection ([`DataAction::Secure`]). Answer
     /// [`Session::handle_completion`](super::Session::handle_completion) with this `id` and
     /// [`DataCompletion::Secured`](crate::data::DataCompletion::Secured) (its `resumed` is not looked
-    /// at), or [`DataCompletion::Failed`](crate::data::DataCompletion::Failed); then feed only
-    /// decrypted bytes.
+    /// at), or [`DataCompletion::Failed`](crate::data::DataCompletion::Failed), which closes the
+    /// session (the request fails with [`ClientError::DataConnection`], then
+    /// [`Action::CloseControl`]); after `Secured`, feed only decrypted bytes.
     SecureControl {
         /// The request.
         id: RequestId,

@@ -320,6 +320,7 @@ impl Session {
         let Some(mut current) = self.take_current(id) else {
             return;
         };
+        let handshake = matches!(current.op, Op::SecureControl(_));
         let flow = match &mut current.op {
             Op::Transfer(transfer) if !current.abort.is_running() => {
                 self.transfer_completion(now, id, transfer, completion)
@@ -327,7 +328,16 @@ impl Session {
             Op::SecureControl(step) => self.secure_control_completion(now, step, completion),
             _ => Flow::Continue,
         };
-        self.settle(now, current, flow);
+        match flow {
+            // The control connection's handshake failed: the connection is neither plaintext nor
+            // TLS any more, so no later command could be sent or reply read on it. The session
+            // closes, failing the request with the handshake's error.
+            Flow::Done(Err(error)) if handshake => {
+                self.current = Some(current);
+                self.shutdown(Some(error));
+            }
+            flow => self.settle(now, current, flow),
+        }
     }
 
     /// Feeds a chunk for request `id`: read from the data connection after [`DataAction::Receive`]
