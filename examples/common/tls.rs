@@ -180,7 +180,12 @@ pub type TlsServerStream = tokio_rustls::server::TlsStream<TcpStream>;
 /// A control connection's TLS stream on the client.
 pub type TlsClientStream = tokio_rustls::client::TlsStream<TcpStream>;
 
-/// The sessions of one control connection, by session id or ticket, oldest first out.
+/// The sessions of one control connection, by session id or ticket, least recently used first out.
+///
+/// Least recently *used*, not oldest: most clients (OpenSSL's, GnuTLS', Python's) offer the very
+/// session of the control connection's handshake on every data connection, while each download's
+/// handshake stores tickets of its own that they never use. Oldest-first evicted the control
+/// connection's session after a few downloads, and every later data connection got 425.
 #[derive(Default)]
 struct SessionCache {
     inner: Mutex<CacheInner>,
@@ -208,8 +213,17 @@ impl SessionCache {
         true
     }
 
+    /// The session under `key`, which becomes the most recently used.
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.inner.lock().ok()?.values.get(key).cloned()
+        let mut inner = self.inner.lock().ok()?;
+        let value = inner.values.get(key).cloned()?;
+        // At most SESSIONS_PER_CONNECTION keys: a linear search is cheap.
+        if let Some(at) = inner.order.iter().position(|k| k.as_slice() == key) {
+            if let Some(used) = inner.order.remove(at) {
+                inner.order.push_back(used);
+            }
+        }
+        Some(value)
     }
 
     fn remove(&self, keys: &[Vec<u8>]) {
