@@ -30,6 +30,22 @@ Options:
   --login-timeout SECS    close sessions not logged in this long after connecting; commands such as
                           NOOP do not extend it (default: 60)
 
+FTP over TLS (FTPS, RFC 4217; off unless a certificate is given):
+  --tls-cert FILE         PEM certificate chain (the server's certificate first); with --tls-key,
+                          offers explicit FTPS: AUTH TLS, PBSZ, PROT, SSCN. Plaintext clients keep
+                          working unless --require-tls
+  --tls-key FILE          PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1)
+  --require-tls           logins and data connections must be protected: USER before AUTH TLS gets
+                          530, a transfer without PBSZ 0 + PROT P gets 521 (anonymous users included,
+                          unless --tls-exempt-anonymous)
+  --tls-exempt-anonymous  with --require-tls: anonymous users may log in and transfer in plaintext
+  --implicit-tls-listen ADDR  also listen here for implicit FTPS (TLS from the first byte, data
+                          protected by default; usually port 990); the same caps apply to both ports
+  --allow-ccc             let CCC return a protected control connection to plaintext (for NAT
+                          firewalls that read PASV replies), and REIN reset it; off: CCC gets 533
+  --tls-handshake-timeout SECS  close a connection whose control TLS handshake takes longer
+                          (default: 15)
+
 Limits and privileges:
   --max-connections N     control connections in all; more get 421 (default: 512)
   --max-connections-per-ip N  control connections from one IPv4 address or IPv6 /64 (default: 16)
@@ -90,6 +106,41 @@ pub struct Options {
     pub data_timeout: Option<Duration>,
     pub limits: LimitOptions,
     pub storage: StorageOptions,
+    pub tls: TlsOptions,
+}
+
+/// FTP over TLS (the "FTP over TLS" part of [`USAGE`]). [`parse`] checks that the combination makes
+/// sense: every other flag needs a certificate and its key.
+#[derive(Debug, Default)]
+pub struct TlsOptions {
+    /// The certificate chain and private key (both or neither): TLS is offered iff they are given.
+    pub cert_and_key: Option<(PathBuf, PathBuf)>,
+    pub require: bool,
+    pub exempt_anonymous: bool,
+    pub implicit_listen: Option<SocketAddr>,
+    pub allow_ccc: bool,
+    /// `None`: [`DEFAULT_TLS_HANDSHAKE_TIMEOUT`].
+    pub handshake_timeout: Option<Duration>,
+}
+
+/// How long a control connection's TLS handshake may take: far above any honest client's (a few round
+/// trips), and short enough that a client that never finishes one holds its connection slot briefly.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl TlsOptions {
+    /// The handshake timeout in force.
+    pub fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
+            .unwrap_or(DEFAULT_TLS_HANDSHAKE_TIMEOUT)
+    }
+}
+
+/// The raw TLS flags, before [`check_tls`] pairs and checks them.
+#[derive(Default)]
+struct TlsFlags {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    options: TlsOptions,
 }
 
 /// Connection, login and privilege limits (the "Limits and privileges" part of [`USAGE`]).
@@ -176,6 +227,7 @@ impl Default for Options {
             data_timeout: None,
             limits: LimitOptions::default(),
             storage: StorageOptions::default(),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -183,6 +235,7 @@ impl Default for Options {
 /// Parses the arguments (without the program name). The error is a message for the user.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     let mut options = Options::default();
+    let mut tls = TlsFlags::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         // `--flag=value` is the same as `--flag value`.
@@ -228,12 +281,23 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             "--min-free-space" => options.storage.min_free_space = parse_value(&flag, &value()?)?,
             "--max-transfers" => options.storage.max_transfers = parse_positive(&flag, &value()?)?,
             "--max-listings" => options.storage.max_listings = parse_positive(&flag, &value()?)?,
+            "--tls-cert" => tls.cert = Some(PathBuf::from(value()?)),
+            "--tls-key" => tls.key = Some(PathBuf::from(value()?)),
+            "--implicit-tls-listen" => {
+                tls.options.implicit_listen = Some(parse_value(&flag, &value()?)?)
+            }
+            "--tls-handshake-timeout" => {
+                tls.options.handshake_timeout = Some(parse_period(&flag, &value()?)?)
+            }
             "--strict-crlf"
             | "--allow-fxp"
             | "--no-landlock"
             | "--landlock"
             | "--in-place-uploads"
             | "--delete-failed-uploads"
+            | "--require-tls"
+            | "--tls-exempt-anonymous"
+            | "--allow-ccc"
                 if inline_value.is_some() =>
             {
                 return Err(format!("{flag} takes no value"));
@@ -242,8 +306,15 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             "--in-place-uploads" => options.storage.in_place_uploads = true,
             "--delete-failed-uploads" => options.storage.delete_failed_uploads = true,
             "--allow-fxp" => options.allow_fxp = true,
+            "--require-tls" => tls.options.require = true,
+            "--tls-exempt-anonymous" => tls.options.exempt_anonymous = true,
+            "--allow-ccc" => tls.options.allow_ccc = true,
             _ => return Err(format!("unknown option {flag:?}")),
         }
+    }
+    options.tls = check_tls(tls)?;
+    if options.tls.implicit_listen == Some(options.listen) && options.listen.port() != 0 {
+        return Err("--implicit-tls-listen: the same address as --listen".to_owned());
     }
     if let Some(name) = options
         .fxp_users
@@ -253,6 +324,51 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         return Err(format!("--fxp-user: {name:?} is not a --user account"));
     }
     Ok(Parsed::Run(Box::new(options)))
+}
+
+/// Pairs the certificate with its key, and refuses TLS flags that would do nothing (or not what they
+/// say) without one: a server started with `--require-tls` and no certificate would refuse every
+/// login, one with `--implicit-tls-listen` would never complete a handshake.
+fn check_tls(flags: TlsFlags) -> Result<TlsOptions, String> {
+    let TlsFlags {
+        cert,
+        key,
+        mut options,
+    } = flags;
+    options.cert_and_key = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err("--tls-cert needs --tls-key (the certificate's private key)".into());
+        }
+        (None, Some(_)) => {
+            return Err("--tls-key needs --tls-cert (the certificate it belongs to)".into());
+        }
+    };
+    if options.cert_and_key.is_none() {
+        let needs_certificate = [
+            ("--require-tls", options.require),
+            ("--tls-exempt-anonymous", options.exempt_anonymous),
+            ("--implicit-tls-listen", options.implicit_listen.is_some()),
+            ("--allow-ccc", options.allow_ccc),
+            (
+                "--tls-handshake-timeout",
+                options.handshake_timeout.is_some(),
+            ),
+        ];
+        if let Some((flag, _)) = needs_certificate.iter().find(|(_, given)| *given) {
+            return Err(format!(
+                "{flag} needs TLS: give a certificate and its key with --tls-cert FILE --tls-key FILE"
+            ));
+        }
+    }
+    if options.exempt_anonymous && !options.require {
+        return Err(
+            "--tls-exempt-anonymous only makes sense with --require-tls (TLS is optional otherwise)"
+                .into(),
+        );
+    }
+    Ok(options)
 }
 
 /// One of the "Limits and privileges" flags that take a value.

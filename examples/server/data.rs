@@ -21,6 +21,7 @@ use ftp_proto::server::{Completion, RequestId};
 use crate::data_channel::{DataChannels, Link, Settings};
 use crate::logging;
 use crate::session_task::{Incoming, Server, WorkerLinks};
+use crate::tls::DataTls;
 
 /// The ports passive listeners may use (`--passive-ports`).
 ///
@@ -122,6 +123,7 @@ impl DataConnections {
         local_ip: IpAddr,
         peer: IpAddr,
         links: WorkerLinks,
+        tls: Option<DataTls>,
     ) -> DataConnections {
         let settings = Settings {
             local_ip,
@@ -131,7 +133,8 @@ impl DataConnections {
             // earlier connection on it is in TIME_WAIT) and std's backlog.
             reuse_address: true,
             backlog: 128,
-            tls: None,
+            // The control connection's TLS: protected transfers (`PROT P`) resume its sessions.
+            tls,
         };
         DataConnections {
             server,

@@ -15,17 +15,20 @@
 //! sessions, [`privileges`] drops root and confines the process with Landlock, and [`logging`] writes
 //! every log line, escaped. [`upload`] carries out the upload policy and [`locks`] keeps two uploads off
 //! one name; [`storage`] is confined beneath a root directory handle.
+//!
+//! FTP over TLS (`--tls-cert`, `--tls-key`): [`tls`] holds the certificate and gives each control
+//! connection its own TLS session cache, [`control`] is the control connection that switches to TLS
+//! after `AUTH TLS` (or starts in TLS on the `--implicit-tls-listen` port), and [`data_channel`]
+//! secures protected data connections with the control connection's sessions.
 
 mod auth;
 mod buffers;
 mod cli;
+#[path = "../common/control.rs"]
+mod control;
 mod data;
 #[path = "../common/data_channel.rs"]
 mod data_channel;
-#[path = "../common/tls.rs"]
-mod tls;
-#[path = "../common/control.rs"]
-mod control;
 mod files;
 mod limits;
 mod locks;
@@ -36,6 +39,8 @@ mod privileges;
 mod run_loop;
 mod session_task;
 mod storage;
+#[path = "../common/tls.rs"]
+mod tls;
 mod upload;
 
 use std::io::Write;
@@ -45,7 +50,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ftp_proto::framing::LineEnding;
-use ftp_proto::server::{AnonymousPolicy, Config};
+use ftp_proto::server::{AnonymousPolicy, Config, TlsPolicy};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -54,8 +59,9 @@ use crate::cli::{Options, Parsed};
 use crate::data::PassivePorts;
 use crate::limits::{AddressCounts, Refusal, Slot};
 use crate::login_throttle::{LoginThrottle, Policy};
-use crate::session_task::Server;
+use crate::session_task::{Security, Server, TlsSettings};
 use crate::storage::Storage;
+use crate::tls::ServerTls;
 use crate::upload::UploadPolicy;
 
 /// Bytes per chunk read from a file or a data connection. 256 KiB keeps the per-chunk costs (a few
@@ -81,7 +87,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (storage, listener) = match start_up(&options) {
+    let started = match start_up(&options) {
         Ok(started) => started,
         Err(code) => return code,
     };
@@ -92,25 +98,55 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(options, storage, listener))
+    runtime.block_on(serve(options, started))
+}
+
+/// What [`start_up`] prepared while the process had a single thread.
+struct Started {
+    storage: Storage,
+    /// The control port (`--listen`).
+    listener: std::net::TcpListener,
+    /// The implicit FTPS port (`--implicit-tls-listen`).
+    implicit: Option<std::net::TcpListener>,
+    /// The certificate and key (`--tls-cert`, `--tls-key`).
+    tls: Option<ServerTls>,
 }
 
 /// Everything that must happen while the process has a single thread (see [`privileges`]), in order:
-/// refuse root on a public address, read start-up files and open the root, bind the control port (it
-/// may be privileged), raise the descriptor limit, switch to `--run-as`, confine with Landlock.
-fn start_up(options: &Options) -> Result<(Storage, std::net::TcpListener), ExitCode> {
+/// refuse root on a public address, read start-up files (the certificate and its key included, which
+/// may be readable by root only) and open the root, bind the control ports (they may be privileged),
+/// raise the descriptor limit, switch to `--run-as`, confine with Landlock.
+fn start_up(options: &Options) -> Result<Started, ExitCode> {
     let run_as = options.limits.run_as.as_deref();
-    match privileges::root_policy(options.listen, run_as) {
-        Ok(Some(warning)) => logging::server(format_args!("warning: {warning}")),
-        Ok(None) => {}
-        Err(message) => return Err(fail(2, &message)),
+    for addr in std::iter::once(options.listen).chain(options.tls.implicit_listen) {
+        match privileges::root_policy(addr, run_as) {
+            Ok(Some(warning)) => logging::server(format_args!("warning: {warning}")),
+            Ok(None) => {}
+            Err(message) => return Err(fail(2, &message)),
+        }
     }
     let account = run_as.map(privileges::lookup).transpose();
     let account = account.map_err(|message| fail(2, &message))?;
+    let tls = match &options.tls.cert_and_key {
+        Some((cert, key)) => Some(ServerTls::load(cert, key).map_err(|error| {
+            let (cert, key) = (cert.display(), key.display());
+            fail(2, &format!("--tls-cert {cert} --tls-key {key}: {error}"))
+        })?),
+        None => None,
+    };
     let storage = Storage::new(&options.root, upload_policy(options))
         .map_err(|error| fail(2, &format!("--root {}: {error}", options.root.display())))?;
     let listener = listen(options.listen)
         .map_err(|error| fail(1, &format!("cannot listen on {}: {error}", options.listen)))?;
+    let implicit = match options.tls.implicit_listen {
+        Some(addr) => Some(listen(addr).map_err(|error| {
+            fail(
+                1,
+                &format!("--implicit-tls-listen: cannot listen on {addr}: {error}"),
+            )
+        })?),
+        None => None,
+    };
     match limits::raise_open_files_limit() {
         Ok(Some(limit)) => logging::server(format_args!("open file limit: {limit}")),
         Ok(None) => logging::server(format_args!("open file limit: unlimited")),
@@ -124,7 +160,12 @@ fn start_up(options: &Options) -> Result<(Storage, std::net::TcpListener), ExitC
         ));
     }
     confine(options, storage.root());
-    Ok((storage, listener))
+    Ok(Started {
+        storage,
+        listener,
+        implicit,
+        tls,
+    })
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {
@@ -161,46 +202,76 @@ fn confine(options: &Options, root: &std::path::Path) {
     }
 }
 
-async fn serve(options: Options, storage: Storage, listener: std::net::TcpListener) -> ExitCode {
-    let listener = match listener
-        .set_nonblocking(true)
-        .and_then(|()| TcpListener::from_std(listener))
-    {
+fn into_tokio(listener: std::net::TcpListener) -> std::io::Result<TcpListener> {
+    listener.set_nonblocking(true)?;
+    TcpListener::from_std(listener)
+}
+
+async fn serve(options: Options, started: Started) -> ExitCode {
+    let Started {
+        storage,
+        listener,
+        implicit,
+        tls,
+    } = started;
+    let listener = match into_tokio(listener) {
         Ok(listener) => listener,
+        Err(error) => return fail(1, &format!("cannot listen: {error}")),
+    };
+    let implicit = match implicit.map(into_tokio).transpose() {
+        Ok(implicit) => implicit,
         Err(error) => return fail(1, &format!("cannot listen: {error}")),
     };
     let Ok(bound) = listener.local_addr() else {
         return ExitCode::FAILURE;
     };
-    let server = Arc::new(server_state(&options, storage));
-    announce(bound, &server, &options);
+    let implicit_bound = match implicit.as_ref().map(TcpListener::local_addr).transpose() {
+        Ok(bound) => bound,
+        Err(_) => return ExitCode::FAILURE,
+    };
+    let server = Arc::new(server_state(&options, storage, tls));
+    announce(bound, implicit_bound, &server, &options);
 
     let mut sessions = 0u64;
     loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match admit(&server, peer.ip()) {
-                    Ok(slot) => {
-                        sessions += 1;
-                        let server = server.clone();
-                        tokio::spawn(async move {
-                            session_task::run(server, sessions, stream).await;
-                            // The connection counts until its session has ended.
-                            drop(slot);
-                        });
-                    }
-                    Err(refusal) => refuse(stream, peer, &refusal),
-                },
-                Err(error) => {
-                    logging::server(format_args!("accept failed: {error}"));
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-            },
+        // Both ports go through the same admission (bans, per-address and total caps): the slot is
+        // taken before an implicit connection's handshake, so a handshake cannot get around a cap.
+        let (accepted, security) = tokio::select! {
+            accepted = listener.accept() => (accepted, Security::Explicit),
+            accepted = accept_implicit(implicit.as_ref()) => (accepted, Security::Implicit),
             _ = tokio::signal::ctrl_c() => {
                 logging::server(format_args!("interrupted, shutting down"));
                 return ExitCode::SUCCESS;
             }
+        };
+        match accepted {
+            Ok((stream, peer)) => match admit(&server, peer.ip()) {
+                Ok(slot) => {
+                    sessions += 1;
+                    let server = server.clone();
+                    tokio::spawn(async move {
+                        session_task::run(server, sessions, stream, security).await;
+                        // The connection counts until its session has ended.
+                        drop(slot);
+                    });
+                }
+                Err(refusal) => refuse(stream, peer, &refusal, security),
+            },
+            Err(error) => {
+                logging::server(format_args!("accept failed: {error}"));
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
         }
+    }
+}
+
+/// The next connection to the implicit FTPS port; never, without one.
+async fn accept_implicit(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -222,7 +293,10 @@ fn admit(server: &Server, ip: IpAddr) -> Result<Slot, Unwelcome> {
 /// Writes the 421 and closes, without a task or an allocation: a flood of refused connections costs a
 /// system call or two each. The send goes straight to the socket (a fresh socket's send buffer is
 /// empty, so it does not block), and a client that cannot take 21 bytes just misses the text.
-fn refuse(stream: TcpStream, peer: SocketAddr, why: &Unwelcome) {
+///
+/// On the implicit FTPS port the client expects a TLS handshake, not a reply: it is just closed (a
+/// handshake only to say 421 would cost the server more than the connection it refuses).
+fn refuse(stream: TcpStream, peer: SocketAddr, why: &Unwelcome, security: Security) {
     let (reply, reason): (&[u8], String) = match why {
         Unwelcome::Cap(Refusal::Total) => (
             b"421 Too many connections (server full), try again later.\r\n",
@@ -237,7 +311,9 @@ fn refuse(stream: TcpStream, peer: SocketAddr, why: &Unwelcome) {
             format!("banned for another {} s", left.as_secs().max(1)),
         ),
     };
-    let _ = socket2::SockRef::from(&stream).send(reply);
+    if security == Security::Explicit {
+        let _ = socket2::SockRef::from(&stream).send(reply);
+    }
     logging::server(format_args!("refused {peer}: {reason}"));
 }
 
@@ -267,7 +343,7 @@ fn upload_policy(options: &Options) -> UploadPolicy {
     }
 }
 
-fn server_state(options: &Options, storage: Storage) -> Server {
+fn server_state(options: &Options, storage: Storage, tls: Option<ServerTls>) -> Server {
     let mut users = Users::default();
     for (name, password) in &options.users {
         let fxp = options.allow_fxp || options.fxp_users.iter().any(|user| user == name);
@@ -295,6 +371,10 @@ fn server_state(options: &Options, storage: Storage) -> Server {
         }),
         transfers: Arc::new(Semaphore::new(options.storage.max_transfers)),
         listings: Arc::new(Semaphore::new(options.storage.max_listings)),
+        tls: tls.map(|tls| TlsSettings {
+            tls,
+            handshake_timeout: options.tls.handshake_timeout(),
+        }),
     }
 }
 
@@ -315,11 +395,29 @@ fn session_config(options: &Options) -> Config {
     if let Some(timeout) = options.data_timeout {
         config.data_timeout = timeout;
     }
+    config.tls = tls_policy(&options.tls);
     config
 }
 
-/// Prints the `listening on` line (flushed at once: tests wait for it), then how to connect.
-fn announce(bound: SocketAddr, server: &Server, options: &Options) {
+/// What the session offers and requires of TLS: nothing without a certificate (`AUTH` gets 502, `FEAT`
+/// does not list it), as before FTPS existed.
+fn tls_policy(options: &cli::TlsOptions) -> TlsPolicy {
+    if options.cert_and_key.is_none() {
+        return TlsPolicy::default();
+    }
+    let mut policy = if options.require {
+        TlsPolicy::required()
+    } else {
+        TlsPolicy::offered()
+    };
+    policy.anonymous_exempt = options.exempt_anonymous;
+    policy.allow_clear_control = options.allow_ccc;
+    policy
+}
+
+/// Prints the `listening on` line (flushed at once: tests wait for it), then the implicit FTPS port's
+/// `implicit FTPS on` line if there is one, then how to connect.
+fn announce(bound: SocketAddr, implicit: Option<SocketAddr>, server: &Server, options: &Options) {
     let anonymous = match options.anonymous {
         AnonymousPolicy::Disabled => "anonymous login off",
         AnonymousPolicy::ReadWrite => "anonymous users may read and write",
@@ -335,6 +433,9 @@ fn announce(bound: SocketAddr, server: &Server, options: &Options) {
     let connect = SocketAddr::new(host, bound.port());
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "listening on {bound}");
+    if let Some(implicit) = implicit {
+        let _ = writeln!(stdout, "implicit FTPS on {implicit}");
+    }
     let _ = writeln!(
         stdout,
         "serving {} ({anonymous}, {} user(s)); try `curl ftp://{connect}/` or `lftp -p {} {host}`",
@@ -342,5 +443,16 @@ fn announce(bound: SocketAddr, server: &Server, options: &Options) {
         options.users.len(),
         bound.port(),
     );
+    if server.tls.is_some() {
+        let tls = match (options.tls.require, options.tls.exempt_anonymous) {
+            (false, _) => "offered (AUTH TLS)",
+            (true, false) => "required for logins and data (AUTH TLS)",
+            (true, true) => "required except for anonymous users (AUTH TLS)",
+        };
+        let _ = writeln!(
+            stdout,
+            "FTPS {tls}; try `curl --ssl-reqd ftp://{connect}/` (with --cacert for your CA)"
+        );
+    }
     let _ = stdout.flush();
 }

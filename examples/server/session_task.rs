@@ -13,6 +13,14 @@
 //! order. The one ordering that involves the data connection is kept by waiting: a clean
 //! `DataAction::Close` finishes (the client has its EOF) before the `226` that follows it is even
 //! queued.
+//!
+//! FTP over TLS: the session asks for the control connection's handshake (`Action::SecureControl`,
+//! after its `234`) and for its end (`Action::ClearControl`, after `CCC`'s `200`). Both are carried out
+//! right there, between two reads of the control connection: the replies gathered so far are written
+//! first, then the switch happens, and the session hears of a finished handshake before it is given
+//! the next byte, so nothing read in plaintext is taken for TLS or the reverse. A connection to the
+//! implicit FTPS port does its handshake before its session even exists. Each control connection has
+//! its own TLS session cache ([`ConnectionTls`]), which its protected data connections must resume.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -42,6 +50,7 @@ use crate::logging;
 use crate::login_throttle::{LoginThrottle, Verdict};
 use crate::run_loop::{self, CONTROL_READ_SIZE};
 use crate::storage::Storage;
+use crate::tls::{ConnectionTls, DataTls, ServerTls};
 
 /// What the helper tasks send to the session task.
 #[derive(Debug)]
@@ -78,10 +87,35 @@ pub struct Server {
     pub transfers: Arc<tokio::sync::Semaphore>,
     /// Permits for listings being read (`--max-listings`), shared by every session.
     pub listings: Arc<tokio::sync::Semaphore>,
+    /// The certificate (`--tls-cert`): `None` if TLS is not offered.
+    pub tls: Option<TlsSettings>,
+}
+
+/// The server's TLS: the certificate and key, and how long a control connection's handshake may take.
+pub struct TlsSettings {
+    pub tls: ServerTls,
+    pub handshake_timeout: Duration,
+}
+
+impl std::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("handshake_timeout", &self.handshake_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which port a control connection came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    /// The `--listen` port: plaintext until the client sends `AUTH TLS` (explicit FTPS), if at all.
+    Explicit,
+    /// The `--implicit-tls-listen` port: TLS from the first byte (implicit FTPS).
+    Implicit,
 }
 
 /// Serves one control connection until the session ends or the client goes away.
-pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
+pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream, security: Security) {
     let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
         return;
     };
@@ -92,9 +126,34 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
     // session would see `ABOR\r` and then nothing: keep it in line, where the framer expects it.
     let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
     let mut control = ControlStream::Plain(stream);
-    let (incoming, messages) = unbounded_channel();
+    logging::session(number, format_args!("connected from {peer}"));
+    // This connection's TLS, with a session cache of its own (see `tls.rs`).
+    let tls = server
+        .tls
+        .as_ref()
+        .map(|settings| settings.tls.for_connection());
     let info = ConnectionInfo { local, peer };
-    let session = Session::new(server.config.clone(), info, now());
+    let session = match security {
+        Security::Explicit => Session::new(server.config.clone(), info, now()),
+        Security::Implicit => {
+            // Bounded: a client that never finishes its handshake holds its connection slot only
+            // this long.
+            let (Some(settings), Some(tls)) = (&server.tls, &tls) else {
+                logging::session(number, format_args!("implicit FTPS without a certificate"));
+                return;
+            };
+            if let Err(error) = control.accept_tls(tls, settings.handshake_timeout).await {
+                logging::session(
+                    number,
+                    format_args!("TLS handshake failed: {error}; closed"),
+                );
+                return;
+            }
+            log_tls(number, &control);
+            Session::with_implicit_tls(server.config.clone(), info, now())
+        }
+    };
+    let (incoming, messages) = unbounded_channel();
     // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; data sockets want the IPv4 form.
     let (local_ip, peer_ip) = (local.ip().to_canonical(), peer.ip().to_canonical());
     let buffers = BufferPool::default();
@@ -102,7 +161,8 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
         incoming: incoming.clone(),
         buffers: buffers.clone(),
     };
-    let data = DataConnections::new(server.clone(), number, local_ip, peer_ip, links);
+    let data_tls = tls.clone().map(DataTls::Server);
+    let data = DataConnections::new(server.clone(), number, local_ip, peer_ip, links, data_tls);
     let mut driver = Driver {
         peer: peer_ip,
         server,
@@ -114,8 +174,8 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
         file: None,
         out: Vec::new(),
         started: HashMap::new(),
+        tls,
     };
-    driver.log(format_args!("connected from {peer}"));
 
     run_loop::run(&mut driver, &mut control, messages, None).await;
     driver.data.close_all().await;
@@ -123,6 +183,23 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream) {
     linger(&mut control).await;
     driver.log(format_args!("closed"));
 }
+
+/// Logs the protocol version and cipher suite of a control connection that just became TLS.
+fn log_tls(number: u64, control: &ControlStream) {
+    if let ControlStream::TlsServer(tls) = control {
+        let connection = tls.get_ref().1;
+        let version = connection.protocol_version();
+        let suite = connection.negotiated_cipher_suite().map(|s| s.suite());
+        logging::session(
+            number,
+            format_args!("control connection secured ({version:?}, {suite:?})"),
+        );
+    }
+}
+
+/// How long `CCC` waits for the client's `close_notify` (only without a certificate, which cannot
+/// happen: the handshake timeout is used otherwise).
+const DEFAULT_CLOSE_NOTIFY_WAIT: Duration = Duration::from_secs(15);
 
 /// How long a closing session waits for the client to close its side.
 const LINGER: Duration = Duration::from_secs(2);
@@ -165,6 +242,8 @@ struct Driver {
     out: Vec<u8>,
     /// When each transfer's data connection opened, for the throughput in the log.
     started: HashMap<RequestId, Instant>,
+    /// This control connection's TLS (`None` without a certificate).
+    tls: Option<ConnectionTls>,
 }
 
 /// The session task's part of the shared loop: every input goes to the session; the control connection
@@ -179,21 +258,20 @@ impl run_loop::Driver for Driver {
     async fn carry_out(&mut self, control: &mut ControlStream) -> ControlFlow<()> {
         let mut flow = ControlFlow::Continue(());
         while let Some(action) = self.session.poll_action() {
-            if self.perform(action).await.is_break() {
+            let step = match action {
+                // The two that switch the control connection, which only this loop holds.
+                Action::SecureControl { id } => self.secure_control(control, id).await,
+                Action::ClearControl => self.clear_control(control).await,
+                action => self.perform(action).await,
+            };
+            if step.is_break() {
                 flow = ControlFlow::Break(());
                 break;
             }
         }
         self.log_events();
-        if !self.out.is_empty() {
-            // A client that stops reading replies must not pin this task forever.
-            let limit = self.server.config.idle_timeout;
-            let written = tokio::time::timeout(limit, control.write_all(&self.out)).await;
-            self.out.clear();
-            if !matches!(written, Ok(Ok(()))) {
-                self.log(format_args!("control connection write failed"));
-                return ControlFlow::Break(());
-            }
+        if self.write_out(control).await.is_break() {
+            return ControlFlow::Break(());
         }
         flow
     }
@@ -232,6 +310,86 @@ impl run_loop::Driver for Driver {
 }
 
 impl Driver {
+    /// Writes the replies gathered so far. `Break` if the control connection broke.
+    async fn write_out(&mut self, control: &mut ControlStream) -> ControlFlow<()> {
+        if self.out.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        // A client that stops reading replies must not pin this task forever.
+        let limit = self.server.config.idle_timeout;
+        let written = tokio::time::timeout(limit, async {
+            control.write_all(&self.out).await?;
+            // A TLS stream holds written bytes as records until flushed.
+            control.flush().await
+        })
+        .await;
+        self.out.clear();
+        if !matches!(written, Ok(Ok(()))) {
+            self.log(format_args!("control connection write failed"));
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// `AUTH TLS` was answered `234`: writes it (the last plaintext the client reads), runs the TLS
+    /// handshake within the handshake timeout, and tells the session before it reads anything else.
+    /// A failed or timed-out handshake ends the session: the connection is lost (whatever the client
+    /// sent is neither plaintext nor TLS we can read).
+    async fn secure_control(
+        &mut self,
+        control: &mut ControlStream,
+        id: RequestId,
+    ) -> ControlFlow<()> {
+        // The `AUTH` line before what the handshake logs.
+        self.log_events();
+        self.write_out(control).await?;
+        let (Some(tls), Some(settings)) = (&self.tls, &self.server.tls) else {
+            // The session offers TLS only with a certificate (`main::tls_policy`).
+            self.log(format_args!(
+                "driver bug: a TLS handshake asked for without a certificate"
+            ));
+            self.session.handle_control_eof();
+            return ControlFlow::Break(());
+        };
+        if let Err(error) = control.accept_tls(tls, settings.handshake_timeout).await {
+            self.log(format_args!("TLS handshake failed: {error}; closed"));
+            self.session.handle_control_eof();
+            // Nothing can be written to a lost connection.
+            self.out.clear();
+            return ControlFlow::Break(());
+        }
+        log_tls(self.number, control);
+        if let Err(mistake) = self
+            .session
+            .handle_completion(now(), id, Completion::ControlSecured)
+        {
+            self.log(format_args!("driver bug: {mistake}"));
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// `CCC` (or `REIN`) was answered: writes the answer (still encrypted), ends TLS with the
+    /// client's `close_notify` and goes on in plaintext. A client that does not answer with its own
+    /// `close_notify` in time loses the connection.
+    async fn clear_control(&mut self, control: &mut ControlStream) -> ControlFlow<()> {
+        self.write_out(control).await?;
+        let limit = self
+            .server
+            .tls
+            .as_ref()
+            .map_or(DEFAULT_CLOSE_NOTIFY_WAIT, |settings| {
+                settings.handshake_timeout
+            });
+        if let Err(error) = control.end_tls(limit).await {
+            self.log(format_args!("ending TLS failed: {error}; closed"));
+            self.session.handle_control_eof();
+            self.out.clear();
+            return ControlFlow::Break(());
+        }
+        self.log(format_args!("control connection back to plaintext"));
+        ControlFlow::Continue(())
+    }
+
     async fn perform(&mut self, action: Action) -> ControlFlow<()> {
         match action {
             Action::SendControl(bytes) => self.out.extend_from_slice(&bytes),
@@ -243,8 +401,11 @@ impl Driver {
             }
             Action::Local(LocalAction::Write { id, data }) => self.file_op(id, FileOp::Write(data)),
             Action::Local(LocalAction::Close { id, aborted }) => self.close_file(id, aborted),
-            // TODO(FTPS, in progress): TLS is not offered yet, so the session never asks.
-            Action::SecureControl { .. } | Action::ClearControl => return ControlFlow::Break(()),
+            // Carried out by `carry_out`, which holds the control connection.
+            Action::SecureControl { .. } | Action::ClearControl => {
+                self.log(format_args!("driver bug: {action:?} reached perform"));
+                return ControlFlow::Break(());
+            }
             Action::CloseControl => return ControlFlow::Break(()),
         }
         ControlFlow::Continue(())
@@ -296,6 +457,17 @@ impl Driver {
     fn storage(&mut self, id: RequestId, request: StorageRequest) {
         let storage = self.server.storage.clone();
         let transfers = self.server.transfers.clone();
+        // TLS session tickets on the transfer's data connection only if the client reads it: an
+        // upload's unread tickets would turn the client's close into a reset (see `tls.rs`).
+        if let Some(tls) = &self.tls {
+            match request {
+                StorageRequest::OpenRead { .. } | StorageRequest::List { .. } => {
+                    tls.send_data_tickets(true)
+                }
+                StorageRequest::OpenWrite { .. } => tls.send_data_tickets(false),
+                _ => {}
+            }
+        }
         // A file or listing still open from an earlier transfer is closed by dropping its handle. The
         // session runs one transfer or storage request at a time (`STAT path` waits for a transfer's
         // end), so one slot is enough.

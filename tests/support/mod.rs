@@ -39,6 +39,9 @@ pub const TIMEOUT: Duration = Duration::from_secs(20);
 pub struct ServerProcess {
     /// The control connection address (from the server's `listening on` line).
     pub addr: SocketAddr,
+    /// The implicit FTPS address (from the `implicit FTPS on` line that follows it), if `args` asked
+    /// for one with `--implicit-tls-listen`.
+    pub implicit_addr: Option<SocketAddr>,
     /// The served directory: a fresh temporary directory (unless `args` gave another `--root`).
     pub root: PathBuf,
     /// The server process.
@@ -70,17 +73,33 @@ impl ServerProcess {
         let stderr = child.stderr.take().expect("stderr is piped");
         drain_lines(stderr, Arc::clone(&log));
         let stdout = child.stdout.take().expect("stdout is piped");
-        let (first_line, first_line_rx) = mpsc::channel();
+        let (first_lines, first_lines_rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = first_line.send(line);
+            // `listening on ...`, then `implicit FTPS on ...` if there is an implicit port.
+            for line in lines.by_ref().take(2) {
+                let Ok(line) = line else { break };
+                let _ = first_lines.send(line);
             }
             // Keep draining, so the server never blocks on a full pipe.
             for _ in lines {}
         });
-        let addr = match first_line_rx.recv_timeout(TIMEOUT) {
-            Ok(line) => parse_listening_line(&line),
+        let implicit = args
+            .iter()
+            .any(|arg| arg.starts_with("--implicit-tls-listen"));
+        let lines = first_lines_rx.recv_timeout(TIMEOUT).and_then(|first| {
+            let second = if implicit {
+                Some(first_lines_rx.recv_timeout(TIMEOUT)?)
+            } else {
+                None
+            };
+            Ok((first, second))
+        });
+        let (addr, implicit_addr) = match lines {
+            Ok((first, second)) => (
+                parse_listening_line(&first),
+                second.map(|line| parse_implicit_line(&line)),
+            ),
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -90,6 +109,7 @@ impl ServerProcess {
         };
         ServerProcess {
             addr,
+            implicit_addr,
             root: root_dir.path().to_path_buf(),
             child,
             log,
@@ -134,7 +154,11 @@ pub fn server_binary() -> PathBuf {
         });
     // `cargo test --test NAME` builds only that test: refuse to test an old server by mistake.
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for sources in [manifest.join("examples/server"), manifest.join("src")] {
+    for sources in [
+        manifest.join("examples/server"),
+        manifest.join("examples/common"),
+        manifest.join("src"),
+    ] {
         if newest_modification(&sources).is_some_and(|changed| changed > built) {
             panic!(
                 "{} is older than {}: run `cargo build --example server` (or plain `cargo test`)",
@@ -167,6 +191,12 @@ fn parse_listening_line(line: &str) -> SocketAddr {
     line.strip_prefix("listening on ")
         .and_then(|addr| addr.trim().parse().ok())
         .unwrap_or_else(|| panic!("unexpected first line from the server: {line:?}"))
+}
+
+fn parse_implicit_line(line: &str) -> SocketAddr {
+    line.strip_prefix("implicit FTPS on ")
+        .and_then(|addr| addr.trim().parse().ok())
+        .unwrap_or_else(|| panic!("unexpected second line from the server: {line:?}"))
 }
 
 /// Copies `stream` line by line into `into` on a thread of its own (a child's log).
