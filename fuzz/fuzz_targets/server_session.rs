@@ -1,10 +1,21 @@
 //! `server::Session` driven by a fuzz-chosen driver: any interleaving of control input, answers (right,
 //! wrong, failed, stale), data chunks, end of data, time passing and control EOF.
 //!
-//! Input: `[config] op...` (see `fuzz/README.md` for the op table). The config byte picks the line ending,
-//! the transfer window (1..=3), the anonymous policy, the FXP and privileged-port switches and IPv4/IPv6;
-//! the limits are small (64-byte lines, 256 bytes of queued commands, 64-byte/8-deep paths, 4 listing
-//! entries, 30 s idle, 40 s login and 10 s data timeouts) so that every limit is reached.
+//! Input: `[config] [tls]? op...` (see `fuzz/README.md` for the op table). The config byte picks the line
+//! ending, the transfer window (1..=3), the anonymous policy, the FXP and privileged-port switches and
+//! IPv4/IPv6; the limits are small (64-byte lines, 256 bytes of queued commands, 64-byte/8-deep paths, 4
+//! listing entries, 30 s idle, 40 s login and 10 s data timeouts) so that every limit is reached.
+//!
+//! FTPS: a config byte whose window bits (1-2) are both set (the value 3, which otherwise repeats 0's
+//! window of 1) offers TLS, and a second byte picks the policy: bit 0 implicit FTPS
+//! (`Session::with_implicit_tls`), bit 1 `required_for_login`, bit 2 `required_for_data`, bit 3
+//! `anonymous_exempt`, bit 4 no `require_session_reuse`, bit 5 `allow_clear_control`, bits 6-7 the
+//! window (1 + value % 3). Op 15 sends a TLS command (`AUTH` with each mechanism, also with input
+//! pipelined behind it in the same chunk, `PBSZ`, `PROT` at each level, `CCC`, `SSCN`, `CPSV`, `REIN`);
+//! the verb table has `CCC`, `SSCN`, `CPSV` and the RFC 2228 verbs at its end. `SecureControl` is answered
+//! `ControlSecured` (or, for `choice % 4 == 3`, the handshake fails: the driver calls
+//! `handle_control_eof`), `DataAction::Secure` with `Secured { resumed }` (either way) or a failure; any
+//! completion (`choice >= 128`) includes those three.
 //!
 //! The driver is the shared test harness's `Server` end (`tests/harness/mod.rs`), with a hook that checks
 //! every action and holds every one that wants an answer (the newest 64, oldest first); the target also
@@ -29,7 +40,17 @@
 //!   or a request to the driver (the idle timer "does not run during a transfer", and both start with a
 //!   command, which restarts it);
 //! - `421 Login timeout` comes only to a session not logged in, no earlier than `login_timeout` after it
-//!   started (a logout restarts the deadline, never advances it).
+//!   started (a logout restarts the deadline, never advances it);
+//! - FTPS: `SecureControl` comes only right after a `234`, every `234` is followed by it, only when TLS is
+//!   offered and the control connection is plaintext (as the driver sees it); while its handshake is
+//!   under way, control input produces no action at all and is not buffered; `Authenticate`, and a
+//!   `230`, come over a plaintext control connection only if the policy allows (`required_for_login`,
+//!   `anonymous_exempt`); a `Connect`/`Accept` asks for TLS exactly when `is_data_protected()`, and always
+//!   when `required_for_data` applies; `DataAction::Secure` comes right after the transfer's `150`, on a
+//!   connection opened with TLS, in the role it was opened with; no `Send`, `Receive` or file `Read` of
+//!   a protected transfer before its handshake was answered with an acceptable `Secured`; a `Secured {
+//!   resumed: false }` that the session cannot accept (TLS server role, session reuse required) is
+//!   answered `425`.
 //!
 //! `FUZZ_TRACE=1` prints the operations and actions.
 #![no_main]
@@ -39,13 +60,15 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ftp_proto::data::{DataAction, DataCompletion, DataError, LocalAction};
+use std::collections::{BTreeMap, BTreeSet};
+
+use ftp_proto::data::{DataAction, DataCompletion, DataError, LocalAction, TlsRole};
 use ftp_proto::framing::{FramerConfig, LineEnding};
 use ftp_proto::listing::{DirEntry, EntryKind, Metadata};
 use ftp_proto::path::{PathLimits, VirtualPath};
 use ftp_proto::server::{
     Access, Action, AnonymousPolicy, Completion, Config, ConnectionInfo, Grant, RequestId,
-    StorageError, StorageRequest,
+    StorageError, StorageRequest, TlsPolicy,
 };
 use ftp_proto::time::Timestamp;
 use ftp_proto_fuzz::Reader;
@@ -60,7 +83,7 @@ const MAX_PENDING_COMMANDS: usize = 256;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(40);
 /// Completion numbers for "any completion" answers (see `completion`).
-const COMPLETIONS: u8 = 28;
+const COMPLETIONS: u8 = 31;
 /// More actions than one `handle_*` call can legitimately produce (a 255-byte chunk of input holds at
 /// most 255 lines, each answered by one reply; Telnet refusals are fewer; transfers are windowed).
 const MAX_ACTIONS_PER_CALL: usize = 10_000;
@@ -76,7 +99,14 @@ const VERBS: &[&str] = &[
     "MLSD", "MLST", "ABOR", "STAT", "QUIT", "REST", "TYPE", "CWD", "CDUP", "PWD", "RNFR", "RNTO",
     "DELE", "MKD", "RMD", "SIZE", "MDTM", "MFMT", "REIN", "NOOP", "FEAT", "OPTS", "HELP", "SYST",
     "HOST", "ACCT", "MODE", "STRU", "ALLO", "SITE", "LANG", "PBSZ", "PROT", "AUTH", "XPWD", "XCUP",
+    // Appended, so that the indices above keep their meaning.
+    "CCC", "SSCN", "CPSV", "ADAT", "MIC", "CONF", "ENC",
 ];
+
+/// The lines of the TLS op (op 15), by `sub % 8`; some take an argument from a second table.
+const AUTH_MECHANISMS: &[&str] = &["TLS", "TLS-C", "SSL", "TLS-P", "tls", "GSSAPI", ""];
+const PROT_LEVELS: &[&str] = &["P", "C", "S", "E", "", "X"];
+const SSCN_ARGS: &[&str] = &["ON", "OFF", "", "MAYBE"];
 
 /// `FUZZ_TRACE=1` prints every operation and action (to check seeds and read crashes).
 fn trace() -> bool {
@@ -92,7 +122,10 @@ macro_rules! trace {
     };
 }
 
-fn config(byte: u8) -> (Config, ConnectionInfo) {
+/// The config the header asks for (reading the TLS byte if the config byte asks for TLS), and whether
+/// the session is implicit FTPS.
+fn config(input: &mut Reader<'_>) -> (Config, ConnectionInfo, bool) {
+    let byte = input.u8();
     let mut config = Config::default();
     let line_ending = if byte & 1 != 0 {
         LineEnding::CrLfOnly
@@ -104,6 +137,19 @@ fn config(byte: u8) -> (Config, ConnectionInfo) {
         .with_line_ending(line_ending);
     config.max_pending_commands = MAX_PENDING_COMMANDS;
     config.transfer_window = 1 + usize::from(byte >> 1 & 3) % 3;
+    let mut implicit = false;
+    if byte >> 1 & 3 == 3 {
+        let tls = input.u8();
+        let mut policy = TlsPolicy::offered();
+        implicit = tls & 1 != 0;
+        policy.required_for_login = tls & 2 != 0;
+        policy.required_for_data = tls & 4 != 0;
+        policy.anonymous_exempt = tls & 8 != 0;
+        policy.require_session_reuse = tls & 0x10 == 0;
+        policy.allow_clear_control = tls & 0x20 != 0;
+        config.tls = policy;
+        config.transfer_window = 1 + usize::from(tls >> 6) % 3;
+    }
     config.anonymous = match byte >> 3 & 3 {
         0 => AnonymousPolicy::Disabled,
         1 => AnonymousPolicy::ReadOnly,
@@ -130,7 +176,7 @@ fn config(byte: u8) -> (Config, ConnectionInfo) {
             peer: "127.0.0.1:50000".parse().unwrap(),
         }
     };
-    (config, info)
+    (config, info, implicit)
 }
 
 /// The request id an action carries, if it wants an answer.
@@ -150,10 +196,13 @@ fn waiting_id(action: &Action) -> Option<RequestId> {
             | LocalAction::Write { id, .. }
             | LocalAction::Close { id, aborted: false },
         )
-        | Action::ReadEntries { id } => Some(*id),
+        | Action::ReadEntries { id }
+        | Action::SecureControl { id }
+        | Action::Data(DataAction::Secure { id, .. }) => Some(*id),
         Action::SendControl(_)
         | Action::Data(DataAction::Close { .. })
         | Action::Local(LocalAction::Close { aborted: true, .. })
+        | Action::ClearControl
         | Action::CloseControl => None,
     }
 }
@@ -389,6 +438,9 @@ fn completion(
             let (entries, now) = listing_part(input);
             Completion::EntriesPart { entries, now }
         }
+        28 => Completion::ControlSecured,
+        29 => DataCompletion::Secured { resumed: true }.into(),
+        30 => DataCompletion::Secured { resumed: false }.into(),
         _ => Completion::LoggedIn(Access::UploadOnly),
     }
 }
@@ -421,6 +473,10 @@ fn right_variant(action: Option<&Action>, choice: u8) -> u8 {
             Action::Local(LocalAction::Read { .. }) | Action::Data(DataAction::Receive { .. }),
         ) => 11,
         Some(Action::ReadEntries { .. }) => [8, 27][usize::from(choice % 2)],
+        // A failed control handshake is no completion: see `Harness::answer`.
+        Some(Action::SecureControl { .. }) => 28,
+        // Resumed or not, or the handshake failed (`Data(Failed)`).
+        Some(Action::Data(DataAction::Secure { .. })) => [29, 30, 29, 21][usize::from(choice % 4)],
         Some(Action::Storage { request, .. }) => match request {
             StorageRequest::Stat(_) => 7,
             StorageRequest::List { .. } => [8, 27][usize::from(choice % 2)],
@@ -444,11 +500,174 @@ struct Harness {
     busy_at: Option<Instant>,
     /// When the session started (its login deadline counts from here at the earliest).
     started: Instant,
+    /// What the FTPS oracles remember.
+    tls: TlsBooks,
+}
+
+/// What the FTPS oracles remember (see the module docs).
+struct TlsBooks {
+    policy: TlsPolicy,
+    /// The control connection's TLS as the driver sees it: on from the start (implicit FTPS) or once
+    /// it answered `SecureControl`; off after `ClearControl`.
+    on: bool,
+    /// The control connection's handshake asked for and not answered yet.
+    handshake: Option<RequestId>,
+    /// The TLS role each protected data connection was opened with.
+    data: BTreeMap<RequestId, TlsRole>,
+    /// Protected data connections whose `Secure` came out and is not answered yet.
+    securing: BTreeSet<RequestId>,
+    /// Protected transfers whose handshake was answered with a `Secured` the session can accept.
+    secured: BTreeSet<RequestId>,
+    /// The code of the reply the previous action sent (`None` if it was no reply).
+    prev_code: Option<[u8; 3]>,
+    /// A `Secured` the session cannot accept was given: a 425 is owed in this drain.
+    owe_425: bool,
+    /// Actions in the current drain.
+    actions: usize,
+}
+
+impl TlsBooks {
+    fn new(policy: TlsPolicy, implicit: bool) -> TlsBooks {
+        TlsBooks {
+            policy,
+            on: implicit,
+            handshake: None,
+            data: BTreeMap::new(),
+            securing: BTreeSet::new(),
+            secured: BTreeSet::new(),
+            prev_code: None,
+            owe_425: false,
+            actions: 0,
+        }
+    }
+
+    /// Checks one action against the FTPS oracles, before the harness's books are kept.
+    fn check(&mut self, server: &Server, action: &Action) {
+        let code = match action {
+            Action::SendControl(bytes) if bytes.first().is_some_and(u8::is_ascii_digit) => {
+                bytes.get(..3).and_then(|c| <[u8; 3]>::try_from(c).ok())
+            }
+            _ => None,
+        };
+        let prev = std::mem::replace(&mut self.prev_code, code);
+        self.actions += 1;
+        if prev == Some(*b"234") {
+            assert!(
+                matches!(action, Action::SecureControl { .. }),
+                "a 234 not followed by SecureControl: {action:?}"
+            );
+        }
+        if self.handshake.is_some() {
+            // Nothing the session reads is handled during the handshake: only a timeout's 421 and
+            // the close may come.
+            let allowed = match action {
+                Action::SendControl(bytes) => bytes.starts_with(b"421 "),
+                Action::Data(DataAction::Close { .. })
+                | Action::Local(LocalAction::Close { .. })
+                | Action::CloseControl => true,
+                _ => false,
+            };
+            assert!(
+                allowed,
+                "{action:?} during the control connection's handshake"
+            );
+        }
+        match action {
+            Action::SecureControl { id } => {
+                assert_eq!(prev, Some(*b"234"), "SecureControl without a 234 before it");
+                assert!(self.policy.offered, "SecureControl with TLS not offered");
+                assert!(!self.on, "SecureControl on a protected control connection");
+                self.handshake = Some(*id);
+            }
+            Action::ClearControl => {
+                assert!(self.on, "ClearControl on a plaintext control connection");
+                assert!(self.policy.allow_clear_control, "ClearControl not allowed");
+                self.on = false;
+            }
+            Action::Authenticate { .. } => assert!(
+                self.on || !self.policy.required_for_login,
+                "a password checked that came over plaintext, TLS required for logins"
+            ),
+            Action::SendControl(bytes) if bytes.starts_with(b"230 ") => assert!(
+                self.on || !self.policy.required_for_login || self.policy.anonymous_exempt,
+                "a login over plaintext, TLS required for logins"
+            ),
+            Action::SendControl(bytes) if bytes.starts_with(b"425 ") => self.owe_425 = false,
+            Action::Data(
+                DataAction::Connect { id, tls, .. } | DataAction::Accept { id, tls, .. },
+            ) => {
+                assert_eq!(
+                    tls.is_some(),
+                    server.session.is_data_protected(),
+                    "a data connection's TLS disagrees with PROT"
+                );
+                if self.policy.required_for_data && !self.policy.anonymous_exempt {
+                    assert!(tls.is_some(), "a plaintext transfer, TLS required for data");
+                }
+                if let Some(role) = tls {
+                    self.data.insert(*id, *role);
+                }
+            }
+            Action::Data(DataAction::Secure { id, role }) => {
+                assert_eq!(
+                    prev,
+                    Some(*b"150"),
+                    "Secure not right after the transfer's 150"
+                );
+                assert_eq!(
+                    self.data.get(id),
+                    Some(role),
+                    "Secure of a connection opened without TLS, or in another role"
+                );
+                assert!(self.securing.insert(*id), "Secure asked twice");
+            }
+            Action::Data(DataAction::Send { id, .. } | DataAction::Receive { id })
+            | Action::Local(LocalAction::Read { id }) => {
+                if self.data.contains_key(id) {
+                    assert!(
+                        self.secured.contains(id),
+                        "{action:?}: a protected transfer's bytes before its handshake"
+                    );
+                }
+            }
+            Action::Data(DataAction::Close { id, .. }) => {
+                self.securing.remove(id);
+            }
+            _ => {}
+        }
+    }
+
+    /// Notes an answer the driver gave (accepted: not turned away as the wrong kind).
+    fn answered(&mut self, id: RequestId, completion: &Completion) {
+        if self.handshake == Some(id) && *completion == Completion::ControlSecured {
+            self.handshake = None;
+            self.on = true;
+        }
+        if !self.securing.remove(&id) {
+            return;
+        }
+        if let Completion::Data(DataCompletion::Secured { resumed }) = completion {
+            let role = self.data.get(&id).copied();
+            let acceptable =
+                *resumed || role == Some(TlsRole::Client) || !self.policy.require_session_reuse;
+            if acceptable {
+                self.secured.insert(id);
+            } else {
+                self.owe_425 = true;
+            }
+        }
+    }
 }
 
 impl Harness {
-    fn new(config: Config, info: ConnectionInfo, now: Instant) -> Harness {
-        let mut server = Server::start(Arc::new(config), info, MemoryStore::new(), now);
+    fn new(config: Config, info: ConnectionInfo, implicit: bool, now: Instant) -> Harness {
+        let tls = TlsBooks::new(config.tls, implicit);
+        let config = Arc::new(config);
+        let mut server = if implicit {
+            Server::start_implicit(config, info, MemoryStore::new(), now)
+        } else {
+            Server::start(config, info, MemoryStore::new(), now)
+        };
         server.action_bound = MAX_ACTIONS_PER_CALL;
         Harness {
             server,
@@ -456,6 +675,28 @@ impl Harness {
             history: Vec::new(),
             busy_at: None,
             started: now,
+            tls,
+        }
+    }
+
+    /// Feeds control input, checking that none is read while the control connection's handshake
+    /// runs.
+    fn control_input(&mut self, bytes: &[u8]) {
+        let handshaking = self.tls.handshake.is_some() && !self.server.closed;
+        self.server
+            .session
+            .handle_control_input(self.server.now, bytes);
+        self.drain();
+        if handshaking {
+            assert_eq!(
+                self.tls.actions, 0,
+                "control input handled during the handshake"
+            );
+            assert_eq!(
+                self.server.session.buffered_input_len(),
+                0,
+                "control input kept during the handshake"
+            );
         }
     }
 
@@ -466,12 +707,15 @@ impl Harness {
             history,
             busy_at,
             started,
+            tls,
             ..
         } = self;
+        tls.actions = 0;
         server.drain_with(|server, action| {
             trace!("  <- {action:?}");
             // `closed` and `listeners` are as they were before this action.
             assert!(!server.closed, "{action:?} after CloseControl");
+            tls.check(server, action);
             match action {
                 Action::SendControl(bytes) => {
                     check_control(bytes);
@@ -525,7 +769,12 @@ impl Harness {
         );
         if server.closed {
             assert_eq!(session.poll_timeout(), None, "a closed session has a timer");
+            tls.handshake = None;
         }
+        assert!(
+            !tls.owe_425,
+            "a Secured the session cannot accept, and no 425"
+        );
         self.note_busy();
     }
 
@@ -571,6 +820,12 @@ impl Harness {
         choice: u8,
         input: &mut Reader<'_>,
     ) {
+        if choice < 128 && choice % 4 == 3 && matches!(action, Some(Action::SecureControl { .. })) {
+            // The handshake failed: the driver closes the connection.
+            trace!("-> handshake {id:?} failed: control EOF");
+            self.server.session.handle_control_eof();
+            return;
+        }
         let variant = if choice < 128 {
             right_variant(action, choice)
         } else {
@@ -580,7 +835,12 @@ impl Harness {
         trace!("-> completion {id:?} {completion:?} (to {action:?})");
         let timeout = self.server.session.poll_timeout();
         let now = self.server.now;
-        if let Err(mistake) = self.server.session.handle_completion(now, id, completion) {
+        let noted = completion.clone();
+        let result = self.server.session.handle_completion(now, id, completion);
+        if result.is_ok() {
+            self.tls.answered(id, &noted);
+        }
+        if let Err(mistake) = result {
             // A wrong kind of answer is the driver's mistake: reported, and nothing else happens.
             trace!("   turned away: {mistake}");
             assert_eq!(mistake.id, id);
@@ -632,13 +892,38 @@ fn check_idle_timeout(busy_at: Option<Instant>, now: Instant) {
     }
 }
 
+/// The line of the TLS op: `sub % 8` picks the command, the rest of `sub` its argument.
+fn tls_line(input: &mut Reader<'_>) -> Vec<u8> {
+    let sub = input.u8();
+    let pick = |table: &[&str]| table[usize::from(sub >> 3) % table.len()].to_owned();
+    let line = match sub % 8 {
+        0 => "AUTH TLS".to_owned(),
+        1 => format!("AUTH {}", pick(AUTH_MECHANISMS)),
+        2 => "PBSZ 0".to_owned(),
+        3 => format!("PROT {}", pick(PROT_LEVELS)),
+        4 => "CCC".to_owned(),
+        5 if sub & 0x80 != 0 => "CPSV".to_owned(),
+        5 => format!("SSCN {}", pick(SSCN_ARGS)),
+        6 => {
+            // Input pipelined behind AUTH in the same chunk (the STARTTLS injection): never read.
+            let mut line = b"AUTH TLS\r\n".to_vec();
+            line.extend_from_slice(input.short_bytes());
+            return line;
+        }
+        _ => "REIN".to_owned(),
+    };
+    let mut line = line.trim_end().as_bytes().to_vec();
+    line.extend_from_slice(b"\r\n");
+    line
+}
+
 static START: OnceLock<Instant> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Reader::new(data);
-    let (config, info) = config(input.u8());
+    let (config, info, implicit) = config(&mut input);
     let now = *START.get_or_init(Instant::now);
-    let mut h = Harness::new(config, info, now);
+    let mut h = Harness::new(config, info, implicit, now);
     h.drain();
 
     for _ in 0..MAX_OPS {
@@ -650,7 +935,8 @@ fuzz_target!(|data: &[u8]| {
             0 | 1 => {
                 let bytes = input.short_bytes();
                 trace!("-> control {:?}", String::from_utf8_lossy(bytes));
-                h.server.session.handle_control_input(h.server.now, bytes);
+                h.control_input(bytes);
+                continue; // drained
             }
             2..=4 => {
                 let (sel, choice) = (input.u8(), input.u8());
@@ -690,6 +976,12 @@ fuzz_target!(|data: &[u8]| {
                     h.answer(id, None, choice, &mut input);
                 }
             }
+            15 => {
+                let line = tls_line(&mut input);
+                trace!("-> TLS command {:?}", String::from_utf8_lossy(&line));
+                h.control_input(&line);
+                continue; // drained
+            }
             _ => {
                 let verb = VERBS[usize::from(input.u8()) % VERBS.len()];
                 let arg = input.short_bytes();
@@ -700,7 +992,8 @@ fuzz_target!(|data: &[u8]| {
                 }
                 line.extend_from_slice(b"\r\n");
                 trace!("-> command {:?}", String::from_utf8_lossy(&line));
-                h.server.session.handle_control_input(h.server.now, &line);
+                h.control_input(&line);
+                continue; // drained
             }
         }
         h.drain();

@@ -420,7 +420,9 @@ impl Session {
     }
 
     /// Feeds a chunk read for [`LocalAction::Read`] (from the file) or [`DataAction::Receive`] (from
-    /// the data connection). The chunk is passed on to the other side without copying in TYPE I.
+    /// the data connection). The chunk is passed on to the other side without copying in TYPE I. A
+    /// chunk for a transfer that asked for none yet (its data connection is not open, or not secured)
+    /// is dropped.
     ///
     /// [`DataAction::Receive`]: crate::data::DataAction::Receive
     pub fn handle_data(&mut self, now: Instant, id: RequestId, chunk: Bytes) {
@@ -428,7 +430,11 @@ impl Session {
             return;
         }
         let window = self.config.transfer_window;
-        if let Some(transfer) = self.transfer.as_mut().filter(|t| t.id == id) {
+        // Only a transfer whose bytes flow takes chunks: one handed over while its file opens or its
+        // data connection is being opened or secured was never asked for, and passing it on would
+        // send it before the data connection's TLS handshake (in plaintext, or into the handshake).
+        let flowing = |t: &&mut Transfer| t.id == id && t.phase == transfer::Phase::Running;
+        if let Some(transfer) = self.transfer.as_mut().filter(flowing) {
             // Progress: the data timer starts again (the idle timer waits for the transfer's end).
             (self.timers).start(ServerTimer::Data, now, self.config.data_timeout);
             transfer.on_chunk(chunk, &mut self.actions);
