@@ -2905,6 +2905,19 @@ fn clear_control_sends_ccc_and_ends_tls_on_200() {
     assert!(s.session.is_control_secured());
 }
 
+/// Found by the `client_session` fuzz target: a server that answered `200` to `CCC` on a plaintext
+/// connection made the session tell its driver to end a TLS session there was none of.
+#[test]
+fn ccc_accepted_on_a_plaintext_connection_asks_the_driver_for_nothing() {
+    let mut s = Script::greeted();
+    let ccc = s.request(Request::ClearControl);
+    assert_eq!(s.sent(), "CCC\r\n");
+    s.reply("200 Whatever you say.\r\n");
+    assert_eq!(reply_code(&s.result(ccc)), Some(200));
+    assert!(s.data_actions().is_empty(), "no ClearControl");
+    assert!(!s.session.is_control_secured());
+}
+
 #[test]
 fn the_order_of_a_protected_transfer_is_connect_secure_then_data_whatever_the_replies() {
     // The 150 may come before or after the connection and its handshake: the data waits for the

@@ -20,9 +20,10 @@
 //! | space, CR, LF, TAB | | nothing (separators that make seeds readable) |
 //!
 //! Completion kinds: `c` Connected{peer: *addr*}, `l` Listening(*addr*), `e` EndOfData, `w` Written,
-//! `f` Failed(*error*). `K` connects, binds, accepts from the server, confirms a write (to the data
-//! connection or the user's sink) or a sink's storing, or answers a read (of the data connection or the
-//! user's source) with *n* sample bytes, or its end if *n* is 0.
+//! `f` Failed(*error*), `s` Secured{resumed: *arg* odd} (a TLS handshake, of the control connection or
+//! a data connection). `K` connects, binds, accepts from the server, runs a TLS handshake, confirms a
+//! write (to the data connection or the user's sink) or a sink's storing, or answers a read (of the
+//! data connection or the user's source) with *n* sample bytes, or its end if *n* is 0.
 //!
 //! Any other tag byte selects one of these by its value. Arguments: *n* and other numbers are decimal
 //! digits ended by one space or LF, or else a single raw byte's value; a *word* is up to 32 bytes ended by
@@ -33,11 +34,13 @@
 //! `C` Cwd, `c` Cdup, `M` Mkdir, `m` Rmdir, `d` Delete, `n` Rename(*from* *to*), `z` Size, `t` Mdtm,
 //! `T` SetModified(*path* *secs*), `x` Mlst, `l` List(*path* *secs*), `N` Nlst, `X` Mlsd,
 //! `G` Retrieve(*path* *offset*), `W` Store(*path* *offset* *append if odd*), `y` SetType(*n*), `A` Abort,
-//! `O` Noop, `Q` Quit, `s` Site, `h` Host, `r` Raw(*line*, parsed with `Command::parse`).
+//! `O` Noop, `Q` Quit, `s` Site, `h` Host, `r` Raw(*line*, parsed with `Command::parse`), `V`
+//! SecureControl (`AUTH TLS`), `v` ClearControl (`CCC`).
 //!
 //! Header: `[flags] [line] [reply] [listing] [pending|window] [timeouts]`. Flags: bit 0 active mode,
 //! bit 1 no `EPSV`/`EPRT` first, bit 2 trust the 227 address, bit 3 IPv6 control connection, bit 4 no
-//! timers (`Duration::MAX`). `max_line_len` = 8 + *line*, `max_reply_bytes` = 16 × (*reply* + 1),
+//! timers (`Duration::MAX`), bit 5 `protect_data` off, bit 6 implicit FTPS
+//! (`Session::with_implicit_tls`). `max_line_len` = 8 + *line*, `max_reply_bytes` = 16 × (*reply* + 1),
 //! `max_listing_bytes` = 4 × *listing*, `max_pending_requests` = low nibble, `transfer_window` = bits 4-5,
 //! reply timeout = 1 + low nibble s, data timeout = 1 + high nibble s.
 //!
@@ -54,6 +57,13 @@
 //! `Retrieve`/`Store`, and, once used, before the request completes; and while the driver behaves, one
 //! read of the data connection at a time and at most `transfer_window` chunks of a transfer in flight
 //! (reads asked and writes not acknowledged, at either end).
+//!
+//! FTPS oracles: `SecureControl` only for a `SecureControl` request, and while its handshake runs
+//! nothing is sent and server bytes produce no action or event; `ClearControl` only on a control
+//! connection the driver secured; a data connection asks for TLS (`Some(Client)`) exactly when
+//! `is_data_protected()`; `DataAction::Secure` only on such a connection, in the client's role, right
+//! after the driver reported it open; and, while the driver behaves, no `Send`, `Receive` or source
+//! `Read` of a protected transfer before its handshake was answered `Secured`.
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,7 +75,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ftp_proto::client::{
     Action, Config, ConnectionInfo, DataAction, DataCompletion, DataMode, Event, LocalAction,
-    Request, RequestId, UsageError,
+    Request, RequestId, Session, TlsRole, UsageError,
 };
 use ftp_proto::command::{Command, FormatControl, Password, Pathname, Text, TransferType};
 use ftp_proto::hostport::NetworkProtocol;
@@ -197,7 +207,7 @@ impl<'a> Input<'a> {
     }
 
     fn request(&mut self) -> Request {
-        const KINDS: &[u8] = b"LFUYPCcMmdnztTxlNXGWyAOQshr";
+        const KINDS: &[u8] = b"LFUYPCcMmdnztTxlNXGWyAOQshrVv";
         let kind = self.byte();
         let kind = if KINDS.contains(&kind) {
             kind
@@ -263,6 +273,8 @@ impl<'a> Input<'a> {
             }),
             b'A' => Request::Abort,
             b'Q' => Request::Quit,
+            b'V' => Request::SecureControl,
+            b'v' => Request::ClearControl,
             b's' => Request::Site(self.text()),
             b'h' => Request::Host(self.host_name()),
             b'r' => {
@@ -276,8 +288,9 @@ impl<'a> Input<'a> {
     }
 }
 
-/// The config the header asks for, and whether timers run.
-fn config(header: &[u8]) -> (Config, bool, bool) {
+/// The config the header asks for, whether the control connection is IPv6, whether timers run, and
+/// whether the session is implicit FTPS.
+fn config(header: &[u8]) -> (Config, bool, bool, bool) {
     let byte = |i: usize| header.get(i).copied().unwrap_or(0);
     let flags = byte(0);
     let mut config = Config::default();
@@ -288,6 +301,8 @@ fn config(header: &[u8]) -> (Config, bool, bool) {
     config.trust_pasv_address = flags & 4 != 0;
     let ipv6 = flags & 8 != 0;
     let timers = flags & 16 == 0;
+    config.protect_data = flags & 32 == 0;
+    let implicit = flags & 64 != 0;
     config.reply_limits = ReplyParserLimits {
         max_line_len: 8 + usize::from(byte(1)),
         max_reply_bytes: 16 * (usize::from(byte(2)) + 1),
@@ -302,7 +317,7 @@ fn config(header: &[u8]) -> (Config, bool, bool) {
         config.reply_timeout = Duration::MAX;
         config.data_timeout = Duration::MAX;
     }
-    (config, ipv6, timers)
+    (config, ipv6, timers, implicit)
 }
 
 fn connection_info(ipv6: bool) -> ConnectionInfo {
@@ -386,13 +401,17 @@ enum Duty {
     SinkWrite(RequestId),
     /// A download's sink, closed after its last write, is to be stored.
     Store(RequestId),
+    /// The control connection's TLS handshake.
+    Handshake(RequestId),
+    /// A data connection's TLS handshake.
+    Secure(RequestId),
 }
 
 impl Duty {
     /// The duty a held action stands for (only these are held).
     fn of(action: &Action) -> Duty {
         match *action {
-            Action::Data(DataAction::Connect { id, addr }) => Duty::Connect(id, addr),
+            Action::Data(DataAction::Connect { id, addr, .. }) => Duty::Connect(id, addr),
             Action::Data(DataAction::Listen { id, family }) => Duty::Listen(id, family),
             Action::Data(DataAction::Accept { id, .. }) => Duty::Accept(id),
             Action::Data(DataAction::Receive { id }) => Duty::Receive(id),
@@ -400,6 +419,8 @@ impl Duty {
             Action::Local(LocalAction::Read { id }) => Duty::Source(id),
             Action::Local(LocalAction::Write { id, .. }) => Duty::SinkWrite(id),
             Action::Local(LocalAction::Close { id, .. }) => Duty::Store(id),
+            Action::SecureControl { id } => Duty::Handshake(id),
+            Action::Data(DataAction::Secure { id, .. }) => Duty::Secure(id),
             ref other => unreachable!("{other:?} is never held"),
         }
     }
@@ -413,7 +434,9 @@ impl Duty {
             | Duty::Source(id)
             | Duty::Write(id)
             | Duty::SinkWrite(id)
-            | Duty::Store(id) => id,
+            | Duty::Store(id)
+            | Duty::Handshake(id)
+            | Duty::Secure(id) => id,
         }
     }
 
@@ -426,6 +449,7 @@ impl Duty {
                 | Duty::Accept(_)
                 | Duty::Receive(_)
                 | Duty::Write(_)
+                | Duty::Secure(_)
         )
     }
 
@@ -473,13 +497,31 @@ struct Books {
     /// oracles no longer apply.
     misbehaved: bool,
     sample_pos: usize,
+    /// `SecureControl` requests.
+    secure_requests: BTreeSet<RequestId>,
+    /// The control connection's TLS as the driver sees it (on after a handshake it answered
+    /// `Secured`, or from the start with implicit FTPS; off after `ClearControl`).
+    control_on: bool,
+    /// The control connection's handshake asked for and not answered.
+    handshake: Option<RequestId>,
+    /// Transfers whose data connection was opened with TLS, those the driver reported open, and those
+    /// whose handshake it answered `Secured`.
+    protected: BTreeSet<RequestId>,
+    opened: BTreeSet<RequestId>,
+    secured: BTreeSet<RequestId>,
+    /// Actions and events seen in the current settle.
+    seen: usize,
 }
 
 impl World {
-    fn new(config: Config, info: ConnectionInfo, timers: bool) -> World {
+    fn new(config: Config, info: ConnectionInfo, timers: bool, implicit: bool) -> World {
         let now = Instant::now();
         let config = Arc::new(config);
-        let mut client = Client::start(Arc::clone(&config), info, now);
+        let mut client = if implicit {
+            Client::start_implicit(Arc::clone(&config), info, now)
+        } else {
+            Client::start(Arc::clone(&config), info, now)
+        };
         client.action_bound = DRAIN_BOUND;
         let mut world = World {
             client,
@@ -502,6 +544,13 @@ impl World {
                 quit_queued: false,
                 misbehaved: false,
                 sample_pos: 0,
+                secure_requests: BTreeSet::new(),
+                control_on: implicit,
+                handshake: None,
+                protected: BTreeSet::new(),
+                opened: BTreeSet::new(),
+                secured: BTreeSet::new(),
+                seen: 0,
             },
         };
         world.settle();
@@ -536,6 +585,7 @@ impl World {
     fn request(&mut self, request: Request) {
         let quit = matches!(request, Request::Quit | Request::Raw(Command::Quit));
         let raw = matches!(request, Request::Raw(_));
+        let secure = matches!(request, Request::SecureControl);
         let download = matches!(request, Request::Retrieve { .. });
         let transfer = download || matches!(request, Request::Store { .. });
         let was_closed = self.client.closed || self.client.session.is_closed();
@@ -554,6 +604,9 @@ impl World {
                 books.issued.push(id);
                 if raw {
                     books.raw_requests.insert(id);
+                }
+                if secure {
+                    books.secure_requests.insert(id);
                 }
                 if transfer {
                     books.transfers.insert(id);
@@ -577,10 +630,14 @@ impl World {
 
     fn complete(&mut self, kind: usize, who: u8, extra: u8) {
         let Some(id) = self.who(who) else { return };
-        let completion = match kind % 5 {
+        let completion = match kind % 6 {
             0 => {
                 let peer = address(&self.books.info, extra);
-                self.answer(|d| matches!(d, Duty::Connect(i, _) | Duty::Accept(i) if *i == id));
+                let duty =
+                    self.answer(|d| matches!(d, Duty::Connect(i, _) | Duty::Accept(i) if *i == id));
+                if duty.is_some() {
+                    self.books.opened.insert(id);
+                }
                 DataCompletion::Connected { peer }
             }
             1 => {
@@ -598,8 +655,17 @@ impl World {
                 );
                 DataCompletion::Written
             }
+            5 => {
+                let duty =
+                    self.answer(|d| matches!(d, Duty::Handshake(i) | Duty::Secure(i) if *i == id));
+                self.books.handshake_done(duty, true);
+                DataCompletion::Secured {
+                    resumed: extra & 1 == 1,
+                }
+            }
             _ => {
-                self.answer(|d| d.id() == id);
+                let duty = self.answer(|d| d.id() == id);
+                self.books.handshake_done(duty, false);
                 DataCompletion::Failed(error_kind(extra).into())
             }
         };
@@ -645,7 +711,18 @@ impl World {
                 books.sample_pos = books.sample_pos.wrapping_add(n);
                 self.client.session.handle_data(now, id, Bytes::from(chunk));
             }
-            _ => self.client.answer(action),
+            duty => {
+                match duty {
+                    Duty::Handshake(_) | Duty::Secure(_) => {
+                        self.books.handshake_done(Some(duty), true)
+                    }
+                    Duty::Connect(id, _) | Duty::Accept(id) => {
+                        self.books.opened.insert(id);
+                    }
+                    _ => {}
+                }
+                self.client.answer(action)
+            }
         }
         self.settle();
     }
@@ -675,6 +752,21 @@ impl World {
         }
     }
 
+    /// Server bytes; during the control connection's handshake they were not decrypted by it: they
+    /// must do nothing at all.
+    fn server_bytes(&mut self, bytes: &[u8]) {
+        let handshaking = self.books.handshake.is_some() && !self.client.session.is_closed();
+        let now = self.client.now;
+        self.client.session.handle_control_input(now, bytes);
+        self.settle();
+        if handshaking {
+            assert_eq!(
+                self.books.seen, 0,
+                "server bytes read during the TLS handshake"
+            );
+        }
+    }
+
     fn timeout_now(&mut self) {
         let was_closed = self.client.session.is_closed();
         let now = self.client.now;
@@ -699,6 +791,7 @@ impl World {
     /// Drains actions and events after a call, checking each, then checks the session's state.
     fn settle(&mut self) {
         let books = &mut self.books;
+        books.seen = 0;
         self.client
             .drain_with(|client, action| books.check_action(client, action));
         for event in std::mem::take(&mut self.client.events) {
@@ -751,12 +844,55 @@ impl Books {
         }
         // `client.closed` is as it was before this action.
         assert!(!client.closed, "an action after CloseControl: {action:?}");
+        self.seen += 1;
         match *action {
             Action::SendControl(ref bytes) => {
                 check_command_lines(bytes);
+                assert!(
+                    self.handshake.is_none(),
+                    "{bytes:?} sent during the control connection's TLS handshake"
+                );
                 Verdict::Done
             }
-            Action::Data(DataAction::Connect { id, addr }) => {
+            Action::SecureControl { id } => {
+                self.check_id(id, "SecureControl");
+                assert!(
+                    self.secure_requests.contains(&id),
+                    "SecureControl for a request that is no SecureControl"
+                );
+                assert!(self.handshake.is_none(), "a second handshake at once");
+                assert!(!client.session.is_control_secured());
+                self.handshake = Some(id);
+                Verdict::Hold
+            }
+            Action::ClearControl => {
+                assert!(
+                    self.control_on,
+                    "ClearControl on a control connection the driver never secured"
+                );
+                self.control_on = false;
+                Verdict::Answer
+            }
+            Action::Data(DataAction::Secure { id, role }) => {
+                self.check_id(id, "Secure");
+                assert_eq!(
+                    role,
+                    TlsRole::Client,
+                    "the client is the data connection's TLS client"
+                );
+                assert!(
+                    self.protected.contains(&id),
+                    "Secure of a plaintext data connection"
+                );
+                assert!(
+                    self.misbehaved || self.opened.contains(&id),
+                    "Secure before the driver reported the connection open"
+                );
+                self.latest = Some(id);
+                Verdict::Hold
+            }
+            Action::Data(DataAction::Connect { id, addr, tls }) => {
+                self.check_tls(id, tls, &client.session);
                 self.check_id(id, "Connect");
                 assert_eq!(self.config.mode, DataMode::Passive);
                 if !self.config.trust_pasv_address {
@@ -772,7 +908,8 @@ impl Books {
                 self.latest = Some(id);
                 Verdict::Hold
             }
-            Action::Data(DataAction::Accept { id, listener }) => {
+            Action::Data(DataAction::Accept { id, listener, tls }) => {
+                self.check_tls(id, tls, &client.session);
                 self.check_id(id, "Accept");
                 assert_eq!(self.config.mode, DataMode::Active);
                 assert_eq!(
@@ -784,6 +921,7 @@ impl Books {
             }
             Action::Data(DataAction::Receive { id }) => {
                 self.check_id(id, "Receive");
+                self.check_secured(id, "Receive");
                 assert!(
                     self.misbehaved || !holds(client, Duty::Receive(id)),
                     "a second read asked for while one is pending"
@@ -794,6 +932,7 @@ impl Books {
             }
             Action::Data(DataAction::Send { id, ref data }) => {
                 self.check_id(id, "Send");
+                self.check_secured(id, "Send");
                 assert!(!data.is_empty(), "Send of nothing");
                 self.check_window(client, id);
                 self.latest = Some(id);
@@ -811,6 +950,7 @@ impl Books {
             }
             Action::Local(LocalAction::Read { id }) => {
                 self.check_local(id, "Read");
+                self.check_secured(id, "Read");
                 self.check_window(client, id);
                 self.latest = Some(id);
                 Verdict::Hold
@@ -844,8 +984,41 @@ impl Books {
             }
             Action::CloseControl => {
                 client.held.clear();
+                self.handshake = None;
                 Verdict::Done
             }
+        }
+    }
+
+    /// A data connection asks for TLS exactly when data is protected, in the client's role.
+    fn check_tls(&mut self, id: RequestId, tls: Option<TlsRole>, session: &Session) {
+        let expected = session.is_data_protected().then_some(TlsRole::Client);
+        assert_eq!(tls, expected, "a data connection's TLS disagrees with PROT");
+        if tls.is_some() {
+            self.protected.insert(id);
+        }
+    }
+
+    /// No bytes of a protected transfer move before its handshake (while the driver behaves).
+    fn check_secured(&self, id: RequestId, what: &str) {
+        assert!(
+            self.misbehaved || !self.protected.contains(&id) || self.secured.contains(&id),
+            "{what} of protected transfer {} before its TLS handshake",
+            id.get()
+        );
+    }
+
+    /// The driver answered a handshake duty (`duty`, if it was one): `secured` or failed.
+    fn handshake_done(&mut self, duty: Option<Duty>, secured: bool) {
+        match duty {
+            Some(Duty::Handshake(id)) if self.handshake == Some(id) => {
+                self.handshake = None;
+                self.control_on |= secured;
+            }
+            Some(Duty::Secure(id)) if secured => {
+                self.secured.insert(id);
+            }
+            _ => {}
         }
     }
 
@@ -887,6 +1060,7 @@ impl Books {
         if tracing() {
             eprintln!("  event {event:?}");
         }
+        self.seen += 1;
         match event {
             Event::Connected(_) => {
                 assert!(!self.connected, "a second Connected");
@@ -992,8 +1166,8 @@ impl Books {
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input { rest: data };
-    let (config, ipv6, timers) = config(input.take(6));
-    let mut world = World::new(config, connection_info(ipv6), timers);
+    let (config, ipv6, timers, implicit) = config(input.take(6));
+    let mut world = World::new(config, connection_info(ipv6), timers, implicit);
     const OPS: &[u8] = b"SsRCDKTHE";
     while !input.is_empty() {
         let tag = input.byte();
@@ -1017,35 +1191,27 @@ fuzz_target!(|data: &[u8]| {
         match tag {
             b'S' => {
                 let line = input.line();
-                world
-                    .client
-                    .session
-                    .handle_control_input(world.client.now, line);
-                world.settle();
+                world.server_bytes(line);
             }
             b's' => {
                 let n = usize::try_from(input.number()).unwrap_or(usize::MAX);
                 let chunk = input.take(n);
-                world
-                    .client
-                    .session
-                    .handle_control_input(world.client.now, chunk);
-                world.settle();
+                world.server_bytes(chunk);
             }
             b'R' => {
                 let request = input.request();
                 world.request(request);
             }
             b'C' => {
-                const KINDS: &[u8] = b"clewf";
+                const KINDS: &[u8] = b"clewfs";
                 let kind = input.byte();
                 let kind = KINDS
                     .iter()
                     .position(|&k| k == kind)
                     .unwrap_or(usize::from(kind) % KINDS.len());
                 let who = input.byte();
-                // Only DataConnected, Listening and Failed carry an argument.
-                let extra = if matches!(kind, 0 | 1 | 4) {
+                // Only DataConnected, Listening, Failed and Secured carry an argument.
+                let extra = if matches!(kind, 0 | 1 | 4 | 5) {
                     input.byte()
                 } else {
                     0

@@ -122,13 +122,17 @@ impl Session {
         Op::ClearControl
     }
 
-    /// The reply to `CCC`: on `200` the control connection goes back to plaintext.
+    /// The reply to `CCC`: on `200` the control connection goes back to plaintext (with
+    /// [`Action::ClearControl`] if it was protected).
     pub(super) fn clear_control_reply(&mut self, reply: Reply) -> Flow {
         if !reply.code().is_positive_completion() {
             return Flow::Done(Err(refusal(reply)));
         }
-        self.security.control = ControlTls::Plain;
-        self.actions.push_back(Action::ClearControl);
+        // A server that says yes to `CCC` on a plaintext connection leaves nothing to end: the driver
+        // is told only when there is TLS to end.
+        if std::mem::replace(&mut self.security.control, ControlTls::Plain) == ControlTls::Secured {
+            self.actions.push_back(Action::ClearControl);
+        }
         Flow::Done(Ok(Outcome::Done(reply)))
     }
 
