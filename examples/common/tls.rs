@@ -31,6 +31,9 @@
 //! before the connection is closed, so an upload, which otherwise never reads, still refills the store
 //! where the server sends one (OpenSSL servers do; this example server does not on uploads, above, so
 //! against it a long run of uploads lives on the tickets of the control connection and of downloads).
+//! rustls never offers a TLS 1.3 ticket twice, so such a server lets a client do only as many uploads
+//! in a row as it has tickets to spare (ProFTPD 1.3.8 sends two at login: the third upload is refused);
+//! [`ClientTls::tls12_only`] avoids that, since a TLS 1.2 session is resumed any number of times.
 
 #![allow(dead_code)]
 
@@ -106,7 +109,7 @@ impl ServerTls {
         // No stateless tickets: a ticket key shared by every connection would let any client's ticket
         // resume on any data connection. Sessions live in each control connection's own cache.
         base.send_tls13_tickets = TICKETS_PER_HANDSHAKE;
-        let sscn_client = insecure_client_config()?;
+        let sscn_client = insecure_client_config(VERSIONS)?;
         Ok(ServerTls {
             base: Arc::new(base),
             sscn_client: Arc::new(sscn_client),
@@ -304,6 +307,8 @@ impl StoresServerSessions for DataSessions {
 #[derive(Clone)]
 pub struct ClientTls {
     base: Arc<ClientConfig>,
+    /// Whom it trusts, to build the config again for other versions (`None`: anyone, `--insecure`).
+    roots: Option<Arc<RootCertStore>>,
 }
 
 impl ClientTls {
@@ -311,9 +316,7 @@ impl ClientTls {
     /// trusts any certificate (for tests against self-signed servers; say so loudly).
     pub fn new(ca_file: Option<&Path>, insecure: bool) -> io::Result<ClientTls> {
         if insecure {
-            return Ok(ClientTls {
-                base: Arc::new(insecure_client_config()?),
-            });
+            return ClientTls::build(None, VERSIONS);
         }
         let mut roots = RootCertStore::empty();
         match ca_file {
@@ -336,13 +339,33 @@ impl ClientTls {
             let what = "no trusted CA certificate (give --ca-file)";
             return Err(io::Error::new(io::ErrorKind::NotFound, what));
         }
-        let config = ClientConfig::builder_with_provider(provider())
-            .with_protocol_versions(VERSIONS)
-            .map_err(tls_error)?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        ClientTls::build(Some(Arc::new(roots)), VERSIONS)
+    }
+
+    /// The same trust, with TLS 1.2 at most. rustls uses each TLS 1.3 session ticket once (as RFC 8446
+    /// §C.4 asks), so a data connection resumes the control connection's session only while the server
+    /// has handed out tickets to spare: servers that send them at login and on downloads but not on
+    /// uploads (ProFTPD 1.3.8, two at login; this example server, four) refuse the upload after the
+    /// last one. A TLS 1.2 session is resumed any number of times.
+    pub fn tls12_only(&self) -> io::Result<ClientTls> {
+        ClientTls::build(self.roots.clone(), &[&rustls::version::TLS12])
+    }
+
+    fn build(
+        roots: Option<Arc<RootCertStore>>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> io::Result<ClientTls> {
+        let config = match &roots {
+            None => insecure_client_config(versions)?,
+            Some(roots) => ClientConfig::builder_with_provider(provider())
+                .with_protocol_versions(versions)
+                .map_err(tls_error)?
+                .with_root_certificates(Arc::clone(roots))
+                .with_no_client_auth(),
+        };
         Ok(ClientTls {
             base: Arc::new(config),
+            roots,
         })
     }
 
@@ -516,11 +539,13 @@ impl AsyncWrite for DataStream {
 }
 
 /// A client config that accepts any certificate: `--insecure`, and the server's `SSCN` client role.
-fn insecure_client_config() -> io::Result<ClientConfig> {
+fn insecure_client_config(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> io::Result<ClientConfig> {
     let provider = provider();
     let verifier = Arc::new(AnyCertificate(Arc::clone(&provider)));
     let config = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(VERSIONS)
+        .with_protocol_versions(versions)
         .map_err(tls_error)?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
