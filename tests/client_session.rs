@@ -2905,6 +2905,41 @@ fn clear_control_sends_ccc_and_ends_tls_on_200() {
     assert!(s.session.is_control_secured());
 }
 
+#[test]
+fn a_data_handshake_that_never_ends_times_out_and_only_the_transfer_fails() {
+    let mut config = Config::default();
+    config.data_timeout = Duration::from_secs(5);
+    let mut s = secured_with(config);
+    let get = s.request(Request::Retrieve {
+        path: path("f"),
+        offset: 0,
+    });
+    protect(&mut s);
+    epsv(&mut s, get, 5000);
+    assert_eq!(s.sent(), "RETR f\r\n");
+    s.complete(
+        get,
+        DataCompletion::Connected {
+            peer: addr("198.51.100.1:5000"),
+        },
+    );
+    s.data_actions();
+    s.reply("150 Opening.\r\n");
+    s.advance(Duration::from_secs(6));
+    assert!(!s.session.is_closed());
+    assert_eq!(s.sent(), "ABOR\r\nNOOP\r\n");
+    let close = Action::Data(DataAction::Close {
+        id: get,
+        aborted: true,
+    });
+    assert!(s.data_actions().contains(&close));
+    s.reply("426 Aborted.\r\n226 Abort successful.\r\n200 NOOP ok.\r\n");
+    assert_eq!(s.result(get), Err(ClientError::Timeout));
+    // The handshake's late answer changes nothing.
+    s.complete(get, DataCompletion::Secured { resumed: true });
+    assert!(s.data_actions().is_empty() && s.events().is_empty());
+}
+
 /// Found by the `client_session` fuzz target: a server that answered `200` to `CCC` on a plaintext
 /// connection made the session tell its driver to end a TLS session there was none of.
 #[test]
