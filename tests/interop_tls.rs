@@ -839,6 +839,48 @@ fn curl_explicit_ftps_download_upload_and_list() {
     names.sort();
     assert_eq!(names, ["again.bin", "big.bin", "up.bin"]);
 
+    // TLS 1.2: data connections resume the control connection's session by its id.
+    let target12 = local.path().join("big12.bin");
+    let got = curl(&[
+        "-v",
+        "--tls-max",
+        "1.2",
+        "--ssl-reqd",
+        "--cacert",
+        &ca,
+        "-u",
+        &credentials(),
+        "-o",
+        &path_arg(&target12),
+        &format!("{base}/pub/big.bin"),
+    ]);
+    got.assert_success();
+    assert!(
+        String::from_utf8_lossy(&got.stderr).contains("SSL connection using TLSv1.2"),
+        "{}",
+        got.describe()
+    );
+    assert_bytes_eq(
+        &std::fs::read(&target12).unwrap(),
+        &big,
+        "RETR over TLS 1.2",
+    );
+    curl(&[
+        "--tls-max",
+        "1.2",
+        "--ssl-reqd",
+        "--cacert",
+        &ca,
+        "-u",
+        &credentials(),
+        "-T",
+        &path_arg(&source),
+        &format!("{base}/pub/up12.bin"),
+    ])
+    .assert_success();
+    let stored = std::fs::read(server.root().join("pub/up12.bin")).unwrap();
+    assert_bytes_eq(&stored, &upload, "STOR over TLS 1.2");
+
     // Without a CA to trust the server's certificate, curl refuses it (exit 60).
     let untrusted = curl(&["--ssl-reqd", &format!("{base}/pub/big.bin")]);
     assert_eq!(untrusted.code(), Some(60), "{}", untrusted.describe());
