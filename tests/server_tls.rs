@@ -924,3 +924,17 @@ proptest! {
         prop_assert!(s.is_closed() || out.ends_with("200 NOOP ok.\r\n"), "{}", out);
     }
 }
+
+#[test]
+fn rein_on_an_implicit_tls_session_keeps_tls_and_data_protection() {
+    let mut s = implicit(TlsPolicy::offered());
+    s.login_writer();
+    assert!(s.cmd("PROT C").starts_with("200 "));
+    let actions = recorded(&mut s, b"REIN\r\n");
+    // A new implicit connection is TLS with PROT P: that is the state REIN returns to.
+    assert_eq!(names(&actions), ["220"]);
+    assert!(s.session.is_control_secured());
+    assert!(s.session.is_data_protected());
+    assert_eq!(s.session.user(), None);
+    assert_eq!(s.control_clears, 0);
+}

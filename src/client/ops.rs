@@ -10,8 +10,8 @@ use crate::time::Timestamp;
 
 use super::Session;
 use super::abort::AbortState;
-use super::security::SecureStep;
 use super::io::{ClientError, Event, Outcome, ProtocolError, Request, RequestId};
+use super::security::SecureStep;
 use super::transfer::{Transfer, TransferKind};
 use crate::feat::FeatureSet;
 

@@ -104,9 +104,7 @@ impl Session {
                 self.restart_reply_timer(now);
                 Flow::Done(Ok(Outcome::Done(reply.clone())))
             }
-            DataCompletion::Failed(error) => {
-                Flow::Done(Err(ClientError::DataConnection(error)))
-            }
+            DataCompletion::Failed(error) => Flow::Done(Err(ClientError::DataConnection(error))),
             _ => Flow::Continue,
         }
     }

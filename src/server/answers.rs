@@ -128,10 +128,9 @@ fn transfer_step(phase: Phase) -> Expected {
                 matches!(c, Completion::Data(DataCompletion::Connected { .. })) || is_failure(c)
             })
         }
-        Phase::Securing => Expected::new(
-            "Data(Secured) or a failure (a Secure)",
-            |c| matches!(c, Completion::Data(DataCompletion::Secured { .. })) || is_failure(c),
-        ),
+        Phase::Securing => Expected::new("Data(Secured) or a failure (a Secure)", |c| {
+            matches!(c, Completion::Data(DataCompletion::Secured { .. })) || is_failure(c)
+        }),
         Phase::Running => Expected::new(
             "Data(Written), Data(EndOfData), Entries, EntriesPart or a failure (a transfer's \
                    Send, Receive, Read, Write or ReadEntries)",

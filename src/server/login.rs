@@ -25,7 +25,13 @@ fn is_anonymous_name(user: &[u8]) -> bool {
 impl Session {
     /// Whether an anonymous user is logged in.
     pub(super) fn is_anonymous(&self) -> bool {
-        matches!(self.login, Login::LoggedIn { anonymous: true, .. })
+        matches!(
+            self.login,
+            Login::LoggedIn {
+                anonymous: true,
+                ..
+            }
+        )
     }
 
     /// Whether a user is logged in.

@@ -41,6 +41,9 @@ pub(super) struct Security {
     pub(super) data_protected: bool,
     /// `SSCN ON`: this server is the TLS client of data connections.
     pub(super) data_tls_client: bool,
+    /// The connection was TLS from its first byte (implicit FTPS): that is its new-connection state,
+    /// which `REIN` returns to.
+    pub(super) implicit: bool,
 }
 
 impl Security {
@@ -51,6 +54,7 @@ impl Security {
             pbsz_seen: false,
             data_protected: false,
             data_tls_client: false,
+            implicit: false,
         }
     }
 
@@ -62,6 +66,7 @@ impl Security {
             pbsz_seen: true,
             data_protected: true,
             data_tls_client: false,
+            implicit: true,
         }
     }
 }
@@ -106,7 +111,10 @@ impl Session {
         };
         // RFC 4217 §4: the security of a login must not change half-way through it.
         if matches!(self.login, Login::AwaitingPassword { .. }) {
-            return self.reply(ReplyCode::BAD_SEQUENCE, "AUTH must not come between USER and PASS.");
+            return self.reply(
+                ReplyCode::BAD_SEQUENCE,
+                "AUTH must not come between USER and PASS.",
+            );
         }
         self.reply(ReplyCode::SECURITY_EXCHANGE_OK, "Proceed with negotiation.");
         self.drop_plaintext_input();
@@ -197,7 +205,10 @@ impl Session {
                 "CCC must not come between USER and PASS.",
             );
         }
-        self.reply(ReplyCode::COMMAND_OK, "Control connection is plaintext now.");
+        self.reply(
+            ReplyCode::COMMAND_OK,
+            "Control connection is plaintext now.",
+        );
         self.clear_control();
     }
 
@@ -210,8 +221,8 @@ impl Session {
     /// `REIN` on a protected control connection: whether it may go on (after which the connection is
     /// plaintext, as a new one is), or was refused with a reply.
     pub(super) fn reinitialize_security(&mut self) -> bool {
-        if self.security.control == ControlTls::Plain {
-            self.security = Security::plain();
+        // Implicit FTPS: a new connection is TLS, so REIN keeps it (`reset_security`).
+        if self.security.control == ControlTls::Plain || self.security.implicit {
             return true;
         }
         if !self.config.tls.allow_clear_control {
@@ -226,6 +237,10 @@ impl Session {
 
     /// After `REIN`'s `220`: the security state of a new connection.
     pub(super) fn reset_security(&mut self) {
+        if self.security.implicit {
+            self.security = Security::implicit();
+            return;
+        }
         if self.security.control == ControlTls::Secured {
             self.clear_control();
         }
@@ -288,11 +303,13 @@ impl Session {
 
     /// The TLS role of the next data connection, `None` for plaintext.
     pub(super) fn data_tls_role(&self) -> Option<TlsRole> {
-        self.security.data_protected.then_some(if self.security.data_tls_client {
-            TlsRole::Client
-        } else {
-            TlsRole::Server
-        })
+        self.security
+            .data_protected
+            .then_some(if self.security.data_tls_client {
+                TlsRole::Client
+            } else {
+                TlsRole::Server
+            })
     }
 
     /// Whether a data connection secured in `role` with `resumed` is acceptable.
