@@ -3457,3 +3457,19 @@ fn nlst_names_lose_every_cr_before_the_lf() {
         Ok(Outcome::Names(vec![b"a".to_vec(), b"b c".to_vec()]))
     );
 }
+
+#[test]
+fn secure_control_on_a_protected_or_securing_connection_is_refused_at_once() {
+    use ftp_proto::client::UsageError;
+    // Queued twice: the second is refused before anything is sent.
+    let mut s = Script::greeted();
+    s.request(Request::SecureControl);
+    let again = s.session.request(s.now, Request::SecureControl);
+    assert_eq!(again, Err(UsageError::AlreadySecured));
+    assert_eq!(s.sent(), "AUTH TLS\r\n");
+    // Secured: refused too, and no `AUTH TLS` goes out over TLS.
+    let mut s = secured();
+    let again = s.session.request(s.now, Request::SecureControl);
+    assert_eq!(again, Err(UsageError::AlreadySecured));
+    assert_eq!(s.sent(), "");
+}

@@ -289,6 +289,10 @@ pub enum UsageError {
     /// A [`Request::Host`] name that is not a host name or IP literal (RFC 7151), which servers refuse.
     #[error("not a host name or IP literal")]
     InvalidHost,
+    /// A [`Request::SecureControl`] on a control connection that is protected already (or will be,
+    /// by one queued before): TLS inside TLS is no FTP.
+    #[error("the control connection is protected already")]
+    AlreadySecured,
 }
 
 /// Something the driver must do. Drain them with [`Session::poll_action`](super::Session::poll_action)

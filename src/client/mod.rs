@@ -249,6 +249,9 @@ impl Session {
         if !self.lifecycle.takes_requests() {
             return Err(UsageError::Closed);
         }
+        if matches!(request, Request::SecureControl) && self.secured_or_securing() {
+            return Err(UsageError::AlreadySecured);
+        }
         if let Request::Host(name) | Request::Raw(Command::Host(name)) = &request {
             if !crate::command::is_valid_host(name.as_bytes()) {
                 return Err(UsageError::InvalidHost);

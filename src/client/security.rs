@@ -109,6 +109,16 @@ impl Session {
         }
     }
 
+    /// Whether the control connection is protected, being secured, or will be by a queued request.
+    pub(super) fn secured_or_securing(&self) -> bool {
+        let running = self
+            .current
+            .as_ref()
+            .is_some_and(|c| matches!(c.op, Op::SecureControl(_)));
+        let queued = (self.queue.iter()).any(|(_, r)| matches!(r, super::Request::SecureControl));
+        self.security.control != ControlTls::Plain || running || queued
+    }
+
     /// Whether control input is to be dropped: the handshake is under way.
     pub(super) fn is_handshaking(&self) -> bool {
         self.security.control == ControlTls::Handshaking
