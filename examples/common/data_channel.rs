@@ -48,6 +48,10 @@ use super::tls::{DataStream, DataTls};
 /// this is only reached if the task is somehow stuck.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
+/// How long a TLS client's finished data connection waits for the server to close its end after
+/// the client closed its own (well under [`CLOSE_WAIT`]; a server closes at once).
+const TLS_LINGER: Duration = Duration::from_secs(2);
+
 /// What the data tasks need of their driver: where answers and chunks go, and chunk buffers.
 pub trait Link<Id>: Clone + Send + Sync + 'static {
     /// Passes an answer to the session (`handle_completion`); `false` once the driver is gone.
@@ -417,6 +421,9 @@ impl<L> Task<L> {
                     // FIN after the last byte (how the receiver learns the file ended), after TLS's
                     // close_notify; errors mean the peer is gone, which is closed too.
                     let _ = stream.shutdown().await;
+                    // A TLS client then reads to the server's end (tickets sent late, and no unread
+                    // bytes to turn the close into a reset that loses the end of an upload).
+                    stream.read_until_peer_closes(TLS_LINGER).await;
                 }
                 self.endpoint = Endpoint::Closed;
                 return ControlFlow::Break(());

@@ -41,7 +41,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -373,10 +373,75 @@ impl ClientTls {
     pub fn for_connection(&self, host: &str) -> io::Result<ConnectorTls> {
         let name = ServerName::try_from(host.to_owned())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let sessions = Arc::new(CountingSessions {
+            inner: rustls::client::ClientSessionMemoryCache::new(SESSIONS_PER_CONNECTION),
+            unresumable: AtomicU64::new(0),
+        });
+        let mut config = (*self.base).clone();
+        config.resumption = rustls::client::Resumption::store(Arc::clone(&sessions) as _);
         Ok(ConnectorTls {
-            config: Arc::new(with_own_sessions(&self.base)),
+            config: Arc::new(config),
             name,
+            sessions,
         })
+    }
+}
+
+/// One control connection's client session store: rustls' own, counting the handshakes that found
+/// no session at all to offer (so that a refused data connection can be explained).
+#[derive(Debug)]
+struct CountingSessions {
+    inner: rustls::client::ClientSessionMemoryCache,
+    unresumable: AtomicU64,
+}
+
+impl rustls::client::ClientSessionStore for CountingSessions {
+    fn set_kx_hint(&self, server_name: ServerName<'static>, group: rustls::NamedGroup) {
+        self.inner.set_kx_hint(server_name, group);
+    }
+
+    fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<rustls::NamedGroup> {
+        self.inner.kx_hint(server_name)
+    }
+
+    fn set_tls12_session(
+        &self,
+        server_name: ServerName<'static>,
+        value: rustls::client::Tls12ClientSessionValue,
+    ) {
+        self.inner.set_tls12_session(server_name, value);
+    }
+
+    /// rustls asks for a TLS 1.2 session only when it has no TLS 1.3 ticket: `None` here means the
+    /// handshake offers nothing to resume.
+    fn tls12_session(
+        &self,
+        server_name: &ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
+        let session = self.inner.tls12_session(server_name);
+        if session.is_none() {
+            self.unresumable.fetch_add(1, Ordering::Relaxed);
+        }
+        session
+    }
+
+    fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
+        self.inner.remove_tls12_session(server_name);
+    }
+
+    fn insert_tls13_ticket(
+        &self,
+        server_name: ServerName<'static>,
+        value: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.inner.insert_tls13_ticket(server_name, value);
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        server_name: &ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        self.inner.take_tls13_ticket(server_name)
     }
 }
 
@@ -393,9 +458,16 @@ fn with_own_sessions(base: &ClientConfig) -> ClientConfig {
 pub struct ConnectorTls {
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
+    sessions: Arc<CountingSessions>,
 }
 
 impl ConnectorTls {
+    /// How many handshakes of this control connection (its own first one included) had no session
+    /// to offer: with TLS 1.3, a data connection's once the server's tickets are used up.
+    pub fn unresumable_handshakes(&self) -> u64 {
+        self.sessions.unresumable.load(Ordering::Relaxed)
+    }
+
     /// The control connection's handshake.
     pub async fn connect_control(&self, tcp: TcpStream) -> io::Result<TlsClientStream> {
         TlsConnector::from(Arc::clone(&self.config))
@@ -484,6 +556,22 @@ impl DataStream {
                 tokio::io::AsyncReadExt::read(self, &mut byte),
             )
             .await;
+        }
+    }
+
+    /// After this end was shut down (`close_notify` and FIN sent), a TLS client reads on until the
+    /// peer's end, at most `limit`: records the server sent during an upload (its TLS 1.3 session
+    /// tickets) are processed, so the session store is refilled, and nothing is left unread when the
+    /// socket is closed. Closing a socket with unread bytes makes the kernel reset the connection,
+    /// throwing away the end of the upload still queued to send (vsftpd then answers 426 "Failure
+    /// reading network stream"). A server closes its end once it has read the client's.
+    pub async fn read_until_peer_closes(&mut self, limit: Duration) {
+        if let DataStream::TlsClient(_) = self {
+            let mut buffer = [0u8; 1024];
+            let drain = async {
+                while let Ok(1..) = tokio::io::AsyncReadExt::read(self, &mut buffer).await {}
+            };
+            let _ = tokio::time::timeout(limit, drain).await;
         }
     }
 }
