@@ -2782,10 +2782,9 @@ fn an_implicit_tls_session_protects_its_first_transfer() {
     let id = s.request(Request::Nlst { path: None });
     protect(&mut s);
     epsv(&mut s, id, 5000);
-    // AUTH on an implicit connection is the user's business: it is sent, and the server refuses.
-    let auth = s.request(Request::SecureControl);
-    assert!(s.completed().is_empty());
-    let _ = auth;
+    // AUTH on an implicit connection would be TLS inside TLS: refused before anything is sent.
+    let auth = s.session.request(s.now, Request::SecureControl);
+    assert_eq!(auth, Err(ftp_proto::client::UsageError::AlreadySecured));
 }
 
 #[test]
@@ -3351,8 +3350,9 @@ mod wired {
         assert_eq!(result, Ok(Outcome::Retrieved { bytes: 8 }));
         assert_eq!(w.server.handshakes, 0);
         assert_eq!(w.server.data_secures, [TlsRole::Server]);
-        // AUTH on an implicit connection: refused, and the session goes on.
-        assert_eq!(reply_code(&w.run(Request::SecureControl)), Some(503));
+        // AUTH on an implicit connection: refused by the session itself, which goes on.
+        let auth = w.client.session.request(w.client.now, Request::SecureControl);
+        assert_eq!(auth, Err(ftp_proto::client::UsageError::AlreadySecured));
         assert!(w.run(Request::Noop).is_ok());
     }
 
