@@ -9,12 +9,23 @@
 //! messages, `mirror` over MLSD and over LIST), and the captured listings in `tests/fixtures/listings/`
 //! parsed with `ftp_proto::listing` (no server needed).
 //!
+//! FTPS (RFC 4217, `tls_*` tests): the same driver with explicit (`AUTH TLS`) and implicit FTPS
+//! against vsftpd (`require_ssl_reuse=YES`), pure-ftpd, ProFTPD's mod_tls, pyftpdlib's
+//! `TLS_FTPHandler` and the example server, each requiring TLS for logins and data, with a test CA:
+//! listings, many protected transfers in one session (each data connection resumes the control
+//! connection's TLS session; TLS 1.3 tickets are used up one per resumption), resumed transfers, all
+//! four data modes; a server that refuses `AUTH TLS` or shows an untrusted certificate stops the
+//! client before it sends a password; the CLI's `--tls`, `--ca-file`, `--insecure` and `ftps://`; and
+//! FXP between two example servers over TLS (`SSCN`).
+//!
 //! A server that is not installed is skipped (`SKIPPED: ...`), unless `CI=true`. Each test is bounded by
 //! [`TEST_TIMEOUT`] and prints its duration (`cargo test --test client_interop -- --nocapture`).
 //!
 //! Re-capture the fixtures with
 //! `cargo test --test client_interop capture_listing_fixtures -- --ignored`.
 
+#[path = "support/certs.rs"]
+mod certs;
 #[allow(dead_code)]
 #[path = "../examples/client/cli.rs"]
 mod cli;
@@ -33,14 +44,15 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use driver::{Client, ClientOptions, DriverError, fxp_copy};
+use driver::tls::ClientTls;
+use driver::{Client, ClientOptions, DriverError, Ftps, fxp_copy};
 use ftp_proto::client::fxp::FxpTransfer;
 use ftp_proto::client::{ClientError, DataMode, Outcome, Request};
 use ftp_proto::command::{FormatControl, Pathname, TransferType};
 use ftp_proto::listing::{EntryKind, ListTime, MlsxKind, parse_listing, parse_mlsx_listing};
 use ftp_proto::time::Timestamp;
 use ftp_proto::url::FtpUrl;
-use servers::{Kind, PASSWORD, Server, TempDir, USER, pattern};
+use servers::{Kind, PASSWORD, Server, TempDir, TlsMode, USER, pattern};
 
 /// The longest any one test may run.
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -125,11 +137,20 @@ fn active(extended: bool) -> ClientOptions {
     options
 }
 
+/// Logs in as the server's user: at its implicit FTPS address when `options` says implicit FTPS.
 async fn login(server: &Server, options: ClientOptions) -> Client {
-    let url = FtpUrl::parse(&server.url("/")).unwrap();
-    Client::connect_url(&url, options)
+    let url = match options.ftps {
+        Ftps::Implicit(_) => server.ftps_url("/"),
+        _ => server.url("/"),
+    };
+    let url = FtpUrl::parse(&url).unwrap();
+    let mut client = Client::connect_url(&url, options)
         .await
-        .unwrap_or_else(|e| panic!("login to {}: {e}", server.kind.name()))
+        .unwrap_or_else(|e| panic!("login to {}: {e}", server.kind.name()));
+    if let Some(home) = server.home {
+        client.run(Request::Cwd(path(home))).await.unwrap();
+    }
+    client
 }
 
 fn path(name: &str) -> Pathname {
@@ -658,6 +679,419 @@ fn missing_file_is_the_servers_550() {
             client.quit().await.unwrap();
         });
     }
+}
+
+// ---- FTPS ----
+
+/// Runs `scenario` against a fresh TLS server of `kind` in `mode` (skipped if the server is missing),
+/// within [`TEST_TIMEOUT`].
+fn run_tls(kind: Kind, mode: TlsMode, name: &str, scenario: impl AsyncFnOnce(&Server, TlsMode)) {
+    let started = Instant::now();
+    let Some(server) = kind.start_with(mode) else {
+        return;
+    };
+    let runtime = runtime();
+    let outcome = runtime
+        .block_on(async { tokio::time::timeout(TEST_TIMEOUT, scenario(&server, mode)).await });
+    assert!(
+        outcome.is_ok(),
+        "{name} on {} ({mode:?}) timed out",
+        kind.name()
+    );
+    eprintln!(
+        "[time] {name} on {} ({mode:?}): {:.2} s",
+        kind.name(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// One test per TLS server and mode for a scenario.
+macro_rules! on_every_tls_server {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            use super::{Kind, TlsMode, run_tls};
+
+            fn explicit(kind: Kind) {
+                run_tls(kind, TlsMode::Explicit, stringify!($scenario), super::$scenario);
+            }
+
+            fn implicit(kind: Kind) {
+                run_tls(kind, TlsMode::Implicit, stringify!($scenario), super::$scenario);
+            }
+
+            #[test]
+            fn vsftpd() {
+                explicit(Kind::Vsftpd);
+            }
+
+            #[test]
+            fn vsftpd_implicit() {
+                implicit(Kind::Vsftpd);
+            }
+
+            #[test]
+            fn pure_ftpd() {
+                explicit(Kind::PureFtpd);
+            }
+
+            #[test]
+            fn proftpd() {
+                explicit(Kind::Proftpd);
+            }
+
+            #[test]
+            fn proftpd_implicit() {
+                implicit(Kind::Proftpd);
+            }
+
+            #[test]
+            fn pyftpdlib() {
+                explicit(Kind::Pyftpdlib);
+            }
+
+            #[test]
+            fn example_server() {
+                explicit(Kind::Example);
+            }
+
+            #[test]
+            fn example_server_implicit() {
+                implicit(Kind::Example);
+            }
+        }
+    )*};
+}
+
+on_every_tls_server!(tls_many_transfers, tls_uploads_in_a_row, tls_data_modes);
+
+/// Trusts `server`'s test CA, with explicit or implicit FTPS as `mode` says.
+fn with_tls(server: &Server, mode: TlsMode, mut options: ClientOptions) -> ClientOptions {
+    let ca = server.ca.as_deref().expect("a TLS server has a CA");
+    let tls = ClientTls::new(Some(ca), false).unwrap();
+    options.ftps = match mode {
+        TlsMode::Implicit => Ftps::Implicit(tls),
+        _ => Ftps::Explicit(tls),
+    };
+    options
+}
+
+/// Servers that require session reuse but send no TLS 1.3 ticket on upload data connections
+/// (ProFTPD 1.3.8, two at login; the example server, four at login and on downloads): rustls uses each
+/// ticket once, so a session of many uploads runs out of them ([`tls13_tickets_run_out_on_uploads`]).
+/// Such sessions run TLS 1.2 here, whose session is resumed any number of times.
+fn starves_uploads(kind: Kind) -> bool {
+    matches!(kind, Kind::Proftpd | Kind::Example)
+}
+
+/// [`with_tls`], with TLS 1.2 at most against a server that [`starves_uploads`].
+fn with_tls_for_uploads(server: &Server, mode: TlsMode, options: ClientOptions) -> ClientOptions {
+    let mut options = with_tls(server, mode, options);
+    if starves_uploads(server.kind) {
+        options.ftps = match options.ftps {
+            Ftps::Explicit(tls) => Ftps::Explicit(tls.tls12_only().unwrap()),
+            Ftps::Implicit(tls) => Ftps::Implicit(tls.tls12_only().unwrap()),
+            Ftps::Off => Ftps::Off,
+        };
+    }
+    options
+}
+
+/// How many data connections the server saw resume the control connection's TLS session, if its log
+/// tells.
+fn resumed_data_connections(server: &Server) -> Option<usize> {
+    let log = server.log();
+    match server.kind {
+        // debug_ssl: `SSL version: TLSv1.3, SSL cipher: ..., reused, no cert`.
+        Kind::Vsftpd => Some(log.matches(", reused,").count()),
+        // TLSLog: `client reused TLS session for data connection`.
+        Kind::Proftpd => Some(log.matches("client reused TLS session").count()),
+        _ => None,
+    }
+}
+
+/// One session, TLS required: listings, then eight downloads and eight uploads in a row (a few MB,
+/// then sizes around the chunk size, an empty file), each byte for byte, then a resumed download and
+/// upload. Every data connection is a new TLS handshake that must resume the control connection's
+/// session (vsftpd `require_ssl_reuse`, ProFTPD): with TLS 1.3, each resumption uses up a ticket, so
+/// this checks the tickets do not run out (TLS 1.2 against ProFTPD, see [`starves_uploads`]).
+async fn tls_many_transfers(server: &Server, mode: TlsMode) {
+    const SIZES: [usize; 8] = [BIG, 0, 1, 1000, 65_536, 65_537, 200_001, 1_048_576];
+    server.put_dir("dir");
+    for (i, &size) in SIZES.iter().enumerate() {
+        server.put_file(&format!("r{i}.bin"), &pattern(size, 100 + i as u64));
+    }
+    let options = match server.kind {
+        // Downloads between the uploads refill the example server's tickets; ProFTPD's only one each.
+        Kind::Proftpd => with_tls_for_uploads(server, mode, passive(true)),
+        _ => with_tls(server, mode, passive(true)),
+    };
+    let mut client = login(server, options).await;
+    assert!(client.greeting().is_some());
+    binary(&mut client).await;
+
+    let list = client
+        .run(Request::List {
+            path: None,
+            now: now(),
+        })
+        .await
+        .unwrap();
+    let mut names: Vec<String> = list_triples(list).into_iter().map(|t| t.0).collect();
+    names.sort();
+    let mut expected: Vec<String> = (0..SIZES.len()).map(|i| format!("r{i}.bin")).collect();
+    expected.insert(0, "dir".into());
+    assert_eq!(names, expected, "LIST over TLS");
+    if client.features().await.unwrap().mlst.is_some() {
+        let mlsd = client.run(Request::Mlsd { path: None }).await.unwrap();
+        assert_eq!(mlsd_triples(mlsd).len(), SIZES.len() + 1, "MLSD over TLS");
+    }
+
+    let local = TempDir::new("local");
+    for (i, &size) in SIZES.iter().enumerate() {
+        let data = pattern(size, 100 + i as u64);
+        let file = local.path().join(format!("r{i}.bin"));
+        let sink = tokio::fs::File::create(&file).await.unwrap();
+        let got = client
+            .download(path(&format!("r{i}.bin")), 0, sink, &mut |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("RETR #{i} ({size} bytes): {e}"));
+        assert_eq!(got, size as u64);
+        assert_same(&std::fs::read(&file).unwrap(), &data, "RETR over TLS");
+        let source = tokio::fs::File::open(&file).await.unwrap();
+        let sent = client
+            .upload(path(&format!("u{i}.bin")), 0, false, source, &mut |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("STOR #{i} ({size} bytes): {e}"));
+        assert_eq!(sent, size as u64);
+    }
+
+    // Resumed: the rest of a partial local copy, then the rest of a partial remote one.
+    let data = pattern(BIG, 100);
+    let have = 1_234_567;
+    let partial = local.path().join("partial");
+    std::fs::write(&partial, &data[..have]).unwrap();
+    let sink = tokio::fs::OpenOptions::new()
+        .append(true)
+        .open(&partial)
+        .await
+        .unwrap();
+    let got = client
+        .download(path("r0.bin"), have as u64, sink, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(got, (BIG - have) as u64);
+    assert_same(
+        &std::fs::read(&partial).unwrap(),
+        &data,
+        "resumed RETR over TLS",
+    );
+    server.put_file("growing.bin", &data[..have]);
+    let mut source = tokio::fs::File::open(&partial).await.unwrap();
+    use tokio::io::AsyncSeekExt;
+    source
+        .seek(std::io::SeekFrom::Start(have as u64))
+        .await
+        .unwrap();
+    let sent = client
+        .upload(path("growing.bin"), have as u64, false, source, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(sent, (BIG - have) as u64);
+    client.run(Request::Noop).await.unwrap();
+    client.quit().await.unwrap();
+
+    for (i, &size) in SIZES.iter().enumerate() {
+        let uploaded = std::fs::read(server.root.join(format!("u{i}.bin"))).unwrap();
+        assert_same(&uploaded, &pattern(size, 100 + i as u64), "STOR over TLS");
+    }
+    assert_same(
+        &std::fs::read(server.root.join("growing.bin")).unwrap(),
+        &data,
+        "resumed STOR over TLS",
+    );
+    if server.logs_commands {
+        // The session protected the data connections before the first transfer.
+        assert!(server.received("PBSZ 0"), "{}", server.log());
+        assert!(server.received("PROT P"), "{}", server.log());
+        assert!(server.received("REST 1234567"), "{}", server.log());
+    }
+    // LIST, maybe MLSD, 16 transfers and 2 resumed ones: each resumed the control connection's session.
+    if let Some(resumed) = resumed_data_connections(server) {
+        assert!(
+            resumed >= 2 * SIZES.len() + 3,
+            "{resumed} resumed:\n{}",
+            server.log()
+        );
+    }
+}
+
+/// Ten uploads in a row, then ten downloads, in one session: the tickets a TLS 1.3 server sends on an
+/// upload's data connection (vsftpd does) are read before it is closed. (TLS 1.2 against servers that
+/// send none there, see [`starves_uploads`].)
+async fn tls_uploads_in_a_row(server: &Server, mode: TlsMode) {
+    const COUNT: u64 = 10;
+    let mut client = login(server, with_tls_for_uploads(server, mode, passive(true))).await;
+    binary(&mut client).await;
+    for i in 0..COUNT {
+        let data = pattern(10_000 + i as usize, 300 + i);
+        client
+            .upload(
+                path(&format!("up{i}.bin")),
+                0,
+                false,
+                std::io::Cursor::new(data),
+                &mut |_| {},
+            )
+            .await
+            .unwrap_or_else(|e| panic!("STOR #{i}: {e}"));
+    }
+    for i in 0..COUNT {
+        let (sink, mut reader) = tokio::io::duplex(64 * 1024);
+        let read = tokio::spawn(async move {
+            let mut bytes = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
+                .await
+                .map(|_| bytes)
+        });
+        client
+            .download(path(&format!("up{i}.bin")), 0, sink, &mut |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("RETR #{i}: {e}"));
+        let bytes = read.await.unwrap().unwrap();
+        assert_same(
+            &bytes,
+            &pattern(10_000 + i as usize, 300 + i),
+            "RETR after STOR",
+        );
+    }
+    client.quit().await.unwrap();
+}
+
+/// A few MB each way over TLS in every data mode: EPSV, PASV, EPRT, PORT (the data connection's TLS
+/// client is always this client, whichever end connects).
+async fn tls_data_modes(server: &Server, mode: TlsMode) {
+    let modes = [passive(true), passive(false), active(true), active(false)];
+    for (seed, options) in (20..).zip(modes) {
+        round_trip(server, with_tls(server, mode, options), seed).await;
+    }
+    if server.logs_commands {
+        for command in ["EPSV", "PASV", "EPRT |1|127.0.0.1|", "PORT 127,0,0,1,"] {
+            assert!(server.received(command), "{command}: {}", server.log());
+        }
+    }
+}
+
+/// The limit [`starves_uploads`] works around: in TLS 1.3, against a server that requires session reuse
+/// and sends no ticket on upload connections, uploads in a row are refused once the tickets of the login
+/// are used up, and the error says why.
+#[test]
+fn tls13_tickets_run_out_on_uploads() {
+    for kind in [Kind::Proftpd, Kind::Example] {
+        run_tls(
+            kind,
+            TlsMode::Explicit,
+            "tls13_tickets_run_out",
+            async |server, mode| {
+                let mut client = login(server, with_tls(server, mode, passive(true))).await;
+                binary(&mut client).await;
+                let mut refused = None;
+                for i in 0..10 {
+                    let source = std::io::Cursor::new(pattern(1000, i));
+                    let name = path(&format!("up{i}.bin"));
+                    if let Err(error) = client.upload(name, 0, false, source, &mut |_| {}).await {
+                        refused = Some((i, error));
+                        break;
+                    }
+                }
+                let Some((i, error)) = refused else {
+                    panic!(
+                        "{}: ten uploads in TLS 1.3: tickets to spare now?",
+                        server.kind.name()
+                    );
+                };
+                // At least the two tickets every OpenSSL server sends at login were there.
+                assert!(i >= 2, "upload #{i}: {error}");
+                assert!(
+                    matches!(error, DriverError::TlsNotResumed(_)),
+                    "upload #{i}: {error:?}"
+                );
+                assert_eq!(error.reply().map(|r| r.code().get()), Some(425), "{error}");
+                assert!(
+                    error
+                        .to_string()
+                        .contains("TLS 1.2 sessions do not run out"),
+                    "{error}"
+                );
+                // The refusal is the transfer's: the session goes on.
+                client.run(Request::Noop).await.unwrap();
+                client.quit().await.unwrap();
+            },
+        );
+    }
+}
+
+/// A server without TLS answers `AUTH TLS` with an error: the connection fails with that reply and
+/// the client never sends `USER` or `PASS` in plaintext.
+#[test]
+fn tls_refused_is_no_plaintext_fallback() {
+    for kind in [Kind::Pyftpdlib, Kind::Example] {
+        run(kind, "tls_refused", async |server: &Server| {
+            let tls = ClientTls::new(None, true).unwrap();
+            let mut options = options();
+            options.ftps = Ftps::Explicit(tls);
+            let url = FtpUrl::parse(&server.url("/")).unwrap();
+            let error = Client::connect_url(&url, options).await.unwrap_err();
+            let DriverError::TlsRefused(reply) = &error else {
+                panic!("{} did not refuse TLS: {error:?}", server.kind.name());
+            };
+            assert!(reply.code().get() >= 500, "{error}");
+            assert!(
+                error.to_string().contains("not going on in plaintext"),
+                "{error}"
+            );
+            // The handle is gone; give a stray command the time to arrive, then check none did.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(server.received("AUTH TLS"), "{}", server.log());
+            assert!(!server.received("USER"), "{}", server.log());
+            assert!(!server.received("PASS"), "{}", server.log());
+        });
+    }
+}
+
+/// A certificate the client does not trust (another CA; the right CA but another name): the handshake
+/// fails, and no login is sent.
+#[test]
+fn tls_untrusted_certificate() {
+    run_tls(
+        Kind::Example,
+        TlsMode::Explicit,
+        "tls_untrusted",
+        async |server: &Server, _| {
+            let other = TempDir::new("other-ca");
+            let stranger = certs::TestPki::new(other.path());
+            let mut wrong_ca = options();
+            wrong_ca.ftps = Ftps::Explicit(ClientTls::new(Some(&stranger.ca), false).unwrap());
+            let mut wrong_name = with_tls(server, TlsMode::Explicit, options());
+            wrong_name.tls_name = Some("ftp.example.com".into());
+            for options in [wrong_ca, wrong_name] {
+                let url = FtpUrl::parse(&server.url("/")).unwrap();
+                let error = Client::connect_url(&url, options).await.unwrap_err();
+                assert!(matches!(error, DriverError::Tls(_)), "{error:?}");
+                assert!(
+                    error.to_string().starts_with("TLS handshake failed: "),
+                    "{error}"
+                );
+            }
+            // Implicit FTPS: the handshake comes before the greeting.
+            let mut implicit = options();
+            implicit.ftps = Ftps::Implicit(ClientTls::new(Some(&stranger.ca), false).unwrap());
+            let url = FtpUrl::parse(&server.ftps_url("/")).unwrap();
+            let error = Client::connect_url(&url, implicit).await.unwrap_err();
+            assert!(matches!(error, DriverError::Tls(_)), "{error:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(!server.received("USER"), "{}", server.log());
+        },
+    );
 }
 
 // ---- FXP ----

@@ -19,6 +19,21 @@ Commands:
   mirror URL LOCALDIR    download a directory tree (MLSD, falling back to LIST)
 
 URLs: ftp://[user[:password]@]host[:port]/path[;type=a|i|d] (RFC 1738; anonymous without a user)
+      ftps://...             implicit FTPS: TLS from the first byte (default port 990)
+
+FTP over TLS (RFC 4217):
+  --tls                  explicit FTPS on an ftp:// URL: AUTH TLS before logging in; a server that
+                         refuses it is an error (never a fallback to plaintext). With TLS, data
+                         connections are protected too (PBSZ 0, PROT P) and resume the control
+                         connection's TLS session, as servers requiring session reuse demand
+  --ca-file FILE         trust the CA certificate(s) in FILE (PEM) instead of the system's: a
+                         private CA, or a self-signed server certificate
+  --insecure             do not check the server's certificate at all (tests only: anyone on the
+                         path can read and change the session, password included)
+  --tls-max VERSION      1.2 or 1.3 (default): the highest TLS version offered. Each TLS 1.3
+                         session ticket is used once, and servers that require session reuse but
+                         send few tickets (ProFTPD 1.3.8) refuse data connections once they run
+                         out; a TLS 1.2 session never runs out
 
 Options:
   --resume               get: continue a partial local file; put: continue a partial remote file
@@ -45,6 +60,18 @@ pub enum Command {
     Mirror { url: FtpUrl, local: PathBuf },
 }
 
+impl Command {
+    /// The command's URL.
+    pub fn url(&self) -> &FtpUrl {
+        match self {
+            Command::List { url }
+            | Command::Get { url, .. }
+            | Command::Put { url, .. }
+            | Command::Mirror { url, .. } => url,
+        }
+    }
+}
+
 /// The flags.
 #[derive(Debug, Clone, Default)]
 pub struct Flags {
@@ -53,6 +80,21 @@ pub struct Flags {
     pub ascii: bool,
     pub no_epsv: bool,
     pub timeout: Option<Duration>,
+    /// `--tls`: explicit FTPS.
+    pub tls: bool,
+    /// `--ca-file FILE`.
+    pub ca_file: Option<PathBuf>,
+    /// `--insecure`.
+    pub insecure: bool,
+    /// `--tls-max 1.2`.
+    pub tls12_only: bool,
+}
+
+impl Flags {
+    /// Whether the session runs TLS: `--tls`, or an `ftps://` URL.
+    pub fn uses_tls(&self, url: &FtpUrl) -> bool {
+        self.tls || url.is_implicit_tls()
+    }
 }
 
 /// What the user asked for.
@@ -92,6 +134,24 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             "--active" => flags.active = takes_no_value(true)?,
             "--ascii" => flags.ascii = takes_no_value(true)?,
             "--no-epsv" => flags.no_epsv = takes_no_value(true)?,
+            "--tls" => flags.tls = takes_no_value(true)?,
+            "--insecure" => flags.insecure = takes_no_value(true)?,
+            "--tls-max" => {
+                let value = inline_value
+                    .or_else(|| args.next())
+                    .ok_or("--tls-max needs a value")?;
+                flags.tls12_only = match value.as_str() {
+                    "1.2" => true,
+                    "1.3" => false,
+                    _ => return Err(format!("--tls-max: expected 1.2 or 1.3, got {value:?}")),
+                };
+            }
+            "--ca-file" => {
+                let value = inline_value
+                    .or_else(|| args.next())
+                    .ok_or("--ca-file needs a value")?;
+                flags.ca_file = Some(PathBuf::from(value));
+            }
             "--timeout" => {
                 let value = inline_value
                     .or_else(|| args.next())
@@ -102,6 +162,15 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         }
     }
     let command = command(operands)?;
+    let url = command.url();
+    if (flags.ca_file.is_some() || flags.insecure || flags.tls12_only) && !flags.uses_tls(url) {
+        return Err(
+            "--ca-file, --insecure and --tls-max need TLS: add --tls, or use an ftps:// URL".into(),
+        );
+    }
+    if flags.ca_file.is_some() && flags.insecure {
+        return Err("--ca-file and --insecure contradict each other".into());
+    }
     Ok(Parsed::Run(command, flags))
 }
 
@@ -192,5 +261,40 @@ mod tests {
         assert!(args("get ftp://h/f --frobnicate").is_err());
         assert!(args("get ftp://h/f --resume=yes").is_err());
         assert!(matches!(args("ls ftp://h/ --help"), Ok(Parsed::Help)));
+    }
+
+    #[test]
+    fn tls_flags() {
+        let Ok(Parsed::Run(command, flags)) = args("ls --tls --ca-file ca.pem ftp://h/") else {
+            panic!("not parsed");
+        };
+        assert!(flags.tls && !flags.insecure && flags.uses_tls(command.url()));
+        assert_eq!(flags.ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(command.url().port(), 21);
+
+        // ftps:// is implicit FTPS on port 990, without --tls.
+        let Ok(Parsed::Run(command, flags)) = args("get --insecure ftps://h/f") else {
+            panic!("not parsed");
+        };
+        assert!(!flags.tls && flags.insecure && flags.uses_tls(command.url()));
+        assert_eq!(command.url().port(), 990);
+
+        // Trust settings without TLS would protect nothing: refused rather than ignored.
+        assert!(args("ls --insecure ftp://h/").is_err());
+        assert!(args("ls --ca-file=ca.pem ftp://h/").is_err());
+        assert!(args("ls --tls --ca-file").is_err());
+        assert!(args("ls --tls=yes ftp://h/").is_err());
+        assert!(args("ls --tls --insecure --ca-file ca.pem ftp://h/").is_err());
+
+        let Ok(Parsed::Run(_, flags)) = args("ls --tls --tls-max 1.2 ftp://h/") else {
+            panic!("not parsed");
+        };
+        assert!(flags.tls12_only);
+        let Ok(Parsed::Run(_, flags)) = args("ls --tls-max=1.3 ftps://h/") else {
+            panic!("not parsed");
+        };
+        assert!(!flags.tls12_only);
+        assert!(args("ls --tls --tls-max 1.1 ftp://h/").is_err());
+        assert!(args("ls --tls-max 1.2 ftp://h/").is_err());
     }
 }

@@ -15,7 +15,8 @@ use ftp_proto::url::{FtpUrl, TypeCode};
 use tokio::io::AsyncSeekExt;
 
 use crate::cli::{Command, Flags};
-use crate::driver::{Client, ClientOptions, DriverError};
+use crate::driver::tls::ClientTls;
+use crate::driver::{Client, ClientOptions, DriverError, Ftps};
 use crate::progress::{Progress, human};
 
 /// Why a command failed.
@@ -54,7 +55,7 @@ impl<T> Context<T> for Result<T, DriverError> {
 
 /// Runs one command.
 pub async fn run(command: Command, flags: Flags) -> Result<(), Failure> {
-    let options = options(&flags);
+    let options = options(&flags, command.url())?;
     match command {
         Command::List { url } => list(&url, options).await,
         Command::Get { url, local } => get(&url, local, &flags, options).await,
@@ -63,8 +64,28 @@ pub async fn run(command: Command, flags: Flags) -> Result<(), Failure> {
     }
 }
 
-fn options(flags: &Flags) -> ClientOptions {
+fn options(flags: &Flags, url: &FtpUrl) -> Result<ClientOptions, Failure> {
     let mut options = ClientOptions::default();
+    if flags.uses_tls(url) {
+        if flags.insecure {
+            eprintln!(
+                "warning: --insecure: the server's certificate is NOT checked; anyone on the path can \
+                 read and change this session, password included"
+            );
+        }
+        let trust = ClientTls::new(flags.ca_file.as_deref(), flags.insecure);
+        let tls = trust
+            .and_then(|tls| match flags.tls12_only {
+                true => tls.tls12_only(),
+                false => Ok(tls),
+            })
+            .map_err(|error| match &flags.ca_file {
+                Some(file) => Failure::Local(format!("--ca-file {}: {error}", file.display())),
+                None => Failure::Local(format!("TLS: {error}")),
+            })?;
+        // `connect_url` makes an ftps:// URL implicit FTPS.
+        options.ftps = Ftps::Explicit(tls);
+    }
     if let Some(timeout) = flags.timeout {
         options = options.with_timeout(timeout);
     }
@@ -72,7 +93,7 @@ fn options(flags: &Flags) -> ClientOptions {
         options.session.mode = DataMode::Active;
     }
     options.session.extended_first = !flags.no_epsv;
-    options
+    Ok(options)
 }
 
 /// The URL's path as the user wrote it (decoded), for messages: `/pub/file`.

@@ -34,12 +34,12 @@
 
 #![allow(dead_code)] // the CLI and the tests each use a part of the API
 
+#[path = "../common/control.rs"]
+mod control;
 #[path = "../common/data_channel.rs"]
 mod data_channel;
 #[path = "../common/tls.rs"]
 pub mod tls;
-#[path = "../common/control.rs"]
-mod control;
 use control::ControlStream;
 #[path = "../common/run_loop.rs"]
 mod run_loop;
@@ -70,6 +70,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use data_channel::{DataChannels, Link, Settings};
+use tls::{ClientTls, ConnectorTls, DataTls};
 
 /// Bytes asked of one read of a data connection or an upload source. 64 KiB keeps the per-chunk cost
 /// (a channel message, a session call) negligible next to the bytes.
@@ -81,10 +82,17 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// How a [`Client`] connects, and the session's policy.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
-    /// The session's configuration (data mode, `EPSV` first or not, timeouts, bounds).
+    /// The session's configuration (data mode, `EPSV` first or not, timeouts, bounds, whether data
+    /// connections are protected once the control connection is: `protect_data`).
     pub session: Config,
-    /// How long opening the control connection and receiving the greeting may take.
+    /// How long opening the control connection and receiving the greeting may take (and, with FTPS,
+    /// the control connection's TLS handshake).
     pub connect_timeout: Duration,
+    /// FTP over TLS (RFC 4217), or plaintext.
+    pub ftps: Ftps,
+    /// The name the server's certificate must show; by default the host the client connects to (the
+    /// URL's host, or the address's IP for [`Client::connect`]).
+    pub tls_name: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -92,7 +100,43 @@ impl Default for ClientOptions {
         ClientOptions {
             session: Config::default(),
             connect_timeout: Duration::from_secs(30),
+            ftps: Ftps::Off,
+            tls_name: None,
         }
+    }
+}
+
+/// Whether and how the control connection is protected with TLS.
+#[derive(Clone, Default)]
+pub enum Ftps {
+    /// Plaintext FTP.
+    #[default]
+    Off,
+    /// Explicit FTPS: `AUTH TLS` right after the greeting, before anything else (the login). A server
+    /// that does not answer `234` fails the connection ([`DriverError::TlsRefused`]): the client never
+    /// goes on in plaintext.
+    Explicit(ClientTls),
+    /// Implicit FTPS (`ftps://`): TLS from the first byte, before the greeting.
+    Implicit(ClientTls),
+}
+
+impl Ftps {
+    /// The trust settings, if TLS is on.
+    fn tls(&self) -> Option<&ClientTls> {
+        match self {
+            Ftps::Off => None,
+            Ftps::Explicit(tls) | Ftps::Implicit(tls) => Some(tls),
+        }
+    }
+}
+
+impl fmt::Debug for Ftps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Ftps::Off => "Off",
+            Ftps::Explicit(_) => "Explicit",
+            Ftps::Implicit(_) => "Implicit",
+        })
     }
 }
 
@@ -140,6 +184,16 @@ pub enum DriverError {
     Usage(UsageError),
     /// The local file (a download's writer or an upload's reader) failed.
     Local(io::Error),
+    /// The server did not accept `AUTH TLS` (its reply): explicit FTPS was asked for, so the client
+    /// does not go on in plaintext.
+    TlsRefused(Reply),
+    /// The control connection's TLS handshake failed (certificate not trusted, protocol error,
+    /// timeout), or TLS was asked for without a TLS configuration.
+    Tls(io::Error),
+    /// The server refused a transfer (its reply) whose data connection's TLS handshake did not resume
+    /// the control connection's session: with TLS 1.3 the client had no session ticket left (rustls
+    /// uses each once, and the server sent too few; see `tls::ClientTls::tls12_only`).
+    TlsNotResumed(Reply),
     /// The driver task is gone (the session ended).
     Gone,
 }
@@ -148,7 +202,9 @@ impl DriverError {
     /// The server's negative reply behind this error, if it is one.
     pub fn reply(&self) -> Option<&Reply> {
         match self {
-            DriverError::Session(ClientError::Reply(reply)) => Some(reply),
+            DriverError::Session(ClientError::Reply(reply)) | DriverError::TlsNotResumed(reply) => {
+                Some(reply)
+            }
             _ => None,
         }
     }
@@ -158,6 +214,7 @@ impl DriverError {
     fn to_client_error(&self) -> ClientError {
         match self {
             DriverError::Session(error) => error.clone(),
+            DriverError::TlsNotResumed(reply) => ClientError::Reply(reply.clone()),
             _ => ClientError::Closed,
         }
     }
@@ -172,6 +229,17 @@ impl fmt::Display for DriverError {
             DriverError::Session(error) => write!(f, "{error}"),
             DriverError::Usage(error) => write!(f, "{error}"),
             DriverError::Local(error) => write!(f, "local file: {error}"),
+            DriverError::TlsRefused(reply) => write!(
+                f,
+                "the server refused TLS (AUTH TLS: {reply}); not going on in plaintext"
+            ),
+            DriverError::Tls(error) => write!(f, "TLS handshake failed: {error}"),
+            DriverError::TlsNotResumed(reply) => write!(
+                f,
+                "{reply} (the data connection did not resume the control connection's TLS session, \
+                 which the server requires: no TLS 1.3 session ticket was left, each being used once; \
+                 TLS 1.2 sessions do not run out)"
+            ),
             DriverError::Gone => f.write_str("the connection is closed"),
         }
     }
@@ -225,31 +293,97 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to `addr`, starts the driver task and waits for the server's greeting.
+    /// Connects to `addr`, starts the driver task and waits for the server's greeting. With
+    /// [`ClientOptions::ftps`], TLS comes first (implicit) or right after the greeting (explicit); the
+    /// server's certificate must name [`ClientOptions::tls_name`], by default `addr`'s IP.
     pub async fn connect(addr: SocketAddr, options: ClientOptions) -> Result<Client, DriverError> {
+        let name = options
+            .tls_name
+            .clone()
+            .unwrap_or_else(|| addr.ip().to_string());
+        Client::connect_named(addr, &name, options).await
+    }
+
+    /// [`Client::connect`], checking the certificate against `name` (unless `tls_name` says otherwise).
+    async fn connect_named(
+        addr: SocketAddr,
+        name: &str,
+        options: ClientOptions,
+    ) -> Result<Client, DriverError> {
         let limit = options.connect_timeout;
         let stream = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => return Err(DriverError::Connect(error)),
             Err(_) => return Err(DriverError::Connect(io::ErrorKind::TimedOut.into())),
         };
-        let mut client = Client::start(stream, Arc::new(options.session))?;
+        let name = options.tls_name.as_deref().unwrap_or(name);
+        // One session store per control connection, shared with its data connections only.
+        let connector = match options.ftps.tls() {
+            Some(tls) => Some(tls.for_connection(name).map_err(DriverError::Tls)?),
+            None => None,
+        };
+        let implicit = matches!(options.ftps, Ftps::Implicit(_));
+        let info = connection_info(&stream)?;
+        let mut control = ControlStream::Plain(stream);
+        if let (true, Some(connector)) = (implicit, &connector) {
+            // Implicit FTPS: the greeting already comes over TLS.
+            control
+                .connect_tls(connector, limit)
+                .await
+                .map_err(DriverError::Tls)?;
+        }
+        let mut client = Client::start(
+            control,
+            info,
+            Arc::new(options.session),
+            connector,
+            implicit,
+        );
         let greeted = match tokio::time::timeout(limit, client.greeting_reply()).await {
             Ok(result) => result,
             Err(_) => Err(DriverError::Session(ClientError::Timeout)),
         };
-        if greeted.is_err() {
+        if let Err(error) = greeted {
             // Nobody to say goodbye to: don't leave the task waiting for a greeting.
             client.task.abort();
+            return Err(error);
         }
-        greeted.map(|()| client)
+        if let Ftps::Explicit(_) = options.ftps {
+            // Before anything else, so that no password goes out in plaintext.
+            match client.run(Request::SecureControl).await {
+                Ok(_) => {}
+                Err(DriverError::Session(ClientError::Reply(reply))) => {
+                    // Dropping the handle says `QUIT` (in plaintext: nothing secret in it).
+                    return Err(DriverError::TlsRefused(reply));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(client)
     }
 
     /// Connects to the URL's host and port and logs in as the URL says (anonymously when it names no
-    /// user, as RFC 1738 §3.2.1 says).
-    pub async fn connect_url(url: &FtpUrl, options: ClientOptions) -> Result<Client, DriverError> {
+    /// user, as RFC 1738 §3.2.1 says). An `ftps://` URL is implicit FTPS whatever
+    /// [`ClientOptions::ftps`] says, with its trust settings (the system's CAs if it had none); the
+    /// certificate must name the URL's host.
+    pub async fn connect_url(
+        url: &FtpUrl,
+        mut options: ClientOptions,
+    ) -> Result<Client, DriverError> {
+        if url.is_implicit_tls() {
+            let tls = match &options.ftps {
+                Ftps::Explicit(tls) | Ftps::Implicit(tls) => tls.clone(),
+                Ftps::Off => ClientTls::new(None, false).map_err(DriverError::Tls)?,
+            };
+            options.ftps = Ftps::Implicit(tls);
+        }
         let addr = resolve(url).await?;
-        let mut client = Client::connect(addr, options).await?;
+        let name = match url.host() {
+            UrlHost::Name(name) => name.clone(),
+            UrlHost::Ipv4(ip) => ip.to_string(),
+            UrlHost::Ipv6(ip) => ip.to_string(),
+        };
+        let mut client = Client::connect_named(addr, &name, options).await?;
         let login = requests_for_url(url, Timestamp::UNIX_EPOCH)
             .into_iter()
             .find(|request| matches!(request, Request::Login { .. }));
@@ -259,27 +393,32 @@ impl Client {
         Ok(client)
     }
 
-    /// Starts the driver task on an open control connection.
-    fn start(stream: TcpStream, config: Arc<Config>) -> Result<Client, DriverError> {
-        let info = ConnectionInfo {
-            local: stream.local_addr().map_err(DriverError::Connect)?,
-            peer: stream.peer_addr().map_err(DriverError::Connect)?,
-        };
-        // Commands are small and answered one by one: Nagle would only add delay.
-        let _ = stream.set_nodelay(true);
+    /// Starts the driver task on an open control connection (already TLS if `implicit`).
+    fn start(
+        control: ControlStream,
+        info: ConnectionInfo,
+        config: Arc<Config>,
+        tls: Option<ConnectorTls>,
+        implicit: bool,
+    ) -> Client {
         let (submit, submissions) = unbounded_channel();
         let (notices_tx, notices) = unbounded_channel();
         let write_timeout = config.reply_timeout;
-        let session = Session::new(config, info, now());
+        let session = if implicit {
+            Session::with_implicit_tls(config, info, now())
+        } else {
+            Session::new(config, info, now())
+        };
         let task = tokio::spawn(run_driver(
             session,
             info,
             write_timeout,
-            stream,
+            control,
+            tls,
             submissions,
             notices_tx,
         ));
-        Ok(Client {
+        Client {
             submit,
             notices,
             held: VecDeque::new(),
@@ -287,7 +426,7 @@ impl Client {
             info,
             greeting: None,
             features: None,
-        })
+        }
     }
 
     /// Waits for `Event::Connected` (or the session's end).
@@ -456,6 +595,15 @@ impl Client {
     }
 }
 
+/// The control connection's two ends; commands are small and answered one by one, so Nagle is off.
+fn connection_info(stream: &TcpStream) -> Result<ConnectionInfo, DriverError> {
+    let _ = stream.set_nodelay(true);
+    Ok(ConnectionInfo {
+        local: stream.local_addr().map_err(DriverError::Connect)?,
+        peer: stream.peer_addr().map_err(DriverError::Connect)?,
+    })
+}
+
 /// A driver mistake (a request completed with another request's kind of outcome).
 fn unexpected(outcome: Outcome) -> DriverError {
     DriverError::Local(io::Error::other(format!("unexpected outcome {outcome:?}")))
@@ -568,6 +716,16 @@ struct Driver {
     sources: HashMap<RequestId, UnboundedSender<()>>,
     /// Local failures that override a request's result.
     local_errors: HashMap<RequestId, io::Error>,
+    /// The control connection's TLS (`None`: plaintext only; `AUTH TLS` then fails).
+    tls: Option<ConnectorTls>,
+    /// Failed control handshakes, for their request's result.
+    tls_errors: HashMap<RequestId, io::Error>,
+    /// Transfers whose data connection's TLS handshake did not resume the control connection's session.
+    not_resumed: HashSet<RequestId>,
+    /// [`ConnectorTls::unresumable_handshakes`] when the last request completed: more now means the
+    /// request's data connection had no session to offer (the answer above may come after the
+    /// server's refusal; this count is taken before the handshake starts).
+    unresumable_seen: u64,
     /// Requests the driver made itself (the final `QUIT`): their completions are nobody's business.
     internal: HashSet<RequestId>,
     /// Control bytes not yet written.
@@ -578,12 +736,14 @@ async fn run_driver(
     session: Session,
     info: ConnectionInfo,
     write_timeout: Duration,
-    stream: TcpStream,
+    mut control: ControlStream,
+    tls: Option<ConnectorTls>,
     submissions: UnboundedReceiver<Submit>,
     notices: UnboundedSender<Notice>,
 ) {
-    let mut control = ControlStream::Plain(stream);
     let (incoming, messages) = unbounded_channel();
+    // An implicit FTPS connection's handshake is done already.
+    let unresumable_seen = tls.as_ref().map_or(0, ConnectorTls::unresumable_handshakes);
     let settings = Settings {
         local_ip: info.local.ip().to_canonical(),
         connect_from_local_ip: false,
@@ -591,7 +751,8 @@ async fn run_driver(
         accept_timeout: None,
         reuse_address: false,
         backlog: 1,
-        tls: None,
+        // Protected data connections offer this control connection's TLS session (its own store).
+        tls: tls.clone().map(DataTls::Client),
     };
     let mut driver = Driver {
         session,
@@ -602,6 +763,10 @@ async fn run_driver(
         sinks: HashMap::new(),
         sources: HashMap::new(),
         local_errors: HashMap::new(),
+        tls,
+        tls_errors: HashMap::new(),
+        not_resumed: HashSet::new(),
+        unresumable_seen,
         internal: HashSet::new(),
         out: Vec::new(),
     };
@@ -623,28 +788,21 @@ impl run_loop::Driver for Driver {
     async fn carry_out(&mut self, control: &mut ControlStream) -> ControlFlow<()> {
         let mut flow = ControlFlow::Continue(());
         while let Some(action) = self.session.poll_action() {
-            if self.perform(action).await.is_break() {
+            let step = match action {
+                // The switches happen between the bytes before them and those after.
+                Action::SecureControl { id } => self.secure_control(control, id).await,
+                Action::ClearControl => self.clear_control(control).await,
+                action => self.perform(action).await,
+            };
+            if step.is_break() {
                 flow = ControlFlow::Break(());
             }
         }
         while let Some(event) = self.session.poll_event() {
             self.forward(event).await;
         }
-        if !self.out.is_empty() {
-            let written =
-                tokio::time::timeout(self.write_timeout, control.write_all(&self.out)).await;
-            self.out.clear();
-            if !matches!(written, Ok(Ok(()))) {
-                // The session learns the connection is gone: it fails what is pending.
-                self.session.handle_control_eof();
-                while let Some(action) = self.session.poll_action() {
-                    let _ = self.perform(action).await;
-                }
-                while let Some(event) = self.session.poll_event() {
-                    self.forward(event).await;
-                }
-                return ControlFlow::Break(());
-            }
+        if self.flush(control).await.is_break() {
+            return ControlFlow::Break(());
         }
         flow
     }
@@ -669,6 +827,9 @@ impl run_loop::Driver for Driver {
     fn on_message(&mut self, message: Incoming) {
         match message {
             Incoming::Completion(id, completion) => {
+                if let DataCompletion::Secured { resumed: false } = completion {
+                    self.not_resumed.insert(id);
+                }
                 self.session.handle_completion(now(), id, completion)
             }
             Incoming::Data(id, chunk) => self.session.handle_data(now(), id, chunk),
@@ -707,6 +868,84 @@ impl run_loop::Driver for Driver {
 }
 
 impl Driver {
+    /// Writes the pending control bytes. On failure the session learns the connection is gone (it
+    /// fails what is pending) and the loop ends.
+    async fn flush(&mut self, control: &mut ControlStream) -> ControlFlow<()> {
+        if self.out.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        let written = tokio::time::timeout(self.write_timeout, control.write_all(&self.out)).await;
+        self.out.clear();
+        if matches!(written, Ok(Ok(()))) {
+            return ControlFlow::Continue(());
+        }
+        self.control_lost().await;
+        ControlFlow::Break(())
+    }
+
+    /// The control connection is gone: the session fails what is pending; its last actions and
+    /// events are carried out (no control bytes can be written any more).
+    async fn control_lost(&mut self) {
+        self.session.handle_control_eof();
+        while let Some(action) = self.session.poll_action() {
+            // A switch of the control connection is moot now (`perform` ignores it).
+            let _ = self.perform(action).await;
+        }
+        while let Some(event) = self.session.poll_event() {
+            self.forward(event).await;
+        }
+    }
+
+    /// `AUTH TLS` was answered `234`: the client's TLS handshake on the control connection, after
+    /// the bytes written before it. A failed handshake leaves no connection to go on with.
+    async fn secure_control(
+        &mut self,
+        control: &mut ControlStream,
+        id: RequestId,
+    ) -> ControlFlow<()> {
+        if self.flush(control).await.is_break() {
+            return ControlFlow::Break(());
+        }
+        let secured = match &self.tls {
+            Some(tls) => control.connect_tls(tls, self.write_timeout).await,
+            None => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "TLS requested without a TLS configuration",
+            )),
+        };
+        match secured {
+            Ok(()) => {
+                let secured = DataCompletion::Secured { resumed: false };
+                self.session.handle_completion(now(), id, secured);
+                ControlFlow::Continue(())
+            }
+            Err(error) => {
+                let failed = DataCompletion::Failed(DataError::from(&error));
+                self.handshake_failed(id, error);
+                self.session.handle_completion(now(), id, failed);
+                self.control_lost().await;
+                ControlFlow::Break(())
+            }
+        }
+    }
+
+    /// `CCC` was answered `200`: TLS ends, the control connection goes on in plaintext.
+    async fn clear_control(&mut self, control: &mut ControlStream) -> ControlFlow<()> {
+        if self.flush(control).await.is_break() {
+            return ControlFlow::Break(());
+        }
+        if control.end_tls(self.write_timeout).await.is_ok() {
+            return ControlFlow::Continue(());
+        }
+        self.control_lost().await;
+        ControlFlow::Break(())
+    }
+
+    /// Keeps a failed handshake's error for the request's result.
+    fn handshake_failed(&mut self, id: RequestId, error: io::Error) {
+        self.tls_errors.entry(id).or_insert(error);
+    }
+
     /// A request of the driver's own (refused if the session is closing: then it is moot anyway).
     fn request_internal(&mut self, request: Request) {
         if let Ok(id) = self.session.request(now(), request) {
@@ -763,8 +1002,8 @@ impl Driver {
                     sink.chunks = None;
                 }
             }
-            // TODO(FTPS, in progress): the driver never requests TLS yet.
-            Action::SecureControl { .. } | Action::ClearControl => return ControlFlow::Break(()),
+            // `carry_out` switches the control connection; these never come here.
+            Action::SecureControl { .. } | Action::ClearControl => {}
             Action::CloseControl => return ControlFlow::Break(()),
         }
         ControlFlow::Continue(())
@@ -789,12 +1028,21 @@ impl Driver {
         let close = DataAction::Close { id, aborted: true };
         self.data.perform(close).await;
         let local_error = self.local_errors.remove(&id);
+        let tls_error = self.tls_errors.remove(&id);
+        let unresumable = self.tls.as_ref().map(ConnectorTls::unresumable_handshakes);
+        let fresh_handshake = unresumable.is_some_and(|count| count > self.unresumable_seen);
+        self.unresumable_seen = unresumable.unwrap_or_default();
+        let not_resumed = self.not_resumed.remove(&id) || fresh_handshake;
         if self.internal.remove(&id) {
             return;
         }
-        let result = match local_error {
-            Some(error) => Err(DriverError::Local(error)),
-            None => result.map_err(DriverError::Session),
+        let result = match (local_error, tls_error, result) {
+            (Some(error), _, _) => Err(DriverError::Local(error)),
+            (None, Some(error), Err(_)) => Err(DriverError::Tls(error)),
+            (None, _, Err(ClientError::Reply(reply))) if not_resumed => {
+                Err(DriverError::TlsNotResumed(reply))
+            }
+            (None, _, result) => result.map_err(DriverError::Session),
         };
         let _ = self.notices.send(Notice::Completed { id, result });
     }

@@ -5,6 +5,8 @@
 //! cargo run --example client -- get --resume ftp://user:pw@host:2121/big.iso
 //! cargo run --example client -- put --active notes.txt ftp://user:pw@host/incoming/
 //! cargo run --example client -- mirror ftp://host/pub/project ./project
+//! cargo run --example client -- get --tls ftp://user:pw@host/file          # explicit FTPS (AUTH TLS)
+//! cargo run --example client -- ls --ca-file ca.pem ftps://user:pw@host/    # implicit FTPS, port 990
 //! ```
 //!
 //! * [`driver`]: the session's task and the async [`driver::Client`] handle (reusable on its own).

@@ -1,10 +1,12 @@
 """A pyftpdlib server for the client interop tests (tests/client_interop.rs).
 
-Usage: python3 pyftpd_server.py ROOT ANON_ROOT USER PASSWORD [--no-mlst]
+Usage: python3 pyftpd_server.py ROOT ANON_ROOT USER PASSWORD [--no-mlst] [--tls CERT KEY]
 
 Listens on 127.0.0.1, on a port the system picks, and prints `listening on 127.0.0.1:PORT` once it
 accepts connections. USER gets read-write access to ROOT, anonymous users read-only access to
 ANON_ROOT. `--no-mlst` removes MLST/MLSD (FEAT no longer offers them), so that clients must parse LIST.
+`--tls CERT KEY` serves explicit FTPS (RFC 4217) with pyftpdlib's TLS_FTPHandler (needs pyOpenSSL):
+AUTH TLS before the login, and PROT P for every transfer, are required.
 Stops when its standard input closes, so it never outlives the test that started it.
 """
 
@@ -20,7 +22,12 @@ from pyftpdlib.servers import FTPServer
 
 def main():
     root, anon_root, user, password = sys.argv[1:5]
-    no_mlst = "--no-mlst" in sys.argv[5:]
+    options = sys.argv[5:]
+    no_mlst = "--no-mlst" in options
+    tls = None
+    if "--tls" in options:
+        at = options.index("--tls")
+        tls = options[at + 1 : at + 3]
     # DEBUG: every command (`<- PASV`) goes to stderr, where the test can check what was sent.
     logging.basicConfig(level=logging.DEBUG)
 
@@ -28,8 +35,18 @@ def main():
     authorizer.add_user(user, password, root, perm="elradfmwMT")
     authorizer.add_anonymous(anon_root)
 
-    class Handler(FTPHandler):
+    if tls:
+        from pyftpdlib.handlers import TLS_FTPHandler as Base
+    else:
+        Base = FTPHandler
+
+    class Handler(Base):
         pass
+
+    if tls:
+        Handler.certfile, Handler.keyfile = tls
+        Handler.tls_control_required = True
+        Handler.tls_data_required = True
 
     Handler.authorizer = authorizer
     Handler.banner = "pyftpdlib ready for ftp-proto"
@@ -39,7 +56,7 @@ def main():
     if no_mlst:
         Handler.proto_cmds = {
             name: spec
-            for name, spec in FTPHandler.proto_cmds.items()
+            for name, spec in Base.proto_cmds.items()
             if name not in ("MLST", "MLSD")
         }
 
