@@ -1227,6 +1227,176 @@ fn cli_exit_codes_messages_and_summary() {
     });
 }
 
+/// The CLI's FTPS: `--tls` with `--ca-file`, `ftps://`, `--insecure` (with its warning), `--tls-max`;
+/// an untrusted certificate, a server without TLS and a server that requires TLS fail with exit
+/// status 1 and say why; trust flags without TLS are a usage error.
+#[test]
+fn cli_ftps() {
+    if servers::client_binary().is_none() {
+        return;
+    }
+    let Some(plain) = servers::pyftpdlib(&[]) else {
+        return;
+    };
+    run_tls(
+        Kind::Example,
+        TlsMode::Explicit,
+        "cli_ftps",
+        async |server, _| {
+            let data = pattern(BIG, 13);
+            server.put_file("file.bin", &data);
+            let local = TempDir::new("cli-ftps");
+            let cwd = local.path().to_owned();
+            let ca = server.ca.clone().unwrap().display().to_string();
+            let url = server.url("/file.bin");
+            let implicit_url = server.ftps_url("/file.bin");
+            let root_url = server.url("/");
+            let plain_url = plain.url("/");
+            let results = tokio::task::spawn_blocking(move || {
+                let get = client_cli(&["get", "--tls", "--ca-file", &ca, &url], &cwd);
+                std::fs::write(cwd.join("small.txt"), b"small\n").unwrap();
+                let put = client_cli(
+                    &[
+                        "put",
+                        "--tls",
+                        "--active",
+                        "--ca-file",
+                        &ca,
+                        "small.txt",
+                        &root_url,
+                    ],
+                    &cwd,
+                );
+                let implicit = client_cli(
+                    &["get", "--ca-file", &ca, &implicit_url, "implicit.bin"],
+                    &cwd,
+                );
+                let tls12 = client_cli(
+                    &[
+                        "get",
+                        "--tls",
+                        "--tls-max",
+                        "1.2",
+                        "--ca-file",
+                        &ca,
+                        &url,
+                        "tls12.bin",
+                    ],
+                    &cwd,
+                );
+                let insecure = client_cli(&["ls", "--tls", "--insecure", &root_url], &cwd);
+                // No --ca-file: the test CA is nobody's.
+                let untrusted = client_cli(&["ls", "--tls", &root_url], &cwd);
+                let plaintext = client_cli(&["ls", &root_url], &cwd);
+                let refused = client_cli(&["ls", "--tls", "--insecure", &plain_url], &cwd);
+                let usage = client_cli(&["ls", "--ca-file", &ca, &root_url], &cwd);
+                (
+                    get, put, implicit, tls12, insecure, untrusted, plaintext, refused, usage,
+                )
+            })
+            .await
+            .unwrap();
+            let (get, put, implicit, tls12, insecure, untrusted, plaintext, refused, usage) =
+                results;
+            assert_eq!(get.0, 0, "{}", get.2);
+            assert!(
+                get.2.starts_with("RETR /file.bin: done, 3.0 MiB in"),
+                "{}",
+                get.2
+            );
+            assert_same(
+                &std::fs::read(local.path().join("file.bin")).unwrap(),
+                &data,
+                "get --tls",
+            );
+            assert_eq!(put.0, 0, "{}", put.2);
+            assert_eq!(
+                std::fs::read(server.root.join("small.txt")).unwrap(),
+                b"small\n"
+            );
+            assert_eq!(implicit.0, 0, "{}", implicit.2);
+            assert_same(
+                &std::fs::read(local.path().join("implicit.bin")).unwrap(),
+                &data,
+                "get ftps://",
+            );
+            assert_eq!(tls12.0, 0, "{}", tls12.2);
+            assert_same(
+                &std::fs::read(local.path().join("tls12.bin")).unwrap(),
+                &data,
+                "--tls-max 1.2",
+            );
+            assert_eq!(insecure.0, 0, "{}", insecure.2);
+            assert!(insecure.2.contains("warning: --insecure"), "{}", insecure.2);
+            assert!(
+                insecure.1.lines().any(|l| l.ends_with(" file.bin")),
+                "{}",
+                insecure.1
+            );
+            assert_eq!(untrusted.0, 1, "{}", untrusted.2);
+            assert!(untrusted.2.starts_with("error: "), "{}", untrusted.2);
+            assert!(untrusted.2.contains("TLS"), "{}", untrusted.2);
+            // The server requires TLS: its refusal of the plaintext login.
+            assert_eq!(plaintext.0, 1, "{}", plaintext.2);
+            assert!(plaintext.2.contains(": 530 "), "{}", plaintext.2);
+            assert_eq!(refused.0, 1, "{}", refused.2);
+            assert!(refused.2.contains("refused TLS"), "{}", refused.2);
+            assert!(
+                refused.2.contains("not going on in plaintext"),
+                "{}",
+                refused.2
+            );
+            assert!(!plain.received("USER"), "{}", plain.log());
+            assert_eq!(usage.0, 2, "{}", usage.2);
+            // Every transfer of the server's log was protected.
+            assert!(server.received("PROT P"), "{}", server.log());
+        },
+    );
+}
+
+/// `CCC` (RFC 4217 §12.3, `--allow-ccc` on the example server): the control connection goes back to
+/// plaintext, the data connections stay protected (`PROT P` holds), and the session goes on.
+#[test]
+fn tls_clear_command_channel() {
+    let Some(server) = servers::example_server_with(&["--allow-ccc"], TlsMode::Explicit) else {
+        return;
+    };
+    runtime().block_on(async {
+        tokio::time::timeout(TEST_TIMEOUT, async {
+            let data = pattern(200_000, 17);
+            server.put_file("file.bin", &data);
+            let options = with_tls(&server, TlsMode::Explicit, passive(true));
+            let mut client = login(&server, options).await;
+            binary(&mut client).await;
+            let local = TempDir::new("ccc");
+            let file = local.path().join("before.bin");
+            let sink = tokio::fs::File::create(&file).await.unwrap();
+            client
+                .download(path("file.bin"), 0, sink, &mut |_| {})
+                .await
+                .unwrap();
+            let cleared = client.run(Request::ClearControl).await.unwrap();
+            assert!(
+                matches!(cleared, Outcome::Done(ref r) if r.code().get() == 200),
+                "{cleared:?}"
+            );
+            // Plaintext commands now, protected data still.
+            client.run(Request::Noop).await.unwrap();
+            let file = local.path().join("after.bin");
+            let sink = tokio::fs::File::create(&file).await.unwrap();
+            client
+                .download(path("file.bin"), 0, sink, &mut |_| {})
+                .await
+                .unwrap();
+            assert_same(&std::fs::read(&file).unwrap(), &data, "RETR after CCC");
+            client.quit().await.unwrap();
+        })
+        .await
+        .expect("CCC timed out");
+    });
+    assert!(server.received("CCC"), "{}", server.log());
+}
+
 /// `mirror` over MLSD (ProFTPD and pyftpdlib) and over LIST (pyftpdlib without MLST), compared with
 /// the served tree.
 #[test]
