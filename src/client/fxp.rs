@@ -22,6 +22,17 @@
 //! default, against the "FTP bounce" attack of RFC 2577). Set the transfer type on both sessions before
 //! starting (queue [`Request::SetType`]; requests run in order), since the servers convert in TYPE A.
 //!
+//! # Over TLS
+//!
+//! When both control connections are protected (RFC 4217), so can the data connection between the
+//! servers be ([`FxpTransfer::protected`]): both get `PBSZ 0` and `PROT P` first. But a TLS handshake
+//! needs a client, and an FTPS server is normally the TLS server of every data connection, so exactly
+//! one of the two must be told to be the client: `SSCN ON` (the draft-bryan-ftp-sscn extension, in
+//! FEAT as `SSCN`) to the source, which connects (its `PORT`), or else to the destination; or, if
+//! neither has SSCN, `CPSV` instead of `PASV` to the destination (a `PASV` whose listener is the TLS
+//! client). The other side gets `SSCN OFF` if it has SSCN, in case an earlier copy left it on (two TLS
+//! clients never agree). Servers with none of these cannot protect the copy: [`FxpError::NoTlsClient`].
+//!
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Instant;
@@ -51,7 +62,8 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use crate::command::{Command, Pathname};
+use crate::command::{Command, Pathname, ProtectionLevel};
+use crate::feat::FeatureSet;
 use crate::hostport::HostPort;
 use crate::reply::Reply;
 
@@ -80,11 +92,47 @@ pub enum FxpError {
     /// A session did not accept a request (it is closed or its queue is full).
     #[error("request not accepted: {0}")]
     Usage(UsageError),
+    /// A protected copy was asked for, but neither server can be the TLS client of the data connection
+    /// between them: neither lists `SSCN` in FEAT, and the destination does not list `CPSV`.
+    #[error(
+        "neither server can be the TLS client of the data connection between them (no SSCN, and no \
+         CPSV on the destination): the copy cannot be protected"
+    )]
+    NoTlsClient,
+}
+
+/// Which server is the TLS client of a protected copy's data connection, and how it is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TlsClientSide {
+    /// `SSCN ON` to the source, which connects.
+    SscnSource,
+    /// `SSCN ON` to the destination, which listens.
+    SscnDestination,
+    /// `CPSV` instead of `PASV` to the destination, which listens.
+    Cpsv,
+}
+
+impl TlsClientSide {
+    /// The way to protect a copy between servers with these features (see the
+    /// [module documentation](self)), or `None` if there is none.
+    pub fn choose(destination: &FeatureSet, source: &FeatureSet) -> Option<TlsClientSide> {
+        if source.supports("SSCN") {
+            Some(TlsClientSide::SscnSource)
+        } else if destination.supports("SSCN") {
+            Some(TlsClientSide::SscnDestination)
+        } else if destination.supports("CPSV") {
+            Some(TlsClientSide::Cpsv)
+        } else {
+            None
+        }
+    }
 }
 
 /// What a request of the copy is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Purpose {
+    /// `PBSZ`, `PROT`, `SSCN` before a protected copy.
+    Setup,
     Pasv,
     Port,
     Stor,
@@ -98,6 +146,10 @@ pub struct FxpTransfer {
     source_path: Pathname,
     destination_path: Pathname,
     destination_ip: Option<Ipv4Addr>,
+    /// For a protected copy, which server is the TLS client.
+    tls_client: Option<TlsClientSide>,
+    /// Setup requests not yet completed: the listener is asked for once there are none.
+    setup_pending: usize,
     /// Requests to hand out with `poll_request`.
     outbox: VecDeque<(Side, Purpose, Request)>,
     /// The request handed out last, until `handle_submitted` names its id.
@@ -128,6 +180,8 @@ impl FxpTransfer {
             source_path,
             destination_path,
             destination_ip: None,
+            tls_client: None,
+            setup_pending: 0,
             outbox,
             submitting: None,
             ids: Vec::new(),
@@ -146,6 +200,50 @@ impl FxpTransfer {
     pub fn with_destination_ip(mut self, ip: Ipv4Addr) -> FxpTransfer {
         self.destination_ip = Some(ip);
         self
+    }
+
+    /// Protects the copy's data connection with TLS, the servers having `destination_features` and
+    /// `source_features` (their `FEAT`): both control connections must be protected already. Both
+    /// sessions first get `PBSZ 0`, `PROT P` and `SSCN` as [`TlsClientSide::choose`] says; the copy
+    /// starts once all of them succeeded, and fails with the first refusal. Call before the first
+    /// [`FxpTransfer::poll_request`].
+    pub fn protected(
+        mut self,
+        destination_features: &FeatureSet,
+        source_features: &FeatureSet,
+    ) -> Result<FxpTransfer, FxpError> {
+        let side = TlsClientSide::choose(destination_features, source_features)
+            .ok_or(FxpError::NoTlsClient)?;
+        self.tls_client = Some(side);
+        self.outbox.clear();
+        for (who, features) in [
+            (Side::Destination, destination_features),
+            (Side::Source, source_features),
+        ] {
+            let mut setup = vec![Command::Pbsz(0), Command::Prot(ProtectionLevel::Private)];
+            let client = matches!(
+                (who, side),
+                (Side::Source, TlsClientSide::SscnSource)
+                    | (Side::Destination, TlsClientSide::SscnDestination)
+            );
+            if client {
+                setup.push(Command::Sscn(Some(true)));
+            } else if features.supports("SSCN") {
+                // Left on by an earlier copy, it would make both servers TLS clients.
+                setup.push(Command::Sscn(Some(false)));
+            }
+            self.setup_pending += setup.len();
+            for command in setup {
+                self.outbox
+                    .push_back((who, Purpose::Setup, Request::Raw(command)));
+            }
+        }
+        Ok(self)
+    }
+
+    /// Which server is the TLS client of the data connection, if the copy is protected.
+    pub fn tls_client(&self) -> Option<TlsClientSide> {
+        self.tls_client
     }
 
     /// The next request to submit, and to which session. Submit it with
@@ -232,6 +330,12 @@ impl FxpTransfer {
             Side::Source => FxpError::Source(error),
         };
         match (purpose, result) {
+            (Purpose::Setup, Ok(_)) => {
+                self.setup_pending = self.setup_pending.saturating_sub(1);
+                if self.setup_pending == 0 && self.error.is_none() {
+                    self.request_listener();
+                }
+            }
             (Purpose::Pasv, Ok(Outcome::Done(reply))) => match self.port_for(&reply) {
                 Some(host_port) => self.outbox.push_back((
                     Side::Source,
@@ -283,6 +387,16 @@ impl FxpTransfer {
             Some(ip) => HostPort::new(ip, announced.port()),
             None => announced,
         })
+    }
+
+    /// `PASV` to the destination (`CPSV` if it is to be the TLS client that way).
+    fn request_listener(&mut self) {
+        let command = match self.tls_client {
+            Some(TlsClientSide::Cpsv) => Command::Cpsv,
+            _ => Command::Pasv,
+        };
+        self.outbox
+            .push_back((Side::Destination, Purpose::Pasv, Request::Raw(command)));
     }
 
     fn request_retr(&mut self) {
@@ -577,6 +691,138 @@ mod tests {
             panic!("{:?}", h.fxp.result());
         };
         assert_eq!(reply.code().get(), 550);
+    }
+
+    fn features(lines: &[&str]) -> FeatureSet {
+        FeatureSet::from_lines(lines.iter().copied())
+    }
+
+    /// Replies `200` to each setup command a side sent, one at a time, and returns them.
+    fn accept_setup(h: &mut Harness, side: Side, count: usize) -> String {
+        let mut all = String::new();
+        for _ in 0..count {
+            let sent = h.sent(side);
+            assert!(!sent.is_empty(), "{side:?} sent nothing; so far {all:?}");
+            all.push_str(&sent);
+            h.reply(side, b"200 OK\r\n");
+        }
+        all
+    }
+
+    #[test]
+    fn protected_copy_makes_the_connecting_source_the_tls_client() {
+        use Side::*;
+        let tls = features(&["AUTH TLS", "PBSZ", "PROT", "SSCN", "CPSV"]);
+        let fxp = FxpTransfer::new(path("a"), path("b"))
+            .protected(&tls, &tls)
+            .unwrap();
+        assert_eq!(fxp.tls_client(), Some(TlsClientSide::SscnSource));
+        let mut h = Harness::new(fxp);
+        // Both sides are set up, one command after the other; the copy waits for all of them.
+        assert_eq!(
+            accept_setup(&mut h, Destination, 3),
+            "PBSZ 0\r\nPROT P\r\nSSCN OFF\r\n"
+        );
+        assert_eq!(
+            h.sent(Destination),
+            "",
+            "no PASV before the source is set up"
+        );
+        assert_eq!(
+            accept_setup(&mut h, Source, 3),
+            "PBSZ 0\r\nPROT P\r\nSSCN ON\r\n"
+        );
+        assert_eq!(h.sent(Destination), "PASV\r\n");
+        h.reply(
+            Destination,
+            b"227 Entering Passive Mode (198,51,100,1,4,1)\r\n",
+        );
+        assert_eq!(h.sent(Source), "PORT 198,51,100,1,4,1\r\n");
+        h.reply(Source, b"200 PORT ok\r\n");
+        assert_eq!(h.sent(Destination), "STOR b\r\n");
+        assert_eq!(h.sent(Source), "RETR a\r\n");
+        h.reply(Source, b"150 Opening\r\n");
+        h.reply(Destination, b"150 Ok to send data\r\n");
+        h.reply(Source, b"226 Done\r\n");
+        h.reply(Destination, b"226 Done\r\n");
+        assert_eq!(h.fxp.result(), Some(&Ok(())));
+    }
+
+    #[test]
+    fn protected_copy_falls_back_to_sscn_on_the_destination_then_cpsv() {
+        use Side::*;
+        let plain_tls = features(&["AUTH TLS", "PBSZ", "PROT"]);
+        let sscn = features(&["AUTH TLS", "SSCN"]);
+        let cpsv = features(&["AUTH TLS", "CPSV"]);
+        assert_eq!(
+            TlsClientSide::choose(&sscn, &plain_tls),
+            Some(TlsClientSide::SscnDestination)
+        );
+        assert_eq!(
+            TlsClientSide::choose(&cpsv, &plain_tls),
+            Some(TlsClientSide::Cpsv)
+        );
+        // CPSV on the source is no help: the source does not listen.
+        assert_eq!(TlsClientSide::choose(&plain_tls, &cpsv), None);
+
+        let fxp = FxpTransfer::new(path("a"), path("b"))
+            .protected(&sscn, &plain_tls)
+            .unwrap();
+        let mut h = Harness::new(fxp);
+        assert_eq!(
+            accept_setup(&mut h, Destination, 3),
+            "PBSZ 0\r\nPROT P\r\nSSCN ON\r\n"
+        );
+        assert_eq!(accept_setup(&mut h, Source, 2), "PBSZ 0\r\nPROT P\r\n");
+        assert_eq!(h.sent(Destination), "PASV\r\n");
+
+        let fxp = FxpTransfer::new(path("a"), path("b"))
+            .protected(&cpsv, &plain_tls)
+            .unwrap();
+        let mut h = Harness::new(fxp);
+        assert_eq!(accept_setup(&mut h, Destination, 2), "PBSZ 0\r\nPROT P\r\n");
+        assert_eq!(accept_setup(&mut h, Source, 2), "PBSZ 0\r\nPROT P\r\n");
+        assert_eq!(h.sent(Destination), "CPSV\r\n");
+        // CPSV answers as PASV does.
+        h.reply(
+            Destination,
+            b"227 Entering Passive Mode (198,51,100,1,4,1)\r\n",
+        );
+        assert_eq!(h.sent(Source), "PORT 198,51,100,1,4,1\r\n");
+    }
+
+    #[test]
+    fn protected_copy_without_a_tls_client_is_refused_before_any_command() {
+        let plain_tls = features(&["AUTH TLS", "PBSZ", "PROT"]);
+        let refused = FxpTransfer::new(path("a"), path("b")).protected(&plain_tls, &plain_tls);
+        assert_eq!(refused.unwrap_err(), FxpError::NoTlsClient);
+    }
+
+    #[test]
+    fn refused_protection_fails_the_copy_without_pasv() {
+        use Side::*;
+        let tls = features(&["SSCN"]);
+        let fxp = FxpTransfer::new(path("a"), path("b"))
+            .protected(&tls, &tls)
+            .unwrap();
+        let mut h = Harness::new(fxp);
+        assert_eq!(
+            accept_setup(&mut h, Destination, 3),
+            "PBSZ 0\r\nPROT P\r\nSSCN OFF\r\n"
+        );
+        assert_eq!(h.sent(Source), "PBSZ 0\r\n");
+        h.reply(Source, b"200 PBSZ=0\r\n");
+        assert_eq!(h.sent(Source), "PROT P\r\n");
+        h.reply(Source, b"534 Request denied for policy reasons\r\n");
+        // The source's SSCN ON still runs (it was queued); then the copy is over, with no PASV.
+        assert!(!h.fxp.is_finished());
+        assert_eq!(h.sent(Source), "SSCN ON\r\n");
+        h.reply(Source, b"200 SSCN:CLIENT METHOD\r\n");
+        let Some(Err(FxpError::Source(ClientError::Reply(reply)))) = h.fxp.result() else {
+            panic!("{:?}", h.fxp.result());
+        };
+        assert_eq!(reply.code().get(), 534);
+        assert_eq!(h.sent(Destination) + &h.sent(Source), "");
     }
 
     #[test]
