@@ -1131,6 +1131,66 @@ fn fxp_between_two_example_servers() {
     eprintln!("[time] fxp: {:.2} s", started.elapsed().as_secs_f64());
 }
 
+/// FXP between two example servers over TLS: the copy is protected (`PBSZ`/`PROT P` on both), the
+/// source told `SSCN ON` to be the TLS client of the data connection it opens to the destination.
+///
+/// Ignored until the example server stops requiring, in the TLS server role, that an FXP data
+/// connection resume its own control connection's session: the other server cannot (it never had
+/// that session), so the destination refuses the copy (425). Passes with that check relaxed.
+#[test]
+#[ignore = "the example server requires session reuse from the other server of an FXP copy (425)"]
+fn fxp_between_two_example_servers_over_tls() {
+    let started = Instant::now();
+    let flags = ["--allow-fxp"];
+    let Some(destination) = servers::example_server_with(&flags, TlsMode::Explicit) else {
+        return;
+    };
+    let Some(source) = servers::example_server_with(&flags, TlsMode::Explicit) else {
+        return;
+    };
+    let data = pattern(BIG, 19);
+    source.put_file("original.bin", &data);
+    runtime().block_on(async {
+        tokio::time::timeout(TEST_TIMEOUT, async {
+            let mut to = login(
+                &destination,
+                with_tls(&destination, TlsMode::Explicit, options()),
+            )
+            .await;
+            let mut from = login(&source, with_tls(&source, TlsMode::Explicit, options())).await;
+            binary(&mut to).await;
+            binary(&mut from).await;
+            let copy = FxpTransfer::new(path("original.bin"), path("copy.bin"));
+            fxp_copy(&mut to, &mut from, copy).await.unwrap();
+            // A second copy the other way round: the SSCN state of the first does not get in its way.
+            let back = FxpTransfer::new(path("copy.bin"), path("back.bin"));
+            fxp_copy(&mut from, &mut to, back).await.unwrap();
+            to.quit().await.unwrap();
+            from.quit().await.unwrap();
+        })
+        .await
+        .expect("FXP over TLS timed out");
+    });
+    assert_same(
+        &std::fs::read(destination.root.join("copy.bin")).unwrap(),
+        &data,
+        "FXP copy over TLS",
+    );
+    assert_same(
+        &std::fs::read(source.root.join("back.bin")).unwrap(),
+        &data,
+        "FXP copy back over TLS",
+    );
+    for server in [&source, &destination] {
+        assert!(server.received("PROT P"), "{}", server.log());
+        assert!(server.received("SSCN ON"), "{}", server.log());
+    }
+    eprintln!(
+        "[time] fxp over TLS: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 // ---- the CLI binary ----
 
 /// Runs `target/<profile>/examples/client` with `args`: (status, stdout, stderr).

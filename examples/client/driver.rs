@@ -284,6 +284,8 @@ pub struct Client {
     info: ConnectionInfo,
     greeting: Option<Reply>,
     features: Option<ftp_proto::client::FeatureSet>,
+    /// The control connection was protected when the session started (explicit or implicit FTPS).
+    secured: bool,
 }
 
 impl fmt::Debug for Client {
@@ -409,6 +411,7 @@ impl Client {
         } else {
             Session::new(config, info, now())
         };
+        let secured = tls.is_some();
         let task = tokio::spawn(run_driver(
             session,
             info,
@@ -426,6 +429,7 @@ impl Client {
             info,
             greeting: None,
             features: None,
+            secured,
         }
     }
 
@@ -454,6 +458,11 @@ impl Client {
     /// The server's 220 greeting.
     pub fn greeting(&self) -> Option<&Reply> {
         self.greeting.as_ref()
+    }
+
+    /// Whether the session runs FTPS (its control connection was protected with TLS at the start).
+    pub fn is_secured(&self) -> bool {
+        self.secured
     }
 
     /// Queues a request (with its local stream, for transfers) and returns its id; the result comes as
@@ -631,12 +640,25 @@ pub async fn resolve(url: &FtpUrl) -> Result<SocketAddr, DriverError> {
 
 /// Copies `source_path` on `source`'s server to `destination_path` on `destination`'s server, the data
 /// going directly between the servers ([`FxpTransfer`]). The source server must allow a `PORT` to another
-/// host. Set the transfer type on both sessions first.
+/// host. Set the transfer type on both sessions first. When both sessions run FTPS, the copy is
+/// protected too ([`FxpTransfer::protected`], after asking both servers' `FEAT`): `SSCN` or `CPSV`
+/// make one server the TLS client of the data connection between them.
 pub async fn fxp_copy(
     destination: &mut Client,
     source: &mut Client,
     mut fxp: FxpTransfer,
 ) -> Result<(), FxpError> {
+    if destination.is_secured() && source.is_secured() && fxp.tls_client().is_none() {
+        let destination_features = destination
+            .features()
+            .await
+            .map_err(|e| FxpError::Destination(e.to_client_error()))?;
+        let source_features = source
+            .features()
+            .await
+            .map_err(|e| FxpError::Source(e.to_client_error()))?;
+        fxp = fxp.protected(&destination_features, &source_features)?;
+    }
     loop {
         while let Some((side, request)) = fxp.poll_request() {
             let client = match side {
