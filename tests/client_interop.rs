@@ -15,8 +15,11 @@
 //! listings, many protected transfers in one session (each data connection resumes the control
 //! connection's TLS session; TLS 1.3 tickets are used up one per resumption), resumed transfers, all
 //! four data modes; a server that refuses `AUTH TLS` or shows an untrusted certificate stops the
-//! client before it sends a password; the CLI's `--tls`, `--ca-file`, `--insecure` and `ftps://`; and
-//! FXP between two example servers over TLS (`SSCN`).
+//! client before it sends a password; the CLI's `--tls`, `--ca-file`, `--insecure` and `ftps://`; `CCC`;
+//! and FXP between two example servers over TLS (`SSCN`; ignored until the example server accepts the
+//! other server's data connection without session reuse). rustls uses each TLS 1.3 ticket once:
+//! against servers that send none on uploads, many uploads run TLS 1.2 (`starves_uploads`), and
+//! `tls13_tickets_run_out_on_uploads` pins down the limit.
 //!
 //! A server that is not installed is skipped (`SKIPPED: ...`), unless `CI=true`. Each test is bounded by
 //! [`TEST_TIMEOUT`] and prints its duration (`cargo test --test client_interop -- --nocapture`).
