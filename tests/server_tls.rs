@@ -938,3 +938,20 @@ fn rein_on_an_implicit_tls_session_keeps_tls_and_data_protection() {
     assert_eq!(s.session.user(), None);
     assert_eq!(s.control_clears, 0);
 }
+
+#[test]
+fn a_user_allowed_fxp_needs_no_session_reuse_on_data_connections() {
+    // The other end of a secure FXP copy is another server, which cannot resume this control
+    // connection's session; such a user's passive connections may come from anywhere anyway.
+    let mut cfg = config(TlsPolicy::offered());
+    cfg.allow_foreign_data_address = true;
+    let mut s = Sim::with_config(cfg);
+    s.take_control();
+    protected_login(&mut s);
+    assert_eq!(s.session.grant().map(|g| g.foreign_data_address), Some(true));
+    s.tls_resumed = false;
+    assert!(s.cmd("PASV").starts_with("227 "));
+    let out = s.cmd("RETR /pub/data.bin");
+    assert!(out.ends_with("226 Transfer complete.\r\n"), "{out}");
+    assert_eq!(s.take_data(), (0..=255u8).collect::<Vec<_>>());
+}

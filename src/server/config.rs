@@ -48,7 +48,9 @@ pub struct TlsPolicy {
     /// A protected data connection whose TLS handshake did not resume the control connection's session
     /// gets 425. Without this a third party that connects to a passive port first can take over the
     /// transfer (vsftpd's `require_ssl_reuse`, FileZilla Server's default). Default `true`. Does not
-    /// apply after `SSCN ON`, where this server is the TLS client of the data connection.
+    /// apply after `SSCN ON`, where this server is the TLS client of the data connection, nor to users
+    /// whose [`Grant`](super::Grant) allows foreign data addresses (FXP: the other end is another
+    /// server, which cannot resume this connection's session).
     pub require_session_reuse: bool,
     /// Whether `CCC` may return the control connection to plaintext (some NAT firewalls need to read
     /// `PORT`/`PASV` replies), and whether `REIN` on a protected control connection may reset it to a

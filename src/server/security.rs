@@ -237,7 +237,8 @@ impl Session {
 
     /// After `REIN`'s `220`: the security state of a new connection.
     pub(super) fn reset_security(&mut self) {
-        if self.security.implicit {
+        // Implicit FTPS (unless `CCC` ended its TLS): a new connection of its port is TLS.
+        if self.security.implicit && self.security.control == ControlTls::Secured {
             self.security = Security::implicit();
             return;
         }
@@ -313,7 +314,15 @@ impl Session {
     }
 
     /// Whether a data connection secured in `role` with `resumed` is acceptable.
+    ///
+    /// A user allowed foreign data addresses (FXP) is exempt: in a secure server-to-server copy the
+    /// other end of the data connection is the other server, which cannot resume this control
+    /// connection's session; and that user's passive connections may come from any host anyway, so
+    /// session reuse would guard nothing the grant did not already give away.
     pub(super) fn data_session_acceptable(&self, role: TlsRole, resumed: bool) -> bool {
-        resumed || role == TlsRole::Client || !self.config.tls.require_session_reuse
+        resumed
+            || role == TlsRole::Client
+            || !self.config.tls.require_session_reuse
+            || self.foreign_data_allowed()
     }
 }
