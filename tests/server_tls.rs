@@ -948,7 +948,10 @@ fn a_user_allowed_fxp_needs_no_session_reuse_on_data_connections() {
     let mut s = Sim::with_config(cfg);
     s.take_control();
     protected_login(&mut s);
-    assert_eq!(s.session.grant().map(|g| g.foreign_data_address), Some(true));
+    assert_eq!(
+        s.session.grant().map(|g| g.foreign_data_address),
+        Some(true)
+    );
     s.tls_resumed = false;
     assert!(s.cmd("PASV").starts_with("227 "));
     let out = s.cmd("RETR /pub/data.bin");
