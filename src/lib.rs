@@ -83,8 +83,9 @@
 //!             let bound = "127.0.0.1:50000".parse().unwrap();
 //!             session.handle_completion(now, id, DataCompletion::Listening(bound).into())?;
 //!         }
-//!         Action::Data(DataAction::Accept { id, listener: from }) => {
+//!         Action::Data(DataAction::Accept { id, listener: from, tls }) => {
 //!             assert_eq!(Some(from), listener);
+//!             assert_eq!(tls, None); // PROT C: no TLS on this data connection
 //!             let peer = "127.0.0.1:40001".parse().unwrap();
 //!             session.handle_completion(now, id, DataCompletion::Connected { peer }.into())?;
 //!         }

@@ -1339,11 +1339,11 @@ fn cli_ftps() {
                         "get",
                         "--tls",
                         "--tls-max",
-                        "1.2",
+                        "1.3",
                         "--ca-file",
                         &ca,
                         &url,
-                        "tls12.bin",
+                        "tls13.bin",
                     ],
                     &cwd,
                 );
@@ -1385,9 +1385,9 @@ fn cli_ftps() {
             );
             assert_eq!(tls12.0, 0, "{}", tls12.2);
             assert_same(
-                &std::fs::read(local.path().join("tls12.bin")).unwrap(),
+                &std::fs::read(local.path().join("tls13.bin")).unwrap(),
                 &data,
-                "--tls-max 1.2",
+                "--tls-max 1.3",
             );
             assert_eq!(insecure.0, 0, "{}", insecure.2);
             assert!(insecure.2.contains("warning: --insecure"), "{}", insecure.2);

@@ -30,10 +30,12 @@ FTP over TLS (RFC 4217):
                          private CA, or a self-signed server certificate
   --insecure             do not check the server's certificate at all (tests only: anyone on the
                          path can read and change the session, password included)
-  --tls-max VERSION      1.2 or 1.3 (default): the highest TLS version offered. Each TLS 1.3
-                         session ticket is used once, and servers that require session reuse but
-                         send few tickets (ProFTPD 1.3.8) refuse data connections once they run
-                         out; a TLS 1.2 session never runs out
+  --tls-max VERSION      1.2 (default) or 1.3: the highest TLS version offered. rustls uses each
+                         TLS 1.3 session ticket once, and servers that require session reuse but
+                         send no ticket on upload data connections (ProFTPD 1.3.8, the example
+                         server) refuse data connections once the few tickets of the login are
+                         used up; a TLS 1.2 session resumes any number of times. 1.3 suits
+                         servers that send tickets on every data connection (vsftpd)
 
 Options:
   --resume               get: continue a partial local file; put: continue a partial remote file
@@ -86,8 +88,10 @@ pub struct Flags {
     pub ca_file: Option<PathBuf>,
     /// `--insecure`.
     pub insecure: bool,
-    /// `--tls-max 1.2`.
+    /// `--tls-max`: TLS 1.2 at most unless `--tls-max 1.3` (see `--help` for why).
     pub tls12_only: bool,
+    /// `--tls-max` was given.
+    pub tls_max_given: bool,
 }
 
 impl Flags {
@@ -108,7 +112,10 @@ pub enum Parsed {
 
 /// Parses the arguments (without the program name). The error is a message for the user.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
-    let mut flags = Flags::default();
+    let mut flags = Flags {
+        tls12_only: true,
+        ..Flags::default()
+    };
     let mut operands = Vec::new();
     let mut args = args.into_iter();
     let mut only_operands = false;
@@ -140,6 +147,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
                 let value = inline_value
                     .or_else(|| args.next())
                     .ok_or("--tls-max needs a value")?;
+                flags.tls_max_given = true;
                 flags.tls12_only = match value.as_str() {
                     "1.2" => true,
                     "1.3" => false,
@@ -163,7 +171,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     }
     let command = command(operands)?;
     let url = command.url();
-    if (flags.ca_file.is_some() || flags.insecure || flags.tls12_only) && !flags.uses_tls(url) {
+    if (flags.ca_file.is_some() || flags.insecure || flags.tls_max_given) && !flags.uses_tls(url) {
         return Err(
             "--ca-file, --insecure and --tls-max need TLS: add --tls, or use an ftps:// URL".into(),
         );
@@ -294,6 +302,10 @@ mod tests {
             panic!("not parsed");
         };
         assert!(!flags.tls12_only);
+        let Ok(Parsed::Run(_, flags)) = args("ls --tls ftp://h/") else {
+            panic!("not parsed");
+        };
+        assert!(flags.tls12_only, "TLS 1.2 at most by default");
         assert!(args("ls --tls --tls-max 1.1 ftp://h/").is_err());
         assert!(args("ls --tls-max 1.2 ftp://h/").is_err());
     }

@@ -64,9 +64,14 @@ const VERSIONS: &[&rustls::SupportedProtocolVersion] =
 /// Small: a client resumes the latest ones.
 const SESSIONS_PER_CONNECTION: usize = 32;
 
-/// TLS 1.3 tickets sent after each handshake. Several, so that a client that uses one per data
-/// connection has some in hand before the first data connection's new one arrives.
-const TICKETS_PER_HANDSHAKE: usize = 4;
+/// TLS 1.3 tickets sent after the control connection's handshake: as many as a rustls client keeps
+/// (8), since rustls uses each ticket once and upload data connections bring no new one (see
+/// `send_data_tickets`).
+const TICKETS_PER_HANDSHAKE: usize = 8;
+
+/// TLS 1.3 tickets sent on a download's or listing's data connection: more than the one its
+/// handshake used, so a client that uses each once gains one.
+const TICKETS_PER_DATA_CONNECTION: usize = 2;
 
 /// rustls' ring provider: no C toolchain beyond `cc`. rustls 0.23.48 deprecates it for lacking
 /// post-quantum key exchange (aws-lc-rs has it); moving is a one-line change once CI builds aws-lc.
@@ -166,9 +171,10 @@ impl ConnectionTls {
         let sessions = Arc::new(DataSessions::data(Arc::clone(&self.cache)));
         let mut config = (*self.base).clone();
         config.session_storage = Arc::clone(&sessions) as Arc<dyn StoresServerSessions>;
-        if !self.data_tickets.load(Ordering::Relaxed) {
-            config.send_tls13_tickets = 0;
-        }
+        config.send_tls13_tickets = match self.data_tickets.load(Ordering::Relaxed) {
+            true => TICKETS_PER_DATA_CONNECTION,
+            false => 0,
+        };
         let stream = TlsAcceptor::from(Arc::new(config)).accept(tcp).await?;
         let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
         if !resumed {
