@@ -16,8 +16,8 @@
 //! connection's TLS session; TLS 1.3 tickets are used up one per resumption), resumed transfers, all
 //! four data modes; a server that refuses `AUTH TLS` or shows an untrusted certificate stops the
 //! client before it sends a password; the CLI's `--tls`, `--ca-file`, `--insecure` and `ftps://`; `CCC`;
-//! and FXP between two example servers over TLS (`SSCN`; ignored until the example server accepts the
-//! other server's data connection without session reuse). rustls uses each TLS 1.3 ticket once:
+//! and FXP between two example servers over TLS (`SSCN`; the destination waives session reuse for
+//! users allowed FXP). rustls uses each TLS 1.3 ticket once:
 //! against servers that send none on uploads, many uploads run TLS 1.2 (`starves_uploads`), and
 //! `tls13_tickets_run_out_on_uploads` pins down the limit.
 //!
@@ -1136,12 +1136,10 @@ fn fxp_between_two_example_servers() {
 
 /// FXP between two example servers over TLS: the copy is protected (`PBSZ`/`PROT P` on both), the
 /// source told `SSCN ON` to be the TLS client of the data connection it opens to the destination.
-///
-/// Ignored until the example server stops requiring, in the TLS server role, that an FXP data
-/// connection resume its own control connection's session: the other server cannot (it never had
-/// that session), so the destination refuses the copy (425). Passes with that check relaxed.
+/// The destination, the TLS server of that connection, cannot require it to resume its control
+/// connection's session (the other server never had it): the example server waives session reuse
+/// for users allowed FXP (`--allow-fxp`).
 #[test]
-#[ignore = "the example server requires session reuse from the other server of an FXP copy (425)"]
 fn fxp_between_two_example_servers_over_tls() {
     let started = Instant::now();
     let flags = ["--allow-fxp"];
