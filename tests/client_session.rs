@@ -3351,7 +3351,10 @@ mod wired {
         assert_eq!(w.server.handshakes, 0);
         assert_eq!(w.server.data_secures, [TlsRole::Server]);
         // AUTH on an implicit connection: refused by the session itself, which goes on.
-        let auth = w.client.session.request(w.client.now, Request::SecureControl);
+        let auth = w
+            .client
+            .session
+            .request(w.client.now, Request::SecureControl);
         assert_eq!(auth, Err(ftp_proto::client::UsageError::AlreadySecured));
         assert!(w.run(Request::Noop).is_ok());
     }
