@@ -140,6 +140,7 @@
 
 pub mod client;
 pub mod command;
+mod control_tls;
 pub mod data;
 mod decimal;
 pub mod feat;

@@ -13,23 +13,13 @@
 use std::time::Instant;
 
 use crate::command::{Command, ProtectionLevel, Text};
+pub(super) use crate::control_tls::ControlTls;
 use crate::data::{DataCompletion, TlsRole};
 use crate::reply::{Reply, ReplyCode, ReplyParser};
 
 use super::Session;
 use super::io::{Action, ClientError, Outcome, RequestId};
 use super::ops::{Flow, Op, refusal};
-
-/// Where the control connection's TLS is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum ControlTls {
-    /// Plaintext.
-    Plain,
-    /// The server answered `234`; the driver runs the handshake.
-    Handshaking,
-    /// TLS is up.
-    Secured,
-}
 
 /// The TLS state of a client session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,23 +12,13 @@
 //! injection of CVE-2011-0411 and its kin).
 
 use crate::command::{ProtectionLevel, Text};
+pub(super) use crate::control_tls::ControlTls;
 use crate::data::TlsRole;
 use crate::framing::LineFramer;
 use crate::reply::ReplyCode;
 
 use super::io::Action;
 use super::{Login, Pending, Session};
-
-/// Where the control connection's TLS is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum ControlTls {
-    /// No TLS: the connection is plaintext.
-    Plain,
-    /// `234` sent; the driver is running the handshake of this request.
-    Handshaking,
-    /// TLS is up (after `AUTH TLS`, or from the start with implicit FTPS).
-    Secured,
-}
 
 /// The TLS state of one session: the control connection's, and what `PBSZ`, `PROT` and `SSCN` set
 /// for data connections.
