@@ -623,6 +623,15 @@ impl World {
                 assert_eq!(limit, books.config.max_pending_requests);
                 assert!(queued >= limit, "QueueFull with {queued} < {limit} queued");
             }
+            // Only a SecureControl, on a connection that is protected (implicit, or secured) or has
+            // asked for it already.
+            Err(UsageError::AlreadySecured) => {
+                assert!(secure, "AlreadySecured for another request");
+                assert!(
+                    self.client.session.is_control_secured() || !books.secure_requests.is_empty(),
+                    "AlreadySecured on a plaintext connection that never asked for TLS"
+                );
+            }
             Err(other) => panic!("unexpected usage error {other:?}"),
         }
         self.settle();
