@@ -1227,3 +1227,113 @@ fn ftplib_tls_clear_command_channel() {
 fn ftplib_tls_require_tls() {
     ftplib_tls_suite(&["--require-tls"], &["TestRequireTls"]);
 }
+
+// A stranger's data connection whose handshake failed after the server stored its TLS session
+
+#[allow(deprecated)]
+fn tls12_client_config(ca: &Path) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("read the CA") {
+        roots.add(cert.expect("CA PEM")).expect("add the CA");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// A full TLS 1.2 handshake whose last flight (CKE, CCS, Finished) is followed, in the same write, by
+/// an application-data record that cannot decrypt: the server stores the session on the Finished,
+/// then fails the handshake on the bad record.
+fn handshake_failing_after_finished(mut tcp: TcpStream, config: &Arc<ClientConfig>) {
+    let name = ServerName::try_from("localhost").expect("name");
+    let mut tls = ClientConnection::new(Arc::clone(config), name).expect("client connection");
+    let mut flights = 0;
+    loop {
+        if tls.wants_write() {
+            let mut out = Vec::new();
+            while tls.wants_write() {
+                tls.write_tls(&mut out).unwrap();
+            }
+            flights += 1;
+            if flights == 2 {
+                out.extend_from_slice(&[0x17, 0x03, 0x03, 0x00, 0x20]);
+                out.extend_from_slice(&[0u8; 0x20]);
+            }
+            tcp.write_all(&out).unwrap();
+            if flights == 2 {
+                break;
+            }
+            continue;
+        }
+        let n = tls.read_tls(&mut tcp).unwrap();
+        assert!(n > 0, "server closed during the handshake");
+        tls.process_new_packets().unwrap();
+    }
+    loop {
+        match tls.read_tls(&mut tcp) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                if let Err(e) = tls.process_new_packets() {
+                    eprintln!("attacker: handshake ended with {e}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// A stranger reaches the passive port first, completes a full TLS 1.2 handshake and breaks it right
+/// after its Finished (rustls has stored the session by then). Its session must not become
+/// resumable: on the next transfer it connects first again, resumes, and must get nothing.
+#[test]
+fn a_stranger_cannot_resume_a_session_its_failed_handshake_stored() {
+    let server = TlsServer::start(&[]);
+    let data = pseudo_random_bytes(100_000, 7);
+    write_file(server.root(), "secret.bin", &data);
+    let config = server.client_config();
+    let mut ftp = Ftp::connect(server.addr()).auth_tls(&config);
+    ftp.login(USER, PASSWORD);
+    ftp.expect("PBSZ 0", 200);
+    ftp.expect("PROT P", 200);
+    ftp.expect("TYPE I", 200);
+    let attacker = tls12_client_config(&server.pki.ca);
+
+    // Round 1: the stranger connects first, its handshake fails after the server stored its session.
+    let addr = ftp.epsv(server.addr());
+    let tcp = tcp_connect(addr);
+    ftp.expect("RETR secret.bin", 150);
+    handshake_failing_after_finished(tcp, &attacker);
+    let reply = ftp.reply();
+    eprintln!("victim, round 1: {}", reply.text());
+
+    // Round 2: the stranger connects first again and resumes the session it planted.
+    let addr = ftp.epsv(server.addr());
+    let tcp = tcp_connect(addr);
+    ftp.expect("RETR secret.bin", 150);
+    let mut got = Vec::new();
+    if let Ok(mut tls) = tls_connect(tcp, &attacker) {
+        let kind = tls.conn.handshake_kind();
+        eprintln!("attacker, round 2: handshake {kind:?}");
+        assert_ne!(
+            kind,
+            Some(rustls::HandshakeKind::Resumed),
+            "the planted session resumed"
+        );
+        // The server resets the connection it refused: whatever arrives before that counts.
+        let _ = tls.read_to_end(&mut got);
+    }
+    let reply = ftp.reply();
+    eprintln!("victim, round 2: {}", reply.text());
+    assert!(
+        got.is_empty(),
+        "the stranger got {} bytes of the victim's file",
+        got.len()
+    );
+    assert_eq!(reply.code, 425, "{}", reply.text());
+    // The victim's session goes on.
+    ftp.expect("NOOP", 200);
+}

@@ -13,9 +13,10 @@
 //! a session this control connection's client made.
 //!
 //! A data connection's handshake may also store sessions (TLS 1.3 clients consume a ticket per
-//! resumption, so the server hands out a fresh one on each resumed data connection). A data connection
-//! that did *not* resume is refused, and whatever its handshake stored is forgotten at once
-//! ([`DataSessions`]), so a refused stranger never gets a ticket to come back with.
+//! resumption, so the server hands out a fresh one on each resumed data connection). What a data
+//! connection's handshake stores is kept apart and joins the cache only once that handshake has
+//! finished and resumed ([`DataSessions`]): a refused stranger, or one whose handshake failed after
+//! the server stored its session, never gets a session to come back with.
 //!
 //! Except on uploads: there the client only writes, and most clients (lftp and FileZilla on GnuTLS,
 //! OpenSSL ones) never read the data connection, so the tickets a TLS 1.3 server sends after the
@@ -166,7 +167,8 @@ impl ConnectionTls {
     }
 
     /// A data connection's handshake as the TLS server. Returns the stream and whether it resumed a
-    /// session of this control connection; if it did not, whatever it stored is forgotten.
+    /// session of this control connection; only then does what its handshake stored become resumable
+    /// (see [`DataSessions`]).
     async fn accept_data(&self, tcp: TcpStream) -> io::Result<(DataStream, bool)> {
         let sessions = Arc::new(DataSessions::data(Arc::clone(&self.cache)));
         let mut config = (*self.base).clone();
@@ -177,8 +179,8 @@ impl ConnectionTls {
         };
         let stream = TlsAcceptor::from(Arc::new(config)).accept(tcp).await?;
         let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
-        if !resumed {
-            sessions.forget_stored();
+        if resumed {
+            sessions.commit();
         }
         Ok((DataStream::TlsServer(Box::new(stream)), resumed))
     }
@@ -234,25 +236,22 @@ impl SessionCache {
         }
         Some(value)
     }
-
-    fn remove(&self, keys: &[Vec<u8>]) {
-        if let Ok(mut inner) = self.inner.lock() {
-            for key in keys {
-                inner.values.remove(key);
-            }
-            let CacheInner { values, order } = &mut *inner;
-            order.retain(|key| values.contains_key(key));
-        }
-    }
 }
 
 /// rustls' view of a [`SessionCache`] for one handshake. A ticket may be resumed more than once (as
 /// OpenSSL's stateless tickets can): FTP clients offer the control connection's session on every data
-/// connection. A data connection's handshake records what it stored, for [`Self::forget_stored`].
+/// connection.
+///
+/// A data connection's handshake does not write to the cache: what it stores (its TLS 1.3 tickets, a
+/// TLS 1.2 session id) is staged here and reaches the cache only through [`Self::commit`], once the
+/// handshake has finished *and* resumed. rustls stores a session as soon as it has the client's
+/// Finished, before the handshake can still fail; a stranger that reached a passive port first could
+/// otherwise make its handshake fail on purpose after that point and leave a session of its own in the
+/// victim's cache, to resume on the next transfer.
 struct DataSessions {
     cache: Arc<SessionCache>,
-    /// `Some` for a data connection's handshake: the keys it stored.
-    stored: Option<Mutex<Vec<Vec<u8>>>>,
+    /// `Some` for a data connection's handshake: what it stored, not yet in the cache.
+    staged: Option<Mutex<HashMap<Vec<u8>, Vec<u8>>>>,
 }
 
 impl std::fmt::Debug for DataSessions {
@@ -265,22 +264,26 @@ impl DataSessions {
     fn control(cache: Arc<SessionCache>) -> Self {
         DataSessions {
             cache,
-            stored: None,
+            staged: None,
         }
     }
 
     fn data(cache: Arc<SessionCache>) -> Self {
         DataSessions {
             cache,
-            stored: Some(Mutex::new(Vec::new())),
+            staged: Some(Mutex::new(HashMap::new())),
         }
     }
 
-    /// The data connection did not resume: what its handshake stored must not be resumable.
-    fn forget_stored(&self) {
-        if let Some(stored) = &self.stored {
-            if let Ok(keys) = stored.lock() {
-                self.cache.remove(&keys);
+    /// The data connection's handshake finished and resumed a session of this control connection:
+    /// what it stored may be resumed from now on.
+    fn commit(&self) {
+        let Some(staged) = &self.staged else {
+            return;
+        };
+        if let Ok(mut staged) = staged.lock() {
+            for (key, value) in staged.drain() {
+                self.cache.put(key, value);
             }
         }
     }
@@ -288,20 +291,25 @@ impl DataSessions {
 
 impl StoresServerSessions for DataSessions {
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
-        if let Some(stored) = &self.stored {
-            if let Ok(mut keys) = stored.lock() {
-                keys.push(key.clone());
+        let Some(staged) = &self.staged else {
+            return self.cache.put(key, value);
+        };
+        match staged.lock() {
+            Ok(mut staged) if staged.len() < SESSIONS_PER_CONNECTION => {
+                staged.insert(key, value);
+                true
             }
+            _ => false,
         }
-        self.cache.put(key, value)
     }
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.cache.get(key)
+        let staged = (self.staged.as_ref()).and_then(|s| s.lock().ok()?.get(key).cloned());
+        staged.or_else(|| self.cache.get(key))
     }
 
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.cache.get(key)
+        self.get(key)
     }
 
     fn can_cache(&self) -> bool {
