@@ -2894,9 +2894,10 @@ fn clear_control_sends_ccc_and_ends_tls_on_200() {
     assert_eq!(reply_code(&completed[0].1), Some(200));
     assert_eq!((completed[0].0, completed[1].0), (ccc, noop));
 
-    // Refused: TLS stays.
+    // Refused: TLS stays. (Data protection is set up first: after CCC the server would refuse it.)
     let mut s = secured();
     let ccc = s.request(Request::ClearControl);
+    protect(&mut s);
     assert_eq!(s.sent(), "CCC\r\n");
     s.reply("533 CCC refused.\r\n");
     assert_eq!(reply_code(&s.result(ccc)), Some(533));
@@ -3475,4 +3476,95 @@ fn secure_control_on_a_protected_or_securing_connection_is_refused_at_once() {
     let again = s.session.request(s.now, Request::SecureControl);
     assert_eq!(again, Err(UsageError::AlreadySecured));
     assert_eq!(s.sent(), "");
+}
+
+#[test]
+fn clear_control_before_any_transfer_sets_up_data_protection_first() {
+    // Otherwise PBSZ/PROT could no longer be sent (servers refuse them in plaintext) and the next
+    // transfer would go in the clear.
+    let mut s = secured();
+    let ccc = s.request(Request::ClearControl);
+    protect(&mut s);
+    assert_eq!(s.sent(), "CCC\r\n");
+    s.reply("200 Control connection is plaintext now.\r\n");
+    assert_eq!(s.data_actions(), [Action::ClearControl]);
+    assert_eq!(reply_code(&s.result(ccc)), Some(200));
+    let get = s.request(Request::Nlst { path: None });
+    assert_eq!(s.sent(), "EPSV\r\n", "no PBSZ/PROT again");
+    s.reply("229 Entering Extended Passive Mode (|||5000|)\r\n");
+    let actions = s.data_actions();
+    assert!(
+        matches!(
+            actions.as_slice(),
+            [Action::Data(DataAction::Connect {
+                tls: Some(TlsRole::Client),
+                ..
+            })]
+        ),
+        "{actions:?}"
+    );
+    let _ = get;
+
+    // PROT refused on the way: CCC is not sent, and TLS stays.
+    let mut s = secured();
+    let ccc = s.request(Request::ClearControl);
+    assert_eq!(s.sent(), "PBSZ 0\r\n");
+    s.reply("200 PBSZ=0\r\n");
+    assert_eq!(s.sent(), "PROT P\r\n");
+    s.reply("534 No.\r\n");
+    assert_eq!(reply_code(&s.result(ccc)), Some(534));
+    assert_eq!(s.sent(), "");
+    assert!(s.session.is_control_secured());
+}
+
+#[test]
+fn requests_queued_behind_a_failed_secure_control_are_not_sent_in_plaintext() {
+    let mut s = Script::greeted();
+    let auth = s.request(Request::SecureControl);
+    let login = s.request(Request::Login {
+        user: Text::new("alice").unwrap(),
+        password: Some(Password::new("secret").unwrap()),
+        account: None,
+    });
+    let quit = s.request(Request::Quit);
+    assert_eq!(s.sent(), "AUTH TLS\r\n");
+    s.reply("502 AUTH not supported\r\n");
+    let completed = s.completed();
+    assert_eq!(completed.len(), 2, "{completed:?}");
+    assert_eq!(
+        (completed[0].0, reply_code(&completed[0].1)),
+        (auth, Some(502))
+    );
+    assert_eq!(completed[1], (login, Err(ClientError::NotProtected)));
+    // The QUIT still says goodbye; no USER or PASS ever went out.
+    assert_eq!(s.sent(), "QUIT\r\n");
+    s.reply("221 Bye\r\n");
+    assert!(s.result(quit).is_ok());
+}
+
+#[test]
+fn raw_security_commands_are_refused() {
+    use ftp_proto::client::UsageError;
+    use ftp_proto::command::ProtectionLevel;
+    let mut s = Script::greeted();
+    for command in [Command::Auth(Text::new("TLS").unwrap()), Command::Ccc] {
+        let refused = s.session.request(s.now, Request::Raw(command.clone()));
+        assert_eq!(refused, Err(UsageError::SecurityCommand), "{command:?}");
+    }
+    // REIN is fine in plaintext, not once TLS is up (the server may end TLS or reset PROT).
+    assert!(
+        s.session
+            .request(s.now, Request::Raw(Command::Rein))
+            .is_ok()
+    );
+    let mut s = secured();
+    let refused = s.session.request(s.now, Request::Raw(Command::Rein));
+    assert_eq!(refused, Err(UsageError::SecurityCommand));
+    assert_eq!(s.sent(), "");
+    // A raw PROT (FXP sends it) is allowed, and the session follows it.
+    let prot = s.request(Request::Raw(Command::Prot(ProtectionLevel::Private)));
+    assert_eq!(s.sent(), "PROT P\r\n");
+    s.reply("200 Data connections are protected.\r\n");
+    assert!(s.result(prot).is_ok());
+    assert!(s.session.is_data_protected());
 }

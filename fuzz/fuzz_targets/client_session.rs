@@ -632,6 +632,8 @@ impl World {
                     "AlreadySecured on a plaintext connection that never asked for TLS"
                 );
             }
+            // Only a raw AUTH, CCC, or REIN once TLS is up.
+            Err(UsageError::SecurityCommand) => assert!(raw, "SecurityCommand for a typed request"),
             Err(other) => panic!("unexpected usage error {other:?}"),
         }
         self.settle();

@@ -82,7 +82,7 @@ impl Session {
             | Op::Single(_)
             | Op::Quit
             | Op::SecureControl(_)
-            | Op::ClearControl => false,
+            | Op::ClearControl(_) => false,
         };
         if !can_wait {
             return None;

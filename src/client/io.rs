@@ -230,6 +230,11 @@ pub enum ClientError {
     /// The request was cut short by [`Request::Abort`].
     #[error("aborted")]
     Aborted,
+    /// Not sent: it was queued behind a [`Request::SecureControl`] that failed, and the session does
+    /// not send what was meant for a protected connection over a plaintext one (a `Login` would send
+    /// the password in the clear).
+    #[error("not sent: the control connection could not be protected")]
+    NotProtected,
     /// The data connection could not be opened or broke, or the user's upload source or download sink
     /// failed: the driver reported this error. (Of kind [`std::io::ErrorKind::PermissionDenied`] when, in
     /// active mode, the connection came from a host other than the server.)
@@ -293,6 +298,11 @@ pub enum UsageError {
     /// by one queued before): TLS inside TLS is no FTP.
     #[error("the control connection is protected already")]
     AlreadySecured,
+    /// A [`Request::Raw`] command that would change the control connection's TLS behind the
+    /// session's back: `AUTH`, `CCC`, or `REIN` on a protected connection. Use
+    /// [`Request::SecureControl`] and [`Request::ClearControl`].
+    #[error("a raw security command: use SecureControl or ClearControl")]
+    SecurityCommand,
 }
 
 /// Something the driver must do. Drain them with [`Session::poll_action`](super::Session::poll_action)

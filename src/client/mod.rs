@@ -252,6 +252,11 @@ impl Session {
         if matches!(request, Request::SecureControl) && self.secured_or_securing() {
             return Err(UsageError::AlreadySecured);
         }
+        if let Request::Raw(command) = &request {
+            if self.is_security_command(command) {
+                return Err(UsageError::SecurityCommand);
+            }
+        }
         if let Request::Host(name) | Request::Raw(Command::Host(name)) = &request {
             if !crate::command::is_valid_host(name.as_bytes()) {
                 return Err(UsageError::InvalidHost);
@@ -604,7 +609,19 @@ impl Session {
         if let Op::Transfer(transfer) = &mut current.op {
             self.close_transfer(current.id, transfer);
         }
+        // A failed `AUTH TLS`: what was queued behind it was meant for a protected connection.
+        let protection_failed = matches!(current.op, Op::SecureControl(_)) && result.is_err();
         self.complete(current.id, result);
+        if protection_failed {
+            // Except a `QUIT`, which says goodbye in its turn.
+            for (id, request) in std::mem::take(&mut self.queue) {
+                if matches!(request, Request::Quit) {
+                    self.queue.push_back((id, request));
+                } else {
+                    self.complete(id, Err(ClientError::NotProtected));
+                }
+            }
+        }
         match current.abort {
             // The transfer ended before the abort could start: send ABOR in its own turn, next.
             AbortState::Requested(abort_id) => self.queue.push_front((abort_id, Request::Abort)),

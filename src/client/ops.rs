@@ -11,7 +11,7 @@ use crate::time::Timestamp;
 use super::Session;
 use super::abort::AbortState;
 use super::io::{ClientError, Event, Outcome, ProtocolError, Request, RequestId};
-use super::security::SecureStep;
+use super::security::{ClearStep, SecureStep};
 use super::transfer::{Transfer, TransferKind};
 use crate::feat::FeatureSet;
 
@@ -44,8 +44,8 @@ pub(super) enum Op {
     Transfer(Box<Transfer>),
     /// `AUTH TLS` and the control connection's handshake.
     SecureControl(SecureStep),
-    /// `CCC`.
-    ClearControl,
+    /// `CCC` (after `PBSZ`/`PROT` if data protection is not set up yet).
+    ClearControl(ClearStep),
 }
 
 impl Op {
@@ -60,7 +60,7 @@ impl Op {
             | Op::Single(_)
             | Op::Quit
             | Op::SecureControl(_)
-            | Op::ClearControl => false,
+            | Op::ClearControl(_) => false,
         }
     }
 }
@@ -73,14 +73,19 @@ pub(super) enum RawEffect {
     SetsType(TransferType),
     /// `REIN` resets TYPE (RFC 959 §4.1.1), and some servers reset it on `USER`/`PASS`/`ACCT`.
     MayResetType,
+    /// `PROT`: data connections are protected (`P`) or not from now on (FXP sends it raw).
+    SetsProtection(bool),
 }
 
 impl RawEffect {
-    /// What `command` does to the TYPE the session believes the server has. Every command is named, so
-    /// a new one is a compile error here until someone decides.
+    /// What `command` does to the TYPE (or the data protection) the session believes the server has.
+    /// Every command is named, so a new one is a compile error here until someone decides.
     fn of(command: &Command) -> RawEffect {
         match command {
             Command::Type(t) => RawEffect::SetsType(*t),
+            Command::Prot(level) => {
+                RawEffect::SetsProtection(*level == crate::command::ProtectionLevel::Private)
+            }
             Command::Rein | Command::User(_) | Command::Pass(_) | Command::Acct(_) => {
                 RawEffect::MayResetType
             }
@@ -115,7 +120,6 @@ impl RawEffect {
             | Command::Auth(_)
             | Command::Adat(_)
             | Command::Pbsz(_)
-            | Command::Prot(_)
             | Command::Ccc
             | Command::Sscn(_)
             | Command::Cpsv
@@ -320,13 +324,16 @@ impl Session {
                         self.type_set(t)
                     }
                     RawEffect::MayResetType => self.type_may_be_reset(),
-                    RawEffect::SetsType(_) | RawEffect::None => {}
+                    RawEffect::SetsProtection(on) if reply.code().is_positive_completion() => {
+                        self.security.data_protected = on;
+                    }
+                    RawEffect::SetsType(_) | RawEffect::SetsProtection(_) | RawEffect::None => {}
                 }
                 Flow::Done(Ok(Outcome::Done(reply)))
             }
             Op::Quit => Flow::Done(self.expected(Expect::Done, reply)),
             Op::SecureControl(step) => self.secure_control_reply(now, id, step, reply),
-            Op::ClearControl => self.clear_control_reply(reply),
+            Op::ClearControl(step) => self.clear_control_reply(now, step, reply),
             Op::Transfer(_) => Flow::Continue, // handled above
         }
     }

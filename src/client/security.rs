@@ -29,6 +29,17 @@ pub(super) struct Security {
     pub(super) data_protected: bool,
 }
 
+/// Where a [`Request::ClearControl`](super::Request::ClearControl) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ClearStep {
+    /// `PBSZ 0` is sent (data protection first).
+    Pbsz,
+    /// `PROT P` is sent.
+    Prot,
+    /// `CCC` is sent.
+    Ccc,
+}
+
 /// Where a [`Request::SecureControl`](super::Request::SecureControl) is.
 #[derive(Debug)]
 pub(super) enum SecureStep {
@@ -109,22 +120,61 @@ impl Session {
         self.security.control != ControlTls::Plain || running || queued
     }
 
+    /// Whether a raw command would change the control connection's TLS behind the session's back:
+    /// `AUTH` and `CCC` (use [`Request::SecureControl`](super::Request::SecureControl) and
+    /// [`Request::ClearControl`](super::Request::ClearControl)), and `REIN` on a protected connection
+    /// (the server may end TLS). A raw `PROT` is allowed (FXP sends it): the session follows it.
+    pub(super) fn is_security_command(&self, command: &Command) -> bool {
+        match command {
+            Command::Auth(_) | Command::Ccc => true,
+            Command::Rein => self.security.control != ControlTls::Plain,
+            _ => false,
+        }
+    }
+
     /// Whether control input is to be dropped: the handshake is under way.
     pub(super) fn is_handshaking(&self) -> bool {
         self.security.control == ControlTls::Handshaking
     }
 
-    /// Starts `CCC`.
+    /// Starts `CCC`, after `PBSZ 0` and `PROT P` if data protection is not set up yet: once the
+    /// control connection is plaintext the server would refuse them, and data would go in the clear.
     pub(super) fn begin_clear_control(&mut self, now: Instant) -> Op {
+        if self.needs_data_protection() {
+            let [pbsz, _] = Session::protection_commands();
+            self.send(now, &pbsz);
+            return Op::ClearControl(ClearStep::Pbsz);
+        }
         self.send(now, &Command::Ccc);
-        Op::ClearControl
+        Op::ClearControl(ClearStep::Ccc)
     }
 
-    /// The reply to `CCC`: on `200` the control connection goes back to plaintext (with
-    /// [`Action::ClearControl`] if it was protected).
-    pub(super) fn clear_control_reply(&mut self, reply: Reply) -> Flow {
+    /// A reply on the way to `CCC`: `PBSZ` and `PROT` lead to the next command (a refusal fails the
+    /// request, and the control connection stays protected); `CCC`'s `200` returns it to plaintext
+    /// (with [`Action::ClearControl`] if it was protected).
+    pub(super) fn clear_control_reply(
+        &mut self,
+        now: Instant,
+        step: &mut ClearStep,
+        reply: Reply,
+    ) -> Flow {
         if !reply.code().is_positive_completion() {
             return Flow::Done(Err(refusal(reply)));
+        }
+        match step {
+            ClearStep::Pbsz => {
+                let [_, prot] = Session::protection_commands();
+                self.send(now, &prot);
+                *step = ClearStep::Prot;
+                return Flow::Continue;
+            }
+            ClearStep::Prot => {
+                self.security.data_protected = true;
+                self.send(now, &Command::Ccc);
+                *step = ClearStep::Ccc;
+                return Flow::Continue;
+            }
+            ClearStep::Ccc => {}
         }
         // A server that says yes to `CCC` on a plaintext connection leaves nothing to end: the driver
         // is told only when there is TLS to end.
