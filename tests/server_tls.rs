@@ -405,8 +405,7 @@ fn ccc_between_user_and_pass_is_refused() {
 
 #[test]
 fn sscn_reports_and_switches_the_data_connections_tls_role() {
-    let mut s = offered();
-    s.login_anonymous();
+    let mut s = fxp_user();
     assert_eq!(s.cmd("SSCN"), "200 SSCN:SERVER METHOD\r\n");
     assert_eq!(s.cmd("SSCN ON"), "200 SSCN:CLIENT METHOD\r\n");
     assert_eq!(s.cmd("SSCN"), "200 SSCN:CLIENT METHOD\r\n");
@@ -414,10 +413,34 @@ fn sscn_reports_and_switches_the_data_connections_tls_role() {
     assert!(s.cmd("SSCN MAYBE").starts_with("501 "));
 }
 
+/// A session offering TLS whose user `alice` may do FXP, logged in over TLS with `PROT P`.
+fn fxp_user() -> Sim {
+    let mut cfg = config(TlsPolicy::offered());
+    cfg.allow_foreign_data_address = true;
+    let mut s = Sim::with_config(cfg);
+    s.take_control();
+    protected_login(&mut s);
+    s
+}
+
 #[test]
-fn cpsv_is_sscn_on_and_pasv_and_the_server_is_the_tls_client() {
+fn sscn_on_and_cpsv_are_only_for_users_allowed_fxp() {
+    // As the TLS client the server cannot check that its peer resumed the control connection's
+    // session: for anyone else, a stranger reaching the port first would get the file.
     let mut s = offered();
     protected_login(&mut s);
+    assert!(s.cmd("SSCN ON").starts_with("534 "));
+    assert!(s.cmd("CPSV").starts_with("534 "));
+    assert_eq!(s.cmd("SSCN"), "200 SSCN:SERVER METHOD\r\n");
+    assert_eq!(s.cmd("SSCN OFF"), "200 SSCN:SERVER METHOD\r\n");
+    let mut s = offered();
+    s.login_anonymous();
+    assert!(s.cmd("SSCN ON").starts_with("534 "));
+}
+
+#[test]
+fn cpsv_is_sscn_on_and_pasv_and_the_server_is_the_tls_client() {
+    let mut s = fxp_user();
     assert!(s.cmd("CPSV").starts_with("227 "));
     assert_eq!(s.cmd("SSCN"), "200 SSCN:CLIENT METHOD\r\n");
     // As the TLS client the server cannot check resumption: a fresh session is fine.

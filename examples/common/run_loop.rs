@@ -26,8 +26,11 @@ pub trait Driver {
     type Message;
     /// What the user's handle submits (the client's requests).
     type Request;
-    /// Whether to read on past the TCP urgent mark after each read (see [`read_past_urgent_mark`]).
-    const READ_PAST_URGENT_MARK: bool = false;
+    /// Whether to read on past the TCP urgent mark after a read (see [`read_past_urgent_mark`]), now:
+    /// never while a TLS handshake is pending, whose bytes those would be.
+    fn reads_past_urgent_mark(&self) -> bool {
+        false
+    }
 
     /// Drains and performs the session's actions and writes the control bytes (switching the control
     /// connection to TLS or back when the session says). `Break` ends the loop.
@@ -81,7 +84,7 @@ pub async fn run<D: Driver>(
                 Ok(n) => {
                     driver.on_input(buffer.get(..n).unwrap_or_default());
                     // Only in plaintext: under TLS the socket's bytes are records, not commands.
-                    if let (true, Some(tcp)) = (D::READ_PAST_URGENT_MARK, control.plain()) {
+                    if let (true, Some(tcp)) = (driver.reads_past_urgent_mark(), control.plain()) {
                         read_past_urgent_mark(tcp, &mut buffer, driver);
                     }
                 }

@@ -131,7 +131,9 @@ impl ServerTls {
             control: Arc::new(control),
             base: Arc::clone(&self.base),
             cache,
-            sscn_client: Arc::clone(&self.sscn_client),
+            // Its own session store too: one user's sessions with other servers are never offered
+            // on another user's connections.
+            sscn_client: Arc::new(with_own_sessions(&self.sscn_client)),
             data_tickets: Arc::new(AtomicBool::new(true)),
         }
     }

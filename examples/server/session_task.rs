@@ -251,7 +251,6 @@ struct Driver {
 impl run_loop::Driver for Driver {
     type Message = Incoming;
     type Request = std::convert::Infallible;
-    const READ_PAST_URGENT_MARK: bool = true;
 
     /// Drains and performs the session's actions, logs its events and writes the replies. `Break` when
     /// the session is over or the control connection broke.
@@ -278,6 +277,12 @@ impl run_loop::Driver for Driver {
 
     fn poll_timeout(&self) -> Option<std::time::Instant> {
         self.session.poll_timeout()
+    }
+
+    /// Past the urgent mark (`ABOR` with MSG_OOB), but not once `AUTH TLS` was answered: what follows
+    /// it on the socket is the client's handshake, read by TLS.
+    fn reads_past_urgent_mark(&self) -> bool {
+        !self.session.is_control_handshaking()
     }
 
     fn on_input(&mut self, bytes: &[u8]) {

@@ -329,7 +329,7 @@ impl Session {
     /// Feeds bytes read from the control connection. All of them are consumed: complete lines are handled
     /// now or queued until the session is free; a partial line waits in the framer.
     pub fn handle_control_input(&mut self, now: Instant, mut input: &[u8]) {
-        if self.is_handshaking() {
+        if self.is_control_handshaking() {
             // Bytes that reached the session in the middle of the TLS handshake were not decrypted
             // by it: never commands (see `security`).
             return;

@@ -131,9 +131,11 @@ impl Session {
         self.security.control = ControlTls::Secured;
     }
 
-    /// Whether input from the control connection is to be dropped: the handshake is under way, so
-    /// anything handed to the session now was not decrypted by it.
-    pub(super) fn is_handshaking(&self) -> bool {
+    /// Whether the control connection's TLS handshake is under way (from the `234` to
+    /// [`Completion::ControlSecured`](super::Completion::ControlSecured)). The session drops any input
+    /// it is handed meanwhile (it was not decrypted by that handshake), so a driver should not read
+    /// the socket for it then: those bytes are the start of the handshake.
+    pub fn is_control_handshaking(&self) -> bool {
         self.security.control == ControlTls::Handshaking
     }
 
@@ -243,6 +245,9 @@ impl Session {
         if !self.config.tls.offered {
             return self.reply(ReplyCode::NOT_IMPLEMENTED, "SSCN not supported.");
         }
+        if on == Some(true) && !self.foreign_data_allowed() {
+            return self.refuse_tls_client_role();
+        }
         if let Some(on) = on {
             self.security.data_tls_client = on;
         }
@@ -254,10 +259,23 @@ impl Session {
         self.reply(ReplyCode::COMMAND_OK, text);
     }
 
+    /// `SSCN ON` and `CPSV` are for server-to-server copies: as the TLS client of a data connection
+    /// this server cannot check that its peer resumed the control connection's session, so only users
+    /// whose grant allows foreign data addresses (FXP) may ask; anyone else's transfers stay guarded.
+    fn refuse_tls_client_role(&mut self) {
+        self.reply(
+            ReplyCode::REQUEST_DENIED_POLICY,
+            "SSCN and CPSV are for server-to-server transfers, which this user may not do.",
+        );
+    }
+
     /// `CPSV`: `SSCN ON`, then `PASV`.
     pub(super) fn client_passive(&mut self) {
         if !self.config.tls.offered {
             return self.reply(ReplyCode::NOT_IMPLEMENTED, "CPSV not supported.");
+        }
+        if !self.foreign_data_allowed() {
+            return self.refuse_tls_client_role();
         }
         self.security.data_tls_client = true;
         self.passive(false, None);
