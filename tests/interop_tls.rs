@@ -1337,3 +1337,55 @@ fn a_stranger_cannot_resume_a_session_its_failed_handshake_stored() {
     // The victim's session goes on.
     ftp.expect("NOOP", 200);
 }
+
+/// An upload whose TLS ends with a bare TCP FIN, no `close_notify` (which an attacker on the path can
+/// forge to cut the file short) over an existing file: by default it replaces the file, as vsftpd does
+/// (many clients close so); with `--tls-strict-eof` it gets 426 and the old file stays. A clean end
+/// (`close_notify`) is stored either way.
+#[test]
+fn tls_strict_eof_refuses_an_upload_cut_by_a_bare_fin() {
+    for (flags, cut_is_stored) in [(&[][..], true), (&["--tls-strict-eof"][..], false)] {
+        let server = TlsServer::start(flags);
+        write_file(server.root(), "cut.bin", b"the old file");
+        let config = server.client_config();
+        let mut ftp = Ftp::connect(server.addr()).auth_tls(&config);
+        ftp.login(USER, PASSWORD);
+        ftp.expect("PBSZ 0", 200);
+        ftp.expect("PROT P", 200);
+        ftp.expect("TYPE I", 200);
+
+        let addr = ftp.epsv(server.addr());
+        let tcp = tcp_connect(addr);
+        ftp.expect("STOR cut.bin", 150);
+        let mut tls = tls_connect(tcp, &config).expect("data handshake");
+        tls.write_all(&[7u8; 50_000]).unwrap();
+        tls.flush().unwrap();
+        tls.sock.shutdown(std::net::Shutdown::Write).unwrap();
+        let reply = ftp.reply();
+        let stored = std::fs::read(server.root().join("cut.bin")).unwrap();
+        if cut_is_stored {
+            assert_eq!(reply.code, 226, "{flags:?}: {}", reply.text());
+            assert_eq!(stored.len(), 50_000, "{flags:?}");
+        } else {
+            assert_eq!(reply.code, 426, "{flags:?}: {}", reply.text());
+            assert!(
+                stored == b"the old file",
+                "{flags:?}: the old file was replaced"
+            );
+        }
+        drop(tls);
+
+        let addr = ftp.epsv(server.addr());
+        let tcp = tcp_connect(addr);
+        ftp.expect("STOR whole.bin", 150);
+        let mut tls = tls_connect(tcp, &config).expect("data handshake");
+        tls.write_all(&[8u8; 50_000]).unwrap();
+        tls.conn.send_close_notify();
+        tls.flush().unwrap();
+        tls.sock.shutdown(std::net::Shutdown::Write).unwrap();
+        let reply = ftp.reply();
+        assert_eq!(reply.code, 226, "{flags:?}: {}", reply.text());
+        let stored = std::fs::read(server.root().join("whole.bin")).unwrap();
+        assert_eq!(stored.len(), 50_000, "{flags:?}");
+    }
+}

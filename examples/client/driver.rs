@@ -775,6 +775,8 @@ async fn run_driver(
         backlog: 1,
         // Protected data connections offer this control connection's TLS session (its own store).
         tls: tls.clone().map(DataTls::Client),
+        // Servers often end a download's TLS with a bare TCP close; the 226 confirms the transfer.
+        strict_tls_eof: false,
     };
     let mut driver = Driver {
         session,

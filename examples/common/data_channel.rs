@@ -86,6 +86,10 @@ pub struct Settings {
     /// The control connection's TLS, for protected transfers; `None` if it has none (a
     /// [`DataAction::Secure`] then fails).
     pub tls: Option<DataTls>,
+    /// A TLS data connection that ends without the peer's `close_notify` fails (`426`) instead of
+    /// ending the file: without it a forged TCP FIN can cut a file short unnoticed (vsftpd's
+    /// `strict_ssl_read_eof`). Off by default, as in vsftpd: many clients close without it.
+    pub strict_tls_eof: bool,
 }
 
 /// One session's data connections and listeners, by the id the session gave each.
@@ -228,6 +232,7 @@ where
             link: self.link.clone(),
             connect_from: connect_from_local_ip.then_some(local_ip),
             tls: self.settings.tls.clone(),
+            strict_tls_eof: self.settings.strict_tls_eof,
         };
         let task = tokio::spawn(task.run(actions_rx, abort_rx));
         Channel {
@@ -305,6 +310,8 @@ struct Task<L> {
     connect_from: Option<IpAddr>,
     /// The control connection's TLS, for [`DataAction::Secure`].
     tls: Option<DataTls>,
+    /// See [`Settings::strict_tls_eof`].
+    strict_tls_eof: bool,
 }
 
 impl<L> Task<L> {
@@ -411,6 +418,13 @@ impl<L> Task<L> {
                 match stream.read_buf(&mut buffer).await {
                     Ok(0) => DataCompletion::EndOfData,
                     Ok(_) => return flow(self.link.chunk(id, buffer.freeze())),
+                    // TLS ended by a bare TCP FIN, no `close_notify`: many FTP peers close so, and
+                    // the end of the TCP stream is the end of the file as in plaintext, unless strict.
+                    Err(error)
+                        if error.kind() == io::ErrorKind::UnexpectedEof && !self.strict_tls_eof =>
+                    {
+                        DataCompletion::EndOfData
+                    }
                     Err(error) => DataCompletion::Failed(error.into()),
                 }
             }

@@ -598,16 +598,12 @@ impl AsyncRead for DataStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let result = match self.get_mut() {
+        // A TLS stream that ends without `close_notify` reads as `UnexpectedEof`: the data channel
+        // decides whether that ends the file (`Settings::strict_tls_eof`).
+        match self.get_mut() {
             DataStream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
             DataStream::TlsServer(tls) => Pin::new(tls).poll_read(cx, buf),
             DataStream::TlsClient(tls) => Pin::new(tls).poll_read(cx, buf),
-        };
-        // Many FTP peers close a TLS data connection without a `close_notify`: the end of the TCP
-        // stream is the end of the file, as in plaintext (vsftpd's `strict_ssl_read_eof=NO`).
-        match result {
-            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(())),
-            other => other,
         }
     }
 }

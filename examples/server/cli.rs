@@ -45,6 +45,10 @@ FTP over TLS (FTPS, RFC 4217; off unless a certificate is given):
                           firewalls that read PASV replies), and REIN reset it; off: CCC gets 533
   --tls-handshake-timeout SECS  close a connection whose control TLS handshake takes longer
                           (default: 15)
+  --tls-strict-eof        a protected upload must end with TLS close_notify; a bare TCP close (which
+                          an attacker on the path can forge to cut the file short) gets 426 and is not
+                          stored. Off by default, as vsftpd's strict_ssl_read_eof: many clients
+                          close without close_notify
 
 Limits and privileges:
   --max-connections N     control connections in all; more get 421 (default: 512)
@@ -119,6 +123,7 @@ pub struct TlsOptions {
     pub exempt_anonymous: bool,
     pub implicit_listen: Option<SocketAddr>,
     pub allow_ccc: bool,
+    pub strict_eof: bool,
     /// `None`: [`DEFAULT_TLS_HANDSHAKE_TIMEOUT`].
     pub handshake_timeout: Option<Duration>,
 }
@@ -298,6 +303,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             | "--require-tls"
             | "--tls-exempt-anonymous"
             | "--allow-ccc"
+            | "--tls-strict-eof"
                 if inline_value.is_some() =>
             {
                 return Err(format!("{flag} takes no value"));
@@ -309,6 +315,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             "--require-tls" => tls.options.require = true,
             "--tls-exempt-anonymous" => tls.options.exempt_anonymous = true,
             "--allow-ccc" => tls.options.allow_ccc = true,
+            "--tls-strict-eof" => tls.options.strict_eof = true,
             _ => return Err(format!("unknown option {flag:?}")),
         }
     }
@@ -351,6 +358,7 @@ fn check_tls(flags: TlsFlags) -> Result<TlsOptions, String> {
             ("--tls-exempt-anonymous", options.exempt_anonymous),
             ("--implicit-tls-listen", options.implicit_listen.is_some()),
             ("--allow-ccc", options.allow_ccc),
+            ("--tls-strict-eof", options.strict_eof),
             (
                 "--tls-handshake-timeout",
                 options.handshake_timeout.is_some(),

@@ -135,6 +135,7 @@ impl DataConnections {
             backlog: 128,
             // The control connection's TLS: protected transfers (`PROT P`) resume its sessions.
             tls,
+            strict_tls_eof: server.tls.as_ref().is_some_and(|tls| tls.strict_eof),
         };
         DataConnections {
             server,

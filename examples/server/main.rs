@@ -374,6 +374,7 @@ fn server_state(options: &Options, storage: Storage, tls: Option<ServerTls>) -> 
         tls: tls.map(|tls| TlsSettings {
             tls,
             handshake_timeout: options.tls.handshake_timeout(),
+            strict_eof: options.tls.strict_eof,
         }),
     }
 }

@@ -95,6 +95,8 @@ pub struct Server {
 pub struct TlsSettings {
     pub tls: ServerTls,
     pub handshake_timeout: Duration,
+    /// `--tls-strict-eof`: an upload's TLS must end with `close_notify`.
+    pub strict_eof: bool,
 }
 
 impl std::fmt::Debug for TlsSettings {
