@@ -1080,10 +1080,9 @@ fn tls_untrusted_certificate() {
                 let url = FtpUrl::parse(&server.url("/")).unwrap();
                 let error = Client::connect_url(&url, options).await.unwrap_err();
                 assert!(matches!(error, DriverError::Tls(_)), "{error:?}");
-                assert!(
-                    error.to_string().starts_with("TLS handshake failed: "),
-                    "{error}"
-                );
+                let message = error.to_string();
+                assert!(message.starts_with("TLS handshake failed: "), "{message}");
+                assert!(message.contains("give its CA with --ca-file"), "{message}");
             }
             // Implicit FTPS: the handshake comes before the greeting.
             let mut implicit = options();

@@ -233,7 +233,18 @@ impl fmt::Display for DriverError {
                 f,
                 "the server refused TLS (AUTH TLS: {reply}); not going on in plaintext"
             ),
-            DriverError::Tls(error) => write!(f, "TLS handshake failed: {error}"),
+            DriverError::Tls(error) => {
+                write!(f, "TLS handshake failed: {error}")?;
+                let rustls_error = error
+                    .get_ref()
+                    .and_then(|e| e.downcast_ref::<rustls::Error>());
+                if let Some(rustls::Error::InvalidCertificate(_)) = rustls_error {
+                    f.write_str(
+                        " (the server's certificate is not trusted: give its CA with --ca-file)",
+                    )?;
+                }
+                Ok(())
+            }
             DriverError::TlsNotResumed(reply) => write!(
                 f,
                 "{reply} (the data connection did not resume the control connection's TLS session, \
