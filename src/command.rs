@@ -417,8 +417,8 @@ pub enum Command {
     /// TLS client (so that one server of a secure FXP pair sends the ClientHello); `OFF`: the TLS server,
     /// the default; no argument asks which.
     Sscn(Option<bool>),
-    /// `CPSV`: `PASV`, with the server as the TLS client of the data connection (an older spelling of
-    /// `SSCN ON` + `PASV`).
+    /// `CPSV`: `PASV`, with the server as the TLS client of the next data connection (the older way
+    /// of asking what `SSCN ON` asks for every transfer).
     Cpsv,
     // ---- RFC 2389 ----
     /// `FEAT`.

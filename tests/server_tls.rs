@@ -439,7 +439,7 @@ fn sscn_on_and_cpsv_are_only_for_users_allowed_fxp() {
 }
 
 #[test]
-fn cpsv_is_sscn_on_and_pasv_and_the_server_is_the_tls_client() {
+fn cpsv_makes_the_server_the_tls_client_of_the_next_transfer_only() {
     let mut s = fxp_user();
     assert!(s.cmd("CPSV").starts_with("227 "));
     assert_eq!(s.cmd("SSCN"), "200 SSCN:CLIENT METHOD\r\n");
@@ -450,6 +450,18 @@ fn cpsv_is_sscn_on_and_pasv_and_the_server_is_the_tls_client() {
     assert_eq!(s.data_tls, [Some(TlsRole::Client)]);
     assert_eq!(s.data_secures, [TlsRole::Client]);
     assert_eq!(s.take_data(), (0..=255u8).collect::<Vec<_>>());
+    // CPSV was for that one transfer: the next is the TLS server again (and requires reuse).
+    assert_eq!(s.cmd("SSCN"), "200 SSCN:SERVER METHOD\r\n");
+    s.tls_resumed = true;
+    assert!(s.cmd("PASV").starts_with("227 "));
+    let out = s.cmd("RETR /pub/data.bin");
+    assert!(out.ends_with("226 Transfer complete.\r\n"), "{out}");
+    assert_eq!(s.data_secures, [TlsRole::Client, TlsRole::Server]);
+    // With SSCN ON in force, CPSV leaves it on.
+    assert_eq!(s.cmd("SSCN ON"), "200 SSCN:CLIENT METHOD\r\n");
+    assert!(s.cmd("CPSV").starts_with("227 "));
+    s.cmd("RETR /pub/data.bin");
+    assert_eq!(s.cmd("SSCN"), "200 SSCN:CLIENT METHOD\r\n");
 }
 
 // ---- protected transfers ----

@@ -31,6 +31,8 @@ pub(super) struct Security {
     pub(super) data_protected: bool,
     /// `SSCN ON`: this server is the TLS client of data connections.
     pub(super) data_tls_client: bool,
+    /// `CPSV` made it the TLS client for the next data connection only.
+    pub(super) tls_client_once: bool,
     /// The connection was TLS from its first byte (implicit FTPS): that is its new-connection state,
     /// which `REIN` returns to.
     pub(super) implicit: bool,
@@ -44,6 +46,7 @@ impl Security {
             pbsz_seen: false,
             data_protected: false,
             data_tls_client: false,
+            tls_client_once: false,
             implicit: false,
         }
     }
@@ -56,6 +59,7 @@ impl Security {
             pbsz_seen: true,
             data_protected: true,
             data_tls_client: false,
+            tls_client_once: false,
             implicit: true,
         }
     }
@@ -250,6 +254,7 @@ impl Session {
         }
         if let Some(on) = on {
             self.security.data_tls_client = on;
+            self.security.tls_client_once = false;
         }
         let text = if self.security.data_tls_client {
             "SSCN:CLIENT METHOD"
@@ -269,7 +274,8 @@ impl Session {
         );
     }
 
-    /// `CPSV`: `SSCN ON`, then `PASV`.
+    /// `CPSV`: `PASV`, with this server the TLS client of the next data connection only (unless
+    /// `SSCN ON` is in force anyway).
     pub(super) fn client_passive(&mut self) {
         if !self.config.tls.offered {
             return self.reply(ReplyCode::NOT_IMPLEMENTED, "CPSV not supported.");
@@ -277,7 +283,11 @@ impl Session {
         if !self.foreign_data_allowed() {
             return self.refuse_tls_client_role();
         }
-        self.security.data_tls_client = true;
+        // For this one data connection (`take_data_tls_role`); `SSCN ON` is what lasts.
+        if !self.security.data_tls_client {
+            self.security.data_tls_client = true;
+            self.security.tls_client_once = true;
+        }
         self.passive(false, None);
     }
 
@@ -308,6 +318,16 @@ impl Session {
             "Data connections must be protected: use PBSZ 0 and PROT P.",
         );
         false
+    }
+
+    /// The TLS role of the data connection being opened now, `None` for plaintext; a `CPSV`'s
+    /// client role is used up by it.
+    pub(super) fn take_data_tls_role(&mut self) -> Option<TlsRole> {
+        let role = self.data_tls_role();
+        if std::mem::take(&mut self.security.tls_client_once) {
+            self.security.data_tls_client = false;
+        }
+        role
     }
 
     /// The TLS role of the next data connection, `None` for plaintext.

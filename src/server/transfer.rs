@@ -203,6 +203,9 @@ pub(super) struct Transfer {
     /// The passive listener (the id of its `PASV`/`EPSV`) this transfer took its data connection from:
     /// it is closed with the transfer.
     pub(super) listener: Option<RequestId>,
+    /// The data connection's TLS role (`None`: plaintext), fixed when it is opened: `PROT` and `SSCN`
+    /// cannot change it half-way, nor can a one-shot `CPSV` that ended meanwhile.
+    pub(super) tls: Option<crate::data::TlsRole>,
     pump: Pump,
 }
 
@@ -238,6 +241,7 @@ impl Transfer {
             size: None,
             file_open: false,
             listener: None,
+            tls: None,
             pump: Pump::new(transcoder, network),
         }
     }

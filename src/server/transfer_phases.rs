@@ -135,11 +135,12 @@ impl Session {
 
     /// The file (or listing) is open: connect or accept the data connection.
     fn connect_data(&mut self, now: Instant) {
-        let tls = self.data_tls_role();
+        let tls = self.take_data_tls_role();
         let Some(transfer) = self.transfer.as_mut() else {
             return;
         };
         transfer.phase = Phase::Connecting;
+        transfer.tls = tls;
         (self.timers).start(ServerTimer::Data, now, self.config.data_timeout);
         let id = transfer.id;
         let action = match std::mem::replace(&mut self.data, DataChannel::None) {
@@ -172,13 +173,12 @@ impl Session {
             return;
         }
         let binary = !matches!(self.transfer_type, TransferType::Ascii(_));
-        let tls = self.data_tls_role();
         let Some(transfer) = self.transfer.as_mut() else {
             return;
         };
         let text = opening_text(transfer, binary);
         (self.timers).start(ServerTimer::Data, now, self.config.data_timeout);
-        if let Some(role) = tls {
+        if let Some(role) = transfer.tls {
             transfer.phase = Phase::Securing;
             let id = transfer.id;
             self.reply(ReplyCode::FILE_STATUS_OK, text);
@@ -195,7 +195,9 @@ impl Session {
     /// the control connection's TLS session and the policy requires it (someone else may have
     /// connected to the passive port first).
     fn data_secured(&mut self, now: Instant, resumed: bool) {
-        let role = self.data_tls_role().unwrap_or(crate::data::TlsRole::Server);
+        let role = (self.transfer.as_ref())
+            .and_then(|t| t.tls)
+            .unwrap_or(crate::data::TlsRole::Server);
         if !self.data_session_acceptable(role, resumed) {
             return self.fail_transfer(
                 ReplyCode::CANT_OPEN_DATA,
