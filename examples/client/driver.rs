@@ -337,7 +337,7 @@ impl Client {
         };
         let implicit = matches!(options.ftps, Ftps::Implicit(_));
         let info = connection_info(&stream)?;
-        let mut control = ControlStream::Plain(stream);
+        let mut control = ControlStream::plain(stream);
         if let (true, Some(connector)) = (implicit, &connector) {
             // Implicit FTPS: the greeting already comes over TLS.
             control

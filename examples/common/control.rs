@@ -17,91 +17,91 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::tls::{ConnectionTls, ConnectorTls, TlsClientStream, TlsServerStream};
+use super::tls::{ConnectionTls, ConnectorTls, Stream};
 
-/// The control connection.
-pub enum ControlStream {
-    /// Plaintext.
-    Plain(TcpStream),
-    /// TLS, this end the server.
-    TlsServer(Box<TlsServerStream>),
-    /// TLS, this end the client.
-    TlsClient(Box<TlsClientStream>),
-    /// Lost in a failed switch: every read and write fails.
-    Broken,
-}
+/// The control connection: a [`Stream`], or nothing once a failed switch lost it (every read and write
+/// fails then).
+pub struct ControlStream(Option<Stream>);
 
 fn broken() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "control connection lost")
 }
 
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+}
+
 impl ControlStream {
-    /// The TCP connection underneath (`None` once broken).
-    pub fn tcp(&self) -> Option<&TcpStream> {
-        match self {
-            ControlStream::Plain(tcp) => Some(tcp),
-            ControlStream::TlsServer(tls) => Some(tls.get_ref().0),
-            ControlStream::TlsClient(tls) => Some(tls.get_ref().0),
-            ControlStream::Broken => None,
-        }
+    /// A plaintext control connection (explicit FTPS starts here).
+    pub fn plain(tcp: TcpStream) -> ControlStream {
+        ControlStream(Some(Stream::Plain(tcp)))
+    }
+
+    /// The stream (`None` once lost).
+    pub fn stream(&self) -> Option<&Stream> {
+        self.0.as_ref()
     }
 
     /// The plaintext TCP connection, if there is no TLS on it.
-    pub fn plain(&self) -> Option<&TcpStream> {
-        match self {
-            ControlStream::Plain(tcp) => Some(tcp),
+    pub fn plain_tcp(&self) -> Option<&TcpStream> {
+        match &self.0 {
+            Some(Stream::Plain(tcp)) => Some(tcp),
             _ => None,
         }
     }
 
+    /// Takes the plaintext TCP connection for a handshake; the stream is lost until it is put back.
+    fn take_plain(&mut self) -> io::Result<TcpStream> {
+        match self.0.take() {
+            Some(Stream::Plain(tcp)) => Ok(tcp),
+            _ => Err(broken()),
+        }
+    }
+
     /// Runs the TLS server handshake (after `234`, which must already be written), within `limit`.
-    /// On failure the connection is lost ([`ControlStream::Broken`]).
+    /// On failure the connection is lost.
     pub async fn accept_tls(&mut self, tls: &ConnectionTls, limit: Duration) -> io::Result<()> {
-        let ControlStream::Plain(tcp) = std::mem::replace(self, ControlStream::Broken) else {
-            return Err(broken());
-        };
-        let stream = tokio::time::timeout(limit, tls.accept_control(tcp))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
-        *self = ControlStream::TlsServer(Box::new(stream));
+        let tcp = self.take_plain()?;
+        let handshake = tokio::time::timeout(limit, tls.accept_control(tcp));
+        let stream = handshake.await.map_err(|_| timed_out())??;
+        self.0 = Some(Stream::TlsServer(Box::new(stream)));
         Ok(())
     }
 
     /// Runs the TLS client handshake (after the server's `234`, or first thing for implicit FTPS),
-    /// within `limit`. On failure the connection is lost ([`ControlStream::Broken`]).
+    /// within `limit`. On failure the connection is lost.
     pub async fn connect_tls(&mut self, tls: &ConnectorTls, limit: Duration) -> io::Result<()> {
-        let ControlStream::Plain(tcp) = std::mem::replace(self, ControlStream::Broken) else {
-            return Err(broken());
-        };
-        let stream = tokio::time::timeout(limit, tls.connect_control(tcp))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
-        *self = ControlStream::TlsClient(Box::new(stream));
+        let tcp = self.take_plain()?;
+        let handshake = tokio::time::timeout(limit, tls.connect_control(tcp));
+        let stream = handshake.await.map_err(|_| timed_out())??;
+        self.0 = Some(Stream::TlsClient(Box::new(stream)));
         Ok(())
     }
 
     /// Ends TLS and goes on in plaintext (`CCC`): sends `close_notify`, waits (within `limit`) for the
     /// peer's, and keeps the TCP connection. Plaintext already: nothing to do.
     pub async fn end_tls(&mut self, limit: Duration) -> io::Result<()> {
-        let tcp = match std::mem::replace(self, ControlStream::Broken) {
-            ControlStream::Plain(tcp) => tcp,
-            ControlStream::TlsServer(mut tls) => {
+        let tcp = match self.0.take() {
+            Some(Stream::Plain(tcp)) => tcp,
+            Some(Stream::TlsServer(mut tls)) => {
                 tls.get_mut().1.send_close_notify();
-                tokio::time::timeout(limit, finish_tls(&mut *tls))
+                let closing = tokio::time::timeout(limit, finish_tls(&mut *tls));
+                closing
                     .await
                     .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
                 tls.into_inner().0
             }
-            ControlStream::TlsClient(mut tls) => {
+            Some(Stream::TlsClient(mut tls)) => {
                 tls.get_mut().1.send_close_notify();
-                tokio::time::timeout(limit, finish_tls(&mut *tls))
+                let closing = tokio::time::timeout(limit, finish_tls(&mut *tls));
+                closing
                     .await
                     .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
                 tls.into_inner().0
             }
-            ControlStream::Broken => return Err(broken()),
+            None => return Err(broken()),
         };
-        *self = ControlStream::Plain(tcp);
+        self.0 = Some(Stream::Plain(tcp));
         Ok(())
     }
 }
@@ -124,11 +124,9 @@ impl AsyncRead for ControlStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ControlStream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
-            ControlStream::TlsServer(tls) => Pin::new(tls).poll_read(cx, buf),
-            ControlStream::TlsClient(tls) => Pin::new(tls).poll_read(cx, buf),
-            ControlStream::Broken => Poll::Ready(Err(broken())),
+        match &mut self.get_mut().0 {
+            Some(stream) => Pin::new(stream).poll_read(cx, buf),
+            None => Poll::Ready(Err(broken())),
         }
     }
 }
@@ -139,29 +137,23 @@ impl AsyncWrite for ControlStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            ControlStream::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
-            ControlStream::TlsServer(tls) => Pin::new(tls).poll_write(cx, buf),
-            ControlStream::TlsClient(tls) => Pin::new(tls).poll_write(cx, buf),
-            ControlStream::Broken => Poll::Ready(Err(broken())),
+        match &mut self.get_mut().0 {
+            Some(stream) => Pin::new(stream).poll_write(cx, buf),
+            None => Poll::Ready(Err(broken())),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ControlStream::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
-            ControlStream::TlsServer(tls) => Pin::new(tls).poll_flush(cx),
-            ControlStream::TlsClient(tls) => Pin::new(tls).poll_flush(cx),
-            ControlStream::Broken => Poll::Ready(Err(broken())),
+        match &mut self.get_mut().0 {
+            Some(stream) => Pin::new(stream).poll_flush(cx),
+            None => Poll::Ready(Err(broken())),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ControlStream::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
-            ControlStream::TlsServer(tls) => Pin::new(tls).poll_shutdown(cx),
-            ControlStream::TlsClient(tls) => Pin::new(tls).poll_shutdown(cx),
-            ControlStream::Broken => Poll::Ready(Ok(())),
+        match &mut self.get_mut().0 {
+            Some(stream) => Pin::new(stream).poll_shutdown(cx),
+            None => Poll::Ready(Ok(())),
         }
     }
 }

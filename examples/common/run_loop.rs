@@ -84,7 +84,7 @@ pub async fn run<D: Driver>(
                 Ok(n) => {
                     driver.on_input(buffer.get(..n).unwrap_or_default());
                     // Only in plaintext: under TLS the socket's bytes are records, not commands.
-                    if let (true, Some(tcp)) = (driver.reads_past_urgent_mark(), control.plain()) {
+                    if let (true, Some(tcp)) = (driver.reads_past_urgent_mark(), control.plain_tcp()) {
                         read_past_urgent_mark(tcp, &mut buffer, driver);
                     }
                 }

@@ -184,7 +184,7 @@ impl ConnectionTls {
         if resumed {
             sessions.commit();
         }
-        Ok((DataStream::TlsServer(Box::new(stream)), resumed))
+        Ok((Stream::TlsServer(Box::new(stream)), resumed))
     }
 }
 
@@ -496,7 +496,7 @@ impl ConnectorTls {
             .connect(self.name.clone(), tcp)
             .await?;
         let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
-        Ok((DataStream::TlsClient(Box::new(stream)), resumed))
+        Ok((Stream::TlsClient(Box::new(stream)), resumed))
     }
 }
 
@@ -531,7 +531,7 @@ impl DataTls {
                     .connect(name, tcp)
                     .await?;
                 let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
-                Ok((DataStream::TlsClient(Box::new(stream)), resumed))
+                Ok((Stream::TlsClient(Box::new(stream)), resumed))
             }
             (DataTls::Client(_), TlsRole::Server) => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -541,23 +541,26 @@ impl DataTls {
     }
 }
 
-/// A data connection: plaintext, or TLS in either role.
-pub enum DataStream {
-    /// `PROT C`.
+/// A connection, control or data: plaintext, or TLS in either role.
+pub enum Stream {
+    /// Plaintext (a data connection with `PROT C`).
     Plain(TcpStream),
-    /// `PROT P`, this end the TLS server.
+    /// TLS, this end the server.
     TlsServer(Box<TlsServerStream>),
-    /// `PROT P`, this end the TLS client.
+    /// TLS, this end the client.
     TlsClient(Box<TlsClientStream>),
 }
 
-impl DataStream {
+/// A data connection.
+pub type DataStream = Stream;
+
+impl Stream {
     /// The TCP connection underneath.
     pub fn tcp(&self) -> &TcpStream {
         match self {
-            DataStream::Plain(tcp) => tcp,
-            DataStream::TlsServer(tls) => tls.get_ref().0,
-            DataStream::TlsClient(tls) => tls.get_ref().0,
+            Stream::Plain(tcp) => tcp,
+            Stream::TlsServer(tls) => tls.get_ref().0,
+            Stream::TlsClient(tls) => tls.get_ref().0,
         }
     }
 
@@ -565,7 +568,7 @@ impl DataStream {
     /// sends a new session ticket after each handshake, which a connection that only writes (an upload)
     /// would otherwise never read.
     pub async fn read_pending_records(&mut self) {
-        if let DataStream::TlsClient(_) = self {
+        if let Stream::TlsClient(_) = self {
             let mut byte = [0u8; 1];
             let _ = tokio::time::timeout(
                 Duration::ZERO,
@@ -582,7 +585,7 @@ impl DataStream {
     /// throwing away the end of the upload still queued to send (vsftpd then answers 426 "Failure
     /// reading network stream"). A server closes its end once it has read the client's.
     pub async fn read_until_peer_closes(&mut self, limit: Duration) {
-        if let DataStream::TlsClient(_) = self {
+        if let Stream::TlsClient(_) = self {
             let mut buffer = [0u8; 1024];
             let drain = async {
                 while let Ok(1..) = tokio::io::AsyncReadExt::read(self, &mut buffer).await {}
@@ -592,7 +595,7 @@ impl DataStream {
     }
 }
 
-impl AsyncRead for DataStream {
+impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -601,39 +604,39 @@ impl AsyncRead for DataStream {
         // A TLS stream that ends without `close_notify` reads as `UnexpectedEof`: the data channel
         // decides whether that ends the file (`Settings::strict_tls_eof`).
         match self.get_mut() {
-            DataStream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
-            DataStream::TlsServer(tls) => Pin::new(tls).poll_read(cx, buf),
-            DataStream::TlsClient(tls) => Pin::new(tls).poll_read(cx, buf),
+            Stream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Stream::TlsServer(tls) => Pin::new(tls).poll_read(cx, buf),
+            Stream::TlsClient(tls) => Pin::new(tls).poll_read(cx, buf),
         }
     }
 }
 
-impl AsyncWrite for DataStream {
+impl AsyncWrite for Stream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            DataStream::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
-            DataStream::TlsServer(tls) => Pin::new(tls).poll_write(cx, buf),
-            DataStream::TlsClient(tls) => Pin::new(tls).poll_write(cx, buf),
+            Stream::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Stream::TlsServer(tls) => Pin::new(tls).poll_write(cx, buf),
+            Stream::TlsClient(tls) => Pin::new(tls).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            DataStream::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
-            DataStream::TlsServer(tls) => Pin::new(tls).poll_flush(cx),
-            DataStream::TlsClient(tls) => Pin::new(tls).poll_flush(cx),
+            Stream::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            Stream::TlsServer(tls) => Pin::new(tls).poll_flush(cx),
+            Stream::TlsClient(tls) => Pin::new(tls).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            DataStream::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
-            DataStream::TlsServer(tls) => Pin::new(tls).poll_shutdown(cx),
-            DataStream::TlsClient(tls) => Pin::new(tls).poll_shutdown(cx),
+            Stream::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Stream::TlsServer(tls) => Pin::new(tls).poll_shutdown(cx),
+            Stream::TlsClient(tls) => Pin::new(tls).poll_shutdown(cx),
         }
     }
 }

@@ -50,6 +50,7 @@ use crate::logging;
 use crate::login_throttle::{LoginThrottle, Verdict};
 use crate::run_loop::{self, CONTROL_READ_SIZE};
 use crate::storage::Storage;
+use crate::tls::Stream;
 use crate::tls::{ConnectionTls, DataTls, ServerTls};
 
 /// What the helper tasks send to the session task.
@@ -127,7 +128,7 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream, security: 
     // with MSG_OOB). Without SO_OOBINLINE the kernel pulls the urgent byte out of the stream, so the
     // session would see `ABOR\r` and then nothing: keep it in line, where the framer expects it.
     let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
-    let mut control = ControlStream::Plain(stream);
+    let mut control = ControlStream::plain(stream);
     logging::session(number, format_args!("connected from {peer}"));
     // This connection's TLS, with a session cache of its own (see `tls.rs`).
     let tls = server
@@ -188,7 +189,7 @@ pub async fn run(server: Arc<Server>, number: u64, stream: TcpStream, security: 
 
 /// Logs the protocol version and cipher suite of a control connection that just became TLS.
 fn log_tls(number: u64, control: &ControlStream) {
-    if let ControlStream::TlsServer(tls) = control {
+    if let Some(Stream::TlsServer(tls)) = control.stream() {
         let connection = tls.get_ref().1;
         let version = connection.protocol_version();
         let suite = connection.negotiated_cipher_suite().map(|s| s.suite());
