@@ -1389,3 +1389,39 @@ fn tls_strict_eof_refuses_an_upload_cut_by_a_bare_fin() {
         assert_eq!(stored.len(), 50_000, "{flags:?}");
     }
 }
+
+/// `--allow-ccc`: a client that sends its `close_notify` and its first plaintext command in one
+/// segment gets that command answered (the server reads the closing TLS records one at a time, so the
+/// plaintext behind them is not swallowed by TLS).
+#[test]
+fn a_plaintext_command_right_behind_close_notify_is_answered() {
+    let server = TlsServer::start(&["--allow-ccc"]);
+    let config = server.client_config();
+    let mut ftp = Ftp::connect(server.addr()).auth_tls(&config);
+    ftp.login(USER, PASSWORD);
+    ftp.expect("CCC", 200);
+    let Ftp { stream: mut tls } = ftp;
+    tls.conn.send_close_notify();
+    let mut out = Vec::new();
+    while tls.conn.wants_write() {
+        tls.conn.write_tls(&mut out).unwrap();
+    }
+    out.extend_from_slice(b"NOOP\r\n");
+    tls.sock.write_all(&out).unwrap();
+    // The server's close_notify (which may have come with the 200), read record by record too.
+    loop {
+        if tls.conn.process_new_packets().unwrap().peer_has_closed() {
+            break;
+        }
+        let mut header = [0u8; 5];
+        tls.sock.read_exact(&mut header).unwrap();
+        let length = usize::from(u16::from_be_bytes([header[3], header[4]]));
+        let mut record = header.to_vec();
+        record.resize(5 + length, 0);
+        tls.sock.read_exact(&mut record[5..]).unwrap();
+        tls.conn.read_tls(&mut record.as_slice()).unwrap();
+    }
+    let mut plain = Ftp { stream: tls.sock };
+    plain.expect_reply(200);
+    plain.expect("PWD", 257);
+}

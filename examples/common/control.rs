@@ -85,7 +85,9 @@ impl ControlStream {
             Some(Stream::Plain(tcp)) => tcp,
             Some(Stream::TlsServer(mut tls)) => {
                 tls.get_mut().1.send_close_notify();
-                let closing = tokio::time::timeout(limit, finish_tls(&mut *tls));
+                tls.flush().await?;
+                let (tcp, connection) = tls.get_mut();
+                let closing = tokio::time::timeout(limit, read_close_notify(tcp, connection));
                 closing
                     .await
                     .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
@@ -93,7 +95,9 @@ impl ControlStream {
             }
             Some(Stream::TlsClient(mut tls)) => {
                 tls.get_mut().1.send_close_notify();
-                let closing = tokio::time::timeout(limit, finish_tls(&mut *tls));
+                tls.flush().await?;
+                let (tcp, connection) = tls.get_mut();
+                let closing = tokio::time::timeout(limit, read_close_notify(tcp, connection));
                 closing
                     .await
                     .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
@@ -106,15 +110,42 @@ impl ControlStream {
     }
 }
 
-/// Flushes our `close_notify` and reads until the peer's (which a TLS stream reports as the end).
-async fn finish_tls<S: AsyncRead + AsyncWrite + Unpin>(tls: &mut S) -> io::Result<()> {
-    tls.flush().await?;
-    let mut buffer = [0u8; 512];
+/// The largest TLS record on the wire: 2^14 bytes of plaintext plus the most a cipher adds.
+const MAX_TLS_RECORD: usize = 16_384 + 2_048;
+
+/// Reads the peer's records up to its `close_notify` straight from the socket, one record at a time,
+/// so that nothing the peer sends after it (its first plaintext command may share the segment) is
+/// taken into TLS and lost. Application data before the `close_notify` was sent before `CCC` was
+/// answered: dropped.
+async fn read_close_notify<D>(
+    tcp: &mut TcpStream,
+    connection: &mut rustls::ConnectionCommon<D>,
+) -> io::Result<()> {
     loop {
-        // Anything the peer sent before its `close_notify` was sent before `CCC` was answered: dropped.
-        if tls.read(&mut buffer).await? == 0 {
+        let state = connection
+            .process_new_packets()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let mut sink = vec![0u8; state.plaintext_bytes_to_read()];
+        let _ = std::io::Read::read(&mut connection.reader(), &mut sink);
+        if state.peer_has_closed() {
             return Ok(());
         }
+        let mut header = [0u8; 5];
+        tcp.read_exact(&mut header).await?;
+        let [_, _, _, high, low] = header;
+        let length = usize::from(u16::from_be_bytes([high, low]));
+        if length > MAX_TLS_RECORD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a TLS record",
+            ));
+        }
+        let mut record = header.to_vec();
+        record.resize(header.len() + length, 0);
+        if let Some(body) = record.get_mut(header.len()..) {
+            tcp.read_exact(body).await?;
+        }
+        connection.read_tls(&mut record.as_slice())?;
     }
 }
 
