@@ -277,6 +277,27 @@ impl<S: Read + Write> Ftp<S> {
         SocketAddr::new(host.ip(), port)
     }
 
+    /// `PBSZ 0`, `PROT P` and `TYPE I`: protected binary transfers from now on.
+    fn protect(&mut self) {
+        self.expect("PBSZ 0", 200);
+        self.expect("PROT P", 200);
+        self.expect("TYPE I", 200);
+    }
+
+    /// A protected passive transfer's data connection: `EPSV`, connect, `command` (answered 150),
+    /// then the data connection's TLS handshake.
+    fn protected_data(
+        &mut self,
+        host: SocketAddr,
+        command: &str,
+        config: &Arc<ClientConfig>,
+    ) -> TlsStream {
+        let addr = self.epsv(host);
+        let tcp = tcp_connect(addr);
+        self.expect(command, 150);
+        tls_connect(tcp, config).expect("data handshake")
+    }
+
     /// Whether the server closes the connection, sending nothing more, within [`SOCKET_TIMEOUT`].
     fn closed_without_a_word(&mut self) -> bool {
         matches!(read_byte(&mut self.stream), Read1::Closed)
@@ -587,9 +608,7 @@ fn a_plaintext_data_connection_after_prot_p_is_425() {
     let config = server.client_config();
     let mut ftp = Ftp::connect(server.addr()).auth_tls(&config);
     ftp.login(USER, PASSWORD);
-    ftp.expect("PBSZ 0", 200);
-    ftp.expect("PROT P", 200);
-    ftp.expect("TYPE I", 200);
+    ftp.protect();
 
     let addr = ftp.epsv(server.addr());
     let mut data_tcp = tcp_connect(addr);
@@ -619,10 +638,7 @@ fn a_plaintext_data_connection_after_prot_p_is_425() {
     );
 
     // A protected one works on the same session.
-    let addr = ftp.epsv(server.addr());
-    let tcp = tcp_connect(addr);
-    ftp.expect("RETR file.bin", 150);
-    let mut tls = tls_connect(tcp, &config).expect("data handshake");
+    let mut tls = ftp.protected_data(server.addr(), "RETR file.bin", &config);
     assert_bytes_eq(&read_to_end(&mut tls), &data, "RETR over TLS");
     ftp.expect_reply(226);
 }
@@ -653,10 +669,7 @@ fn require_tls_refuses_plaintext_logins_and_transfers() {
     ftp.expect("RETR file.bin", 521);
     ftp.expect("NOOP", 200);
     ftp.expect("PROT P", 200);
-    let addr = ftp.epsv(server.addr());
-    let tcp = tcp_connect(addr);
-    ftp.expect("RETR file.bin", 150);
-    let mut tls = tls_connect(tcp, &config).expect("data handshake");
+    let mut tls = ftp.protected_data(server.addr(), "RETR file.bin", &config);
     assert_bytes_eq(&read_to_end(&mut tls), &data, "RETR with PROT P");
     ftp.expect_reply(226);
 }
@@ -697,10 +710,7 @@ fn implicit_ftps_login_and_transfers() {
     ftp.login(USER, PASSWORD);
     ftp.expect("TYPE I", 200);
     for _ in 0..3 {
-        let addr = ftp.epsv(server.implicit_addr());
-        let tcp = tcp_connect(addr);
-        ftp.expect("RETR file.bin", 150);
-        let mut tls = tls_connect(tcp, &config).expect("data handshake");
+        let mut tls = ftp.protected_data(server.implicit_addr(), "RETR file.bin", &config);
         assert_bytes_eq(&read_to_end(&mut tls), &data, "RETR over implicit FTPS");
         ftp.expect_reply(226);
     }
@@ -1297,9 +1307,7 @@ fn a_stranger_cannot_resume_a_session_its_failed_handshake_stored() {
     let config = server.client_config();
     let mut ftp = Ftp::connect(server.addr()).auth_tls(&config);
     ftp.login(USER, PASSWORD);
-    ftp.expect("PBSZ 0", 200);
-    ftp.expect("PROT P", 200);
-    ftp.expect("TYPE I", 200);
+    ftp.protect();
     let attacker = tls12_client_config(&server.pki.ca);
 
     // Round 1: the stranger connects first, its handshake fails after the server stored its session.
@@ -1350,14 +1358,9 @@ fn tls_strict_eof_refuses_an_upload_cut_by_a_bare_fin() {
         let config = server.client_config();
         let mut ftp = Ftp::connect(server.addr()).auth_tls(&config);
         ftp.login(USER, PASSWORD);
-        ftp.expect("PBSZ 0", 200);
-        ftp.expect("PROT P", 200);
-        ftp.expect("TYPE I", 200);
+        ftp.protect();
 
-        let addr = ftp.epsv(server.addr());
-        let tcp = tcp_connect(addr);
-        ftp.expect("STOR cut.bin", 150);
-        let mut tls = tls_connect(tcp, &config).expect("data handshake");
+        let mut tls = ftp.protected_data(server.addr(), "STOR cut.bin", &config);
         tls.write_all(&[7u8; 50_000]).unwrap();
         tls.flush().unwrap();
         tls.sock.shutdown(std::net::Shutdown::Write).unwrap();
@@ -1375,10 +1378,7 @@ fn tls_strict_eof_refuses_an_upload_cut_by_a_bare_fin() {
         }
         drop(tls);
 
-        let addr = ftp.epsv(server.addr());
-        let tcp = tcp_connect(addr);
-        ftp.expect("STOR whole.bin", 150);
-        let mut tls = tls_connect(tcp, &config).expect("data handshake");
+        let mut tls = ftp.protected_data(server.addr(), "STOR whole.bin", &config);
         tls.write_all(&[8u8; 50_000]).unwrap();
         tls.conn.send_close_notify();
         tls.flush().unwrap();

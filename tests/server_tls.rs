@@ -593,17 +593,23 @@ fn a_failed_data_handshake_is_425() {
     assert!(s.cmd("NOOP").starts_with("200 "));
 }
 
-#[test]
-fn a_data_handshake_that_never_ends_times_out_with_425() {
-    let mut s = offered();
-    protected_login(&mut s);
+/// `PASV` and `command` (a protected download), the driver holding the data connection's `Secure`
+/// in `s.stalled`: the transfer waits in its handshake.
+fn start_with_the_handshake_held(s: &mut Sim, command: &str) {
     s.cmd("PASV");
-    s.session
-        .handle_control_input(s.now, b"RETR /pub/data.bin\r\n");
+    let line = format!("{command}\r\n");
+    s.session.handle_control_input(s.now, line.as_bytes());
     s.drain_with(|server, action| match action {
         Action::Data(DataAction::Secure { .. }) => Verdict::Hold,
         _ => server.plan(action),
     });
+}
+
+#[test]
+fn a_data_handshake_that_never_ends_times_out_with_425() {
+    let mut s = offered();
+    protected_login(&mut s);
+    start_with_the_handshake_held(&mut s, "RETR /pub/data.bin");
     assert!(s.take_control().starts_with("150 "));
     s.advance(Duration::from_secs(61));
     assert_eq!(
@@ -628,13 +634,7 @@ fn a_data_handshake_that_never_ends_times_out_with_425() {
 fn a_chunk_handed_over_during_the_data_handshake_is_dropped() {
     let mut s = offered();
     protected_login(&mut s);
-    s.cmd("PASV");
-    s.session
-        .handle_control_input(s.now, b"RETR /pub/readme.txt\r\n");
-    s.drain_with(|server, action| match action {
-        Action::Data(DataAction::Secure { .. }) => Verdict::Hold,
-        _ => server.plan(action),
-    });
+    start_with_the_handshake_held(&mut s, "RETR /pub/readme.txt");
     let Some(secure @ Action::Data(DataAction::Secure { id, .. })) = s.stalled.pop() else {
         panic!("no held Secure");
     };
@@ -656,13 +656,7 @@ fn a_chunk_handed_over_during_the_data_handshake_is_dropped() {
 fn abor_while_the_data_connection_is_securing() {
     let mut s = offered();
     protected_login(&mut s);
-    s.cmd("PASV");
-    s.session
-        .handle_control_input(s.now, b"RETR /pub/data.bin\r\n");
-    s.drain_with(|server, action| match action {
-        Action::Data(DataAction::Secure { .. }) => Verdict::Hold,
-        _ => server.plan(action),
-    });
+    start_with_the_handshake_held(&mut s, "RETR /pub/data.bin");
     assert!(s.take_control().starts_with("150 "));
     let out = s.cmd("ABOR");
     assert!(out.starts_with("426 ") && out.ends_with("226 Abort successful.\r\n"));
@@ -978,11 +972,7 @@ fn rein_on_an_implicit_tls_session_keeps_tls_and_data_protection() {
 fn a_user_allowed_fxp_needs_no_session_reuse_on_data_connections() {
     // The other end of a secure FXP copy is another server, which cannot resume this control
     // connection's session; such a user's passive connections may come from anywhere anyway.
-    let mut cfg = config(TlsPolicy::offered());
-    cfg.allow_foreign_data_address = true;
-    let mut s = Sim::with_config(cfg);
-    s.take_control();
-    protected_login(&mut s);
+    let mut s = fxp_user();
     assert_eq!(
         s.session.grant().map(|g| g.foreign_data_address),
         Some(true)

@@ -320,25 +320,17 @@ impl Session {
         false
     }
 
-    /// The TLS role of the data connection being opened now, `None` for plaintext; a `CPSV`'s
-    /// client role is used up by it.
+    /// The TLS role of the data connection being opened now (`SSCN` decides which), `None` for
+    /// plaintext; a `CPSV`'s client role is used up by it.
     pub(super) fn take_data_tls_role(&mut self) -> Option<TlsRole> {
-        let role = self.data_tls_role();
+        let role = match self.security.data_tls_client {
+            true => TlsRole::Client,
+            false => TlsRole::Server,
+        };
         if std::mem::take(&mut self.security.tls_client_once) {
             self.security.data_tls_client = false;
         }
-        role
-    }
-
-    /// The TLS role of the next data connection, `None` for plaintext.
-    pub(super) fn data_tls_role(&self) -> Option<TlsRole> {
-        self.security
-            .data_protected
-            .then_some(if self.security.data_tls_client {
-                TlsRole::Client
-            } else {
-                TlsRole::Server
-            })
+        self.security.data_protected.then_some(role)
     }
 
     /// Whether a data connection secured in `role` with `resumed` is acceptable.
