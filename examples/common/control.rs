@@ -62,7 +62,8 @@ impl ControlStream {
     /// On failure the connection is lost.
     pub async fn accept_tls(&mut self, tls: &ConnectionTls, limit: Duration) -> io::Result<()> {
         let tcp = self.take_plain()?;
-        let handshake = tokio::time::timeout(limit, tls.accept_control(tcp));
+        // Boxed: a TLS handshake's state is large, and every session task would carry it inline.
+        let handshake = tokio::time::timeout(limit, Box::pin(tls.accept_control(tcp)));
         let stream = handshake.await.map_err(|_| timed_out())??;
         self.0 = Some(Stream::TlsServer(Box::new(stream)));
         Ok(())
@@ -72,7 +73,7 @@ impl ControlStream {
     /// within `limit`. On failure the connection is lost.
     pub async fn connect_tls(&mut self, tls: &ConnectorTls, limit: Duration) -> io::Result<()> {
         let tcp = self.take_plain()?;
-        let handshake = tokio::time::timeout(limit, tls.connect_control(tcp));
+        let handshake = tokio::time::timeout(limit, Box::pin(tls.connect_control(tcp)));
         let stream = handshake.await.map_err(|_| timed_out())??;
         self.0 = Some(Stream::TlsClient(Box::new(stream)));
         Ok(())
@@ -87,7 +88,8 @@ impl ControlStream {
                 tls.get_mut().1.send_close_notify();
                 tls.flush().await?;
                 let (tcp, connection) = tls.get_mut();
-                let closing = tokio::time::timeout(limit, read_close_notify(tcp, connection));
+                let closing =
+                    tokio::time::timeout(limit, Box::pin(read_close_notify(tcp, connection)));
                 closing
                     .await
                     .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
@@ -97,7 +99,8 @@ impl ControlStream {
                 tls.get_mut().1.send_close_notify();
                 tls.flush().await?;
                 let (tcp, connection) = tls.get_mut();
-                let closing = tokio::time::timeout(limit, read_close_notify(tcp, connection));
+                let closing =
+                    tokio::time::timeout(limit, Box::pin(read_close_notify(tcp, connection)));
                 closing
                     .await
                     .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;

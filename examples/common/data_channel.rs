@@ -389,7 +389,8 @@ impl<L> Task<L> {
                 else {
                     return self.answer(id, not_connected());
                 };
-                match tls.secure(role, tcp).await {
+                // Boxed: a TLS handshake's state is large, and every data task would carry it inline.
+                match Box::pin(tls.secure(role, tcp)).await {
                     Ok((stream, resumed)) => {
                         self.endpoint = Endpoint::Connected(stream);
                         DataCompletion::Secured { resumed }
